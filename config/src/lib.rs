@@ -1,1 +1,50 @@
-//! placeholder
+//! Switchyard's configuration: one TOML file describes the whole world (regions, AZs, L4 pools and
+//! listeners, gateway instances and routes, services, DNS zones and GSLB names, the admin API).
+//!
+//! Data flows one way: TOML text → raw serde structs ([`RawWorld`], unknown keys rejected) → one
+//! validation pass that reports *every* problem with its TOML path and line:column
+//! ([`ConfigErrors`]) → a typed [`World`] in which references are resolved and values typed.
+//! Runtime code never re-checks. This crate does no I/O beyond reading the file it is given, so
+//! any other source (etcd, an admin push) feeds the same validation through [`parse_str`].
+
+pub mod dns;
+pub mod duration;
+pub mod error;
+pub mod gateway;
+pub mod health;
+pub mod lb;
+pub mod locate;
+pub mod region;
+pub mod services;
+pub mod world;
+
+mod demo;
+
+pub use demo::{demo_toml, demo_toml_on, demo_world, DEMO_ADMIN_TOKEN};
+pub use error::{ConfigError, ConfigErrors};
+pub use world::{Part, RawWorld, World};
+
+use std::path::Path;
+
+/// Parses and validates TOML text. `origin` names the source in error messages.
+pub fn parse_str(src: &str, origin: &str) -> Result<World, ConfigErrors> {
+    RawWorld::from_toml(src, origin)?.validate(Some(src), origin)
+}
+
+/// Reads, parses and validates a file; relative paths inside it are taken from its folder.
+pub fn load_file(path: &Path) -> Result<World, ConfigErrors> {
+    let origin = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        origin: origin.clone(),
+        errors: vec![ConfigError {
+            path: "(file)".into(),
+            position: None,
+            message: format!("cannot read {origin}: {e}"),
+        }],
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    Ok(parse_str(&src, &origin)?.resolve_paths(&base))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,488 @@
+//! The authoritative DNS server: listeners, zones and GSLB names.
+
+use crate::duration::{secs, HumanDuration};
+use crate::error::Errors;
+use crate::health::{HealthCheck, RawHealthCheck};
+use crate::region::Names;
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+/// Raw `[dns]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDns {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listen: Vec<String>,
+    /// UDP sockets (SO_REUSEPORT) and threads; default: one per CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+    /// Largest UDP response we send to EDNS clients.
+    #[serde(default = "default_payload")]
+    pub udp_payload: u16,
+    #[serde(default = "default_tcp_idle")]
+    pub tcp_idle_timeout: HumanDuration,
+    #[serde(default = "default_tcp_max")]
+    pub tcp_max_connections: u32,
+    /// Networks allowed to transfer zones (AXFR); nobody by default.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub axfr_allow: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub zones: Vec<RawZone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gslb: Vec<RawGslb>,
+}
+
+impl Default for RawDns {
+    fn default() -> Self {
+        RawDns {
+            listen: Vec::new(),
+            workers: None,
+            udp_payload: default_payload(),
+            tcp_idle_timeout: default_tcp_idle(),
+            tcp_max_connections: default_tcp_max(),
+            axfr_allow: Vec::new(),
+            zones: Vec::new(),
+            gslb: Vec::new(),
+        }
+    }
+}
+
+fn default_payload() -> u16 {
+    1232
+}
+fn default_tcp_idle() -> HumanDuration {
+    secs(10)
+}
+fn default_tcp_max() -> u32 {
+    1024
+}
+
+/// Raw `[[dns.zones]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    /// Zone apex, fully qualified (`example.test.`).
+    pub origin: String,
+    /// Optional RFC 1035 zone file; records below are added to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Default TTL of records (seconds).
+    #[serde(default = "default_ttl")]
+    pub ttl: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub soa: Option<RawSoa>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<RawRecord>,
+}
+
+fn default_ttl() -> u32 {
+    300
+}
+
+/// Raw SOA.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSoa {
+    pub mname: String,
+    pub rname: String,
+    #[serde(default = "default_serial")]
+    pub serial: u32,
+    #[serde(default = "default_refresh")]
+    pub refresh: u32,
+    #[serde(default = "default_retry")]
+    pub retry: u32,
+    #[serde(default = "default_expire")]
+    pub expire: u32,
+    /// Negative-caching TTL (RFC 2308).
+    #[serde(default = "default_minimum")]
+    pub minimum: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+}
+
+fn default_serial() -> u32 {
+    1
+}
+fn default_refresh() -> u32 {
+    3600
+}
+fn default_retry() -> u32 {
+    900
+}
+fn default_expire() -> u32 {
+    604_800
+}
+fn default_minimum() -> u32 {
+    300
+}
+
+/// Raw static record: `name` relative to the origin (`@` for the apex) or fully qualified.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub rtype: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<u32>,
+    /// Presentation-format RDATA (`192.0.2.1`, `10 mail.example.test.`, `"text"`).
+    pub data: String,
+}
+
+/// Raw `[[dns.gslb]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGslb {
+    /// Fully qualified name inside a served zone.
+    pub name: String,
+    /// `failover`, `geo`, `weighted`, `nearest` or `multivalue`.
+    pub policy: String,
+    /// Candidate regions; for `failover` their order is the preference.
+    pub regions: Vec<String>,
+    #[serde(default = "default_gslb_ttl")]
+    pub ttl: HumanDuration,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub weights: BTreeMap<String, u32>,
+    /// `multivalue`: at most this many addresses.
+    #[serde(default = "default_max_answers")]
+    pub max_answers: u32,
+    /// When every region is down: `fail_open` (answer in configured order), `last_resort`, `servfail`.
+    #[serde(default = "default_all_down")]
+    pub all_down: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub last_resort: Vec<String>,
+    /// Probe of region VIPs for regions this node does not run (port of the VIP listener).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<RawHealthCheck>,
+}
+
+fn default_gslb_ttl() -> HumanDuration {
+    secs(30)
+}
+fn default_max_answers() -> u32 {
+    8
+}
+fn default_all_down() -> String {
+    "fail_open".into()
+}
+
+/// Validated DNS section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dns {
+    pub listen: Vec<SocketAddr>,
+    pub workers: Option<u32>,
+    pub udp_payload: u16,
+    pub tcp_idle_timeout: Duration,
+    pub tcp_max_connections: u32,
+    pub axfr_allow: Vec<IpNet>,
+    pub zones: Vec<Zone>,
+    pub gslb: Vec<Gslb>,
+}
+
+/// Validated zone (names are lower-case, fully qualified, with the trailing dot).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zone {
+    pub origin: String,
+    pub file: Option<String>,
+    pub ttl: u32,
+    pub soa: Option<Soa>,
+    pub ns: Vec<String>,
+    pub records: Vec<Record>,
+}
+
+/// Validated SOA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Soa {
+    pub mname: String,
+    pub rname: String,
+    pub serial: u32,
+    pub refresh: u32,
+    pub retry: u32,
+    pub expire: u32,
+    pub minimum: u32,
+    pub ttl: u32,
+}
+
+/// Validated static record (`name` fully qualified).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub name: String,
+    pub rtype: String,
+    pub ttl: u32,
+    pub data: String,
+}
+
+/// GSLB policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum GslbPolicy {
+    Failover,
+    Geo,
+    Weighted,
+    Nearest,
+    Multivalue,
+}
+
+/// What to answer when every candidate region is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllDown {
+    FailOpen,
+    LastResort(Vec<std::net::IpAddr>),
+    Servfail,
+}
+
+/// Validated GSLB name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gslb {
+    pub name: String,
+    pub policy: GslbPolicy,
+    pub regions: Vec<String>,
+    pub ttl: Duration,
+    pub weights: BTreeMap<String, u32>,
+    pub max_answers: u32,
+    pub all_down: AllDown,
+    pub probe_port: Option<u16>,
+    pub probe: HealthCheck,
+}
+
+const RTYPES: [&str; 9] = ["A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR"];
+
+/// Makes `name` fully qualified and lower-case, relative to `origin` unless it ends with a dot.
+pub fn qualify(name: &str, origin: &str) -> String {
+    let n = if name == "@" {
+        origin.to_string()
+    } else if name.ends_with('.') {
+        name.to_string()
+    } else {
+        format!("{name}.{origin}")
+    };
+    n.to_ascii_lowercase()
+}
+
+fn valid_dns_name(n: &str) -> bool {
+    n.ends_with('.')
+        && n.len() <= 254
+        && n.trim_end_matches('.')
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63)
+        || n == "."
+}
+
+impl RawDns {
+    /// Validates the DNS section.
+    pub fn validate(&self, names: &Names, errs: &mut Errors) -> Dns {
+        let listen = self
+            .listen
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.parse() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    errs.push(
+                        format!("dns.listen[{i}]"),
+                        format!("{s:?} is not an address with a port"),
+                    );
+                    None
+                }
+            })
+            .collect();
+        if self.udp_payload < 512 {
+            errs.push("dns.udp_payload", "must be at least 512");
+        }
+        let axfr_allow = self
+            .axfr_allow
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s.parse::<IpNet>() {
+                Ok(n) => Some(n.trunc()),
+                Err(_) => {
+                    errs.push(
+                        format!("dns.axfr_allow[{i}]"),
+                        format!("{s:?} is not a CIDR network"),
+                    );
+                    None
+                }
+            })
+            .collect();
+        let zones: Vec<Zone> = self
+            .zones
+            .iter()
+            .enumerate()
+            .map(|(i, z)| z.validate(i, errs))
+            .collect();
+        let gslb = self
+            .gslb
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let p = format!("dns.gslb[{i}]");
+                let name = g.name.to_ascii_lowercase();
+                if !valid_dns_name(&name) {
+                    errs.push(format!("{p}.name"), format!("{:?} is not a fully qualified name (end it with '.')", g.name));
+                } else if !zones.iter().any(|z| name == z.origin || name.ends_with(&format!(".{}", z.origin))) {
+                    errs.push(format!("{p}.name"), format!("{:?} is not inside any zone under [[dns.zones]]", g.name));
+                }
+                let policy = match g.policy.as_str() {
+                    "failover" => GslbPolicy::Failover,
+                    "geo" => GslbPolicy::Geo,
+                    "weighted" => GslbPolicy::Weighted,
+                    "nearest" => GslbPolicy::Nearest,
+                    "multivalue" => GslbPolicy::Multivalue,
+                    o => {
+                        errs.push(format!("{p}.policy"), format!("unknown GSLB policy {o:?}; expected failover, geo, weighted, nearest or multivalue"));
+                        GslbPolicy::Failover
+                    }
+                };
+                if g.regions.is_empty() {
+                    errs.push(format!("{p}.regions"), "a GSLB name needs at least one region");
+                }
+                for (j, r) in g.regions.iter().enumerate() {
+                    names.check_region(r, format!("{p}.regions[{j}]"), errs);
+                }
+                for (r, w) in &g.weights {
+                    if !g.regions.contains(r) {
+                        errs.push(format!("{p}.weights.{r}"), format!("{r:?} is not one of this name's regions"));
+                    }
+                    if *w == 0 {
+                        errs.push(format!("{p}.weights.{r}"), "weight must be greater than 0");
+                    }
+                }
+                let all_down = match g.all_down.as_str() {
+                    "fail_open" => AllDown::FailOpen,
+                    "servfail" => AllDown::Servfail,
+                    "last_resort" => {
+                        let ips: Vec<_> = g
+                            .last_resort
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(j, s)| match s.parse() {
+                                Ok(ip) => Some(ip),
+                                Err(_) => {
+                                    errs.push(format!("{p}.last_resort[{j}]"), format!("{s:?} is not an IP address"));
+                                    None
+                                }
+                            })
+                            .collect();
+                        if g.last_resort.is_empty() {
+                            errs.push(format!("{p}.last_resort"), "all_down = \"last_resort\" needs last_resort addresses");
+                        }
+                        AllDown::LastResort(ips)
+                    }
+                    o => {
+                        errs.push(format!("{p}.all_down"), format!("{o:?} is not one of fail_open, last_resort, servfail"));
+                        AllDown::FailOpen
+                    }
+                };
+                Gslb {
+                    name,
+                    policy,
+                    regions: g.regions.clone(),
+                    ttl: g.ttl.0,
+                    weights: g.weights.clone(),
+                    max_answers: g.max_answers.max(1),
+                    all_down,
+                    probe_port: g.probe_port,
+                    probe: g.probe.clone().unwrap_or_default().validate(&format!("{p}.probe"), errs),
+                }
+            })
+            .collect();
+        Dns {
+            listen,
+            workers: self.workers,
+            udp_payload: self.udp_payload,
+            tcp_idle_timeout: self.tcp_idle_timeout.0,
+            tcp_max_connections: self.tcp_max_connections,
+            axfr_allow,
+            zones,
+            gslb,
+        }
+    }
+}
+
+impl RawZone {
+    fn validate(&self, i: usize, errs: &mut Errors) -> Zone {
+        let p = format!("dns.zones[{i}]");
+        let origin = self.origin.to_ascii_lowercase();
+        if !valid_dns_name(&origin) {
+            errs.push(
+                format!("{p}.origin"),
+                format!(
+                    "{:?} is not a fully qualified name (end it with '.')",
+                    self.origin
+                ),
+            );
+        }
+        if self.soa.is_none() && self.file.is_none() {
+            errs.push(
+                p.clone(),
+                "a zone needs an `soa` table (or a zone `file` that has one)",
+            );
+        }
+        let soa = self.soa.as_ref().map(|s| Soa {
+            mname: qualify(&s.mname, &origin),
+            rname: qualify(&s.rname, &origin),
+            serial: s.serial,
+            refresh: s.refresh,
+            retry: s.retry,
+            expire: s.expire,
+            minimum: s.minimum,
+            ttl: s.ttl.unwrap_or(self.ttl),
+        });
+        let records = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(j, r)| {
+                let rp = format!("{p}.records[{j}]");
+                let rtype = r.rtype.to_ascii_uppercase();
+                let name = qualify(&r.name, &origin);
+                if !RTYPES.contains(&rtype.as_str()) {
+                    errs.push(
+                        format!("{rp}.type"),
+                        format!(
+                            "unsupported record type {:?}; expected one of {RTYPES:?}",
+                            r.rtype
+                        ),
+                    );
+                }
+                if !(name == origin || name.ends_with(&format!(".{origin}"))) {
+                    errs.push(
+                        format!("{rp}.name"),
+                        format!("{name:?} is outside the zone {origin:?}"),
+                    );
+                }
+                let ok = match rtype.as_str() {
+                    "A" => r.data.parse::<Ipv4Addr>().is_ok(),
+                    "AAAA" => r.data.parse::<Ipv6Addr>().is_ok(),
+                    _ => !r.data.trim().is_empty(),
+                };
+                if !ok {
+                    errs.push(
+                        format!("{rp}.data"),
+                        format!("{:?} is not valid {rtype} data", r.data),
+                    );
+                }
+                Record {
+                    name,
+                    rtype,
+                    ttl: r.ttl.unwrap_or(self.ttl),
+                    data: r.data.clone(),
+                }
+            })
+            .collect();
+        Zone {
+            origin: origin.clone(),
+            file: self.file.clone(),
+            ttl: self.ttl,
+            soa,
+            ns: self.ns.iter().map(|n| qualify(n, &origin)).collect(),
+            records,
+        }
+    }
+}

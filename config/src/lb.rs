@@ -1,0 +1,382 @@
+//! L4 pools (members across AZs, policy, health) and the listeners that bind region VIPs.
+
+use crate::duration::{secs, HumanDuration};
+use crate::error::Errors;
+use crate::health::{HealthCheck, Passive, Policy, RawHealthCheck, RawPassive};
+use crate::region::{name_rule, valid_name, Names};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Raw `[[regions.pools]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPool {
+    pub name: String,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub health: RawHealthCheck,
+    #[serde(default)]
+    pub passive: RawPassive,
+    /// When every member is down: `true` sends to all members anyway, `false` refuses promptly.
+    #[serde(default)]
+    pub fail_open: bool,
+    /// PROXY protocol header sent to members: `"v1"` or `"v2"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
+    /// Backends tried per client connection before giving up (1 = no retry).
+    #[serde(default = "default_attempts")]
+    pub connect_attempts: u32,
+    /// How long drained members keep their established connections.
+    #[serde(default = "default_drain")]
+    pub drain_deadline: HumanDuration,
+    /// Cap on concurrent connections per member (none by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_member: Option<u32>,
+    pub members: Vec<RawMember>,
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+fn default_drain() -> HumanDuration {
+    secs(30)
+}
+
+/// Raw pool member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMember {
+    /// Defaults to the address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub addr: String,
+    pub az: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// PROXY protocol version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyVersion {
+    V1,
+    V2,
+}
+
+/// A validated pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pool {
+    pub name: String,
+    pub policy: Policy,
+    pub health: HealthCheck,
+    pub passive: Passive,
+    pub fail_open: bool,
+    pub proxy_protocol: Option<ProxyVersion>,
+    pub connect_attempts: u32,
+    pub drain_deadline: Duration,
+    pub max_connections_per_member: Option<u32>,
+    pub members: Vec<Member>,
+}
+
+/// A validated pool member (its AZ is declared in the pool's region).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Member {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub az: String,
+    pub weight: u32,
+}
+
+impl RawPool {
+    /// Validates a pool of `region`.
+    pub fn validate(&self, p: &str, region: &str, names: &Names, errs: &mut Errors) -> Pool {
+        if !valid_name(&self.name) {
+            errs.push(format!("{p}.name"), name_rule(&self.name));
+        }
+        let proxy_protocol = match self.proxy_protocol.as_deref() {
+            None => None,
+            Some("v1") => Some(ProxyVersion::V1),
+            Some("v2") => Some(ProxyVersion::V2),
+            Some(o) => {
+                errs.push(
+                    format!("{p}.proxy_protocol"),
+                    format!("{o:?} is not a PROXY protocol version; expected \"v1\" or \"v2\""),
+                );
+                None
+            }
+        };
+        if self.connect_attempts == 0 {
+            errs.push(format!("{p}.connect_attempts"), "must be at least 1");
+        }
+        if self.members.is_empty() {
+            errs.push(format!("{p}.members"), "a pool needs at least one member");
+        }
+        let mut seen = HashSet::new();
+        let members = self
+            .members
+            .iter()
+            .enumerate()
+            .filter_map(|(j, m)| {
+                let mp = format!("{p}.members[{j}]");
+                names.check_az(Some(region), &m.az, format!("{mp}.az"), errs);
+                if m.weight == 0 {
+                    errs.push(format!("{mp}.weight"), "weight must be greater than 0");
+                }
+                let addr = match m.addr.parse::<SocketAddr>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        errs.push(
+                            format!("{mp}.addr"),
+                            format!(
+                                "{:?} is not an address with a port (e.g. \"127.0.0.1:8000\")",
+                                m.addr
+                            ),
+                        );
+                        return None;
+                    }
+                };
+                if !seen.insert(addr) {
+                    errs.push(
+                        format!("{mp}.addr"),
+                        format!("duplicate member {addr} in pool {:?}", self.name),
+                    );
+                }
+                Some(Member {
+                    name: m.name.clone().unwrap_or_else(|| addr.to_string()),
+                    addr,
+                    az: m.az.clone(),
+                    weight: m.weight,
+                })
+            })
+            .collect();
+        Pool {
+            name: self.name.clone(),
+            policy: self.policy,
+            health: self.health.validate(&format!("{p}.health"), errs),
+            passive: self.passive.validate(&format!("{p}.passive"), errs),
+            fail_open: self.fail_open,
+            proxy_protocol,
+            connect_attempts: self.connect_attempts.max(1),
+            drain_deadline: self.drain_deadline.0,
+            max_connections_per_member: self.max_connections_per_member,
+            members,
+        }
+    }
+}
+
+/// Raw `[[regions.listeners]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawListener {
+    pub name: String,
+    pub port: u16,
+    /// The pool (of the same region) that receives the connections.
+    pub pool: String,
+    /// Addresses to bind; default: every VIP of the region.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bind: Option<Vec<String>>,
+    #[serde(default = "default_backlog")]
+    pub backlog: u32,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_lifetime: Option<HumanDuration>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// New connections per second allowed from one source address (token bucket).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_rate: Option<RawRate>,
+    /// Expect a PROXY protocol (v1 or v2) header from the peer in front.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accept_proxy: bool,
+    /// `"splice"` (zero-copy, Linux) or `"copy"` (userspace buffer).
+    #[serde(default = "default_forwarding")]
+    pub forwarding: String,
+    #[serde(default = "default_pipe_size")]
+    pub pipe_size: u32,
+    #[serde(default = "default_buffer_size")]
+    pub buffer_size: u32,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub access_log: bool,
+    /// Accept loops (one SO_REUSEPORT socket each); default: one per CPU.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u32>,
+}
+
+/// Raw token-bucket rate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+fn default_backlog() -> u32 {
+    1024
+}
+fn default_connect_timeout() -> HumanDuration {
+    secs(2)
+}
+fn default_idle_timeout() -> HumanDuration {
+    secs(300)
+}
+fn default_max_connections() -> u32 {
+    10_000
+}
+fn default_forwarding() -> String {
+    "splice".into()
+}
+fn default_pipe_size() -> u32 {
+    1 << 16
+}
+fn default_buffer_size() -> u32 {
+    1 << 14
+}
+
+/// How bytes are moved between client and backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Forwarding {
+    Splice,
+    Copy,
+}
+
+/// A validated token-bucket rate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+/// A validated L4 listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listener {
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    /// Name of the pool, resolved: it exists in the same region (index into `Region::pools`).
+    pub pool: String,
+    pub pool_index: usize,
+    pub backlog: u32,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Option<Duration>,
+    pub max_connections: u32,
+    pub source_rate: Option<Rate>,
+    pub accept_proxy: bool,
+    pub forwarding: Forwarding,
+    pub pipe_size: u32,
+    pub buffer_size: u32,
+    pub access_log: bool,
+    pub workers: Option<u32>,
+}
+
+impl RawListener {
+    /// Validates a listener of a region with `vips` and `pools`.
+    pub fn validate(
+        &self,
+        p: &str,
+        vips: &[IpAddr],
+        pools: &[Pool],
+        errs: &mut Errors,
+    ) -> Listener {
+        if !valid_name(&self.name) {
+            errs.push(format!("{p}.name"), name_rule(&self.name));
+        }
+        let ips: Vec<IpAddr> = match &self.bind {
+            None => vips.to_vec(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(j, s)| match s.parse::<IpAddr>() {
+                    Ok(ip) => Some(ip),
+                    Err(_) => {
+                        errs.push(
+                            format!("{p}.bind[{j}]"),
+                            format!("{s:?} is not an IP address"),
+                        );
+                        None
+                    }
+                })
+                .collect(),
+        };
+        let pool_index = match pools.iter().position(|x| x.name == self.pool) {
+            Some(i) => i,
+            None => {
+                errs.push(
+                    format!("{p}.pool"),
+                    format!(
+                        "unknown pool {:?}; declare it under [[regions.pools]] of the same region",
+                        self.pool
+                    ),
+                );
+                0
+            }
+        };
+        let forwarding = match self.forwarding.as_str() {
+            "splice" => Forwarding::Splice,
+            "copy" => Forwarding::Copy,
+            o => {
+                errs.push(
+                    format!("{p}.forwarding"),
+                    format!("{o:?} is not a forwarding mode; expected \"splice\" or \"copy\""),
+                );
+                Forwarding::Copy
+            }
+        };
+        if self.max_connections == 0 {
+            errs.push(format!("{p}.max_connections"), "must be greater than 0");
+        }
+        if !(4096..=1 << 20).contains(&self.pipe_size) {
+            errs.push(
+                format!("{p}.pipe_size"),
+                "must be between 4096 and 1048576 bytes",
+            );
+        }
+        if !(1024..=1 << 20).contains(&self.buffer_size) {
+            errs.push(
+                format!("{p}.buffer_size"),
+                "must be between 1024 and 1048576 bytes",
+            );
+        }
+        let source_rate = self.source_rate.as_ref().map(|r| {
+            if r.per_second <= 0.0 || !r.per_second.is_finite() || r.burst == 0 {
+                errs.push(
+                    format!("{p}.source_rate"),
+                    "per_second and burst must be greater than 0",
+                );
+            }
+            Rate {
+                per_second: r.per_second,
+                burst: r.burst,
+            }
+        });
+        Listener {
+            name: self.name.clone(),
+            addrs: ips
+                .into_iter()
+                .map(|ip| SocketAddr::new(ip, self.port))
+                .collect(),
+            pool: self.pool.clone(),
+            pool_index,
+            backlog: self.backlog,
+            connect_timeout: self.connect_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_lifetime: self.max_lifetime.map(|d| d.0),
+            max_connections: self.max_connections,
+            source_rate,
+            accept_proxy: self.accept_proxy,
+            forwarding,
+            pipe_size: self.pipe_size,
+            buffer_size: self.buffer_size,
+            access_log: self.access_log,
+            workers: self.workers,
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Internal services behind the gateway, with their instances spread over regions and AZs.
+
+use crate::duration::{secs, HumanDuration};
+use crate::error::Errors;
+use crate::health::{HealthCheck, Passive, Policy, RawHealthCheck, RawPassive};
+use crate::region::{name_rule, valid_name, Names};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// Raw `[[services]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: String,
+    #[serde(default)]
+    pub policy: Policy,
+    #[serde(default)]
+    pub health: RawHealthCheck,
+    #[serde(default)]
+    pub passive: RawPassive,
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: HumanDuration,
+    pub instances: Vec<RawInstance>,
+}
+
+fn default_connect_timeout() -> HumanDuration {
+    secs(1)
+}
+
+/// Raw `[[services.instances]]` entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInstance {
+    pub name: String,
+    pub addr: String,
+    pub region: String,
+    pub az: String,
+    #[serde(default = "one")]
+    pub weight: u32,
+    /// Run Switchyard's built-in demo implementation of this service at `addr`, in-process.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub demo: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A validated service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Service {
+    pub name: String,
+    pub policy: Policy,
+    pub health: HealthCheck,
+    pub passive: Passive,
+    pub connect_timeout: Duration,
+    pub instances: Vec<ServiceInstance>,
+}
+
+/// A validated service instance (its region and AZ are declared).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceInstance {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub region: String,
+    pub az: String,
+    pub weight: u32,
+    pub demo: bool,
+}
+
+impl RawService {
+    /// Validates the service at `services[i]`.
+    pub fn validate(&self, i: usize, names: &Names, errs: &mut Errors) -> Service {
+        let p = format!("services[{i}]");
+        if !valid_name(&self.name) {
+            errs.push(format!("{p}.name"), name_rule(&self.name));
+        }
+        if self.instances.is_empty() {
+            errs.push(
+                format!("{p}.instances"),
+                "a service needs at least one instance",
+            );
+        }
+        let instances = self
+            .instances
+            .iter()
+            .enumerate()
+            .filter_map(|(j, inst)| {
+                let ip = format!("{p}.instances[{j}]");
+                if !valid_name(&inst.name) {
+                    errs.push(format!("{ip}.name"), name_rule(&inst.name));
+                }
+                if inst.weight == 0 {
+                    errs.push(format!("{ip}.weight"), "weight must be greater than 0");
+                }
+                if names.check_region(&inst.region, format!("{ip}.region"), errs) {
+                    names.check_az(Some(&inst.region), &inst.az, format!("{ip}.az"), errs);
+                }
+                let addr = match inst.addr.parse::<SocketAddr>() {
+                    Ok(a) => a,
+                    Err(_) => {
+                        errs.push(
+                            format!("{ip}.addr"),
+                            format!("{:?} is not an address with a port", inst.addr),
+                        );
+                        return None;
+                    }
+                };
+                Some(ServiceInstance {
+                    name: inst.name.clone(),
+                    addr,
+                    region: inst.region.clone(),
+                    az: inst.az.clone(),
+                    weight: inst.weight,
+                    demo: inst.demo,
+                })
+            })
+            .collect();
+        Service {
+            name: self.name.clone(),
+            policy: self.policy,
+            health: self.health.validate(&format!("{p}.health"), errs),
+            passive: self.passive.validate(&format!("{p}.passive"), errs),
+            connect_timeout: self.connect_timeout.0,
+            instances,
+        }
+    }
+}

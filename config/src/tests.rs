@@ -1,0 +1,157 @@
+//! Validation tests: the demo round-trips, and each kind of mistake is reported where it is.
+
+use crate::{demo_toml, demo_toml_on, demo_world, parse_str, RawWorld};
+
+#[test]
+fn demo_world_round_trips_through_the_printer() {
+    let raw = RawWorld::from_toml(demo_toml(), "<demo>").unwrap();
+    let model = raw.validate(None, "<demo>").unwrap();
+    let printed = toml::to_string(&raw).unwrap();
+    let reparsed = parse_str(&printed, "<printed>").unwrap();
+    assert_eq!(model, reparsed);
+    assert_eq!(model, demo_world());
+}
+
+#[test]
+fn demo_world_has_the_documented_shape() {
+    let w = demo_world();
+    assert_eq!(w.dns.listen, vec!["127.0.0.1:8053".parse().unwrap()]);
+    assert_eq!(w.admin.listen, "127.0.0.1:9901".parse().unwrap());
+    let names: Vec<_> = w.regions.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["us-east", "eu-west"]);
+    assert_eq!(
+        w.regions[0].listeners[0].addrs,
+        vec!["127.0.1.1:8080".parse().unwrap()]
+    );
+    assert_eq!(
+        w.regions[1].listeners[0].addrs,
+        vec!["127.0.2.1:8080".parse().unwrap()]
+    );
+    assert_eq!(w.gateway.instances.len(), 4);
+    let svcs: Vec<_> = w.services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(svcs, ["user", "order", "payment", "cart"]);
+    assert!(w
+        .services
+        .iter()
+        .all(|s| s.instances.len() == 4 && s.instances.iter().all(|i| i.demo)));
+    assert_eq!(w.dns.gslb[0].name, "api.example.test.");
+    assert_eq!(
+        w.summary(),
+        "2 regions, 4 AZs, 2 L4 listeners (4 pool members), 4 gateway instances, 4 services (16 instances), 7 routes, 1 zones, 1 GSLB names"
+    );
+}
+
+#[test]
+fn demo_world_moves_to_another_net() {
+    let w = parse_str(&demo_toml_on(42), "<demo42>").unwrap();
+    assert_eq!(w.dns.listen, vec!["127.42.0.1:8053".parse().unwrap()]);
+    assert_eq!(
+        w.regions[1].vips,
+        vec!["127.42.2.1".parse::<std::net::IpAddr>().unwrap()]
+    );
+}
+
+/// Applies `edit` to the demo text and returns the single error it must produce.
+fn single_error(edit: impl Fn(&str) -> String) -> (String, usize, String) {
+    let src = edit(demo_toml());
+    assert_ne!(src, demo_toml(), "the edit changed nothing");
+    let errs = parse_str(&src, "t.toml")
+        .expect_err("broken config accepted")
+        .errors;
+    assert_eq!(errs.len(), 1, "expected one error, got {errs:#?}");
+    let e = &errs[0];
+    let (line, _) = e.position.expect("error has a position");
+    (e.path.clone(), line, e.message.clone())
+}
+
+fn line_of(src: &str, needle: &str) -> usize {
+    src[..src.find(needle).expect("needle present")]
+        .matches('\n')
+        .count()
+        + 1
+}
+
+#[test]
+fn broken_configs_name_path_and_line() {
+    struct Case {
+        from: &'static str,
+        to: &'static str,
+        path: &'static str,
+        says: &'static str,
+    }
+    let cases = [
+        Case { from: "min_healthy = 1\n\n  [[regions.azs]]\n  name = \"us-east-a\"", to: "min_healthy = 1\nbogus_key = 3\n\n  [[regions.azs]]\n  name = \"us-east-a\"", path: "regions[0].bogus_key", says: "unknown field `bogus_key`" },
+        Case { from: "drain_deadline = \"10s\"", to: "drain_deadline = \"10 parsecs\"", path: "regions[0].pools[0].drain_deadline", says: "invalid duration" },
+        Case { from: "listen = \"127.0.2.12:8000\"", to: "listen = \"127.0.2.11:8000\"", path: "gateway.instances[3].listen", says: "already used by gateway.instances[2].listen" },
+        Case { from: "prefix = \"/v1/cart\"\n  methods = [\"GET\"]\n  auth = \"roles\"\n  roles_any = [\"customer\"]\n  service = \"cart\"", to: "prefix = \"/v1/cart\"\n  methods = [\"GET\"]\n  auth = \"roles\"\n  roles_any = [\"customer\"]\n  service = \"basket\"", path: "gateway.routes[4].service", says: "unknown service \"basket\"" },
+        Case { from: "addr = \"127.0.1.12:8000\", az = \"us-east-b\"", to: "addr = \"127.0.1.12:8000\", az = \"us-east-z\"", path: "regions[0].pools[0].members[1].az", says: "unknown AZ \"us-east-z\" of region \"us-east\"" },
+        Case { from: "name = \"eu-west-b\"\n", to: "name = \"eu-west-b\"\n  weight = 0\n", path: "regions[1].azs[1].weight", says: "weight must be greater than 0" },
+        Case { from: "continents = [\"NA\", \"SA\"]", to: "continents = [\"NA\", \"SA\"]\nnetworks = [\"10.0.0.0/33\"]", path: "regions[0].networks[0]", says: "is not a CIDR network" },
+    ];
+    for c in cases {
+        let (path, line, msg) = single_error(|s| s.replacen(c.from, c.to, 1));
+        assert_eq!(path, c.path, "{msg}");
+        assert!(
+            msg.contains(c.says),
+            "{path}: {msg:?} does not say {:?}",
+            c.says
+        );
+        let key = c
+            .path
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .split('[')
+            .next()
+            .unwrap();
+        let expected_line = line_of(demo_toml(), c.from)
+            + c.to[..c.to.find(key).unwrap_or(0)].matches('\n').count();
+        assert_eq!(line, expected_line, "{path}: wrong line");
+    }
+}
+
+#[test]
+fn every_error_in_a_file_is_reported_in_order() {
+    let src = demo_toml()
+        .replacen("az = \"us-east-b\" }", "az = \"nowhere\" }", 1)
+        .replacen("service = \"cart\"", "service = \"nope\"", 1)
+        .replacen(
+            "listen = [\"127.0.0.1:8053\"]",
+            "listen = [\"not-an-address\"]",
+            1,
+        )
+        .replacen("policy = \"geo\"", "policy = \"astrology\"", 1);
+    let errs = parse_str(&src, "t.toml").unwrap_err();
+    let paths: Vec<_> = errs.errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "regions[0].pools[0].members[1].az",
+            "gateway.routes[4].service",
+            "dns.listen[0]",
+            "dns.gslb[0].policy"
+        ]
+    );
+    let lines: Vec<_> = errs.errors.iter().map(|e| e.position.unwrap().0).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "{lines:?}");
+    let text = errs.to_string();
+    assert!(
+        text.starts_with("t.toml: 4 errors in configuration\n"),
+        "{text}"
+    );
+}
+
+#[test]
+fn non_loopback_admin_needs_a_token() {
+    let src = demo_toml().replace("listen = \"127.0.0.1:9901\"\n# Documented demo token (loopback only). Use your own secret in a real deployment.\ntoken = \"demo-admin-token\"", "listen = \"0.0.0.0:9901\"");
+    let errs = parse_str(&src, "t").unwrap_err().errors;
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].path, "admin.token");
+}
+
+#[test]
+fn syntax_errors_have_a_position() {
+    let errs = parse_str("[admin\nlisten = 1", "t").unwrap_err().errors;
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].position.map(|p| p.0), Some(1));
+}

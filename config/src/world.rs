@@ -1,0 +1,442 @@
+//! The whole world in one file: the top-level raw document and the validated [`World`].
+
+use crate::dns::{Dns, RawDns};
+use crate::error::{ConfigError, ConfigErrors, Errors};
+use crate::gateway::{Gateway, KeySource, RawGateway};
+use crate::locate::{line_col, path_at, position_of};
+use crate::region::{collect_names, RawRegion, Region};
+use crate::services::{RawService, Service};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// The raw document, exactly as written (serde, unknown keys rejected).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWorld {
+    #[serde(default)]
+    pub node: RawNode,
+    #[serde(default)]
+    pub admin: RawAdmin,
+    #[serde(default)]
+    pub geo: RawGeo,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regions: Vec<RawRegion>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<RawService>,
+    #[serde(default)]
+    pub gateway: RawGateway,
+    #[serde(default)]
+    pub dns: RawDns,
+}
+
+/// Raw `[node]`: which parts of the world this node runs (the CLI's `--region`/`--only` override it).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    /// Run only this region's L4 listeners, gateway instances and demo services.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Subset of `dns`, `lb`, `gateway`, `services`, `admin`; default: all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only: Option<Vec<String>>,
+}
+
+/// Raw `[admin]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+    /// Bearer token required for mutations; required when `listen` is not loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: default_admin_listen(),
+            token: None,
+        }
+    }
+}
+
+fn default_admin_listen() -> String {
+    "127.0.0.1:9901".into()
+}
+
+/// Raw `[geo]`: MaxMind databases (paths relative to the config file, or `builtin:maxmind-test-country` /
+/// `builtin:maxmind-test-city` for the MaxMind test databases compiled into the binary).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGeo {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country_db: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city_db: Option<String>,
+}
+
+/// The parts a node can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    Dns,
+    Lb,
+    Gateway,
+    Services,
+    Admin,
+}
+
+impl Part {
+    /// Every part, in start order.
+    pub const ALL: [Part; 5] = [
+        Part::Services,
+        Part::Gateway,
+        Part::Lb,
+        Part::Dns,
+        Part::Admin,
+    ];
+
+    /// Parses a part name as written in `--only` or `node.only`.
+    pub fn parse(s: &str) -> Option<Part> {
+        Some(match s {
+            "dns" => Part::Dns,
+            "lb" => Part::Lb,
+            "gateway" => Part::Gateway,
+            "services" => Part::Services,
+            "admin" => Part::Admin,
+            _ => return None,
+        })
+    }
+}
+
+/// Which parts this node runs, for which region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub region: Option<String>,
+    pub parts: Vec<Part>,
+}
+
+impl Node {
+    /// True when this node runs `part`.
+    pub fn runs(&self, part: Part) -> bool {
+        self.parts.contains(&part)
+    }
+
+    /// True when this node runs things of `region` (all regions when no region is set).
+    pub fn in_region(&self, region: &str) -> bool {
+        self.region.as_deref().is_none_or(|r| r == region)
+    }
+}
+
+/// Validated admin API settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin {
+    pub listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// A geo database location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GeoSource {
+    File(PathBuf),
+    /// A database compiled into the binary (`builtin:NAME`).
+    Builtin(String),
+}
+
+/// Validated geo settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Geo {
+    pub country_db: Option<GeoSource>,
+    pub city_db: Option<GeoSource>,
+}
+
+/// The validated world: every reference resolved, every value typed. Runtime code never re-checks.
+#[derive(Debug, Clone, PartialEq)]
+pub struct World {
+    pub node: Node,
+    pub admin: Admin,
+    pub geo: Geo,
+    pub regions: Vec<Region>,
+    pub services: Vec<Service>,
+    pub gateway: Gateway,
+    pub dns: Dns,
+}
+
+impl World {
+    /// Looks up a region by name.
+    pub fn region(&self, name: &str) -> Option<&Region> {
+        self.regions.iter().find(|r| r.name == name)
+    }
+
+    /// Looks up a service by name.
+    pub fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.name == name)
+    }
+
+    /// Counts for a one-line summary: (regions, AZs, instances, routes, zones).
+    pub fn summary(&self) -> String {
+        let azs: usize = self.regions.iter().map(|r| r.azs.len()).sum();
+        let members: usize = self
+            .regions
+            .iter()
+            .flat_map(|r| &r.pools)
+            .map(|p| p.members.len())
+            .sum();
+        let listeners: usize = self.regions.iter().map(|r| r.listeners.len()).sum();
+        let svc_instances: usize = self.services.iter().map(|s| s.instances.len()).sum();
+        format!(
+            "{} regions, {azs} AZs, {listeners} L4 listeners ({members} pool members), {} gateway instances, {} services ({svc_instances} instances), {} routes, {} zones, {} GSLB names",
+            self.regions.len(),
+            self.gateway.instances.len(),
+            self.services.len(),
+            self.gateway.routes.len(),
+            self.dns.zones.len(),
+            self.dns.gslb.len(),
+        )
+    }
+
+    /// Applies command-line overrides of `[node]` (`--region`, `--only`).
+    pub fn with_node(
+        mut self,
+        region: Option<String>,
+        only: Option<Vec<Part>>,
+    ) -> Result<World, String> {
+        if let Some(r) = region {
+            if self.region(&r).is_none() {
+                let known: Vec<_> = self.regions.iter().map(|r| r.name.as_str()).collect();
+                return Err(format!(
+                    "unknown region {r:?}; the config declares {known:?}"
+                ));
+            }
+            self.node.region = Some(r);
+        }
+        if let Some(parts) = only {
+            self.node.parts = parts;
+        }
+        Ok(self)
+    }
+}
+
+impl RawWorld {
+    /// Parses TOML text into raw structs; the first structural error is reported with its position.
+    pub fn from_toml(src: &str, origin: &str) -> Result<RawWorld, ConfigErrors> {
+        toml::from_str(src).map_err(|e| {
+            let (path, position) = match e.span() {
+                Some(span) => (
+                    path_at(src, span.start).unwrap_or_else(|| "(document)".into()),
+                    Some(line_col(src, span.start)),
+                ),
+                None => ("(document)".into(), None),
+            };
+            ConfigErrors {
+                origin: origin.to_string(),
+                errors: vec![ConfigError {
+                    path,
+                    position,
+                    message: e.message().trim().to_string(),
+                }],
+            }
+        })
+    }
+
+    /// Validates everything at once and returns every problem, positioned in `src` when given.
+    pub fn validate(&self, src: Option<&str>, origin: &str) -> Result<World, ConfigErrors> {
+        let mut errs = Errors::default();
+        let world = self.validate_into(&mut errs);
+        if errs.is_empty() {
+            return Ok(world);
+        }
+        let mut errors = errs.into_vec();
+        if let Some(src) = src {
+            for e in &mut errors {
+                e.position = position_of(src, &e.path);
+            }
+            errors.sort_by_key(|e| e.position.unwrap_or((usize::MAX, 0)));
+        }
+        Err(ConfigErrors {
+            origin: origin.to_string(),
+            errors,
+        })
+    }
+
+    fn validate_into(&self, errs: &mut Errors) -> World {
+        let names = collect_names(&self.regions, errs);
+        let regions: Vec<Region> = self
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| r.validate(i, &names, errs))
+            .collect();
+        if regions.iter().filter(|r| r.default).count() > 1 {
+            errs.push("regions", "at most one region may be `default = true`");
+        }
+        let services: Vec<Service> = self
+            .services
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.validate(i, &names, errs))
+            .collect();
+        let mut seen = HashMap::new();
+        for (i, s) in services.iter().enumerate() {
+            if let Some(prev) = seen.insert(s.name.clone(), i) {
+                errs.push(
+                    format!("services[{i}].name"),
+                    format!("duplicate service {:?} (first at services[{prev}])", s.name),
+                );
+            }
+        }
+        let service_names: Vec<String> = services.iter().map(|s| s.name.clone()).collect();
+        let gateway = self.gateway.validate(&names, &service_names, errs);
+        let dns = self.dns.validate(&names, errs);
+
+        let admin_listen = match self.admin.listen.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => {
+                errs.push(
+                    "admin.listen",
+                    format!("{:?} is not an address with a port", self.admin.listen),
+                );
+                "127.0.0.1:9901".parse().expect("literal address")
+            }
+        };
+        if !admin_listen.ip().is_loopback() && self.admin.token.as_deref().unwrap_or("").is_empty()
+        {
+            errs.push(
+                "admin.token",
+                format!("the admin API listens on non-loopback {admin_listen}: set a token"),
+            );
+        }
+        let node = self.validate_node(&names, errs);
+
+        // Every listening address is used once. A DNS address serves UDP and TCP, which is one use.
+        let mut listens: HashMap<SocketAddr, String> = HashMap::new();
+        let mut claim = |addr: SocketAddr, path: String, errs: &mut Errors| {
+            if let Some(prev) = listens.get(&addr) {
+                errs.push(
+                    path,
+                    format!("listen address {addr} is already used by {prev}"),
+                );
+            } else {
+                listens.insert(addr, path);
+            }
+        };
+        claim(admin_listen, "admin.listen".into(), errs);
+        for (i, a) in dns.listen.iter().enumerate() {
+            claim(*a, format!("dns.listen[{i}]"), errs);
+        }
+        for (i, r) in regions.iter().enumerate() {
+            for (j, l) in r.listeners.iter().enumerate() {
+                for a in &l.addrs {
+                    claim(*a, format!("regions[{i}].listeners[{j}].port"), errs);
+                }
+            }
+        }
+        for (i, g) in gateway.instances.iter().enumerate() {
+            claim(g.listen, format!("gateway.instances[{i}].listen"), errs);
+        }
+        for (i, s) in services.iter().enumerate() {
+            for (j, inst) in s.instances.iter().enumerate() {
+                if inst.demo {
+                    claim(
+                        inst.addr,
+                        format!("services[{i}].instances[{j}].addr"),
+                        errs,
+                    );
+                }
+            }
+        }
+
+        let geo = Geo {
+            country_db: self.geo.country_db.as_deref().map(geo_source),
+            city_db: self.geo.city_db.as_deref().map(geo_source),
+        };
+        World {
+            node,
+            admin: Admin {
+                listen: admin_listen,
+                token: self.admin.token.clone(),
+            },
+            geo,
+            regions,
+            services,
+            gateway,
+            dns,
+        }
+    }
+
+    fn validate_node(&self, names: &crate::region::Names, errs: &mut Errors) -> Node {
+        if let Some(r) = &self.node.region {
+            names.check_region(r, "node.region".into(), errs);
+        }
+        let parts = match &self.node.only {
+            None => Part::ALL.to_vec(),
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let p = Part::parse(s);
+                    if p.is_none() {
+                        errs.push(
+                            format!("node.only[{i}]"),
+                            format!(
+                                "unknown part {s:?}; expected dns, lb, gateway, services or admin"
+                            ),
+                        );
+                    }
+                    p
+                })
+                .collect(),
+        };
+        Node {
+            region: self.node.region.clone(),
+            parts,
+        }
+    }
+}
+
+fn geo_source(s: &str) -> GeoSource {
+    match s.strip_prefix("builtin:") {
+        Some(name) => GeoSource::Builtin(name.to_string()),
+        None => GeoSource::File(PathBuf::from(s)),
+    }
+}
+
+impl World {
+    /// Makes relative file paths (geo databases, zone files, key files) relative to `base`.
+    pub fn resolve_paths(mut self, base: &Path) -> World {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        for db in [&mut self.geo.country_db, &mut self.geo.city_db]
+            .into_iter()
+            .flatten()
+        {
+            if let GeoSource::File(p) = db {
+                fix(p);
+            }
+        }
+        let fix_str = |s: &mut String| {
+            if Path::new(s).is_relative() {
+                *s = base.join(&*s).to_string_lossy().into_owned();
+            }
+        };
+        for z in &mut self.dns.zones {
+            if let Some(f) = &mut z.file {
+                fix_str(f);
+            }
+        }
+        for k in &mut self.gateway.jwt.keys {
+            match &mut k.source {
+                KeySource::SecretFile(f) | KeySource::PemFile(f) | KeySource::JwksFile(f) => {
+                    fix_str(f)
+                }
+                KeySource::Secret(_) | KeySource::SecretEnv(_) => {}
+            }
+        }
+        self
+    }
+}
