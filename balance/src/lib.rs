@@ -53,6 +53,7 @@
 //! ```
 
 pub mod admin;
+pub mod from_config;
 pub mod health;
 pub mod select;
 

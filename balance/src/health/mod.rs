@@ -75,6 +75,8 @@ pub struct BackendHealth {
     /// Nanoseconds since `epoch` until which the backend is ejected; 0 = not ejected.
     ejected_until: AtomicU64,
     passive_fails: AtomicU32,
+    /// Ejections since the last successful connection (doubles the ejection, capped at 8x).
+    ejections: AtomicU32,
     conns: AtomicU64,
     total: AtomicU64,
     reason: ArcSwap<Box<str>>,
@@ -101,6 +103,7 @@ impl BackendHealth {
             active: AtomicU8::new(A_UNCHECKED),
             ejected_until: AtomicU64::new(0),
             passive_fails: AtomicU32::new(0),
+            ejections: AtomicU32::new(0),
             conns: AtomicU64::new(0),
             total: AtomicU64::new(0),
             reason: ArcSwap::from_pointee("not checked yet".into()),
@@ -227,11 +230,15 @@ impl BackendHealth {
         if self.passive_fails.load(Ordering::Relaxed) != 0 {
             self.passive_fails.store(0, Ordering::Relaxed);
         }
+        if self.ejections.load(Ordering::Relaxed) != 0 && !self.is_ejected() {
+            self.ejections.store(0, Ordering::Relaxed);
+        }
     }
 
     /// Passive: a connect failed (or the backend reset). Once `spec.consecutive_failures` happen
     /// in a row, and `may_eject()` agrees (the pool's ejection cap), the backend is ejected for
-    /// `spec.ejection`. Returns true if this call ejected it.
+    /// `spec.ejection`, doubled for each ejection since the last success (capped at 8x).
+    /// Returns true if this call ejected it.
     pub fn record_connect_failure(
         &self,
         spec: &PassiveSpec,
@@ -245,8 +252,9 @@ impl BackendHealth {
             return false;
         }
         self.passive_fails.store(0, Ordering::Relaxed);
+        let k = self.ejections.fetch_add(1, Ordering::Relaxed).min(3);
         self.eject(
-            spec.ejection,
+            spec.ejection * (1 << k),
             &format!("passive: {n} connect failures in a row"),
         );
         true
