@@ -1,1 +1,39 @@
-fn main() {}
+//! `switchyard`: the binary. Parses the command line and hands off to the subcommand; the work
+//! lives in the library crates (`config`, `balance`, `lb`, `dns`, `gateway`).
+
+mod check;
+mod cli;
+mod demo_services;
+mod logging;
+mod run;
+mod token;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    logging::init(cli.log_format);
+    let result = match cli.command {
+        cli::Command::Check(args) => return check::run(&args),
+        cli::Command::DemoConfig => {
+            print!("{}", switchyard_config::demo_toml());
+            Ok(())
+        }
+        cli::Command::Token(args) => token::run(&args),
+        cli::Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchyard: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

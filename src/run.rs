@@ -1,0 +1,248 @@
+//! `switchyard run`: start this node's parts of the world, print what listens where, then serve
+//! until SIGINT/SIGTERM (graceful shutdown) while SIGHUP reloads the config off to the side.
+
+use crate::cli::RunArgs;
+use crate::demo_services::DemoFleet;
+use anyhow::{anyhow, Context};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_config::{Part, World};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio_util::sync::CancellationToken;
+
+/// Where the world comes from, so a reload reads the same place again.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Demo,
+    File(PathBuf),
+}
+
+/// The node's `--region`/`--only` choice, applied to every world loaded (start and reloads).
+#[derive(Debug, Clone)]
+pub struct Selection {
+    region: Option<String>,
+    only: Option<Vec<Part>>,
+}
+
+impl Source {
+    /// Loads and validates the world; every error is in the message.
+    pub fn load(&self, sel: &Selection) -> anyhow::Result<World> {
+        let world = match self {
+            Source::Demo => switchyard_config::demo_world(),
+            Source::File(p) => switchyard_config::load_file(p).map_err(|e| anyhow!("{e}"))?,
+        };
+        world
+            .with_node(sel.region.clone(), sel.only.clone())
+            .map_err(|e| anyhow!(e))
+    }
+}
+
+/// Everything this node runs.
+pub struct Parts {
+    world: Arc<World>,
+    demo: Option<DemoFleet>,
+    shutdown: CancellationToken,
+}
+
+impl Parts {
+    /// Starts (binds) every part the node runs; returns when all are listening.
+    pub async fn start(world: Arc<World>, shutdown: CancellationToken) -> anyhow::Result<Parts> {
+        let demo = if world.node.runs(Part::Services) {
+            Some(DemoFleet::start(&world).await?)
+        } else {
+            None
+        };
+        Ok(Parts {
+            world,
+            demo,
+            shutdown,
+        })
+    }
+
+    /// Applies a new validated world to every part.
+    pub async fn reload(&mut self, world: Arc<World>) -> anyhow::Result<()> {
+        if let Some(demo) = &self.demo {
+            demo.apply(&world).await?;
+        }
+        self.world = world;
+        Ok(())
+    }
+
+    /// Stops accepting, lets in-flight work finish within `grace`, then returns.
+    pub async fn stop(self, grace: Duration) {
+        self.shutdown.cancel();
+        let drain = async {
+            if let Some(demo) = &self.demo {
+                demo.shutdown().await;
+            }
+        };
+        if tokio::time::timeout(grace, drain).await.is_err() {
+            tracing::warn!(?grace, "grace period over; closing what is left");
+        }
+    }
+
+    /// The world currently running.
+    pub fn world(&self) -> &Arc<World> {
+        &self.world
+    }
+}
+
+/// Runs until a termination signal.
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let source = match &args.config {
+        Some(p) => Source::File(p.clone()),
+        None => Source::Demo,
+    };
+    let only = match &args.only {
+        Some(list) => Some(
+            list.iter()
+                .map(|s| Part::parse(s).ok_or_else(|| anyhow!("unknown part {s:?} in --only; expected dns, lb, gateway, services or admin")))
+                .collect::<anyhow::Result<Vec<_>>>()?,
+        ),
+        None => None,
+    };
+    let sel = Selection {
+        region: args.region.clone(),
+        only,
+    };
+    if args.print_config {
+        match &source {
+            Source::Demo => print!("{}", switchyard_config::demo_toml()),
+            Source::File(p) => print!(
+                "{}",
+                std::fs::read_to_string(p)
+                    .with_context(|| format!("cannot read {}", p.display()))?
+            ),
+        }
+        return Ok(());
+    }
+    let world = Arc::new(source.load(&sel)?);
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+
+    let root = CancellationToken::new();
+    let mut parts = Parts::start(world.clone(), root.child_token()).await?;
+    crate::run::banner(&source, parts.world());
+
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading configuration");
+                match source.load(&sel) {
+                    Ok(w) => match parts.reload(Arc::new(w)).await {
+                        Ok(()) => tracing::info!("configuration reloaded"),
+                        Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed while applying; parts keep what they could not change"),
+                    },
+                    Err(e) => {
+                        for line in format!("{e:#}").lines() {
+                            tracing::error!("{line}");
+                        }
+                        tracing::error!("reload rejected: the running configuration is unchanged");
+                    }
+                }
+            }
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+        }
+    }
+    tracing::info!(grace = ?args.grace, "shutting down");
+    parts.stop(args.grace).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints what listens where and commands to try.
+pub fn banner(source: &Source, world: &World) {
+    let mut out = String::new();
+    let origin = match source {
+        Source::Demo => {
+            "the embedded demo world (print it with `switchyard demo-config`)".to_string()
+        }
+        Source::File(p) => p.display().to_string(),
+    };
+    out.push_str(&format!(
+        "switchyard {} running {origin}\n",
+        env!("CARGO_PKG_VERSION")
+    ));
+    out.push_str(&format!("  world: {}\n", world.summary()));
+    if world.node.runs(Part::Dns) {
+        for a in &world.dns.listen {
+            out.push_str(&format!("  dns      {a} (udp+tcp)\n"));
+        }
+    }
+    if world.node.runs(Part::Lb) {
+        for r in world
+            .regions
+            .iter()
+            .filter(|r| world.node.in_region(&r.name))
+        {
+            for l in &r.listeners {
+                for a in &l.addrs {
+                    out.push_str(&format!(
+                        "  l4       {a}  {} ({}) -> pool {}\n",
+                        l.name, r.name, l.pool
+                    ));
+                }
+            }
+        }
+    }
+    if world.node.runs(Part::Gateway) {
+        for g in world
+            .gateway
+            .instances
+            .iter()
+            .filter(|g| world.node.in_region(&g.region))
+        {
+            out.push_str(&format!("  gateway  {}  {} ({})\n", g.listen, g.name, g.az));
+        }
+    }
+    if world.node.runs(Part::Services) {
+        for s in &world.services {
+            for i in s
+                .instances
+                .iter()
+                .filter(|i| i.demo && world.node.in_region(&i.region))
+            {
+                out.push_str(&format!("  service  {}  {} ({})\n", i.addr, i.name, i.az));
+            }
+        }
+    }
+    if world.node.runs(Part::Admin) {
+        out.push_str(&format!("  admin    http://{}\n", world.admin.listen));
+    }
+    if matches!(source, Source::Demo) {
+        out.push_str(&demo_tips(world));
+    }
+    out.push_str("ready\n");
+    print!("{out}");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}
+
+fn demo_tips(world: &World) -> String {
+    let dns = world
+        .dns
+        .listen
+        .first()
+        .map(|a| (a.ip().to_string(), a.port()));
+    let mut t = String::from("\nTry:\n");
+    if let Some((ip, port)) = dns {
+        t.push_str(&format!("  dig @{ip} -p {port} api.example.test A +subnet=81.2.69.160/27   # a GB client: eu-west 127.0.2.1\n"));
+        t.push_str(&format!("  dig @{ip} -p {port} api.example.test A                          # unknown location: us-east 127.0.1.1\n"));
+    }
+    if let Some(s) = world.services.first().and_then(|s| s.instances.first()) {
+        t.push_str(&format!(
+            "  curl http://{}/v1/users/alice                  # a demo service, directly\n",
+            s.addr
+        ));
+    }
+    t.push_str("  TOKEN=$(switchyard token --sub alice --roles customer)\n");
+    t.push_str("  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.1.1:8080/v1/home   # DNS VIP -> L4 -> gateway -> services\n");
+    t.push_str(&format!(
+        "  admin token: {}\n",
+        switchyard_config::DEMO_ADMIN_TOKEN
+    ));
+    t
+}

@@ -1,0 +1,18 @@
+//! `switchyard token`: mint a JWT with the config's signing key (for trying the gateway).
+
+use crate::cli::TokenArgs;
+use anyhow::bail;
+
+/// Prints a signed token, or refuses clearly when the config has no signing key.
+pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
+    let world = match &args.config {
+        Some(path) => switchyard_config::load_file(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => switchyard_config::demo_world(),
+    };
+    if !world.gateway.jwt.keys.iter().any(|k| k.sign) {
+        bail!(
+            "the config has no signing key: mark one [[gateway.jwt.keys]] entry with `sign = true`"
+        );
+    }
+    bail!("token minting is not wired yet")
+}

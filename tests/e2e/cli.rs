@@ -1,0 +1,110 @@
+//! The CLI as a user meets it: `check`, `demo-config`, `--version`, exit codes and messages.
+
+use crate::harness::{bin, TempDir};
+use std::process::Command;
+
+fn switchyard(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run switchyard");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn check_accepts_the_printed_demo_world() {
+    let dir = TempDir::new("check-ok");
+    let (code, demo, _) = switchyard(&["demo-config"]);
+    assert_eq!(code, 0);
+    let path = dir.write("demo.toml", &demo);
+    let (code, out, err) = switchyard(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "ok: {}: 2 regions, 4 AZs, 2 L4 listeners (4 pool members), 4 gateway instances, 4 services (16 instances), 7 routes, 1 zones, 1 GSLB names\n",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn check_reports_every_error_with_line_and_column() {
+    let dir = TempDir::new("check-bad");
+    let src = switchyard_config::demo_toml()
+        .replacen("az = \"us-east-b\" }", "az = \"us-east-q\" }", 1)
+        .replacen("service = \"cart\"", "service = \"basket\"", 1)
+        .replacen("policy = \"geo\"", "policy = \"vibes\"", 1);
+    let path = dir.write("bad.toml", &src);
+    let p = path.to_str().unwrap();
+    let (code, out, err) = switchyard(&["check", "--config", p]);
+    assert_eq!(code, 2);
+    assert_eq!(out, "");
+    let line = |needle: &str| src[..src.find(needle).unwrap()].matches('\n').count() + 1;
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[0], format!("{p}: 3 errors in configuration"));
+    let az_line = line("az = \"us-east-q\"");
+    assert!(
+        lines[1].starts_with(&format!("  {p}:{az_line}:"))
+            && lines[1].contains("regions[0].pools[0].members[1].az: unknown AZ \"us-east-q\""),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains(&format!(":{}:", line("service = \"basket\"")))
+            && lines[2].contains("gateway.routes[4].service: unknown service \"basket\""),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].contains(&format!(":{}:", line("policy = \"vibes\"")))
+            && lines[3].contains("dns.gslb[0].policy: unknown GSLB policy \"vibes\""),
+        "{}",
+        lines[3]
+    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+#[test]
+fn check_explains_syntax_errors_and_unknown_keys() {
+    let dir = TempDir::new("check-syntax");
+    let path = dir.write(
+        "bad.toml",
+        "[admin]\nlisten = \"127.0.0.1:9901\"\ntokn = \"x\"\n",
+    );
+    let (code, _, err) = switchyard(&["check", "--config", path.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains(":3:1: admin.tokn: unknown field `tokn`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn check_on_a_missing_file_is_a_clear_error() {
+    let (code, _, err) = switchyard(&["check", "--config", "/nonexistent/world.toml"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("cannot read /nonexistent/world.toml: No such file or directory"),
+        "{err}"
+    );
+}
+
+#[test]
+fn version_and_help() {
+    let (code, out, _) = switchyard(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        out.trim(),
+        format!("switchyard {}", env!("CARGO_PKG_VERSION"))
+    );
+    let (code, out, _) = switchyard(&["help"]);
+    assert_eq!(code, 0);
+    for cmd in ["run", "check", "demo-config", "token"] {
+        assert!(out.contains(cmd), "help lacks {cmd}: {out}");
+    }
+}
