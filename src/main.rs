@@ -1,6 +1,7 @@
 //! `switchyard`: the binary. Parses the command line and hands off to the subcommand; the work
 //! lives in the library crates (`config`, `balance`, `lb`, `dns`, `gateway`).
 
+mod admin;
 mod check;
 mod cli;
 mod demo_services;

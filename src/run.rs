@@ -1,14 +1,20 @@
 //! `switchyard run`: start this node's parts of the world, print what listens where, then serve
 //! until SIGINT/SIGTERM (graceful shutdown) while SIGHUP reloads the config off to the side.
 
+use crate::admin::{AdminCtx, ReloadRequest};
 use crate::cli::RunArgs;
 use crate::demo_services::DemoFleet;
 use anyhow::{anyhow, Context};
+use arc_swap::ArcSwap;
+use metrics_exporter_prometheus::PrometheusHandle;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use switchyard_balance::{AdminState, HealthRegistry};
 use switchyard_config::{Part, World};
 use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Where the world comes from, so a reload reads the same place again.
@@ -38,24 +44,57 @@ impl Source {
     }
 }
 
-/// Everything this node runs.
+/// Everything this node runs, and the shared views they read (one health registry, one admin
+/// state: DNS, L4 and the gateway all obey the same drain/fail/restore).
 pub struct Parts {
     world: Arc<World>,
     demo: Option<DemoFleet>,
+    #[allow(dead_code)] // read by the L4, DNS and gateway wiring
+    registry: HealthRegistry,
+    admin_ctx: Option<Arc<AdminCtx>>,
+    admin_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
 }
 
 impl Parts {
     /// Starts (binds) every part the node runs; returns when all are listening.
-    pub async fn start(world: Arc<World>, shutdown: CancellationToken) -> anyhow::Result<Parts> {
+    pub async fn start(
+        world: Arc<World>,
+        shutdown: CancellationToken,
+        reload: mpsc::Sender<ReloadRequest>,
+        prometheus: Option<PrometheusHandle>,
+    ) -> anyhow::Result<Parts> {
+        let admin = AdminState::new();
+        let registry = HealthRegistry::with_admin(admin.clone());
         let demo = if world.node.runs(Part::Services) {
             Some(DemoFleet::start(&world).await?)
         } else {
             None
         };
+        let (admin_ctx, admin_task) = if world.node.runs(Part::Admin) {
+            let ctx = Arc::new(AdminCtx {
+                world: ArcSwap::new(world.clone()),
+                registry: registry.clone(),
+                admin,
+                demo: demo.clone(),
+                reload,
+                prometheus,
+                ready: AtomicBool::new(false),
+            });
+            let task = crate::admin::start(ctx.clone(), shutdown.child_token()).await?;
+            (Some(ctx), Some(task))
+        } else {
+            (None, None)
+        };
+        if let Some(ctx) = &admin_ctx {
+            ctx.ready.store(true, Ordering::Release);
+        }
         Ok(Parts {
             world,
             demo,
+            registry,
+            admin_ctx,
+            admin_task,
             shutdown,
         })
     }
@@ -64,6 +103,9 @@ impl Parts {
     pub async fn reload(&mut self, world: Arc<World>) -> anyhow::Result<()> {
         if let Some(demo) = &self.demo {
             demo.apply(&world).await?;
+        }
+        if let Some(ctx) = &self.admin_ctx {
+            ctx.world.store(world.clone());
         }
         self.world = world;
         Ok(())
@@ -75,6 +117,9 @@ impl Parts {
         let drain = async {
             if let Some(demo) = &self.demo {
                 demo.shutdown().await;
+            }
+            if let Some(task) = self.admin_task {
+                let _ = task.await;
             }
         };
         if tokio::time::timeout(grace, drain).await.is_err() {
@@ -122,26 +167,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
 
+    let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
+        .ok();
+    let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let root = CancellationToken::new();
-    let mut parts = Parts::start(world.clone(), root.child_token()).await?;
+    let mut parts = Parts::start(world.clone(), root.child_token(), reload_tx, prometheus).await?;
     crate::run::banner(&source, parts.world());
 
     loop {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading configuration");
-                match source.load(&sel) {
-                    Ok(w) => match parts.reload(Arc::new(w)).await {
-                        Ok(()) => tracing::info!("configuration reloaded"),
-                        Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed while applying; parts keep what they could not change"),
-                    },
-                    Err(e) => {
-                        for line in format!("{e:#}").lines() {
-                            tracing::error!("{line}");
-                        }
-                        tracing::error!("reload rejected: the running configuration is unchanged");
-                    }
-                }
+                let _ = reload(&source, &sel, &mut parts).await;
+            }
+            Some(reply) = reload_rx.recv() => {
+                tracing::info!("admin API: reloading configuration");
+                let _ = reply.send(reload(&source, &sel, &mut parts).await);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,
@@ -151,6 +194,32 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     parts.stop(args.grace).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Loads, validates and applies the world again; on any error the running world stays and every
+/// error is logged (and returned, for the admin API).
+async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
+    match source.load(sel) {
+        Ok(w) => match parts.reload(Arc::new(w)).await {
+            Ok(()) => {
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                let msg = format!("{e:#}");
+                tracing::error!(error = %msg, "reload failed while applying; parts keep what they could not change");
+                Err(msg)
+            }
+        },
+        Err(e) => {
+            let msg = format!("{e:#}");
+            for line in msg.lines() {
+                tracing::error!("{line}");
+            }
+            tracing::error!("reload rejected: the running configuration is unchanged");
+            Err(msg)
+        }
+    }
 }
 
 /// Prints what listens where and commands to try.

@@ -1,0 +1,34 @@
+//! Bearer-token check for admin mutations (constant-time compare).
+
+use super::{AdminCtx, Body};
+use hyper::{Request, Response, StatusCode};
+use serde_json::json;
+use subtle::ConstantTimeEq;
+
+/// Returns who is acting (for the audit line) or the 401 to send.
+pub fn check<B>(ctx: &AdminCtx, req: &Request<B>) -> Result<String, Response<Body>> {
+    let world = ctx.world.load();
+    let Some(expected) = world.admin.token.as_deref().filter(|t| !t.is_empty()) else {
+        // No token configured: only possible on loopback (validation refuses otherwise).
+        return Ok("anonymous (no admin token configured, loopback only)".into());
+    };
+    let given = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !given.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
+        Ok("admin-token".into())
+    } else {
+        let mut resp = super::json(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "admin mutations need Authorization: Bearer <admin token>"}),
+        );
+        resp.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            hyper::header::HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
+        );
+        Err(resp)
+    }
+}

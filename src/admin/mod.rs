@@ -1,0 +1,253 @@
+//! The admin API (HTTP, default `127.0.0.1:9901`): status, metrics, health, and the operator's
+//! levers (drain / fail / restore, reload, demo instance stop/start).
+//!
+//! Reads are open on the (loopback by default) admin address; every mutation needs
+//! `Authorization: Bearer <admin token>` (constant-time compare) and writes one audit log line.
+//! Unknown paths and names get a 404 with a JSON error.
+
+mod auth;
+mod status;
+
+use crate::demo_services::DemoFleet;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use switchyard_balance::{AdminState, AdminTarget, HealthRegistry};
+use switchyard_config::World;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// A reload request from the admin API to the run loop; the reply carries every error, if any.
+pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+
+/// What the admin API reads and pulls.
+pub struct AdminCtx {
+    pub world: ArcSwap<World>,
+    pub registry: HealthRegistry,
+    pub admin: AdminState,
+    pub demo: Option<DemoFleet>,
+    pub reload: mpsc::Sender<ReloadRequest>,
+    pub prometheus: Option<PrometheusHandle>,
+    /// Every listener bound and the first health round done.
+    pub ready: AtomicBool,
+}
+
+type Body = Full<Bytes>;
+
+/// Binds the admin address and serves until `shutdown`.
+pub async fn start(
+    ctx: Arc<AdminCtx>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr = ctx.world.load().admin.listen;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("admin API cannot listen on {addr}: {e}"))?;
+    Ok(tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                accepted = listener.accept() => {
+                    let Ok((stream, peer)) = accepted else {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move {
+                        let svc = hyper::service::service_fn(move |req| {
+                            let ctx = ctx.clone();
+                            async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req, peer).await) }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), svc)
+                            .await;
+                    });
+                }
+            }
+        }
+    }))
+}
+
+/// JSON response helper: every answer, errors included, is JSON.
+pub fn json(status: StatusCode, v: Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(v.to_string())))
+        .expect("static response parts are valid")
+}
+
+fn not_found(what: String) -> Response<Body> {
+    json(StatusCode::NOT_FOUND, json!({"error": what}))
+}
+
+async fn handle(ctx: &AdminCtx, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+    let path = req.uri().path().to_string();
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match (req.method(), segs.as_slice()) {
+        (&Method::GET, ["healthz"]) => json(StatusCode::OK, json!({"status": "alive"})),
+        (&Method::GET, ["readyz"]) => {
+            if ctx.ready.load(Ordering::Acquire) {
+                json(StatusCode::OK, json!({"status": "ready"}))
+            } else {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"status": "starting"}),
+                )
+            }
+        }
+        (&Method::GET, ["status"]) => json(StatusCode::OK, status::status(ctx)),
+        (&Method::GET, ["metrics"]) => {
+            let text = ctx
+                .prometheus
+                .as_ref()
+                .map(|h| h.render())
+                .unwrap_or_default();
+            Response::builder()
+                .header("content-type", "text/plain; version=0.0.4")
+                .body(Full::new(Bytes::from(text)))
+                .expect("static response parts are valid")
+        }
+        (&Method::POST, _) => {
+            let who = match auth::check(ctx, &req) {
+                Ok(who) => who,
+                Err(resp) => return resp,
+            };
+            mutate(ctx, &segs, &who, peer).await
+        }
+        (_, ["healthz" | "readyz" | "status" | "metrics"]) => {
+            json(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "use GET"}))
+        }
+        _ => not_found(format!("no such admin endpoint: {path}")),
+    }
+}
+
+async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> Response<Body> {
+    let result = match segs {
+        ["v1", "reload"] => {
+            let (tx, rx) = oneshot::channel();
+            if ctx.reload.send(tx).await.is_err() {
+                return json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "shutting down"}),
+                );
+            }
+            match rx.await {
+                Ok(Ok(())) => Ok(json!({"reloaded": true})),
+                Ok(Err(errors)) => {
+                    audit(who, peer, "reload", "rejected");
+                    return json(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        json!({"reloaded": false, "errors": errors.lines().collect::<Vec<_>>()}),
+                    );
+                }
+                Err(_) => {
+                    return json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "shutting down"}),
+                    )
+                }
+            }
+            .map(|v| {
+                audit(who, peer, "reload", "ok");
+                v
+            })
+        }
+        ["v1", kind @ ("regions" | "azs" | "instances"), name, action] => {
+            let target = match target(&ctx.world.load(), kind, name) {
+                Some(t) => t,
+                None => {
+                    return not_found(format!("no such {} {name:?}", kind.trim_end_matches('s')))
+                }
+            };
+            let changed = match *action {
+                "drain" => ctx.admin.drain(target.clone()),
+                "undrain" => ctx.admin.undrain(target.clone()),
+                "fail" => ctx.admin.fail(target.clone()),
+                "restore" => ctx.admin.restore(target.clone()),
+                _ => {
+                    return not_found(format!(
+                        "no such action {action:?}; use drain, undrain, fail or restore"
+                    ))
+                }
+            };
+            audit(who, peer, action, &target.to_string());
+            Ok(json!({"target": target.to_string(), "action": action, "changed": changed}))
+        }
+        ["v1", "demo", "instances", name, action @ ("stop" | "start")] => {
+            let Some(demo) = &ctx.demo else {
+                return not_found("this node runs no demo services".into());
+            };
+            let done = if *action == "stop" {
+                Ok(demo.stop(name).await)
+            } else {
+                demo.restart(name).await
+            };
+            match done {
+                Ok(true) => {
+                    audit(who, peer, action, &format!("demo instance {name}"));
+                    Ok(json!({"instance": name, "action": action}))
+                }
+                Ok(false) => {
+                    return not_found(format!(
+                        "no {} demo instance {name:?}",
+                        if *action == "stop" {
+                            "running"
+                        } else {
+                            "stopped"
+                        }
+                    ))
+                }
+                Err(e) => Err(format!("{e:#}")),
+            }
+        }
+        _ => return not_found(format!("no such admin action: /{}", segs.join("/"))),
+    };
+    match result {
+        Ok(v) => json(StatusCode::OK, v),
+        Err(e) => json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": e})),
+    }
+}
+
+/// Resolves a mutation target against the world: only declared names are accepted.
+fn target(world: &World, kind: &str, name: &str) -> Option<AdminTarget> {
+    match kind {
+        "regions" => world
+            .region(name)
+            .map(|_| AdminTarget::Region(name.to_string())),
+        "azs" => world
+            .regions
+            .iter()
+            .any(|r| r.az(name).is_some())
+            .then(|| AdminTarget::Az(name.to_string())),
+        _ => {
+            let known = world
+                .regions
+                .iter()
+                .flat_map(|r| &r.pools)
+                .flat_map(|p| &p.members)
+                .any(|m| m.name == name)
+                || world.gateway.instances.iter().any(|g| g.name == name)
+                || world
+                    .services
+                    .iter()
+                    .flat_map(|s| &s.instances)
+                    .any(|i| i.name == name);
+            known.then(|| AdminTarget::Instance(name.to_string()))
+        }
+    }
+}
+
+/// One audit line per mutation: who, from where, what. (The time is the log line's timestamp.)
+fn audit(who: &str, peer: SocketAddr, action: &str, target: &str) {
+    tracing::info!(target: "switchyard::audit", who, %peer, action, target, "admin action");
+}

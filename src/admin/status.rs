@@ -1,0 +1,158 @@
+//! `GET /status`: the whole world as this node sees it. Field names are stable (see README).
+
+use super::AdminCtx;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use switchyard_balance::{ActiveState, AdminMode, AdminTarget};
+
+/// Health of one backend address as JSON: `health` is `up`, `down` or `unchecked`.
+fn health(ctx: &AdminCtx, addr: SocketAddr) -> Value {
+    match ctx.registry.get(&addr) {
+        Some(h) => {
+            let s = h.state();
+            let active = match s.active {
+                ActiveState::Unchecked => "unchecked",
+                ActiveState::Up => "up",
+                ActiveState::Down => "down",
+            };
+            json!({
+                "health": if s.up { "up" } else { "down" },
+                "active_check": active,
+                "ejected_for_ms": s.ejected_for.map(|d| d.as_millis() as u64),
+                "reason": &*s.reason,
+                "active_connections": s.active_conns,
+                "total_connections": s.total_conns,
+            })
+        }
+        None => json!({"health": "unchecked", "reason": "no health check on this node"}),
+    }
+}
+
+fn mode(ctx: &AdminCtx, target: AdminTarget) -> Value {
+    ctx.admin
+        .list()
+        .into_iter()
+        .find(|(t, _)| *t == target)
+        .map(|(_, m)| Value::from(m.as_str()))
+        .unwrap_or(Value::Null)
+}
+
+fn merge(mut a: Value, b: Value) -> Value {
+    if let (Value::Object(a), Value::Object(b)) = (&mut a, b) {
+        a.extend(b);
+    }
+    a
+}
+
+/// Builds the status document.
+pub fn status(ctx: &AdminCtx) -> Value {
+    let world = ctx.world.load();
+    let regions: Vec<Value> = world
+        .regions
+        .iter()
+        .map(|r| {
+            let azs: Vec<Value> = r
+                .azs
+                .iter()
+                .map(|a| json!({"name": a.name, "weight": a.weight, "admin": mode(ctx, AdminTarget::Az(a.name.clone()))}))
+                .collect();
+            let pools: Vec<Value> = r
+                .pools
+                .iter()
+                .map(|p| {
+                    let members: Vec<Value> = p
+                        .members
+                        .iter()
+                        .map(|m| {
+                            merge(
+                                json!({"name": m.name, "addr": m.addr.to_string(), "az": m.az, "weight": m.weight,
+                                       "admin": mode(ctx, AdminTarget::Instance(m.name.clone()))}),
+                                health(ctx, m.addr),
+                            )
+                        })
+                        .collect();
+                    let healthy = members.iter().filter(|m| m["health"] == "up").count();
+                    json!({"name": p.name, "policy": format!("{:?}", p.policy), "healthy_members": healthy, "members": members})
+                })
+                .collect();
+            let listeners: Vec<Value> = r
+                .listeners
+                .iter()
+                .map(|l| json!({"name": l.name, "addrs": l.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "pool": l.pool}))
+                .collect();
+            json!({
+                "name": r.name,
+                "vips": r.vips.iter().map(|v| v.to_string()).collect::<Vec<_>>(),
+                "runs_here": world.node.in_region(&r.name),
+                "admin": mode(ctx, AdminTarget::Region(r.name.clone())),
+                "azs": azs,
+                "pools": pools,
+                "listeners": listeners,
+            })
+        })
+        .collect();
+    let gateways: Vec<Value> = world
+        .gateway
+        .instances
+        .iter()
+        .map(|g| {
+            merge(
+                json!({"name": g.name, "listen": g.listen.to_string(), "region": g.region, "az": g.az,
+                       "admin": mode(ctx, AdminTarget::Instance(g.name.clone()))}),
+                health(ctx, g.listen),
+            )
+        })
+        .collect();
+    let running: Vec<String> = ctx
+        .demo
+        .as_ref()
+        .map(|d| d.running().into_iter().map(|(n, _)| n).collect())
+        .unwrap_or_default();
+    let services: Vec<Value> = world
+        .services
+        .iter()
+        .map(|s| {
+            let instances: Vec<Value> = s
+                .instances
+                .iter()
+                .map(|i| {
+                    let mut v = merge(
+                        json!({"name": i.name, "addr": i.addr.to_string(), "region": i.region, "az": i.az, "weight": i.weight,
+                               "admin": mode(ctx, AdminTarget::Instance(i.name.clone()))}),
+                        health(ctx, i.addr),
+                    );
+                    if i.demo {
+                        v["demo_running"] = Value::Bool(running.contains(&i.name));
+                    }
+                    v
+                })
+                .collect();
+            json!({"name": s.name, "policy": format!("{:?}", s.policy), "instances": instances})
+        })
+        .collect();
+    let overrides: Vec<Value> = ctx
+        .admin
+        .list()
+        .into_iter()
+        .map(|(t, m)| {
+            let (kind, name) = match t {
+                AdminTarget::Region(n) => ("region", n),
+                AdminTarget::Az(n) => ("az", n),
+                AdminTarget::Instance(n) => ("instance", n),
+            };
+            json!({"kind": kind, "name": name, "mode": match m { AdminMode::Drain => "drain", AdminMode::Fail => "fail" }})
+        })
+        .collect();
+    json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "node": {
+            "region": world.node.region,
+            "parts": world.node.parts.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>(),
+        },
+        "ready": ctx.ready.load(std::sync::atomic::Ordering::Acquire),
+        "regions": regions,
+        "gateway_instances": gateways,
+        "services": services,
+        "admin_overrides": overrides,
+    })
+}

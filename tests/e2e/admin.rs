@@ -1,0 +1,206 @@
+//! The admin API over real HTTP: reads, auth on mutations, 404s, drain/fail state, demo
+//! instance stop/start, reload with errors, and refusal of an unprotected public admin address.
+
+use crate::harness::{addr, bin, demo_config, http, poll_until, Node, TempDir};
+use std::time::Duration;
+
+const AUTH: &str = "Authorization: Bearer demo-admin-token";
+
+#[test]
+fn reads_are_open_and_shaped() {
+    let dir = TempDir::new("admin-read");
+    let cfg = demo_config(&dir, 71);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(71, "0.1:9901");
+    let r = http(admin, "GET", "/healthz", &[], "").unwrap();
+    assert_eq!(
+        (r.status, r.json()["status"].as_str()),
+        (200, Some("alive"))
+    );
+    let r = http(admin, "GET", "/readyz", &[], "").unwrap();
+    assert_eq!(
+        (r.status, r.json()["status"].as_str()),
+        (200, Some("ready"))
+    );
+    let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+    let regions: Vec<&str> = s["regions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(regions, ["us-east", "eu-west"]);
+    let pool = &s["regions"][0]["pools"][0];
+    assert_eq!(pool["name"], "us-east-gateways");
+    assert_eq!(pool["members"][0]["name"], "gw-us-east-a");
+    assert_eq!(pool["members"][0]["addr"], "127.71.1.11:8000");
+    assert_eq!(pool["members"][0]["az"], "us-east-a");
+    assert!(pool["members"][0]["health"].is_string());
+    assert_eq!(s["services"].as_array().unwrap().len(), 4);
+    assert_eq!(s["services"][0]["instances"][0]["demo_running"], true);
+    assert_eq!(s["admin_overrides"], serde_json::json!([]));
+    let m = http(admin, "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(m.status, 200);
+    assert_eq!(m.header("content-type"), Some("text/plain; version=0.0.4"));
+    let r = http(admin, "GET", "/nope", &[], "").unwrap();
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"], "no such admin endpoint: /nope");
+}
+
+#[test]
+fn mutations_need_the_token_and_known_names() {
+    let dir = TempDir::new("admin-auth");
+    let cfg = demo_config(&dir, 72);
+    let node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(72, "0.1:9901");
+    let r = http(admin, "POST", "/v1/regions/us-east/drain", &[], "").unwrap();
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"switchyard-admin\"")
+    );
+    let r = http(
+        admin,
+        "POST",
+        "/v1/regions/us-east/drain",
+        &["Authorization: Bearer wrong"],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 401);
+    let r = http(admin, "POST", "/v1/regions/atlantis/drain", &[AUTH], "").unwrap();
+    assert_eq!(
+        (r.status, r.json()["error"].as_str()),
+        (404, Some("no such region \"atlantis\""))
+    );
+    let r = http(admin, "POST", "/v1/azs/us-east-a/explode", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 404);
+    let r = http(admin, "POST", "/v1/regions/us-east/drain", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["changed"], true);
+    let r = http(admin, "POST", "/v1/azs/eu-west-b/fail", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 200);
+    let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+    assert_eq!(s["regions"][0]["admin"], "drain");
+    assert_eq!(s["regions"][1]["azs"][1]["admin"], "fail");
+    let overrides = s["admin_overrides"].as_array().unwrap();
+    assert_eq!(overrides.len(), 2);
+    let r = http(admin, "POST", "/v1/regions/us-east/undrain", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 200);
+    let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+    assert_eq!(s["regions"][0]["admin"], serde_json::Value::Null);
+    node.wait_stderr("admin action", Duration::from_secs(5));
+    assert!(
+        node.stderr().contains("action=\"drain\"") || node.stderr().contains("action=drain"),
+        "{}",
+        node.stderr()
+    );
+}
+
+#[test]
+fn demo_instances_stop_and_start_for_real() {
+    let dir = TempDir::new("admin-demo");
+    let cfg = demo_config(&dir, 73);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(73, "0.1:9901");
+    let user_a = addr(73, "11.1:7001");
+    assert_eq!(
+        http(user_a, "GET", "/healthz", &[], "").unwrap().status,
+        200
+    );
+    let r = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/stop",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        http(user_a, "GET", "/healthz", &[], "").is_err(),
+        "stopped instance still answers"
+    );
+    let r = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/stop",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 404);
+    let r = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/start",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    poll_until(Duration::from_secs(5), || {
+        http(user_a, "GET", "/healthz", &[], "").is_ok_and(|r| r.status == 200)
+    })
+    .expect("restarted instance answers");
+}
+
+#[test]
+fn reload_through_the_api_reports_every_error() {
+    let dir = TempDir::new("admin-reload");
+    let cfg = demo_config(&dir, 74);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(74, "0.1:9901");
+    let good = switchyard_config::demo_toml_on(74);
+    std::fs::write(
+        &cfg,
+        good.replacen("policy = \"geo\"", "policy = \"coin\"", 1)
+            .replacen("service = \"cart\"", "service = \"bin\"", 1),
+    )
+    .unwrap();
+    let r = http(admin, "POST", "/v1/reload", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 422, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["reloaded"], false);
+    let errors = v["errors"].as_array().unwrap();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("unknown GSLB policy \"coin\"")),
+        "{errors:?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.as_str().unwrap().contains("unknown service \"bin\"")),
+        "{errors:?}"
+    );
+    std::fs::write(&cfg, good).unwrap();
+    let r = http(admin, "POST", "/v1/reload", &[AUTH], "").unwrap();
+    assert_eq!(
+        (r.status, r.json()["reloaded"].as_bool()),
+        (200, Some(true))
+    );
+}
+
+#[test]
+fn a_public_admin_address_without_a_token_is_refused_at_start() {
+    let dir = TempDir::new("admin-public");
+    let src = switchyard_config::demo_toml_on(75).replace(
+        "listen = \"127.75.0.1:9901\"\n# Documented demo token (loopback only). Use your own secret in a real deployment.\ntoken = \"demo-admin-token\"",
+        "listen = \"0.0.0.0:9901\"",
+    );
+    let cfg = dir.write("public.toml", &src);
+    let out = std::process::Command::new(bin())
+        .args(["run", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "admin.token: the admin API listens on non-loopback 0.0.0.0:9901: set a token"
+        ),
+        "{err}"
+    );
+}
