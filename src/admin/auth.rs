@@ -6,7 +6,7 @@ use serde_json::json;
 use subtle::ConstantTimeEq;
 
 /// Returns who is acting (for the audit line) or the 401 to send.
-pub fn check<B>(ctx: &AdminCtx, req: &Request<B>) -> Result<String, Response<Body>> {
+pub fn check<B>(ctx: &AdminCtx, req: &Request<B>) -> Result<String, Box<Response<Body>>> {
     let world = ctx.world.load();
     let Some(expected) = world.admin.token.as_deref().filter(|t| !t.is_empty()) else {
         // No token configured: only possible on loopback (validation refuses otherwise).
@@ -29,6 +29,6 @@ pub fn check<B>(ctx: &AdminCtx, req: &Request<B>) -> Result<String, Response<Bod
             hyper::header::WWW_AUTHENTICATE,
             hyper::header::HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
         );
-        Err(resp)
+        Err(Box::new(resp))
     }
 }

@@ -120,7 +120,7 @@ async fn handle(ctx: &AdminCtx, req: Request<Incoming>, peer: SocketAddr) -> Res
         (&Method::POST, _) => {
             let who = match auth::check(ctx, &req) {
                 Ok(who) => who,
-                Err(resp) => return resp,
+                Err(resp) => return *resp,
             };
             mutate(ctx, &segs, &who, peer).await
         }
@@ -157,10 +157,7 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
                     )
                 }
             }
-            .map(|v| {
-                audit(who, peer, "reload", "ok");
-                v
-            })
+            .inspect(|_| audit(who, peer, "reload", "ok"))
         }
         ["v1", kind @ ("regions" | "azs" | "instances"), name, action] => {
             let target = match target(&ctx.world.load(), kind, name) {
