@@ -32,6 +32,74 @@ pub enum Command {
     DemoConfig,
     /// Print a JWT signed with the config's signing key (the demo world's insecure demo key by default).
     Token(TokenArgs),
+    /// Show the world as a running node sees it (admin API `GET /status`).
+    Status(AdminArgs),
+    /// Drain a region, AZ or instance: no new traffic, existing connections finish.
+    Drain(TargetArgs),
+    /// Undo a drain.
+    Undrain(TargetArgs),
+    /// Force a region, AZ or instance down, as if its health checks failed.
+    Fail(TargetArgs),
+    /// Hand a failed region, AZ or instance back to health-check control.
+    Restore(TargetArgs),
+    /// Ask a running node to reload its config file (same rules as SIGHUP).
+    Reload(AdminArgs),
+    /// Stop or start an in-process demo instance of a running node (for drills).
+    Instance(InstanceArgs),
+}
+
+/// How to reach a running node's admin API.
+#[derive(Debug, Args, Clone)]
+pub struct AdminArgs {
+    /// Admin API base URL.
+    #[arg(
+        long,
+        default_value = "http://127.0.0.1:9901",
+        env = "SWITCHYARD_ADMIN"
+    )]
+    pub admin: String,
+    /// Admin bearer token (mutations).
+    #[arg(
+        long,
+        env = "SWITCHYARD_ADMIN_TOKEN",
+        default_value = "demo-admin-token",
+        hide_default_value = true
+    )]
+    pub token: String,
+    /// Print the raw JSON answer.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What kind of thing an admin action targets.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TargetKind {
+    Region,
+    Az,
+    Instance,
+}
+
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    pub kind: TargetKind,
+    pub name: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
+}
+
+/// Demo instance action.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum InstanceAction {
+    Stop,
+    Start,
+}
+
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    pub action: InstanceAction,
+    pub name: String,
+    #[command(flatten)]
+    pub admin: AdminArgs,
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 //! lives in the library crates (`config`, `balance`, `lb`, `dns`, `gateway`).
 
 mod admin;
+mod adminctl;
 mod check;
 mod cli;
 mod demo_services;
@@ -23,6 +24,19 @@ fn main() -> ExitCode {
         }
         cli::Command::Token(args) => token::run(&args),
         cli::Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
+        cli::Command::Status(a) => runtime().and_then(|rt| rt.block_on(adminctl::status(&a))),
+        cli::Command::Drain(a) => {
+            runtime().and_then(|rt| rt.block_on(adminctl::action("drain", &a)))
+        }
+        cli::Command::Undrain(a) => {
+            runtime().and_then(|rt| rt.block_on(adminctl::action("undrain", &a)))
+        }
+        cli::Command::Fail(a) => runtime().and_then(|rt| rt.block_on(adminctl::action("fail", &a))),
+        cli::Command::Restore(a) => {
+            runtime().and_then(|rt| rt.block_on(adminctl::action("restore", &a)))
+        }
+        cli::Command::Reload(a) => runtime().and_then(|rt| rt.block_on(adminctl::reload(&a))),
+        cli::Command::Instance(a) => runtime().and_then(|rt| rt.block_on(adminctl::instance(&a))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

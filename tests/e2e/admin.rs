@@ -204,3 +204,67 @@ fn a_public_admin_address_without_a_token_is_refused_at_start() {
         "{err}"
     );
 }
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(bin())
+        .args(args)
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_cli_drives_the_admin_api() {
+    let dir = TempDir::new("admin-cli");
+    let cfg = demo_config(&dir, 76);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let url = "http://127.76.0.1:9901";
+    let (code, out, err) = cli(&["status", "--admin", url]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with("region us-east  vips [\"127.76.1.1\"]\n"),
+        "{out}"
+    );
+    assert!(out.contains("  pool us-east-gateways ("), "{out}");
+    assert!(out.contains("service cart\n"), "{out}");
+    let (code, out, _) = cli(&["drain", "az", "us-east-a", "--admin", url]);
+    assert_eq!((code, out.as_str()), (0, "drain: az us-east-a\n"));
+    let (code, out, _) = cli(&["status", "--admin", url, "--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["regions"][0]["azs"][0]["admin"], "drain");
+    let (code, _, err) = cli(&[
+        "fail", "region", "us-east", "--admin", url, "--token", "nope",
+    ]);
+    assert_eq!(code, 1);
+    assert!(err.contains("admin API answered 401"), "{err}");
+    let (code, _, err) = cli(&["restore", "instance", "ghost", "--admin", url]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("admin API answered 404: no such instance \"ghost\""),
+        "{err}"
+    );
+    let (code, out, _) = cli(&["instance", "stop", "cart-eu-west-b", "--admin", url]);
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "stop: demo instance cart-eu-west-b\n")
+    );
+    let (code, out, _) = cli(&["status", "--admin", url]);
+    assert_eq!(code, 0);
+    assert!(
+        out.lines()
+            .any(|l| l.contains("cart-eu-west-b") && l.contains("(demo stopped)")),
+        "{out}"
+    );
+    let (code, _, err) = cli(&["status", "--admin", "http://127.76.0.1:1"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("cannot reach the admin API at http://127.76.0.1:1"),
+        "{err}"
+    );
+}

@@ -1,0 +1,221 @@
+//! The CLI side of the admin API: `status`, `drain|undrain|fail|restore`, `reload`, `instance`.
+//! Human output by default, the raw JSON with `--json`.
+
+use crate::cli::{AdminArgs, InstanceAction, InstanceArgs, TargetArgs, TargetKind};
+use anyhow::{anyhow, bail, Context};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Sends one request to the admin API; returns (status, JSON body).
+pub async fn call(admin: &AdminArgs, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    let url = format!("{}{path}", admin.admin.trim_end_matches('/'));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(&url)
+        .header("authorization", format!("Bearer {}", admin.token))
+        .body(Full::new(Bytes::new()))
+        .with_context(|| format!("bad admin URL {url:?}"))?;
+    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
+        .await
+        .map_err(|_| anyhow!("admin API at {} did not answer within 30s", admin.admin))?
+        .with_context(|| {
+            format!(
+                "cannot reach the admin API at {} (is `switchyard run` running?)",
+                admin.admin
+            )
+        })?;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    Ok((status, v))
+}
+
+fn fail_on_error(status: u16, v: &Value) -> anyhow::Result<()> {
+    if status >= 400 {
+        let msg = v
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string());
+        if let Some(errors) = v.get("errors").and_then(Value::as_array) {
+            let list: Vec<String> = errors
+                .iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect();
+            bail!("admin API answered {status}:\n{}", list.join("\n"));
+        }
+        bail!("admin API answered {status}: {msg}");
+    }
+    Ok(())
+}
+
+/// `switchyard status`.
+pub async fn status(admin: &AdminArgs) -> anyhow::Result<()> {
+    let (code, v) = call(admin, "GET", "/status").await?;
+    fail_on_error(code, &v)?;
+    if admin.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        print!("{}", render_status(&v));
+    }
+    Ok(())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+fn admin_mark(v: &Value) -> String {
+    v.as_str().map(|m| format!(" [{m}]")).unwrap_or_default()
+}
+
+/// Renders the status document for humans.
+pub fn render_status(v: &Value) -> String {
+    let mut out = String::new();
+    let empty = Vec::new();
+    for r in v["regions"].as_array().unwrap_or(&empty) {
+        let _ = writeln!(
+            out,
+            "region {}{}  vips {}",
+            s(&r["name"]),
+            admin_mark(&r["admin"]),
+            r["vips"]
+        );
+        for az in r["azs"].as_array().unwrap_or(&empty) {
+            let share = az
+                .get("share")
+                .and_then(Value::as_f64)
+                .map(|x| format!("  share {:.0}%", x * 100.0))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  az {}{}{share}",
+                s(&az["name"]),
+                admin_mark(&az["admin"])
+            );
+        }
+        for p in r["pools"].as_array().unwrap_or(&empty) {
+            let _ = writeln!(
+                out,
+                "  pool {} ({}, {} healthy)",
+                s(&p["name"]),
+                s(&p["policy"]),
+                p["healthy_members"]
+            );
+            for m in p["members"].as_array().unwrap_or(&empty) {
+                let _ = writeln!(
+                    out,
+                    "    {:<16} {:<21} {:<10} {:<5}{} conns {}  {}",
+                    s(&m["name"]),
+                    s(&m["addr"]),
+                    s(&m["az"]),
+                    s(&m["health"]),
+                    admin_mark(&m["admin"]),
+                    m["active_connections"].as_u64().unwrap_or(0),
+                    s(&m["reason"])
+                );
+            }
+        }
+    }
+    for sv in v["services"].as_array().unwrap_or(&empty) {
+        let _ = writeln!(out, "service {}", s(&sv["name"]));
+        for i in sv["instances"].as_array().unwrap_or(&empty) {
+            let stopped = if i["demo_running"] == Value::Bool(false) {
+                " (demo stopped)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                out,
+                "    {:<18} {:<18} {:<10} {:<5}{}{stopped}  {}",
+                s(&i["name"]),
+                s(&i["addr"]),
+                s(&i["az"]),
+                s(&i["health"]),
+                admin_mark(&i["admin"]),
+                s(&i["reason"])
+            );
+        }
+    }
+    for d in v["dns"].as_array().unwrap_or(&empty) {
+        let _ = writeln!(
+            out,
+            "dns {} ({}): {}",
+            s(&d["name"]),
+            s(&d["policy"]),
+            d["preferred"]
+        );
+    }
+    let overrides = v["admin_overrides"].as_array().unwrap_or(&empty);
+    if !overrides.is_empty() {
+        let list: Vec<String> = overrides
+            .iter()
+            .map(|o| format!("{} {} {}", s(&o["mode"]), s(&o["kind"]), s(&o["name"])))
+            .collect();
+        let _ = writeln!(out, "overrides: {}", list.join(", "));
+    }
+    out
+}
+
+/// `switchyard drain|undrain|fail|restore KIND NAME`.
+pub async fn action(action: &str, args: &TargetArgs) -> anyhow::Result<()> {
+    let kind = match args.kind {
+        TargetKind::Region => "regions",
+        TargetKind::Az => "azs",
+        TargetKind::Instance => "instances",
+    };
+    let (code, v) = call(
+        &args.admin,
+        "POST",
+        &format!("/v1/{kind}/{}/{action}", args.name),
+    )
+    .await?;
+    fail_on_error(code, &v)?;
+    if args.admin.json {
+        println!("{v}");
+    } else {
+        let changed = if v["changed"] == Value::Bool(true) {
+            ""
+        } else {
+            " (no change)"
+        };
+        println!("{action}: {}{changed}", s(&v["target"]));
+    }
+    Ok(())
+}
+
+/// `switchyard reload`.
+pub async fn reload(admin: &AdminArgs) -> anyhow::Result<()> {
+    let (code, v) = call(admin, "POST", "/v1/reload").await?;
+    fail_on_error(code, &v)?;
+    if admin.json {
+        println!("{v}");
+    } else {
+        println!("reloaded");
+    }
+    Ok(())
+}
+
+/// `switchyard instance stop|start NAME`.
+pub async fn instance(args: &InstanceArgs) -> anyhow::Result<()> {
+    let action = match args.action {
+        InstanceAction::Stop => "stop",
+        InstanceAction::Start => "start",
+    };
+    let (code, v) = call(
+        &args.admin,
+        "POST",
+        &format!("/v1/demo/instances/{}/{action}", args.name),
+    )
+    .await?;
+    fail_on_error(code, &v)?;
+    println!("{action}: demo instance {}", args.name);
+    Ok(())
+}
