@@ -46,6 +46,8 @@ pub enum Command {
     Reload(AdminArgs),
     /// Stop or start an in-process demo instance of a running node (for drills).
     Instance(InstanceArgs),
+    /// Rehearse an outage under steady client load and report what clients saw (exit 1 on a failed expectation).
+    Drill(crate::drill::DrillArgs),
 }
 
 /// How to reach a running node's admin API.

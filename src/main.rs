@@ -6,6 +6,7 @@ mod adminctl;
 mod check;
 mod cli;
 mod demo_services;
+mod drill;
 mod logging;
 mod run;
 mod token;
@@ -37,6 +38,10 @@ fn main() -> ExitCode {
         }
         cli::Command::Reload(a) => runtime().and_then(|rt| rt.block_on(adminctl::reload(&a))),
         cli::Command::Instance(a) => runtime().and_then(|rt| rt.block_on(adminctl::instance(&a))),
+        cli::Command::Drill(a) => match runtime().and_then(|rt| rt.block_on(drill::run(a))) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
