@@ -1,0 +1,455 @@
+//! The authoritative answering logic: one query in, one response message out.
+//!
+//! Hand-written rather than hickory-server's `Catalog`/`Authority` for two reasons: speed (no
+//! per-query `Message`, `Name` or record clones: everything is a reference into the snapshot
+//! and bytes are copied into a reused buffer) and exact RFC behaviour, which the stock catalog
+//! gets wrong in places (the negative-answer SOA TTL of RFC 2308 §3, minimal ANY of RFC 8482,
+//! ECS scope of RFC 7871).
+
+use std::net::IpAddr;
+
+use crate::gslb::{choose, ClientLocation, GslbName, Outcome, RegionHealth};
+use crate::metrics::Metrics;
+use crate::names::{is_subdomain, label_offsets, parent};
+use crate::snapshot::Snapshot;
+use crate::wire::response::Owner;
+use crate::wire::{parse, rcode, Ecs, Edns, Parsed, Request, Writer, MIN_UDP_PAYLOAD};
+use crate::zone::{rtype, Node, Rr, Zone};
+
+/// Longest CNAME chain followed inside a zone.
+const MAX_CNAME_CHAIN: usize = 8;
+
+/// What the server needs to answer one message.
+pub struct Ctx<'a> {
+    pub snap: &'a Snapshot,
+    pub health: &'a dyn RegionHealth,
+    pub metrics: &'a Metrics,
+    /// Source address of the query.
+    pub client: IpAddr,
+    pub tcp: bool,
+}
+
+/// What happened to a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Nothing to send.
+    Drop,
+    /// `out` holds the response.
+    Reply { rcode: u16, truncated: bool },
+    /// An allowed AXFR over TCP: stream it with [`axfr_messages`].
+    Axfr,
+}
+
+type Item<'a> = (Owner<'a>, &'a Rr, u32);
+
+struct Ans<'a> {
+    rcode: u16,
+    aa: bool,
+    answer: Vec<Item<'a>>,
+    authority: Vec<Item<'a>>,
+    /// Glue for in-zone name servers of a referral: must fit, or TC.
+    glue: Vec<Item<'a>>,
+    /// Other additional data: dropped when it does not fit.
+    extra: Vec<Item<'a>>,
+    scope: u8,
+}
+
+impl<'a> Ans<'a> {
+    fn new() -> Self {
+        Ans {
+            rcode: rcode::NOERROR,
+            aa: true,
+            answer: Vec::new(),
+            authority: Vec::new(),
+            glue: Vec::new(),
+            extra: Vec::new(),
+            scope: 0,
+        }
+    }
+}
+
+/// Answers one message into `out`.
+pub fn handle(ctx: &Ctx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
+    match parse(msg) {
+        Parsed::Drop => {
+            ctx.metrics.malformed.increment(1);
+            Handled::Drop
+        }
+        Parsed::Error {
+            id,
+            flags,
+            rcode,
+            question,
+            edns,
+        } => {
+            let qtype = question
+                .filter(|q| q.len() >= 4)
+                .map_or(0, |q| u16::from_be_bytes([q[q.len() - 4], q[q.len() - 3]]));
+            ctx.metrics.query(qtype, rcode);
+            let mut w = Writer::new(out, id, flags, false, rcode, question, &[]);
+            if let Some(e) = edns {
+                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None);
+            }
+            w.finish();
+            Handled::Reply {
+                rcode,
+                truncated: false,
+            }
+        }
+        Parsed::Query(req) => answer(ctx, &req, msg, out),
+    }
+}
+
+fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
+    let ecs = req.edns.and_then(|e| e.ecs);
+    if req.edns.is_some() {
+        if ecs.is_some() {
+            &ctx.metrics.ecs_yes
+        } else {
+            &ctx.metrics.ecs_no
+        }
+        .increment(1);
+    }
+    let qname = req.qname_lower();
+    let zone = ctx.snap.find_zone(qname);
+    let ans = if req.qclass != 1 {
+        refused()
+    } else if matches!(req.qtype, rtype::AXFR | rtype::IXFR) {
+        match zone {
+            Some(z) if *z.origin == *qname && ctx.snap.axfr_allowed(ctx.client) => {
+                if ctx.tcp {
+                    ctx.metrics.query(req.qtype, rcode::NOERROR);
+                    return Handled::Axfr;
+                }
+                let mut a = Ans::new();
+                a.rcode = rcode::NOTIMP;
+                a.aa = false;
+                a
+            }
+            _ => refused(),
+        }
+    } else {
+        match zone {
+            None => refused(),
+            Some(z) => resolve(ctx, z, qname, req.qtype, ecs.as_ref()),
+        }
+    };
+    let limit = if ctx.tcp {
+        u16::MAX as usize
+    } else {
+        match req.edns {
+            Some(e) => e
+                .payload
+                .clamp(MIN_UDP_PAYLOAD, ctx.snap.udp_payload.max(MIN_UDP_PAYLOAD))
+                as usize,
+            None => MIN_UDP_PAYLOAD as usize,
+        }
+    };
+    let question = &msg[12..12 + req.qname.len() + 4];
+    let truncated = encode(out, req, question, &ans, limit, ctx.snap.udp_payload, ecs);
+    ctx.metrics.query(req.qtype, ans.rcode);
+    if truncated {
+        ctx.metrics.truncated.increment(1);
+    }
+    Handled::Reply {
+        rcode: ans.rcode,
+        truncated,
+    }
+}
+
+fn refused<'a>() -> Ans<'a> {
+    let mut a = Ans::new();
+    a.rcode = rcode::REFUSED;
+    a.aa = false;
+    a
+}
+
+/// Writes the response; returns whether it had to be truncated.
+fn encode(
+    out: &mut Vec<u8>,
+    req: &Request<'_>,
+    question: &[u8],
+    ans: &Ans<'_>,
+    limit: usize,
+    our_payload: u16,
+    ecs: Option<Ecs>,
+) -> bool {
+    let opt_len = req.edns.map_or(0, |_| Writer::opt_len(ecs.as_ref()));
+    let limit = limit.saturating_sub(opt_len);
+    let mut w = Writer::new(
+        out,
+        req.id,
+        req.flags,
+        ans.aa,
+        ans.rcode,
+        Some(question),
+        req.qname_lower(),
+    );
+    let base = w.len();
+    let mut overflow = false;
+    for (section, items) in [(0, &ans.answer), (1, &ans.authority), (2, &ans.glue)] {
+        w.section(section);
+        for &(owner, rr, ttl) in items.iter() {
+            w.record(owner, rr, ttl);
+        }
+        if w.len() > limit {
+            overflow = true;
+            break;
+        }
+    }
+    if !overflow {
+        for &(owner, rr, ttl) in &ans.extra {
+            let (len, counts) = (w.len(), w.counts());
+            w.record(owner, rr, ttl);
+            if w.len() > limit {
+                w.rollback(len, counts);
+                break;
+            }
+        }
+    } else {
+        w.rollback(base, [0; 3]);
+        w.set_tc();
+    }
+    if let Some(Edns { dnssec_ok, .. }) = req.edns {
+        w.opt(
+            our_payload,
+            dnssec_ok,
+            ans.rcode,
+            ecs.map(|e| (e, ans.scope)),
+        );
+    }
+    w.finish();
+    overflow
+}
+
+/// Looks `qname` up in `zone` (RFC 1034 §4.3.2 with RFC 4592 wildcards, RFC 2308 negative
+/// answers and RFC 8482 minimal ANY).
+fn resolve<'a>(
+    ctx: &Ctx<'_>,
+    zone: &'a Zone,
+    qname: &'a [u8],
+    qtype: u16,
+    ecs: Option<&Ecs>,
+) -> Ans<'a> {
+    let mut ans = Ans::new();
+    let mut name: &'a [u8] = qname;
+    let mut owner = Owner::Qname;
+    let mut visited: [&[u8]; MAX_CNAME_CHAIN] = [&[]; MAX_CNAME_CHAIN];
+    for hop in 0..=MAX_CNAME_CHAIN {
+        if zone.has_cuts {
+            if let Some((cut_name, cut)) = find_cut(zone, name, qtype) {
+                referral(zone, cut_name, cut, &mut ans);
+                ans.aa = !ans.answer.is_empty();
+                return ans;
+            }
+        }
+        let Some(node) = find_node(zone, name) else {
+            ans.rcode = rcode::NXDOMAIN;
+            ans.authority
+                .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl));
+            return ans;
+        };
+        if let Some(g) = node
+            .gslb
+            .as_ref()
+            .filter(|_| matches!(qtype, rtype::A | rtype::AAAA | rtype::ANY))
+        {
+            gslb_answer(ctx, zone, g, owner, qtype, ecs, &mut ans);
+            return ans;
+        }
+        if let (Some(cname), true) = (node.get(rtype::CNAME), qtype != rtype::CNAME) {
+            let rr = &cname.records[0];
+            ans.answer.push((owner, rr, rr.ttl));
+            if hop < MAX_CNAME_CHAIN {
+                visited[hop] = name;
+            }
+            match rr.target.as_deref() {
+                Some(t)
+                    if is_subdomain(t, &zone.origin)
+                        && !visited[..=hop.min(MAX_CNAME_CHAIN - 1)].contains(&t) =>
+                {
+                    name = t;
+                    owner = Owner::Name(t);
+                    continue;
+                }
+                // out of zone (the resolver goes on from here), a loop, or too long
+                _ => return ans,
+            }
+        }
+        let set = if qtype == rtype::ANY {
+            node.sets.first()
+        } else {
+            node.get(qtype)
+        };
+        match set {
+            Some(set) => {
+                for rr in &set.records {
+                    ans.answer.push((owner, rr, rr.ttl));
+                }
+                if matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
+                    for rr in &set.records {
+                        add_addresses(zone, rr.target.as_deref(), &mut ans.extra);
+                    }
+                }
+            }
+            None => ans
+                .authority
+                .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl)),
+        }
+        return ans;
+    }
+    ans
+}
+
+/// The topmost zone cut at or above `name` (a DS query at the cut itself is the parent's).
+fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: u16) -> Option<(&'a [u8], &'a Node)> {
+    let mut offs = [0u8; 128];
+    let n = label_offsets(name, &mut offs);
+    let zone_labels = crate::names::label_count(&zone.origin);
+    let name_labels = n.saturating_sub(1);
+    // from the label just below the apex down to the name itself
+    for depth in zone_labels + 1..=name_labels {
+        let off = offs[name_labels - depth] as usize;
+        let candidate = &name[off..];
+        if let Some(node) = zone.nodes.get(candidate) {
+            if node.cut && !(off == 0 && qtype == rtype::DS) {
+                return Some((candidate, node));
+            }
+        } else {
+            // nothing exists here, so nothing below either
+            return None;
+        }
+    }
+    None
+}
+
+fn referral<'a>(zone: &'a Zone, cut_name: &'a [u8], cut: &'a Node, ans: &mut Ans<'a>) {
+    let Some(ns) = cut.get(rtype::NS) else { return };
+    for rr in &ns.records {
+        ans.authority.push((Owner::Name(cut_name), rr, rr.ttl));
+    }
+    for rr in &ns.records {
+        let Some(t) = rr.target.as_deref() else {
+            continue;
+        };
+        if is_subdomain(t, cut_name) {
+            add_addresses(zone, Some(t), &mut ans.glue);
+        } else {
+            add_addresses(zone, Some(t), &mut ans.extra);
+        }
+    }
+}
+
+/// A and AAAA records of an in-zone name, for the additional section.
+fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Vec<Item<'a>>) {
+    let Some(t) = target.filter(|t| is_subdomain(t, &zone.origin)) else {
+        return;
+    };
+    let Some(node) = zone.nodes.get(t) else {
+        return;
+    };
+    for set in node
+        .sets
+        .iter()
+        .filter(|s| matches!(s.rtype, rtype::A | rtype::AAAA))
+    {
+        for rr in &set.records {
+            into.push((Owner::Name(t), rr, rr.ttl));
+        }
+    }
+}
+
+/// The node for `name`: exact, else the wildcard at the closest encloser (RFC 4592 §3.3.1).
+fn find_node<'a>(zone: &'a Zone, name: &[u8]) -> Option<&'a Node> {
+    if let Some(n) = zone.nodes.get(name) {
+        return Some(n);
+    }
+    if !zone.has_wildcards {
+        return None;
+    }
+    let mut encloser = parent(name)?;
+    while !zone.nodes.contains_key(encloser) {
+        encloser = parent(encloser)?;
+    }
+    let mut wild = [0u8; 258];
+    wild[..2].copy_from_slice(b"\x01*");
+    wild[2..2 + encloser.len()].copy_from_slice(encloser);
+    zone.nodes.get(&wild[..2 + encloser.len()])
+}
+
+fn gslb_answer<'a>(
+    ctx: &Ctx<'_>,
+    zone: &'a Zone,
+    g: &'a GslbName,
+    owner: Owner<'a>,
+    qtype: u16,
+    ecs: Option<&Ecs>,
+    ans: &mut Ans<'a>,
+) {
+    let loc = if g.policy.uses_location() {
+        ctx.snap.locate(ctx.client, ecs, true)
+    } else {
+        ClientLocation::default()
+    };
+    let choice = choose(g, &loc, ctx.health, rand::random(), None);
+    if choice.outcome != Outcome::Healthy {
+        g.all_down_count.increment(1);
+    }
+    if choice.outcome == Outcome::AllDownServfail {
+        ans.rcode = rcode::SERVFAIL;
+        ans.aa = false;
+        return;
+    }
+    for i in choice.indices() {
+        g.regions[i].answers.increment(1);
+    }
+    ans.scope = choice.scope;
+    let mut rrs: Vec<&'a Rr> = Vec::with_capacity(4);
+    choice.records(g, qtype == rtype::AAAA, &mut rrs);
+    if rrs.is_empty() {
+        ans.authority
+            .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl));
+    }
+    for rr in rrs {
+        ans.answer.push((owner, rr, g.ttl));
+    }
+}
+
+/// The messages of a zone transfer (AXFR, RFC 5936): SOA, every record, SOA again, packed into
+/// messages of up to ~16 KiB. Returns nothing if `msg` is not an allowed AXFR.
+pub fn axfr_messages(ctx: &Ctx<'_>, msg: &[u8]) -> Vec<Vec<u8>> {
+    let Parsed::Query(req) = parse(msg) else {
+        return Vec::new();
+    };
+    let Some(zone) = ctx.snap.find_zone(req.qname_lower()) else {
+        return Vec::new();
+    };
+    if *zone.origin != *req.qname_lower() || !ctx.snap.axfr_allowed(ctx.client) {
+        return Vec::new();
+    }
+    let question = &msg[12..12 + req.qname.len() + 4];
+    let mut records = zone.transfer_records();
+    records.push(&zone.soa);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < records.len() {
+        let mut buf = Vec::with_capacity(16 * 1024);
+        let first = out.is_empty();
+        let mut w = Writer::new(
+            &mut buf,
+            req.id,
+            req.flags,
+            true,
+            rcode::NOERROR,
+            first.then_some(question),
+            req.qname_lower(),
+        );
+        while i < records.len() && w.len() < 16 * 1024 {
+            w.record(Owner::Name(&records[i].owner), records[i], records[i].ttl);
+            i += 1;
+        }
+        w.finish();
+        out.push(buf);
+    }
+    out
+}

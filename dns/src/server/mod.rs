@@ -1,0 +1,218 @@
+//! Binding, worker threads/tasks, reload and shutdown.
+
+mod tcp;
+mod udp;
+
+pub use tcp::MAX_TCP_QUERY;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use ipnet::IpNet;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::geo::truncate;
+use crate::gslb::{choose, ClientLocation, Explanation, RegionHealth};
+use crate::metrics::Metrics;
+use crate::snapshot::Snapshot;
+use crate::spec::DnsSpec;
+use crate::Error;
+
+/// What workers read per batch: the zone snapshot and the health view, swapped together.
+pub struct State {
+    pub snapshot: Snapshot,
+    pub health: Arc<dyn RegionHealth>,
+}
+
+/// Shared by every worker.
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub metrics: Metrics,
+}
+
+/// A running DNS server. Dropping it does not stop it: cancel the token given to [`start`].
+pub struct Handle {
+    shared: Arc<Shared>,
+    local_addrs: Vec<SocketAddr>,
+    threads: Vec<JoinHandle<()>>,
+    tracker: TaskTracker,
+    stop: Arc<AtomicBool>,
+    shutdown: CancellationToken,
+    spec_listen: Vec<SocketAddr>,
+}
+
+/// Binds every listener (UDP: `workers` `SO_REUSEPORT` sockets per address, TCP: one listener
+/// per address on the same port), then starts serving. Returns once everything is bound.
+/// Must be called inside a tokio runtime (TCP runs on it; UDP workers are OS threads).
+pub async fn start(
+    spec: DnsSpec,
+    health: Arc<dyn RegionHealth>,
+    shutdown: CancellationToken,
+) -> Result<Handle, Error> {
+    let snapshot = spec.build()?;
+    let shared = Arc::new(Shared {
+        state: ArcSwap::from_pointee(State { snapshot, health }),
+        metrics: Metrics::new(),
+    });
+    let workers = if spec.workers == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        spec.workers
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let tracker = TaskTracker::new();
+    let limit = Arc::new(Semaphore::new(spec.tcp_max_conns.max(1)));
+    let mut local_addrs = Vec::new();
+    let mut sockets = Vec::new();
+    let mut listeners = Vec::new();
+    for &addr in &spec.listen {
+        let bind_err = |e| Error::Bind { addr, source: e };
+        let first = udp::bind(addr).map_err(bind_err)?;
+        let bound = first.local_addr().map_err(bind_err)?;
+        sockets.push(first);
+        for _ in 1..workers {
+            sockets.push(udp::bind(bound).map_err(bind_err)?);
+        }
+        let listener = tcp::bind(bound).map_err(bind_err)?;
+        listeners.push(tokio::net::TcpListener::from_std(listener).map_err(bind_err)?);
+        local_addrs.push(bound);
+    }
+    let mut threads = Vec::new();
+    for (i, socket) in sockets.into_iter().enumerate() {
+        let (shared, stop) = (shared.clone(), stop.clone());
+        let t = std::thread::Builder::new()
+            .name(format!("dns-udp-{i}"))
+            .spawn(move || udp::run(socket, shared, stop))
+            .map_err(|e| Error::Bind {
+                addr: local_addrs[0],
+                source: e,
+            })?;
+        threads.push(t);
+    }
+    for listener in listeners {
+        tracker.spawn(tcp::accept_loop(
+            listener,
+            shared.clone(),
+            limit.clone(),
+            spec.tcp_idle,
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
+    // UDP threads poll the flag; tie it to the token
+    {
+        let (stop, shutdown) = (stop.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            shutdown.cancelled().await;
+            stop.store(true, Ordering::Relaxed);
+        });
+    }
+    tracing::info!(addrs = ?local_addrs, workers, "dns listening");
+    Ok(Handle {
+        shared,
+        local_addrs,
+        threads,
+        tracker,
+        stop,
+        shutdown,
+        spec_listen: spec.listen,
+    })
+}
+
+impl Handle {
+    /// The bound addresses (UDP and TCP share each), in the order of `listen`.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.local_addrs
+    }
+
+    /// Applies new zones, GSLB names, geo database and settings. The new snapshot is built off
+    /// to the side and swapped in atomically: queries in flight finish on the old one, none is
+    /// dropped. On error the old configuration stays. Listener changes need a restart (logged).
+    pub fn reload(&self, spec: DnsSpec, health: Arc<dyn RegionHealth>) -> Result<(), Error> {
+        let snapshot = match spec.build() {
+            Ok(s) => s,
+            Err(e) => {
+                crate::metrics::reload(false);
+                tracing::warn!(error = %e, "dns reload rejected; keeping the running configuration");
+                return Err(e);
+            }
+        };
+        if spec.listen != self.spec_listen {
+            tracing::warn!("dns listen addresses changed: takes effect on restart");
+        }
+        self.shared
+            .state
+            .store(Arc::new(State { snapshot, health }));
+        crate::metrics::reload(true);
+        Ok(())
+    }
+
+    /// Why `name` answers what it does for a client at `client` (or in `ecs`), right now.
+    pub fn explain(
+        &self,
+        name: &str,
+        client: IpAddr,
+        ecs: Option<IpNet>,
+    ) -> Result<Explanation, Error> {
+        let state = self.shared.state.load();
+        explain(&state.snapshot, &*state.health, name, client, ecs)
+    }
+
+    /// Resolves when the server has stopped (after the token given to [`start`] is cancelled):
+    /// UDP workers joined, TCP connections finished.
+    pub async fn wait(self) {
+        self.shutdown.cancelled().await;
+        self.stop.store(true, Ordering::Relaxed);
+        self.tracker.close();
+        self.tracker.wait().await;
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || {
+            for t in threads {
+                let _ = t.join();
+            }
+        })
+        .await;
+    }
+}
+
+/// The explanation for one GSLB name, client address and optional ECS network, from a
+/// snapshot and health view (pure; used by [`Handle::explain`]).
+pub fn explain(
+    snap: &Snapshot,
+    health: &dyn RegionHealth,
+    name: &str,
+    client: IpAddr,
+    ecs: Option<IpNet>,
+) -> Result<Explanation, Error> {
+    let mut key = name.to_ascii_lowercase();
+    if !key.ends_with('.') {
+        key.push('.');
+    }
+    let g = snap
+        .gslb
+        .get(&key)
+        .ok_or_else(|| Error::UnknownName(name.to_string()))?;
+    let loc = if g.policy.uses_location() {
+        let network = match ecs {
+            Some(n) if n.prefix_len() == 0 => None,
+            Some(n) => Some(truncate(n.addr(), n.prefix_len())),
+            None => Some(truncate(client, 128)),
+        };
+        let geo = network.and_then(|n| snap.geo.as_ref().and_then(|db| db.lookup(n)));
+        ClientLocation {
+            network,
+            from_ecs: ecs.is_some(),
+            geo,
+        }
+    } else {
+        ClientLocation::default()
+    };
+    let mut ex = Explanation::default();
+    choose(g, &loc, health, rand::random(), Some(&mut ex));
+    Ok(ex)
+}

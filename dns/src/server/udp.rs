@@ -1,0 +1,220 @@
+//! UDP workers: one `SO_REUSEPORT` socket and one OS thread per worker, receiving and sending in
+//! batches (`recvmmsg`/`sendmmsg`), answering from the current snapshot with no locks.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use super::Shared;
+use crate::answer::{handle, Ctx, Handled};
+
+/// Datagrams handled per system call.
+const BATCH: usize = 32;
+/// Largest query accepted over UDP (longer datagrams are dropped).
+const MAX_QUERY: usize = 4096;
+/// How often an idle worker checks for shutdown.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Binds one UDP socket with `SO_REUSEPORT` (so several workers can share the port).
+pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    let _ = socket.set_recv_buffer_size(4 << 20);
+    let _ = socket.set_send_buffer_size(4 << 20);
+    socket.set_read_timeout(Some(POLL))?;
+    socket.bind(&SockAddr::from(addr))?;
+    Ok(socket.into())
+}
+
+/// Runs one worker until `stop` is set.
+pub fn run(socket: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+    let mut batch = Batch::new();
+    while !stop.load(Ordering::Relaxed) {
+        let n = match batch.recv(&socket) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "dns udp receive failed");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
+        };
+        let state = shared.state.load();
+        let mut replies = 0;
+        for i in 0..n {
+            let Some(client) = batch.peer(i) else {
+                continue;
+            };
+            if batch.msgs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0 {
+                shared.metrics.malformed.increment(1);
+                continue;
+            }
+            let len = batch.msgs[i].msg_len as usize;
+            let ctx = Ctx {
+                snap: &state.snapshot,
+                health: &*state.health,
+                metrics: &shared.metrics,
+                client: client.ip(),
+                tcp: false,
+            };
+            let mut out = std::mem::take(&mut batch.out[replies]);
+            let handled = handle(&ctx, &batch.bufs[i][..len], &mut out);
+            batch.out[replies] = out;
+            if let Handled::Reply { .. } = handled {
+                batch.reply_to[replies] = i;
+                replies += 1;
+            }
+        }
+        drop(state);
+        if replies > 0 {
+            batch.send(&socket, replies);
+        }
+    }
+}
+
+/// Buffers and headers for one `recvmmsg`/`sendmmsg` batch, allocated once per worker.
+struct Batch {
+    bufs: Vec<Box<[u8; MAX_QUERY]>>,
+    addrs: Box<[libc::sockaddr_storage; BATCH]>,
+    iov: Box<[libc::iovec; BATCH]>,
+    msgs: Box<[libc::mmsghdr; BATCH]>,
+    out: Vec<Vec<u8>>,
+    reply_to: [usize; BATCH],
+    out_iov: Box<[libc::iovec; BATCH]>,
+    out_msgs: Box<[libc::mmsghdr; BATCH]>,
+}
+
+// SAFETY: the raw pointers inside point into the batch's own heap buffers; the batch never
+// leaves its worker thread while a call is in progress.
+unsafe impl Send for Batch {}
+
+impl Batch {
+    fn new() -> Self {
+        // SAFETY: all-zero is a valid value for these plain C structs.
+        unsafe {
+            Batch {
+                bufs: (0..BATCH).map(|_| Box::new([0u8; MAX_QUERY])).collect(),
+                addrs: Box::new(zeroed()),
+                iov: Box::new(zeroed()),
+                msgs: Box::new(zeroed()),
+                out: (0..BATCH).map(|_| Vec::with_capacity(1232)).collect(),
+                reply_to: [0; BATCH],
+                out_iov: Box::new(zeroed()),
+                out_msgs: Box::new(zeroed()),
+            }
+        }
+    }
+
+    fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        for i in 0..BATCH {
+            self.iov[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_len: MAX_QUERY,
+            };
+            let h = &mut self.msgs[i].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            h.msg_iov = &mut self.iov[i];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+            self.msgs[i].msg_len = 0;
+        }
+        // SAFETY: msgs/iov/addrs/bufs are valid for BATCH entries and outlive the call.
+        let n = unsafe {
+            libc::recvmmsg(
+                socket.as_raw_fd(),
+                self.msgs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    fn peer(&self, i: usize) -> Option<SocketAddr> {
+        let a = &self.addrs[i];
+        match a.ss_family as libc::c_int {
+            libc::AF_INET => {
+                // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+                let s =
+                    unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+                let ip = IpAddr::from(u32::from_be(s.sin_addr.s_addr).to_be_bytes());
+                Some(SocketAddr::new(ip, u16::from_be(s.sin_port)))
+            }
+            libc::AF_INET6 => {
+                // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+                let s =
+                    unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+                Some(SocketAddr::new(
+                    IpAddr::from(s.sin6_addr.s6_addr),
+                    u16::from_be(s.sin6_port),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    fn send(&mut self, socket: &UdpSocket, n: usize) {
+        for j in 0..n {
+            let i = self.reply_to[j];
+            self.out_iov[j] = libc::iovec {
+                iov_base: self.out[j].as_mut_ptr().cast(),
+                iov_len: self.out[j].len(),
+            };
+            let h = &mut self.out_msgs[j].msg_hdr;
+            h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
+            h.msg_namelen = self.msgs[i].msg_hdr.msg_namelen;
+            h.msg_iov = &mut self.out_iov[j];
+            h.msg_iovlen = 1;
+            h.msg_control = std::ptr::null_mut();
+            h.msg_controllen = 0;
+            h.msg_flags = 0;
+        }
+        let mut sent = 0;
+        while sent < n {
+            // SAFETY: out_msgs[sent..n] point at live buffers and addresses.
+            let r = unsafe {
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    self.out_msgs.as_mut_ptr().add(sent),
+                    (n - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if r <= 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                // a send error affects one datagram: skip it and go on
+                sent += 1;
+                continue;
+            }
+            sent += r as usize;
+        }
+    }
+}

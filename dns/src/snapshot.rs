@@ -1,0 +1,100 @@
+//! The immutable state one query is answered from: zones, GSLB names, geo database, settings.
+//! Workers read it through an `ArcSwap`; a reload builds a new one and swaps it in.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use ipnet::IpNet;
+
+use crate::geo::{truncate, GeoDb};
+use crate::gslb::{ClientLocation, GslbName};
+use crate::names::label_count;
+use crate::wire::Ecs;
+use crate::zone::Zone;
+
+/// Everything a worker needs to answer, frozen.
+#[derive(Debug)]
+pub struct Snapshot {
+    zones: HashMap<Box<[u8]>, Zone>,
+    /// Fewest / most labels of any zone apex (bounds the zone search).
+    min_labels: usize,
+    max_labels: usize,
+    /// GSLB names by lowercase text (`api.example.test.`), for `explain`.
+    pub gslb: HashMap<String, Arc<GslbName>>,
+    pub geo: Option<Arc<GeoDb>>,
+    /// Largest UDP response we send to EDNS clients (default 1232).
+    pub udp_payload: u16,
+    /// Clients allowed to AXFR.
+    pub axfr_allow: Vec<IpNet>,
+}
+
+impl Snapshot {
+    pub fn new(
+        zones: Vec<Zone>,
+        gslb: Vec<Arc<GslbName>>,
+        geo: Option<Arc<GeoDb>>,
+        udp_payload: u16,
+        axfr_allow: Vec<IpNet>,
+    ) -> Self {
+        let labels: Vec<usize> = zones.iter().map(|z| label_count(&z.origin)).collect();
+        Snapshot {
+            min_labels: labels.iter().copied().min().unwrap_or(0),
+            max_labels: labels.iter().copied().max().unwrap_or(0),
+            zones: zones.into_iter().map(|z| (z.origin.clone(), z)).collect(),
+            gslb: gslb
+                .into_iter()
+                .map(|g| (g.name.to_ascii_lowercase(), g))
+                .collect(),
+            geo,
+            udp_payload,
+            axfr_allow,
+        }
+    }
+
+    /// The most specific served zone containing `qname` (lowercase wire).
+    pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
+        let mut labels = label_count(qname);
+        let mut cur = qname;
+        loop {
+            if labels < self.min_labels {
+                return None;
+            }
+            if labels <= self.max_labels {
+                if let Some(z) = self.zones.get(cur) {
+                    return Some(z);
+                }
+            }
+            cur = crate::names::parent(cur)?;
+            labels -= 1;
+        }
+    }
+
+    pub fn zones(&self) -> impl Iterator<Item = &Zone> {
+        self.zones.values()
+    }
+
+    /// Where the client is: from ECS when present (source prefix 0 = "do not use my address"),
+    /// else from the source address; truncated for privacy, then looked up if `lookup`.
+    pub fn locate(&self, source: IpAddr, ecs: Option<&Ecs>, lookup: bool) -> ClientLocation {
+        let network = match ecs {
+            Some(e) if e.source_prefix == 0 => None,
+            Some(e) => Some(truncate(e.addr, e.source_prefix)),
+            None => Some(truncate(source, if source.is_ipv4() { 32 } else { 128 })),
+        };
+        let geo = match (network, &self.geo, lookup) {
+            (Some(n), Some(db), true) => db.lookup(n),
+            _ => None,
+        };
+        ClientLocation {
+            network,
+            from_ecs: ecs.is_some(),
+            geo,
+        }
+    }
+
+    /// Whether `client` may transfer zones.
+    pub fn axfr_allowed(&self, client: IpAddr) -> bool {
+        self.axfr_allow.iter().any(|n| n.contains(&client))
+    }
+}

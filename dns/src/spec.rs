@@ -1,0 +1,345 @@
+//! The DNS server's own input model ([`DnsSpec`]) and how it is built from the validated world
+//! (`switchyard_config::World`) or from a single zone file (quick mode).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hickory_proto::rr::Name;
+use ipnet::IpNet;
+use switchyard_config::dns as cfg;
+use switchyard_config::world::GeoSource;
+use switchyard_config::World;
+
+use crate::geo::GeoDb;
+use crate::gslb::{AllDown, GslbName, Policy, RegionTarget};
+use crate::names::wire_lower;
+use crate::snapshot::Snapshot;
+use crate::zone::{parse_zone_file, rtype, Rr};
+use crate::Error;
+
+/// The MaxMind test databases, compiled in for `builtin:` geo sources (demo world and tests).
+const BUILTIN_COUNTRY: &[u8] = include_bytes!("../../testdata/geo/GeoLite2-Country-Test.mmdb");
+const BUILTIN_CITY: &[u8] = include_bytes!("../../testdata/geo/GeoLite2-City-Test.mmdb");
+
+/// Everything the DNS server is configured with.
+#[derive(Debug, Clone)]
+pub struct DnsSpec {
+    pub listen: Vec<SocketAddr>,
+    /// UDP workers per address (0 = one per CPU).
+    pub workers: usize,
+    /// Largest UDP response to EDNS clients.
+    pub udp_payload: u16,
+    pub tcp_idle: Duration,
+    pub tcp_max_conns: usize,
+    pub axfr_allow: Vec<IpNet>,
+    pub zones: Vec<ZoneText>,
+    pub gslb: Vec<GslbSpec>,
+    pub geo: Option<GeoSpec>,
+}
+
+/// A zone as RFC 1035 text (config records are rendered into this form too).
+#[derive(Debug, Clone)]
+pub struct ZoneText {
+    /// Used when the text has no `$ORIGIN`.
+    pub origin: Option<String>,
+    pub text: String,
+}
+
+/// Where the geo database comes from (a City database also gives coordinates).
+#[derive(Debug, Clone)]
+pub enum GeoSpec {
+    File(PathBuf),
+    Bytes(Arc<Vec<u8>>),
+}
+
+/// One GSLB name with its regions resolved.
+#[derive(Debug, Clone)]
+pub struct GslbSpec {
+    pub name: String,
+    pub policy: Policy,
+    pub regions: Vec<RegionSpec>,
+    pub ttl: u32,
+    pub all_down: AllDown,
+    /// Region for clients whose location matches nothing.
+    pub default_region: Option<String>,
+}
+
+/// A region as DNS sees it.
+#[derive(Debug, Clone, Default)]
+pub struct RegionSpec {
+    pub name: String,
+    pub vips: Vec<IpAddr>,
+    pub weight: u32,
+    pub continents: Vec<String>,
+    pub countries: Vec<String>,
+    pub networks: Vec<IpNet>,
+    pub failover: Vec<String>,
+    pub coordinates: Option<(f64, f64)>,
+}
+
+impl DnsSpec {
+    /// One zone file, no GSLB (the quick mode and the benchmark slot).
+    pub fn single_zone(
+        listen: SocketAddr,
+        text: String,
+        origin: Option<String>,
+        workers: usize,
+    ) -> Self {
+        DnsSpec {
+            listen: vec![listen],
+            workers,
+            udp_payload: 1232,
+            tcp_idle: Duration::from_secs(10),
+            tcp_max_conns: 1024,
+            axfr_allow: Vec::new(),
+            zones: vec![ZoneText { origin, text }],
+            gslb: Vec::new(),
+            geo: None,
+        }
+    }
+
+    /// The DNS part of a validated world. Reads zone files named by the config.
+    pub fn from_world(world: &World) -> Result<Self, Error> {
+        let d = &world.dns;
+        let mut zones = Vec::new();
+        for z in &d.zones {
+            zones.push(zone_text(z)?);
+        }
+        let gslb = d.gslb.iter().map(|g| gslb_spec(g, world)).collect();
+        let geo = match (&world.geo.city_db, &world.geo.country_db) {
+            (Some(src), _) | (None, Some(src)) => Some(geo_spec(src)?),
+            (None, None) => None,
+        };
+        Ok(DnsSpec {
+            listen: d.listen.clone(),
+            workers: d.workers.unwrap_or(0) as usize,
+            udp_payload: d.udp_payload,
+            tcp_idle: d.tcp_idle_timeout,
+            tcp_max_conns: d.tcp_max_connections as usize,
+            axfr_allow: d.axfr_allow.clone(),
+            zones,
+            gslb,
+            geo,
+        })
+    }
+
+    /// Parses zones, builds GSLB names, opens the geo database: the snapshot workers answer from.
+    pub fn build(&self) -> Result<Snapshot, Error> {
+        let mut gslb = Vec::new();
+        for g in &self.gslb {
+            gslb.push(Arc::new(build_gslb(g)?));
+        }
+        let mut zones = Vec::new();
+        for z in &self.zones {
+            let zone = parse_zone_file(&z.text, z.origin.as_deref())?;
+            zones.push(zone);
+        }
+        // attach GSLB names to the most specific zone containing them
+        for g in &gslb {
+            let zone = zones
+                .iter_mut()
+                .filter(|z| crate::names::is_subdomain(&g.wire, &z.origin))
+                .max_by_key(|z| z.origin.len())
+                .ok_or_else(|| Error::Zone {
+                    zone: g.name.clone(),
+                    msg: "GSLB name outside every zone".into(),
+                })?;
+            let node = zone.nodes.entry(g.wire.clone()).or_default();
+            if node.get(rtype::A).is_some()
+                || node.get(rtype::AAAA).is_some()
+                || node.get(rtype::CNAME).is_some()
+            {
+                return Err(Error::Zone {
+                    zone: zone.origin_text(),
+                    msg: format!("GSLB name {} also has static A/AAAA/CNAME records", g.name),
+                });
+            }
+            node.gslb = Some(g.clone());
+            // empty non-terminals above it
+            let mut cur: &[u8] = &g.wire;
+            while let Some(p) = crate::names::parent(cur) {
+                if p.len() < zone.origin.len() {
+                    break;
+                }
+                zone.nodes.entry(p.into()).or_default();
+                cur = p;
+            }
+        }
+        let geo = match &self.geo {
+            None => None,
+            Some(GeoSpec::File(p)) => Some(Arc::new(GeoDb::open(p)?)),
+            Some(GeoSpec::Bytes(b)) => Some(Arc::new(GeoDb::from_bytes(b.to_vec())?)),
+        };
+        if gslb.iter().any(|g| g.policy.uses_location()) && geo.is_none() {
+            tracing::warn!("geo/nearest GSLB names without a geo database: only CIDR maps apply");
+        }
+        Ok(Snapshot::new(
+            zones,
+            gslb,
+            geo,
+            self.udp_payload,
+            self.axfr_allow.clone(),
+        ))
+    }
+}
+
+fn geo_spec(src: &GeoSource) -> Result<GeoSpec, Error> {
+    Ok(match src {
+        GeoSource::File(p) => GeoSpec::File(p.clone()),
+        GeoSource::Builtin(name) => GeoSpec::Bytes(Arc::new(
+            match name.as_str() {
+                "maxmind-test-country" => BUILTIN_COUNTRY,
+                "maxmind-test-city" => BUILTIN_CITY,
+                other => {
+                    return Err(Error::Geo(format!(
+                        "unknown builtin geo database {other:?}"
+                    )))
+                }
+            }
+            .to_vec(),
+        )),
+    })
+}
+
+/// Renders a config zone as zone-file text (after the zone file's own text, if any).
+fn zone_text(z: &cfg::Zone) -> Result<ZoneText, Error> {
+    let mut text = String::new();
+    if let Some(f) = &z.file {
+        text = std::fs::read_to_string(f).map_err(|e| Error::ZoneFile(format!("{f}: {e}")))?;
+        text.push('\n');
+    }
+    let o = &z.origin;
+    text.push_str(&format!("$ORIGIN {o}\n"));
+    if let Some(s) = &z.soa {
+        text.push_str(&format!(
+            "{o} {} IN SOA {} {} {} {} {} {} {}\n",
+            s.ttl, s.mname, s.rname, s.serial, s.refresh, s.retry, s.expire, s.minimum
+        ));
+    }
+    for ns in &z.ns {
+        text.push_str(&format!("{o} {} IN NS {ns}\n", z.ttl));
+    }
+    for r in &z.records {
+        text.push_str(&format!("{} {} IN {} {}\n", r.name, r.ttl, r.rtype, r.data));
+    }
+    Ok(ZoneText {
+        origin: Some(o.clone()),
+        text,
+    })
+}
+
+fn gslb_spec(g: &cfg::Gslb, world: &World) -> GslbSpec {
+    let regions = g
+        .regions
+        .iter()
+        .filter_map(|name| world.region(name))
+        .map(|r| RegionSpec {
+            name: r.name.clone(),
+            vips: r.vips.clone(),
+            weight: g.weights.get(&r.name).copied().unwrap_or(1),
+            continents: r.continents.clone(),
+            countries: r.countries.clone(),
+            networks: r.networks.clone(),
+            failover: r.failover.clone(),
+            coordinates: r.coordinates,
+        })
+        .collect();
+    GslbSpec {
+        name: g.name.clone(),
+        policy: match g.policy {
+            cfg::GslbPolicy::Failover => Policy::Failover,
+            cfg::GslbPolicy::Geo => Policy::Geo,
+            cfg::GslbPolicy::Weighted => Policy::Weighted,
+            cfg::GslbPolicy::Nearest => Policy::Nearest,
+            cfg::GslbPolicy::Multivalue => Policy::Multivalue {
+                max: g.max_answers as usize,
+            },
+        },
+        regions,
+        ttl: g.ttl.as_secs().min(u32::MAX as u64) as u32,
+        all_down: match &g.all_down {
+            cfg::AllDown::FailOpen => AllDown::FailOpen,
+            cfg::AllDown::LastResort(ips) => AllDown::LastResort(ips.clone()),
+            cfg::AllDown::Servfail => AllDown::Servfail,
+        },
+        default_region: world
+            .regions
+            .iter()
+            .find(|r| r.default && g.regions.contains(&r.name))
+            .map(|r| r.name.clone()),
+    }
+}
+
+fn code2(s: &str) -> Option<[u8; 2]> {
+    let b = s.as_bytes();
+    (b.len() == 2).then(|| [b[0].to_ascii_uppercase(), b[1].to_ascii_uppercase()])
+}
+
+fn addr_rr(owner: &[u8], ip: IpAddr, ttl: u32) -> Rr {
+    let (rtype, rdata): (u16, Box<[u8]>) = match ip {
+        IpAddr::V4(a) => (rtype::A, a.octets().into()),
+        IpAddr::V6(a) => (rtype::AAAA, a.octets().into()),
+    };
+    Rr {
+        owner: owner.into(),
+        rtype,
+        ttl,
+        rdata,
+        target: None,
+    }
+}
+
+/// Builds a ready-to-answer GSLB name.
+pub fn build_gslb(g: &GslbSpec) -> Result<GslbName, Error> {
+    let name = Name::from_ascii(&g.name).map_err(|e| Error::Gslb(format!("{}: {e}", g.name)))?;
+    let wire = wire_lower(&name);
+    let mut text = g.name.to_ascii_lowercase();
+    if !text.ends_with('.') {
+        text.push('.');
+    }
+    if g.regions.is_empty() || g.regions.len() > 64 {
+        return Err(Error::Gslb(format!("{text}: needs 1 to 64 regions")));
+    }
+    let index = |r: &str| g.regions.iter().position(|x| x.name == r);
+    let mut regions = Vec::new();
+    for r in &g.regions {
+        let (a, aaaa) = r
+            .vips
+            .iter()
+            .map(|ip| addr_rr(&wire, *ip, g.ttl))
+            .partition(|rr| rr.rtype == rtype::A);
+        regions.push(RegionTarget {
+            name: r.name.clone(),
+            a,
+            aaaa,
+            weight: r.weight,
+            continents: r.continents.iter().filter_map(|c| code2(c)).collect(),
+            countries: r.countries.iter().filter_map(|c| code2(c)).collect(),
+            networks: r.networks.iter().map(|n| n.trunc()).collect(),
+            failover: r.failover.iter().filter_map(|f| index(f)).collect(),
+            coordinates: r.coordinates,
+            answers: crate::metrics::gslb_answer(&text, &r.name),
+        });
+    }
+    let (last_resort_a, last_resort_aaaa) = match &g.all_down {
+        AllDown::LastResort(ips) => ips
+            .iter()
+            .map(|ip| addr_rr(&wire, *ip, g.ttl))
+            .partition(|rr| rr.rtype == rtype::A),
+        _ => (Vec::new(), Vec::new()),
+    };
+    Ok(GslbName {
+        all_down_count: crate::metrics::gslb_all_down(&text),
+        default_region: g.default_region.as_deref().and_then(index),
+        name: text,
+        wire,
+        policy: g.policy,
+        regions,
+        ttl: g.ttl,
+        all_down: g.all_down.clone(),
+        last_resort_a,
+        last_resort_aaaa,
+    })
+}

@@ -1,0 +1,103 @@
+//! Immutable zone data: nodes keyed by lowercase wire name, each holding its RRsets with the RDATA
+//! already encoded, so answering copies bytes instead of serializing records per query.
+
+mod build;
+mod file;
+
+pub use build::ZoneBuilder;
+pub use file::parse_zone_file;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::gslb::GslbName;
+
+/// Record type codes used by the answering logic.
+pub mod rtype {
+    pub const A: u16 = 1;
+    pub const NS: u16 = 2;
+    pub const CNAME: u16 = 5;
+    pub const SOA: u16 = 6;
+    pub const MX: u16 = 15;
+    pub const TXT: u16 = 16;
+    pub const AAAA: u16 = 28;
+    pub const SRV: u16 = 33;
+    pub const OPT: u16 = 41;
+    pub const DS: u16 = 43;
+    pub const IXFR: u16 = 251;
+    pub const AXFR: u16 = 252;
+    pub const ANY: u16 = 255;
+}
+
+/// One resource record, ready to be written: RDATA is pre-encoded (names uncompressed).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rr {
+    /// Owner name, lowercase wire format.
+    pub owner: Box<[u8]>,
+    pub rtype: u16,
+    pub ttl: u32,
+    pub rdata: Box<[u8]>,
+    /// The domain name inside the RDATA that additional-section processing or CNAME chasing
+    /// follows (CNAME/NS target, MX exchange, SRV target), lowercase wire format.
+    pub target: Option<Box<[u8]>>,
+}
+
+/// All records of one type at one name.
+#[derive(Debug, Clone)]
+pub struct RrSet {
+    pub rtype: u16,
+    pub records: Vec<Rr>,
+}
+
+/// A name in the zone. A node with no RRsets and no GSLB name is an empty non-terminal
+/// (it exists because names below it exist: NODATA, not NXDOMAIN).
+#[derive(Debug, Clone, Default)]
+pub struct Node {
+    pub sets: Vec<RrSet>,
+    /// A GSLB name answers A/AAAA from the balancer's choice instead of static data.
+    pub gslb: Option<Arc<GslbName>>,
+    /// NS records below the apex: a zone cut, answered with a referral.
+    pub cut: bool,
+}
+
+impl Node {
+    pub fn get(&self, rtype: u16) -> Option<&RrSet> {
+        self.sets.iter().find(|s| s.rtype == rtype)
+    }
+}
+
+/// One served zone.
+#[derive(Debug)]
+pub struct Zone {
+    /// Apex, lowercase wire format.
+    pub origin: Box<[u8]>,
+    pub nodes: HashMap<Box<[u8]>, Node>,
+    /// The apex SOA record as stored.
+    pub soa: Rr,
+    /// TTL of the SOA in negative answers: min(SOA TTL, SOA MINIMUM) (RFC 2308 §3).
+    pub neg_ttl: u32,
+    /// Whether any wildcard owner exists (skips the wildcard probe when not).
+    pub has_wildcards: bool,
+    /// Whether any delegation exists (skips the cut walk when not).
+    pub has_cuts: bool,
+}
+
+impl Zone {
+    /// Text form of the apex (`example.test.`).
+    pub fn origin_text(&self) -> String {
+        crate::names::to_text(&self.origin)
+    }
+
+    /// Every record of the zone in transfer order (SOA first; the caller repeats it last).
+    pub fn transfer_records(&self) -> Vec<&Rr> {
+        let mut names: Vec<&Box<[u8]>> = self.nodes.keys().collect();
+        names.sort_by_key(|n| (crate::names::label_count(n), n.to_vec()));
+        let mut out = vec![&self.soa];
+        for name in names {
+            for set in &self.nodes[name].sets {
+                out.extend(set.records.iter().filter(|r| r.rtype != rtype::SOA));
+            }
+        }
+        out
+    }
+}
