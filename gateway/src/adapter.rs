@@ -1,0 +1,230 @@
+//! From the `switchyard-config` world to the gateway's [`GatewaySpec`]: key material is read here
+//! (secret files, environment, PEM and JWKS files), so a reload re-reads rotated keys.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use jsonwebtoken::Algorithm;
+use switchyard_config::gateway::{Access, KeySource};
+use switchyard_config::World;
+
+use crate::spec::*;
+use crate::Error;
+
+fn balance_policy(p: switchyard_config::health::Policy) -> switchyard_balance::Policy {
+    use switchyard_balance::Policy as B;
+    use switchyard_config::health::Policy as C;
+    match p {
+        C::RoundRobin => B::RoundRobin,
+        C::LeastConnections => B::LeastConnections,
+        C::PowerOfTwo => B::PowerOfTwo,
+        C::Maglev => B::Maglev,
+        C::Random => B::Random,
+    }
+}
+
+/// Convert a configured active health check to the shared balance crate's spec.
+pub fn check_spec(h: &switchyard_config::health::HealthCheck) -> switchyard_balance::CheckSpec {
+    use switchyard_balance::CheckKind as B;
+    use switchyard_config::health::CheckKind as C;
+    let kind = match &h.kind {
+        C::Tcp => B::Tcp,
+        C::Http { method, path, host, expect_status, body_contains } => B::Http {
+            method: method.clone(),
+            path: path.clone(),
+            host: host.clone(),
+            expect_status: expect_status.0..=expect_status.1,
+            body_contains: body_contains.clone(),
+        },
+        C::SendExpect { send, expect } => B::SendExpect { send: send.clone(), expect: expect.clone() },
+    };
+    switchyard_balance::CheckSpec {
+        kind,
+        interval: h.interval,
+        jitter: h.jitter,
+        timeout: h.timeout,
+        rise: h.rise,
+        fall: h.fall,
+    }
+}
+
+fn read(path: &str) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|e| Error::Key(format!("reading {path}: {e}")))
+}
+
+fn secret(source: &KeySource) -> Result<Option<Vec<u8>>, Error> {
+    Ok(match source {
+        KeySource::Secret(s) => Some(s.as_bytes().to_vec()),
+        KeySource::SecretFile(p) => {
+            let mut b = read(p)?;
+            while b.last().is_some_and(|c| *c == b'\n' || *c == b'\r') {
+                b.pop();
+            }
+            Some(b)
+        }
+        KeySource::SecretEnv(v) => {
+            Some(std::env::var(v).map_err(|_| Error::Key(format!("environment variable {v} is not set")))?.into_bytes())
+        }
+        _ => None,
+    })
+}
+
+impl GatewaySpec {
+    /// Build the gateway spec from a validated world.
+    pub fn from_world(world: &World) -> Result<GatewaySpec, Error> {
+        let g = &world.gateway;
+        let mut spec = GatewaySpec::empty();
+        spec.access_log = true;
+        spec.instances = g
+            .instances
+            .iter()
+            .map(|i| InstanceSpec { name: i.name.clone(), listen: i.listen, region: i.region.clone(), az: i.az.clone() })
+            .collect();
+        spec.trusted_proxies = g.trusted_proxies.clone();
+        spec.limits.max_header_bytes = g.limits.max_header_bytes;
+        spec.limits.max_body_bytes = g.limits.max_body_bytes;
+        spec.limits.header_timeout = g.limits.header_read_timeout;
+        spec.limits.max_concurrent_requests = g.limits.max_concurrent_requests;
+        spec.limits.rate = g.limits.rate_per_second.map(|r| RateSpec { per_second: r, burst: g.limits.rate_burst });
+        spec.upstream.timeout = g.limits.upstream_timeout;
+        if let Some(ct) = world.services.iter().map(|s| s.connect_timeout).min() {
+            spec.upstream.connect_timeout = ct;
+        }
+
+        let mut issuer = IssuerSpec {
+            issuer: g.jwt.issuer.clone(),
+            audiences: g.jwt.audience.iter().cloned().collect(),
+            keys: Vec::new(),
+            jwks_files: Vec::new(),
+            jwks_url: None,
+            jwks_min_refresh: Duration::from_secs(10),
+            signing: None,
+        };
+        for k in &g.jwt.keys {
+            let alg: Algorithm = k.alg.parse().map_err(|_| Error::Key(format!("unknown algorithm {}", k.alg)))?;
+            if let KeySource::JwksFile(p) = &k.source {
+                issuer.jwks_files.push(PathBuf::from(p));
+                continue;
+            }
+            let material = match secret(&k.source)? {
+                Some(s) => {
+                    if k.sign && issuer.signing.is_none() {
+                        issuer.signing = Some(SigningSpec { kid: k.kid.clone(), alg, material: SigningMaterial::Secret(s.clone()) });
+                    }
+                    KeyMaterial::Secret(s)
+                }
+                None => {
+                    let KeySource::PemFile(p) = &k.source else { continue };
+                    let pem = read(p)?;
+                    if pem.windows(7).any(|w| w == b"PRIVATE") {
+                        if k.sign && issuer.signing.is_none() {
+                            issuer.signing = Some(SigningSpec { kid: k.kid.clone(), alg, material: SigningMaterial::PrivatePem(pem) });
+                        }
+                        continue;
+                    }
+                    KeyMaterial::PublicPem(pem)
+                }
+            };
+            issuer.keys.push(KeySpec { kid: k.kid.clone(), alg, material });
+        }
+        spec.jwt.issuers.push(issuer);
+        spec.jwt.leeway = g.jwt.leeway;
+        spec.jwt.roles_claim = g.jwt.roles_claim.clone();
+
+        for r in &g.routes {
+            let (path, prefix) = match (&r.path, &r.prefix) {
+                (Some(p), _) => (p.clone(), false),
+                (None, Some(p)) => (p.clone(), true),
+                (None, None) => return Err(Error::Config(format!("route {} has no path", r.name))),
+            };
+            let action = match r.service {
+                Some(i) => Action::Service(world.services[i].name.clone()),
+                None => {
+                    let parts = r
+                        .compose
+                        .iter()
+                        .map(|p| PartSpec {
+                            name: p.key.clone(),
+                            service: world.services[p.service].name.clone(),
+                            path: p.path.clone(),
+                            key: p.key.clone(),
+                            required: p.required,
+                            timeout: p.timeout.unwrap_or(r.deadline),
+                            depends_on: None,
+                        })
+                        .collect();
+                    spec.compositions.push(CompositionSpec { name: r.name.clone(), deadline: r.deadline, parts });
+                    Action::Compose(r.name.clone())
+                }
+            };
+            let methods = r
+                .methods
+                .iter()
+                .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| Error::Config(format!("route {}: bad method {m}", r.name))))
+                .collect::<Result<Vec<_>, _>>()?;
+            let headers = r
+                .headers
+                .iter()
+                .map(|(k, v)| {
+                    HeaderName::from_bytes(k.as_bytes())
+                        .map(|n| (n, v.clone()))
+                        .map_err(|_| Error::Config(format!("route {}: bad header {k}", r.name)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let policy = match &r.access {
+                Access::Public => Policy::Public,
+                Access::Authenticated => Policy::Authenticated,
+                Access::Roles { any, all } => Policy::Roles { any: any.clone(), all: all.clone() },
+            };
+            if let Some(v) = path.split('/').nth(1).filter(|s| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())) {
+                if !spec.versions.iter().any(|x| x == v) {
+                    spec.versions.push(v.to_string());
+                }
+            }
+            spec.routes.push(RouteSpec {
+                name: r.name.clone(),
+                host: r.host.clone(),
+                path,
+                prefix,
+                methods,
+                headers,
+                deprecated: r.deprecated,
+                sunset: r.sunset.clone(),
+                policy,
+                action,
+                strip_prefix: r.strip_prefix.clone(),
+                rewrite: r.rewrite.clone(),
+                retry_on_5xx: true,
+                profiles: Vec::new(),
+            });
+        }
+
+        spec.services = world
+            .services
+            .iter()
+            .map(|s| ServiceSpec {
+                name: s.name.clone(),
+                policy: balance_policy(s.policy),
+                check: Some(check_spec(&s.health)),
+                passive: switchyard_balance::PassiveSpec {
+                    consecutive_failures: s.passive.consecutive_failures,
+                    ejection: s.passive.ejection,
+                    max_ejected_percent: s.passive.max_ejected_percent,
+                },
+                instances: s
+                    .instances
+                    .iter()
+                    .map(|i| ServiceInstanceSpec {
+                        name: i.name.clone(),
+                        addr: i.addr,
+                        region: i.region.clone(),
+                        az: i.az.clone(),
+                        weight: i.weight,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(spec)
+    }
+}

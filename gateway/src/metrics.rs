@@ -1,0 +1,86 @@
+//! Metric names and descriptions (one place); the request path only increments.
+
+use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+
+pub const REQUESTS: &str = "switchyard_gateway_requests_total";
+pub const LATENCY: &str = "switchyard_gateway_request_duration_seconds";
+pub const UPSTREAM_ERRORS: &str = "switchyard_gateway_upstream_errors_total";
+pub const AUTH_FAILURES: &str = "switchyard_gateway_auth_failures_total";
+pub const RATE_LIMITED: &str = "switchyard_gateway_rate_limited_total";
+pub const FRAMING: &str = "switchyard_gateway_framing_violations_total";
+pub const COMPOSE_FAILED: &str = "switchyard_gateway_compose_part_failures_total";
+pub const JWKS_FAILED: &str = "switchyard_gateway_jwks_fetch_failures_total";
+
+/// Register descriptions with whatever recorder the binary installed.
+pub fn describe() {
+    describe_counter!(REQUESTS, "Requests by route and status");
+    describe_histogram!(LATENCY, Unit::Seconds, "Request latency by route");
+    describe_counter!(UPSTREAM_ERRORS, "Upstream errors by service and kind");
+    describe_counter!(AUTH_FAILURES, "Authentication failures by reason");
+    describe_counter!(RATE_LIMITED, "Requests rejected by the rate limiter");
+    describe_counter!(FRAMING, "Connections closed for HTTP framing violations");
+    describe_counter!(COMPOSE_FAILED, "Composition parts that failed, by part and reason");
+    describe_counter!(JWKS_FAILED, "JWKS fetches that failed (stale keys kept)");
+}
+
+pub fn request(route: &'static str, status: u16, secs: f64) {
+    counter!(REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
+    histogram!(LATENCY, "route" => route).record(secs);
+}
+
+fn status_label(s: u16) -> &'static str {
+    match s {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        301 => "301",
+        302 => "302",
+        304 => "304",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        408 => "408",
+        413 => "413",
+        429 => "429",
+        431 => "431",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        504 => "504",
+        s if s < 300 => "2xx",
+        s if s < 400 => "3xx",
+        s if s < 500 => "4xx",
+        _ => "5xx",
+    }
+}
+
+pub fn upstream_error(service: &str, kind: &'static str) {
+    counter!(UPSTREAM_ERRORS, "service" => service.to_string(), "kind" => kind).increment(1);
+}
+
+pub fn auth_failure(reason: &'static str) {
+    counter!(AUTH_FAILURES, "reason" => reason).increment(1);
+}
+
+pub fn rate_limited() {
+    counter!(RATE_LIMITED).increment(1);
+}
+
+pub fn framing_violation(v: crate::framing::Violation) {
+    let kind = match v {
+        crate::framing::Violation::BadRequest => "bad_request",
+        crate::framing::Violation::HeaderTimeout => "header_timeout",
+        crate::framing::Violation::HeadTooLarge => "head_too_large",
+    };
+    counter!(FRAMING, "kind" => kind).increment(1);
+}
+
+pub fn compose_part_failed(part: &str, reason: &str) {
+    counter!(COMPOSE_FAILED, "part" => part.to_string(), "reason" => reason.to_string()).increment(1);
+}
+
+pub fn jwks_fetch_failed() {
+    counter!(JWKS_FAILED).increment(1);
+}

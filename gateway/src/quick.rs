@@ -1,0 +1,89 @@
+//! Quick mode: `switchyard gateway --listen ADDR --route /users/=ADDR ... --jwt-alg HS256 ...`,
+//! the benchmark contract (`/users/*`, `/orders/*`, bearer JWT with `exp`, 401 otherwise, 404 for
+//! anything else).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use jsonwebtoken::Algorithm;
+use switchyard_balance::HealthRegistry;
+use tokio_util::sync::CancellationToken;
+
+use crate::spec::{
+    GatewaySpec, InstanceSpec, IssuerSpec, KeyMaterial, KeySpec, Policy, RouteSpec, ServiceInstanceSpec, ServiceSpec,
+};
+use crate::Error;
+
+/// Arguments of `switchyard gateway` (quick mode).
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuickArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BENCH_LISTEN")]
+    pub listen: SocketAddr,
+    /// `PREFIX=ADDR`: requests under PREFIX go to the upstream at ADDR (repeatable).
+    #[arg(long = "route", value_name = "PREFIX=ADDR", required = true)]
+    pub routes: Vec<String>,
+    /// JWT algorithm: HS256 or RS256 (also ES256, EdDSA with --jwt-pubkey).
+    #[arg(long, default_value = "HS256", env = "BENCH_JWT_ALG")]
+    pub jwt_alg: String,
+    /// HS256 shared secret (the literal string).
+    #[arg(long, env = "BENCH_JWT_SECRET")]
+    pub jwt_secret: Option<String>,
+    /// PEM public key file for RS256 / ES256 / EdDSA.
+    #[arg(long, env = "BENCH_JWT_PUBKEY")]
+    pub jwt_pubkey: Option<PathBuf>,
+    /// Log one line per request.
+    #[arg(long)]
+    pub access_log: bool,
+}
+
+/// Build the spec quick mode runs.
+pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
+    let alg: Algorithm = args.jwt_alg.parse().map_err(|_| Error::Config(format!("unknown --jwt-alg {}", args.jwt_alg)))?;
+    let material = match alg {
+        Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
+            let s = args.jwt_secret.as_ref().ok_or_else(|| Error::Config("--jwt-secret is required for HS*".into()))?;
+            KeyMaterial::Secret(s.as_bytes().to_vec())
+        }
+        _ => {
+            let p = args.jwt_pubkey.as_ref().ok_or_else(|| Error::Config("--jwt-pubkey is required".into()))?;
+            KeyMaterial::PublicPem(std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?)
+        }
+    };
+    let mut spec = GatewaySpec::empty();
+    spec.access_log = args.access_log;
+    spec.instances.push(InstanceSpec { name: "quick".into(), listen: args.listen, region: String::new(), az: String::new() });
+    spec.jwt.issuers.push(IssuerSpec {
+        issuer: None,
+        audiences: Vec::new(),
+        keys: vec![KeySpec { kid: None, alg, material }],
+        jwks_files: Vec::new(),
+        jwks_url: None,
+        jwks_min_refresh: std::time::Duration::from_secs(10),
+        signing: None,
+    });
+    for (i, r) in args.routes.iter().enumerate() {
+        let (prefix, addr) = r.split_once('=').ok_or_else(|| Error::Config(format!("--route {r}: expected PREFIX=ADDR")))?;
+        let addr: SocketAddr = addr.parse().map_err(|_| Error::Config(format!("--route {r}: bad address")))?;
+        let name = format!("route{i}");
+        spec.services.push(ServiceSpec {
+            name: name.clone(),
+            policy: switchyard_balance::Policy::RoundRobin,
+            check: None,
+            passive: crate::upstream::default_passive(),
+            instances: vec![ServiceInstanceSpec { name: name.clone(), addr, region: String::new(), az: String::new(), weight: 1 }],
+        });
+        let mut route = RouteSpec::new(&name, prefix, true, &name);
+        route.policy = Policy::Authenticated;
+        spec.routes.push(route);
+    }
+    Ok(spec)
+}
+
+/// Run quick mode until `shutdown` fires.
+pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(), Error> {
+    let spec = quick_spec(&args)?;
+    let handle = crate::start_spec(spec, HealthRegistry::new(), shutdown).await?;
+    handle.wait().await;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! The compiled, immutable snapshot the request path reads (swapped whole on reload).
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use switchyard_balance::HealthRegistry;
+
+use crate::auth::Authenticator;
+use crate::json::AllowList;
+use crate::ratelimit::RateLimiter;
+use crate::router::Router;
+use crate::spec::{CompositionSpec, GatewaySpec};
+use crate::upstream::{HttpClient, Upstreams};
+use crate::Error;
+
+pub struct Runtime {
+    pub spec: GatewaySpec,
+    pub router: Router,
+    /// Metric label per route (interned, so reloads do not grow memory).
+    pub route_labels: Vec<&'static str>,
+    pub auth: Authenticator,
+    pub compositions: HashMap<String, CompositionSpec>,
+    /// Per route: (profile, allow-list) for profiles that trim fields.
+    pub allow_lists: Vec<Vec<(String, AllowList)>>,
+    /// Upstreams per gateway region (`None` key: no region, e.g. quick mode).
+    pub upstreams: HashMap<Option<String>, Upstreams>,
+    pub limiter: Option<RateLimiter>,
+    /// Pooled upstream client (shared across reloads).
+    pub http: HttpClient,
+}
+
+/// Intern a label for metrics (bounded by the distinct names ever configured).
+pub fn intern(s: &str) -> &'static str {
+    static SET: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut set = SET.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(x) = set.get(s) {
+        return x;
+    }
+    let leaked: &'static str = Box::leak(s.to_string().into_boxed_str());
+    set.insert(leaked);
+    leaked
+}
+
+impl Runtime {
+    pub fn build(spec: GatewaySpec, registry: &HealthRegistry, http: HttpClient) -> Result<Runtime, Error> {
+        let router = Router::new(&spec.routes);
+        let route_labels = spec.routes.iter().map(|r| intern(&r.name)).collect();
+        let auth = Authenticator::new(&spec.jwt)?;
+        let compositions = spec.compositions.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        let allow_lists = spec
+            .routes
+            .iter()
+            .map(|r| {
+                r.profiles
+                    .iter()
+                    .filter_map(|p| p.fields.as_ref().map(|f| (p.profile.clone(), AllowList::new(f))))
+                    .collect()
+            })
+            .collect();
+        let mut regions: Vec<Option<String>> = spec.instances.iter().map(|i| Some(i.region.clone())).collect();
+        regions.push(None);
+        regions.dedup();
+        let upstreams = regions
+            .into_iter()
+            .map(|r| {
+                let u = Upstreams::build(&spec.services, r.as_deref().filter(|r| !r.is_empty()), registry);
+                (r, u)
+            })
+            .collect();
+        let limiter = spec.limits.rate.map(RateLimiter::new);
+        Ok(Runtime { router, route_labels, auth, compositions, allow_lists, upstreams, limiter, http, spec })
+    }
+
+    pub fn upstreams(&self, region: &Option<String>) -> &Upstreams {
+        self.upstreams.get(region).or_else(|| self.upstreams.get(&None)).expect("None region always built")
+    }
+
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.spec.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+/// Shared across reloads.
+pub type Shared = Arc<arc_swap::ArcSwap<Runtime>>;

@@ -1,0 +1,266 @@
+//! Listeners, connections and the [`Handle`] the binary holds (reload, wait).
+//!
+//! Each gateway instance is one bound listener with its own connection cap and request
+//! concurrency limit. A connection: optional PROXY header (trusted peers only) → framing gate →
+//! hyper HTTP/1.1 with keep-alive → [`crate::handler::handle`] with the current runtime snapshot.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use switchyard_balance::HealthRegistry;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::framing::{Gate, GateLimits};
+use crate::handler::{self, ConnInfo, InstanceCtx};
+use crate::proxy_protocol::{self, Parsed};
+use crate::runtime::Runtime;
+use crate::spec::{GatewaySpec, InstanceSpec};
+use crate::upstream::{self, HttpClient};
+use crate::Error;
+
+/// Time given to open connections to finish after shutdown.
+pub const GRACE: Duration = Duration::from_secs(5);
+
+struct Listener {
+    addr: SocketAddr,
+    local: SocketAddr,
+    stop: CancellationToken,
+}
+
+struct Inner {
+    runtime: ArcSwap<Runtime>,
+    registry: HealthRegistry,
+    http: HttpClient,
+    listeners: Mutex<HashMap<String, Listener>>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+/// A running gateway (all instances of the spec). Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    inner: Arc<Inner>,
+}
+
+/// Bind every instance and start serving. Returns once all listeners are bound.
+pub async fn start_spec(spec: GatewaySpec, registry: HealthRegistry, shutdown: CancellationToken) -> Result<Handle, Error> {
+    crate::metrics::describe();
+    let http = upstream::client(&spec.upstream);
+    upstream::ensure_checks(&spec.services, &registry, &shutdown);
+    let runtime = Runtime::build(spec, &registry, http.clone())?;
+    runtime.auth.prime().await;
+    let inner = Arc::new(Inner {
+        runtime: ArcSwap::from_pointee(runtime),
+        registry,
+        http,
+        listeners: Mutex::new(HashMap::new()),
+        tracker: TaskTracker::new(),
+        shutdown,
+    });
+    let handle = Handle { inner };
+    let instances = handle.inner.runtime.load().spec.instances.clone();
+    for inst in &instances {
+        handle.bind(inst)?;
+    }
+    Ok(handle)
+}
+
+impl Handle {
+    fn bind(&self, inst: &InstanceSpec) -> Result<(), Error> {
+        let bind_err = |source| Error::Bind { name: inst.name.clone(), addr: inst.listen, source };
+        let std = bind_std(inst.listen).map_err(bind_err)?;
+        let listener = TcpListener::from_std(std).map_err(bind_err)?;
+        let local = listener.local_addr().map_err(bind_err)?;
+        let stop = self.inner.shutdown.child_token();
+        let limits = self.inner.runtime.load().spec.limits.clone();
+        let ctx = Arc::new(InstanceCtx {
+            name: inst.name.clone(),
+            region: Some(inst.region.clone()).filter(|r| !r.is_empty()),
+            az: inst.az.clone(),
+            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
+        });
+        let conns = Arc::new(Semaphore::new(limits.max_connections));
+        self.inner.tracker.spawn(accept_loop(self.inner.clone(), listener, ctx, conns, stop.clone()));
+        tracing::info!(instance = %inst.name, %local, "gateway listening");
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(inst.name.clone(), Listener { addr: inst.listen, local, stop });
+        Ok(())
+    }
+
+    /// Apply a new spec: swap the runtime; bind new instances, stop removed or moved ones
+    /// (their open connections finish on their own). On error the old spec stays.
+    pub async fn reload_spec(&self, spec: GatewaySpec) -> Result<(), Error> {
+        upstream::ensure_checks(&spec.services, &self.inner.registry, &self.inner.shutdown);
+        let runtime = Runtime::build(spec, &self.inner.registry, self.inner.http.clone())?;
+        runtime.auth.prime().await;
+        let instances = runtime.spec.instances.clone();
+        self.inner.runtime.store(Arc::new(runtime));
+        let mut stale = Vec::new();
+        {
+            let mut ls = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            ls.retain(|name, l| {
+                let keep = instances.iter().any(|i| &i.name == name && i.listen == l.addr);
+                if !keep {
+                    stale.push(l.stop.clone());
+                }
+                keep
+            });
+        }
+        for s in stale {
+            s.cancel();
+        }
+        for inst in &instances {
+            let exists = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&inst.name);
+            if !exists {
+                self.bind(inst)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Bound addresses by instance name (useful with port 0).
+    pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
+        let ls = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<_> = ls.iter().map(|(n, l)| (n.clone(), l.local)).collect();
+        v.sort();
+        v
+    }
+
+    /// The bound address of one instance.
+    pub fn local_addr(&self, instance: &str) -> Option<SocketAddr> {
+        self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).get(instance).map(|l| l.local)
+    }
+
+    /// Resolves once shutdown was requested and every connection finished (or the grace ran out).
+    pub async fn wait(&self) {
+        self.inner.shutdown.cancelled().await;
+        self.inner.tracker.close();
+        let _ = tokio::time::timeout(GRACE + Duration::from_secs(1), self.inner.tracker.wait()).await;
+    }
+}
+
+fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+async fn accept_loop(
+    inner: Arc<Inner>,
+    listener: TcpListener,
+    ctx: Arc<InstanceCtx>,
+    conns: Arc<Semaphore>,
+    stop: CancellationToken,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = conns.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = stop.cancelled() => return,
+        };
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed; backing off");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop.cancelled() => return,
+        };
+        let inner2 = inner.clone();
+        let ctx = ctx.clone();
+        inner.tracker.spawn(async move {
+            serve_conn(inner2, ctx, stream, peer).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_conn(inner: Arc<Inner>, ctx: Arc<InstanceCtx>, mut stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let rt = inner.runtime.load_full();
+    let limits = GateLimits {
+        max_head: rt.spec.limits.max_header_bytes,
+        header_timeout: rt.spec.limits.header_timeout,
+        idle_timeout: rt.spec.limits.idle_timeout,
+    };
+    let trusted = rt.is_trusted(peer.ip());
+    let mut client = peer;
+    let mut initial = Vec::new();
+    if trusted {
+        match read_proxy_header(&mut stream, limits.header_timeout).await {
+            Some((bytes, addr)) => {
+                initial = bytes;
+                if let Some(a) = addr {
+                    client = a;
+                }
+            }
+            None => return,
+        }
+    }
+    drop(rt);
+    let conn = ConnInfo { peer, client, trusted };
+    let mut gate = Gate::new(&mut stream, limits, &initial);
+    {
+        let inner2 = inner.clone();
+        let svc = service_fn(move |req| {
+            let rt = inner2.runtime.load_full();
+            handler::handle(rt, ctx.clone(), conn, req)
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(None)
+            .max_buf_size((limits.max_head + 4096).max(8192));
+        let serving = builder.serve_connection(TokioIo::new(&mut gate), svc);
+        tokio::pin!(serving);
+        tokio::select! {
+            _ = serving.as_mut() => {}
+            _ = inner.shutdown.cancelled() => {
+                serving.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(GRACE, serving.as_mut()).await;
+            }
+        }
+    }
+    gate.finish().await;
+}
+
+/// Read an optional PROXY v1/v2 header; returns the bytes after it and the client address.
+async fn read_proxy_header(stream: &mut TcpStream, timeout: Duration) -> Option<(Vec<u8>, Option<SocketAddr>)> {
+    let mut buf = Vec::with_capacity(512);
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match proxy_protocol::parse(&buf) {
+            Parsed::Absent => return Some((buf, None)),
+            Parsed::Header(n, addr) => return Some((buf[n..].to_vec(), addr)),
+            Parsed::Invalid => return None,
+            Parsed::Incomplete if buf.len() >= 536 => return None,
+            Parsed::Incomplete => {}
+        }
+        let mut chunk = [0u8; 536];
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => n,
+        };
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}

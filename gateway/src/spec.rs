@@ -1,0 +1,338 @@
+//! The gateway's own typed model ("spec"): everything the gateway needs, already validated.
+//!
+//! The binary builds it from the `switchyard-config` world with [`GatewaySpec::from_world`]
+//! (see `adapter.rs`); quick mode and tests build it directly. Compiled, request-time structures
+//! (router, key set, ...) are derived from it in `runtime.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::{HeaderName, Method};
+use ipnet::IpNet;
+use jsonwebtoken::Algorithm;
+
+/// The whole gateway section plus the services it routes to.
+#[derive(Debug, Clone)]
+pub struct GatewaySpec {
+    /// Listening instances (one HTTP server each).
+    pub instances: Vec<InstanceSpec>,
+    pub limits: Limits,
+    /// Peers whose PROXY protocol header and `X-Forwarded-For` are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub jwt: JwtSpec,
+    pub identity: IdentityHeaders,
+    pub routes: Vec<RouteSpec>,
+    /// Known API versions (first path segment, e.g. `v1`, `v2`).
+    pub versions: Vec<String>,
+    /// Optional request header naming the API version (`X-Api-Version: v2`): an unversioned path
+    /// is routed as `/{version}{path}`.
+    pub version_header: Option<HeaderName>,
+    pub compositions: Vec<CompositionSpec>,
+    pub device_profiles: Vec<DeviceProfileSpec>,
+    pub services: Vec<ServiceSpec>,
+    pub upstream: UpstreamSpec,
+    /// One `tracing` line (target `switchyard::access`) per request.
+    pub access_log: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub az: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Request line + headers; larger heads get 431.
+    pub max_header_bytes: usize,
+    /// Request bodies; larger get 413.
+    pub max_body_bytes: usize,
+    /// Time to receive a complete request head once it started (408) and for the first one.
+    pub header_timeout: Duration,
+    /// Idle keep-alive connections are closed after this.
+    pub idle_timeout: Duration,
+    /// Requests in flight per instance; more get 503.
+    pub max_concurrent_requests: usize,
+    /// Open client connections per instance; accept waits beyond this.
+    pub max_connections: usize,
+    /// Per client (subject if authenticated, else client address) token bucket.
+    pub rate: Option<RateSpec>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RateSpec {
+    pub per_second: f64,
+    pub burst: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct JwtSpec {
+    pub issuers: Vec<IssuerSpec>,
+    pub leeway: Duration,
+    /// Claim holding roles/scopes: a JSON array of strings or a space separated string.
+    pub roles_claim: String,
+    /// Bounded verification cache (entries); 0 disables it.
+    pub cache_entries: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerSpec {
+    /// Expected `iss`; `None` accepts tokens without checking it.
+    pub issuer: Option<String>,
+    /// Accepted `aud` values; empty = not checked.
+    pub audiences: Vec<String>,
+    pub keys: Vec<KeySpec>,
+    pub jwks_files: Vec<PathBuf>,
+    /// Plain `http://` URL of a JWKS document, fetched at start and on unknown `kid`.
+    pub jwks_url: Option<String>,
+    /// Minimum time between two JWKS fetches.
+    pub jwks_min_refresh: Duration,
+    /// Key used by `switchyard token` / [`crate::mint_token`].
+    pub signing: Option<SigningSpec>,
+}
+
+/// A verification key; its algorithm is pinned.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
+    pub kid: Option<String>,
+    pub alg: Algorithm,
+    pub material: KeyMaterial,
+}
+
+#[derive(Debug, Clone)]
+pub enum KeyMaterial {
+    /// HMAC secret bytes.
+    Secret(Vec<u8>),
+    /// PEM public key (RSA, EC P-256, Ed25519) or certificate-less SPKI.
+    PublicPem(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct SigningSpec {
+    pub kid: Option<String>,
+    pub alg: Algorithm,
+    pub material: SigningMaterial,
+}
+
+#[derive(Debug, Clone)]
+pub enum SigningMaterial {
+    Secret(Vec<u8>),
+    /// PKCS#8 PEM private key.
+    PrivatePem(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user_id: HeaderName,
+    pub roles: HeaderName,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub name: String,
+    /// Exact host (`api.example.test`) or suffix wildcard (`*.example.test`); `None` = any.
+    pub host: Option<String>,
+    /// Pattern: literal segments and `{param}` segments, e.g. `/v1/users/{id}`.
+    pub path: String,
+    /// Prefix match on whole segments (`/v1/orders` matches `/v1/orders/7`).
+    pub prefix: bool,
+    /// Empty = any method.
+    pub methods: Vec<Method>,
+    /// Required headers: exact value, or `*` for "present".
+    pub headers: Vec<(HeaderName, String)>,
+    /// Deprecated API: responses carry `Deprecation: true` (and `Sunset` when set).
+    pub deprecated: bool,
+    /// HTTP-date for the `Sunset` header.
+    pub sunset: Option<String>,
+    pub policy: Policy,
+    pub action: Action,
+    /// Removed from the front of the path toward the upstream.
+    pub strip_prefix: Option<String>,
+    /// Upstream path template: `{param}`s, `{rest}` (the part after a prefix match).
+    pub rewrite: Option<String>,
+    /// Retry idempotent requests on 502/503 from an instance on another instance.
+    pub retry_on_5xx: bool,
+    /// Per device class overrides.
+    pub profiles: Vec<ProfileOverride>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Policy {
+    Public,
+    Authenticated,
+    /// At least one of `any` (when non-empty) and every one of `all`.
+    Roles { any: Vec<String>, all: Vec<String> },
+}
+
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Proxy to a service.
+    Service(String),
+    /// Run a named composition.
+    Compose(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct ProfileOverride {
+    /// Device profile name (`mobile`, `web`, ...).
+    pub profile: String,
+    /// Backend-for-frontend: send to this service instead.
+    pub service: Option<String>,
+    /// Use this composition instead.
+    pub composition: Option<String>,
+    /// Keep only these dotted JSON paths of the response.
+    pub fields: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CompositionSpec {
+    pub name: String,
+    /// Overall deadline for all parts.
+    pub deadline: Duration,
+    pub parts: Vec<PartSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartSpec {
+    pub name: String,
+    pub service: String,
+    /// Upstream path template: `{sub}`, `{claim}`, `{param}`, `{part.field}` (second stage).
+    pub path: String,
+    /// Key under which the JSON body is merged (default = name).
+    pub key: String,
+    pub required: bool,
+    pub timeout: Duration,
+    /// Run after this part and interpolate its fields.
+    pub depends_on: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceProfileSpec {
+    pub name: String,
+    /// `X-Client-Type` values (case-insensitive) selecting this profile.
+    pub client_types: Vec<String>,
+    /// Case-insensitive `User-Agent` substrings selecting this profile.
+    pub user_agent_contains: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub policy: switchyard_balance::Policy,
+    /// Active health check run through the shared `HealthRegistry` (`None` = passive only).
+    pub check: Option<switchyard_balance::CheckSpec>,
+    pub passive: switchyard_balance::PassiveSpec,
+    pub instances: Vec<ServiceInstanceSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceInstanceSpec {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub region: String,
+    pub az: String,
+    pub weight: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamSpec {
+    pub connect_timeout: Duration,
+    /// Deadline for an upstream response head (504 past it).
+    pub timeout: Duration,
+    /// Instances tried per request (1 = no retry).
+    pub attempts: u32,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_header_bytes: 16 * 1024,
+            max_body_bytes: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_concurrent_requests: 10_000,
+            max_connections: 20_000,
+            rate: None,
+        }
+    }
+}
+
+impl Default for UpstreamSpec {
+    fn default() -> Self {
+        UpstreamSpec {
+            connect_timeout: Duration::from_secs(1),
+            timeout: Duration::from_secs(10),
+            attempts: 2,
+            pool_idle_timeout: Duration::from_secs(30),
+            pool_max_idle_per_host: 256,
+        }
+    }
+}
+
+impl Default for IdentityHeaders {
+    fn default() -> Self {
+        IdentityHeaders {
+            user_id: HeaderName::from_static("x-user-id"),
+            roles: HeaderName::from_static("x-user-roles"),
+        }
+    }
+}
+
+impl Default for JwtSpec {
+    fn default() -> Self {
+        JwtSpec {
+            issuers: Vec::new(),
+            leeway: Duration::from_secs(30),
+            roles_claim: "roles".into(),
+            cache_entries: 65_536,
+        }
+    }
+}
+
+impl GatewaySpec {
+    /// An empty spec with defaults (no instances, routes or services).
+    pub fn empty() -> Self {
+        GatewaySpec {
+            instances: Vec::new(),
+            limits: Limits::default(),
+            trusted_proxies: Vec::new(),
+            jwt: JwtSpec::default(),
+            identity: IdentityHeaders::default(),
+            routes: Vec::new(),
+            versions: Vec::new(),
+            version_header: None,
+            compositions: Vec::new(),
+            device_profiles: Vec::new(),
+            services: Vec::new(),
+            upstream: UpstreamSpec::default(),
+            access_log: false,
+        }
+    }
+}
+
+impl RouteSpec {
+    /// A route with defaults: any host/method, authenticated, proxied to `service`.
+    pub fn new(name: &str, path: &str, prefix: bool, service: &str) -> Self {
+        RouteSpec {
+            name: name.into(),
+            host: None,
+            path: path.into(),
+            prefix,
+            methods: Vec::new(),
+            headers: Vec::new(),
+            deprecated: false,
+            sunset: None,
+            policy: Policy::Authenticated,
+            action: Action::Service(service.into()),
+            strip_prefix: None,
+            rewrite: None,
+            retry_on_5xx: false,
+            profiles: Vec::new(),
+        }
+    }
+}

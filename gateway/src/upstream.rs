@@ -1,0 +1,250 @@
+//! Upstreams: the internal load balancer in front of each service.
+//!
+//! Selection and health are the shared `switchyard-balance` machinery: one [`Selector`] per
+//! service for the gateway's own region and one for the other regions (used only when the local
+//! one has nothing up: region spill-over). Inside a region the selector is AZ-aware. Requests go
+//! over pooled keep-alive connections (hyper-util client); a connect failure is recorded as a
+//! passive failure (ejection works as a circuit breaker) and retried on another instance.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::{connect::HttpConnector, Client};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use switchyard_balance::{HealthRegistry, MemberSpec, Selector, SelectorOptions};
+use tokio::time::Instant;
+
+use crate::spec::{ServiceSpec, UpstreamSpec};
+
+/// Instances of one service as seen from one gateway region.
+pub struct ServicePool {
+    pub name: String,
+    local: Option<Selector>,
+    remote: Option<Selector>,
+}
+
+/// A chosen instance: which selector, which member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    pub remote: bool,
+    pub idx: usize,
+}
+
+impl ServicePool {
+    pub fn build(spec: &ServiceSpec, region: Option<&str>, registry: &HealthRegistry) -> ServicePool {
+        let (mut local, mut remote) = (Vec::new(), Vec::new());
+        for inst in &spec.instances {
+            let m = MemberSpec::new(inst.name.clone(), inst.addr, inst.az.clone(), inst.weight);
+            if region.is_none_or(|r| r == inst.region) {
+                local.push(m);
+            } else {
+                remote.push(m);
+            }
+        }
+        let sel = |members: Vec<MemberSpec>| {
+            (!members.is_empty()).then(|| {
+                let opts = SelectorOptions { passive: spec.passive, region: region.map(str::to_string), ..Default::default() };
+                Selector::new(members, &[], spec.policy, registry, opts)
+            })
+        };
+        ServicePool { name: spec.name.clone(), local: sel(local), remote: sel(remote) }
+    }
+
+    fn selector(&self, remote: bool) -> Option<&Selector> {
+        if remote {
+            self.remote.as_ref()
+        } else {
+            self.local.as_ref()
+        }
+    }
+
+    /// Next instance to try: local region first, then the others.
+    pub fn pick(&self, client: IpAddr, tried: &[Pick]) -> Option<Pick> {
+        let excl = |remote: bool| -> Vec<usize> { tried.iter().filter(|p| p.remote == remote).map(|p| p.idx).collect() };
+        if let Some(sel) = &self.local {
+            let ex = if tried.is_empty() { Vec::new() } else { excl(false) };
+            if let Some(idx) = sel.pick(client, &ex) {
+                return Some(Pick { remote: false, idx });
+            }
+        }
+        let sel = self.remote.as_ref()?;
+        sel.pick(client, &excl(true)).map(|idx| Pick { remote: true, idx })
+    }
+
+    pub fn member(&self, p: Pick) -> &MemberSpec {
+        self.selector(p.remote).map(|s| s.member(p.idx)).expect("pick from this pool")
+    }
+
+    pub fn record(&self, p: Pick, ok: bool) {
+        if let Some(s) = self.selector(p.remote) {
+            if ok {
+                s.record_success(p.idx);
+            } else if s.record_connect_failure(p.idx) {
+                tracing::warn!(service = %self.name, instance = %s.member(p.idx).name, "instance ejected");
+            }
+        }
+    }
+}
+
+/// All service pools for one gateway region.
+#[derive(Default)]
+pub struct Upstreams {
+    pools: HashMap<String, ServicePool>,
+}
+
+impl Upstreams {
+    pub fn build(services: &[ServiceSpec], region: Option<&str>, registry: &HealthRegistry) -> Upstreams {
+        Upstreams {
+            pools: services.iter().map(|s| (s.name.clone(), ServicePool::build(s, region, registry))).collect(),
+        }
+    }
+
+    pub fn get(&self, service: &str) -> Option<&ServicePool> {
+        self.pools.get(service)
+    }
+}
+
+pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+
+/// The pooled keep-alive client shared by all requests (and kept across reloads).
+pub fn client(spec: &UpstreamSpec) -> HttpClient {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(spec.connect_timeout));
+    c.set_nodelay(true);
+    c.enforce_http(true);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(spec.pool_idle_timeout)
+        .pool_max_idle_per_host(spec.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(c)
+}
+
+/// Why an upstream call failed (maps to 502 / 503 / 504).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamError {
+    /// No instance is up (503).
+    NoInstance,
+    /// Could not connect to any tried instance (502).
+    Connect,
+    /// The deadline passed (504).
+    Timeout,
+    /// The exchange failed after connecting (502).
+    Protocol,
+}
+
+impl UpstreamError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamError::NoInstance => "no_instance",
+            UpstreamError::Connect => "connect",
+            UpstreamError::Timeout => "timeout",
+            UpstreamError::Protocol => "protocol",
+        }
+    }
+}
+
+/// One outbound request (reusable across attempts).
+pub struct Outbound<'a> {
+    pub method: &'a Method,
+    pub path_and_query: &'a str,
+    pub headers: &'a HeaderMap,
+    pub body: Bytes,
+}
+
+pub struct Sent {
+    pub response: Response<Incoming>,
+    pub pick: Pick,
+    pub attempts: u32,
+}
+
+/// Send with retries on other instances: connect failures always; 502/503 when `retry_5xx`.
+pub async fn send(
+    http: &HttpClient,
+    pool: &ServicePool,
+    client_ip: IpAddr,
+    out: &Outbound<'_>,
+    attempts: u32,
+    retry_5xx: bool,
+    deadline: Instant,
+) -> Result<Sent, UpstreamError> {
+    let mut tried: Vec<Pick> = Vec::new();
+    let mut last = UpstreamError::NoInstance;
+    for attempt in 1..=attempts.max(1) {
+        let Some(pick) = pool.pick(client_ip, &tried) else { break };
+        tried.push(pick);
+        let addr = pool.member(pick).addr;
+        let uri = format!("http://{addr}{}", out.path_and_query);
+        let mut req = Request::new(Full::new(out.body.clone()));
+        *req.method_mut() = out.method.clone();
+        *req.uri_mut() = match uri.parse() {
+            Ok(u) => u,
+            Err(_) => return Err(UpstreamError::Protocol),
+        };
+        *req.headers_mut() = out.headers.clone();
+        match tokio::time::timeout_at(deadline, http.request(req)).await {
+            Err(_) => return Err(UpstreamError::Timeout),
+            Ok(Ok(resp)) => {
+                pool.record(pick, true);
+                let s = resp.status().as_u16();
+                if retry_5xx && (s == 502 || s == 503) && attempt < attempts {
+                    crate::metrics::upstream_error(&pool.name, "status_5xx");
+                    last = UpstreamError::Protocol;
+                    continue;
+                }
+                return Ok(Sent { response: resp, pick, attempts: attempt });
+            }
+            Ok(Err(e)) if e.is_connect() => {
+                pool.record(pick, false);
+                crate::metrics::upstream_error(&pool.name, "connect");
+                last = UpstreamError::Connect;
+            }
+            Ok(Err(_)) => {
+                pool.record(pick, false);
+                crate::metrics::upstream_error(&pool.name, "protocol");
+                // the request may have reached the instance: only idempotent ones are retried
+                if !is_idempotent(out.method) {
+                    return Err(UpstreamError::Protocol);
+                }
+                last = UpstreamError::Protocol;
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(UpstreamError::Timeout);
+        }
+    }
+    Err(last)
+}
+
+pub fn is_idempotent(m: &Method) -> bool {
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// Start active health checks for every instance (one checker per address, shared registry).
+pub fn ensure_checks(
+    services: &[ServiceSpec],
+    registry: &HealthRegistry,
+    shutdown: &tokio_util::sync::CancellationToken,
+) {
+    for s in services {
+        if let Some(check) = &s.check {
+            for i in &s.instances {
+                registry.ensure_checked(i.addr, check, shutdown.clone());
+            }
+        }
+    }
+}
+
+/// Default passive settings when a spec is built by hand.
+pub fn default_passive() -> switchyard_balance::PassiveSpec {
+    switchyard_balance::PassiveSpec {
+        consecutive_failures: 3,
+        ejection: Duration::from_secs(10),
+        max_ejected_percent: 50,
+    }
+}
