@@ -1,1 +1,375 @@
-//! placeholder
+//! # switchyard-lb: the L4 TCP load balancer of a region VIP
+//!
+//! Listeners ([`listener`]) accept on `SO_REUSEPORT` sockets, one accept loop per worker, with
+//! the connection cap taken before `accept`. Each connection ([`conn`]) is checked against the
+//! per-source rate limit, may carry a PROXY header in ([`proxy_proto`]), gets a backend from the
+//! pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect retry (another AZ
+//! first), may send a PROXY header out, and is relayed ([`relay`]) by splice(2) through pooled
+//! pipes or by a bounded userspace copy, with half-close, reset propagation, idle timeout,
+//! maximum lifetime and drain deadlines. Pools ([`pool`]) are immutable snapshots in an
+//! `ArcSwap`; reload ([`Lb::reload`]) diffs the [`Plan`] and rebinds only listeners whose sockets
+//! changed. Metrics are listed in [`metrics`].
+//!
+//! ## Wiring (the binary)
+//! ```no_run
+//! # async fn demo(world: std::sync::Arc<switchyard_config::World>) -> Result<(), switchyard_lb::LbError> {
+//! use switchyard_balance::{AdminState, HealthRegistry};
+//! let admin = AdminState::new();                       // shared with DNS, gateway, admin API
+//! let registry = HealthRegistry::with_admin(admin.clone()); // shared health view
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let lb = switchyard_lb::start(world.clone(), registry.clone(), shutdown.clone()).await?; // bound
+//! lb.reload(world).await?;          // on a new validated world
+//! let status = lb.status();         // pools, AZ shares, members with health, listeners
+//! shutdown.cancel();
+//! lb.wait().await;                  // accept loops stopped, connections closed or drained
+//! # Ok(()) }
+//! ```
+//! Quick mode (`switchyard lb --listen A --backend B ...`): [`QuickArgs`] + [`run_quick`].
+
+pub mod conn;
+pub mod error;
+pub mod limits;
+pub mod listener;
+pub mod metrics;
+pub mod plan;
+pub mod pool;
+pub mod proxy_proto;
+pub mod quick;
+pub mod relay;
+pub mod status;
+
+pub use error::LbError;
+pub use plan::{ListenerSpec, Plan, PoolSpec};
+pub use quick::{run_quick, QuickArgs};
+pub use status::{LbStatus, ListenerStatus, MemberStatus, PoolStatus};
+
+use conn::ConnCtx;
+use listener::{ListenerRt, Settings};
+use plan::Key;
+use pool::PoolRt;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use switchyard_balance::HealthRegistry;
+use switchyard_config::World;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Process-level options (not in the world config).
+#[derive(Debug, Clone)]
+pub struct LbOptions {
+    /// After shutdown, connections get this long to finish before they are closed.
+    pub grace: Duration,
+    /// Connections across all listeners.
+    pub global_max_connections: usize,
+}
+
+impl Default for LbOptions {
+    fn default() -> Self {
+        LbOptions {
+            grace: Duration::from_secs(10),
+            global_max_connections: 100_000,
+        }
+    }
+}
+
+struct State {
+    pools: HashMap<Key, Arc<PoolRt>>,
+    listeners: HashMap<Key, Arc<ListenerRt>>,
+}
+
+/// A running balancer (cheap to clone).
+#[derive(Clone)]
+pub struct Lb {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    ctx: Arc<ConnCtx>,
+    registry: HealthRegistry,
+    state: Mutex<State>,
+    /// Serialises reloads (the state mutex is never held across an await).
+    reload: tokio::sync::Mutex<()>,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub pools_added: usize,
+    pub pools_updated: usize,
+    pub pools_removed: usize,
+    pub listeners_bound: usize,
+    pub listeners_updated: usize,
+    pub listeners_stopped: usize,
+    pub members_draining: usize,
+}
+
+/// Starts the balancer for every region of `world` this node serves; returns once every
+/// listener is bound. Health comes from (and active checkers are registered in) `registry`;
+/// build it with [`HealthRegistry::with_admin`] so the admin state applies.
+pub async fn start(
+    world: Arc<World>,
+    registry: HealthRegistry,
+    shutdown: CancellationToken,
+) -> Result<Lb, LbError> {
+    start_plan(
+        Plan::from_world(&world),
+        registry,
+        shutdown,
+        LbOptions::default(),
+    )
+    .await
+}
+
+/// Like [`start`] with an explicit [`Plan`] and options (quick mode, tests).
+pub async fn start_plan(
+    plan: Plan,
+    registry: HealthRegistry,
+    shutdown: CancellationToken,
+    opts: LbOptions,
+) -> Result<Lb, LbError> {
+    metrics::describe();
+    let ctx = Arc::new(ConnCtx {
+        global: Arc::new(tokio::sync::Semaphore::new(opts.global_max_connections)),
+        global_max: opts.global_max_connections,
+        tracker: TaskTracker::new(),
+        shutdown: shutdown.clone(),
+        hard_stop: CancellationToken::new(),
+    });
+    let lb = Lb {
+        inner: Arc::new(Inner {
+            ctx: ctx.clone(),
+            registry,
+            state: Mutex::new(State {
+                pools: HashMap::new(),
+                listeners: HashMap::new(),
+            }),
+            reload: tokio::sync::Mutex::new(()),
+        }),
+    };
+    if let Err(e) = lb.apply(plan) {
+        shutdown.cancel();
+        return Err(e);
+    }
+    ctx.tracker.spawn(supervise(lb.clone(), opts.grace));
+    Ok(lb)
+}
+
+impl Lb {
+    /// Applies a new validated world: pools and members change for new connections, removed
+    /// members drain, only listeners whose sockets changed rebind. On error (e.g. a new address
+    /// cannot be bound) nothing that was running is stopped.
+    pub async fn reload(&self, world: Arc<World>) -> Result<ReloadSummary, LbError> {
+        self.reload_plan(Plan::from_world(&world)).await
+    }
+
+    /// Like [`reload`](Self::reload) with an explicit plan.
+    pub async fn reload_plan(&self, plan: Plan) -> Result<ReloadSummary, LbError> {
+        let _one = self.inner.reload.lock().await;
+        if self.inner.ctx.shutdown.is_cancelled() {
+            return Err(LbError::Stopped);
+        }
+        self.apply(plan)
+    }
+
+    /// Resolves when the balancer has shut down (after the shutdown token fired and open
+    /// connections finished or were closed at the end of the grace period).
+    pub async fn wait(&self) {
+        self.inner.ctx.shutdown.cancelled().await;
+        self.inner.ctx.tracker.close();
+        self.inner.ctx.tracker.wait().await;
+    }
+
+    /// The bound addresses of a listener (port 0 resolved), by region and name.
+    pub fn listener_addrs(&self, region: &str, name: &str) -> Option<Vec<std::net::SocketAddr>> {
+        let st = self.lock();
+        st.listeners
+            .get(&(region.to_string(), name.to_string()))
+            .map(|l| l.bound.clone())
+    }
+
+    /// Pools (AZ shares, members with health, drain state) and listeners, for a status page.
+    pub fn status(&self) -> LbStatus {
+        let st = self.lock();
+        status::collect(&st.pools, &st.listeners)
+    }
+
+    pub fn registry(&self) -> &HealthRegistry {
+        &self.inner.registry
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn apply(&self, plan: Plan) -> Result<ReloadSummary, LbError> {
+        let ctx = &self.inner.ctx;
+        let reg = &self.inner.registry;
+        let mut sum = ReloadSummary::default();
+        for l in &plan.listeners {
+            if !plan.pools.iter().any(|p| p.key == l.pool) {
+                return Err(LbError::UnknownPool {
+                    listener: l.key.1.clone(),
+                    pool: l.pool.1.clone(),
+                });
+            }
+        }
+        if let Some(p) = plan.pools.iter().find(|p| p.members.is_empty()) {
+            return Err(LbError::EmptyPool {
+                pool: p.key.1.clone(),
+            });
+        }
+        let mut st = self.lock();
+        // 1. bind new/changed listeners first, so a bind error leaves everything as it was
+        let mut fresh: HashMap<Key, Arc<ListenerRt>> = HashMap::new();
+        let mut new_pools: HashMap<Key, Arc<PoolRt>> = HashMap::new();
+        let pool_for =
+            |key: &Key, new_pools: &mut HashMap<Key, Arc<PoolRt>>, st: &State| -> Arc<PoolRt> {
+                if let Some(p) = st.pools.get(key).or_else(|| new_pools.get(key)) {
+                    return p.clone();
+                }
+                let spec = plan
+                    .pools
+                    .iter()
+                    .find(|p| &p.key == key)
+                    .cloned()
+                    .expect("checked above");
+                let p = Arc::new(PoolRt::new(spec, reg, &ctx.shutdown));
+                new_pools.insert(key.clone(), p.clone());
+                p
+            };
+        for l in &plan.listeners {
+            let rebind = match st.listeners.get(&l.key) {
+                Some(old) => old.settings.load().spec.bind_key() != l.bind_key(),
+                None => true,
+            };
+            if rebind {
+                let pool = pool_for(&l.pool, &mut new_pools, &st);
+                let old = st.listeners.get(&l.key).map(|o| o.settings.load_full());
+                match ListenerRt::start(Settings::new(l.clone(), pool, old.as_deref()), ctx) {
+                    Ok(rt) => {
+                        fresh.insert(l.key.clone(), rt);
+                    }
+                    Err(e) => {
+                        fresh.values().for_each(|r| r.stop());
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        // 2. pools: update in place (members reused by address) or add; removed ones drain
+        for spec in &plan.pools {
+            match st.pools.get(&spec.key) {
+                Some(p) => {
+                    if p.snap.load().spec != *spec {
+                        for (m, deadline) in p.update(spec.clone(), reg, &ctx.shutdown) {
+                            pool::arm_drain(m, deadline, &ctx.tracker, ctx.shutdown.clone());
+                            sum.members_draining += 1;
+                        }
+                        sum.pools_updated += 1;
+                    }
+                }
+                None => {
+                    let p = new_pools
+                        .remove(&spec.key)
+                        .unwrap_or_else(|| Arc::new(PoolRt::new(spec.clone(), reg, &ctx.shutdown)));
+                    st.pools.insert(spec.key.clone(), p);
+                    sum.pools_added += 1;
+                }
+            }
+        }
+        let gone: Vec<Key> = st
+            .pools
+            .keys()
+            .filter(|k| !plan.pools.iter().any(|p| &p.key == *k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(p) = st.pools.remove(&k) {
+                let snap = p.snap.load();
+                for m in &snap.members {
+                    pool::arm_drain(
+                        m.clone(),
+                        snap.spec.drain_deadline,
+                        &ctx.tracker,
+                        ctx.shutdown.clone(),
+                    );
+                    sum.members_draining += 1;
+                }
+                sum.pools_removed += 1;
+            }
+        }
+        // 3. listeners: swap settings in place, replace rebound ones, stop removed ones
+        for l in &plan.listeners {
+            let pool = st.pools[&l.pool].clone();
+            if let Some(rt) = fresh.remove(&l.key) {
+                // the new sockets were built with a possibly temporary pool: point at the live one
+                let cur = rt.settings.load_full();
+                rt.update(Settings::new(l.clone(), pool, Some(&cur)));
+                if let Some(old) = st.listeners.insert(l.key.clone(), rt) {
+                    old.stop();
+                }
+                sum.listeners_bound += 1;
+            } else if let Some(rt) = st.listeners.get(&l.key) {
+                let cur = rt.settings.load_full();
+                if cur.spec != *l || !Arc::ptr_eq(&cur.pool, &pool) {
+                    rt.update(Settings::new(l.clone(), pool, Some(&cur)));
+                    sum.listeners_updated += 1;
+                }
+            }
+        }
+        let gone: Vec<Key> = st
+            .listeners
+            .keys()
+            .filter(|k| !plan.listeners.iter().any(|l| &l.key == *k))
+            .cloned()
+            .collect();
+        for k in gone {
+            if let Some(l) = st.listeners.remove(&k) {
+                l.stop();
+                sum.listeners_stopped += 1;
+            }
+        }
+        tracing::info!(?sum, "lb plan applied");
+        Ok(sum)
+    }
+}
+
+/// Background duties: arm drain timers when the admin state changes, refresh status gauges,
+/// and close remaining connections a grace period after shutdown.
+async fn supervise(lb: Lb, grace: Duration) {
+    let ctx = lb.inner.ctx.clone();
+    let mut admin_rx = lb.inner.registry.admin().map(|a| a.subscribe());
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        let admin_changed = async {
+            match admin_rx.as_mut() {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await
+                    }
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = ctx.shutdown.cancelled() => break,
+            _ = admin_changed => {}
+            _ = tick.tick() => {}
+        }
+        let pools: Vec<Arc<PoolRt>> = lb.lock().pools.values().cloned().collect();
+        for p in pools {
+            for (m, deadline) in p.newly_draining() {
+                pool::arm_drain(m, deadline, &ctx.tracker, ctx.shutdown.clone());
+            }
+            p.export_gauges();
+        }
+    }
+    // grace: connections may finish on their own; then the rest are closed
+    let deadline = tokio::time::Instant::now() + grace;
+    while ctx.global.available_permits() < ctx.global_max && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    ctx.hard_stop.cancel();
+}
