@@ -1,1 +1,11 @@
-//! Integration tests.
+//! Integration tests: the DNS server over real UDP and TCP sockets on 127.0.0.1 (port 0).
+
+mod axfr;
+mod correctness;
+mod edns;
+mod failover;
+mod geo;
+mod harness;
+mod hostile;
+mod policies;
+mod reload;
