@@ -30,14 +30,23 @@ pub fn check_spec(h: &switchyard_config::health::HealthCheck) -> switchyard_bala
     use switchyard_config::health::CheckKind as C;
     let kind = match &h.kind {
         C::Tcp => B::Tcp,
-        C::Http { method, path, host, expect_status, body_contains } => B::Http {
+        C::Http {
+            method,
+            path,
+            host,
+            expect_status,
+            body_contains,
+        } => B::Http {
             method: method.clone(),
             path: path.clone(),
             host: host.clone(),
             expect_status: expect_status.0..=expect_status.1,
             body_contains: body_contains.clone(),
         },
-        C::SendExpect { send, expect } => B::SendExpect { send: send.clone(), expect: expect.clone() },
+        C::SendExpect { send, expect } => B::SendExpect {
+            send: send.clone(),
+            expect: expect.clone(),
+        },
     };
     switchyard_balance::CheckSpec {
         kind,
@@ -63,9 +72,11 @@ fn secret(source: &KeySource) -> Result<Option<Vec<u8>>, Error> {
             }
             Some(b)
         }
-        KeySource::SecretEnv(v) => {
-            Some(std::env::var(v).map_err(|_| Error::Key(format!("environment variable {v} is not set")))?.into_bytes())
-        }
+        KeySource::SecretEnv(v) => Some(
+            std::env::var(v)
+                .map_err(|_| Error::Key(format!("environment variable {v} is not set")))?
+                .into_bytes(),
+        ),
         _ => None,
     })
 }
@@ -79,14 +90,22 @@ impl GatewaySpec {
         spec.instances = g
             .instances
             .iter()
-            .map(|i| InstanceSpec { name: i.name.clone(), listen: i.listen, region: i.region.clone(), az: i.az.clone() })
+            .map(|i| InstanceSpec {
+                name: i.name.clone(),
+                listen: i.listen,
+                region: i.region.clone(),
+                az: i.az.clone(),
+            })
             .collect();
         spec.trusted_proxies = g.trusted_proxies.clone();
         spec.limits.max_header_bytes = g.limits.max_header_bytes;
         spec.limits.max_body_bytes = g.limits.max_body_bytes;
         spec.limits.header_timeout = g.limits.header_read_timeout;
         spec.limits.max_concurrent_requests = g.limits.max_concurrent_requests;
-        spec.limits.rate = g.limits.rate_per_second.map(|r| RateSpec { per_second: r, burst: g.limits.rate_burst });
+        spec.limits.rate = g.limits.rate_per_second.map(|r| RateSpec {
+            per_second: r,
+            burst: g.limits.rate_burst,
+        });
         spec.upstream.timeout = g.limits.upstream_timeout;
         if let Some(ct) = world.services.iter().map(|s| s.connect_timeout).min() {
             spec.upstream.connect_timeout = ct;
@@ -102,7 +121,10 @@ impl GatewaySpec {
             signing: None,
         };
         for k in &g.jwt.keys {
-            let alg: Algorithm = k.alg.parse().map_err(|_| Error::Key(format!("unknown algorithm {}", k.alg)))?;
+            let alg: Algorithm = k
+                .alg
+                .parse()
+                .map_err(|_| Error::Key(format!("unknown algorithm {}", k.alg)))?;
             if let KeySource::JwksFile(p) = &k.source {
                 issuer.jwks_files.push(PathBuf::from(p));
                 continue;
@@ -110,23 +132,37 @@ impl GatewaySpec {
             let material = match secret(&k.source)? {
                 Some(s) => {
                     if k.sign && issuer.signing.is_none() {
-                        issuer.signing = Some(SigningSpec { kid: k.kid.clone(), alg, material: SigningMaterial::Secret(s.clone()) });
+                        issuer.signing = Some(SigningSpec {
+                            kid: k.kid.clone(),
+                            alg,
+                            material: SigningMaterial::Secret(s.clone()),
+                        });
                     }
                     KeyMaterial::Secret(s)
                 }
                 None => {
-                    let KeySource::PemFile(p) = &k.source else { continue };
+                    let KeySource::PemFile(p) = &k.source else {
+                        continue;
+                    };
                     let pem = read(p)?;
                     if pem.windows(7).any(|w| w == b"PRIVATE") {
                         if k.sign && issuer.signing.is_none() {
-                            issuer.signing = Some(SigningSpec { kid: k.kid.clone(), alg, material: SigningMaterial::PrivatePem(pem) });
+                            issuer.signing = Some(SigningSpec {
+                                kid: k.kid.clone(),
+                                alg,
+                                material: SigningMaterial::PrivatePem(pem),
+                            });
                         }
                         continue;
                     }
                     KeyMaterial::PublicPem(pem)
                 }
             };
-            issuer.keys.push(KeySpec { kid: k.kid.clone(), alg, material });
+            issuer.keys.push(KeySpec {
+                kid: k.kid.clone(),
+                alg,
+                material,
+            });
         }
         spec.jwt.issuers.push(issuer);
         spec.jwt.leeway = g.jwt.leeway;
@@ -154,14 +190,21 @@ impl GatewaySpec {
                             depends_on: None,
                         })
                         .collect();
-                    spec.compositions.push(CompositionSpec { name: r.name.clone(), deadline: r.deadline, parts });
+                    spec.compositions.push(CompositionSpec {
+                        name: r.name.clone(),
+                        deadline: r.deadline,
+                        parts,
+                    });
                     Action::Compose(r.name.clone())
                 }
             };
             let methods = r
                 .methods
                 .iter()
-                .map(|m| Method::from_bytes(m.as_bytes()).map_err(|_| Error::Config(format!("route {}: bad method {m}", r.name))))
+                .map(|m| {
+                    Method::from_bytes(m.as_bytes())
+                        .map_err(|_| Error::Config(format!("route {}: bad method {m}", r.name)))
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             let headers = r
                 .headers
@@ -175,9 +218,14 @@ impl GatewaySpec {
             let policy = match &r.access {
                 Access::Public => Policy::Public,
                 Access::Authenticated => Policy::Authenticated,
-                Access::Roles { any, all } => Policy::Roles { any: any.clone(), all: all.clone() },
+                Access::Roles { any, all } => Policy::Roles {
+                    any: any.clone(),
+                    all: all.clone(),
+                },
             };
-            if let Some(v) = path.split('/').nth(1).filter(|s| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())) {
+            if let Some(v) = path.split('/').nth(1).filter(|s| {
+                s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())
+            }) {
                 if !spec.versions.iter().any(|x| x == v) {
                     spec.versions.push(v.to_string());
                 }

@@ -63,9 +63,13 @@ impl Authenticator {
         let mut jwks = Vec::new();
         for (i, issuer) in spec.issuers.iter().enumerate() {
             if let Some(url) = &issuer.jwks_url {
-                let uri: http::Uri = url.parse().map_err(|_| Error::Key(format!("bad JWKS URL {url}")))?;
+                let uri: http::Uri = url
+                    .parse()
+                    .map_err(|_| Error::Key(format!("bad JWKS URL {url}")))?;
                 if uri.scheme_str() != Some("http") {
-                    return Err(Error::Key(format!("JWKS URL {url}: only http:// is supported")));
+                    return Err(Error::Key(format!(
+                        "JWKS URL {url}: only http:// is supported"
+                    )));
                 }
                 jwks.push(JwksSource {
                     issuer: i,
@@ -103,11 +107,16 @@ impl Authenticator {
             return Ok(id);
         }
         let leeway = self.spec.leeway.as_secs();
-        let result = self.keys.load().verify(token, &self.spec.roles_claim, leeway);
+        let result = self
+            .keys
+            .load()
+            .verify(token, &self.spec.roles_claim, leeway);
         let id = match result {
             Err(AuthError::UnknownKid) if !self.jwks.is_empty() => {
                 if self.refresh_jwks(false).await {
-                    self.keys.load().verify(token, &self.spec.roles_claim, leeway)?
+                    self.keys
+                        .load()
+                        .verify(token, &self.spec.roles_claim, leeway)?
                 } else {
                     return Err(AuthError::UnknownKid);
                 }
@@ -157,7 +166,12 @@ impl Authenticator {
     fn rebuild(&self) -> Result<KeySet, Error> {
         let mut set = KeySet::from_spec(&self.spec)?;
         for src in &self.jwks {
-            if let Some(text) = src.last_good.lock().unwrap_or_else(|e| e.into_inner()).as_deref() {
+            if let Some(text) = src
+                .last_good
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_deref()
+            {
                 set.add_jwks(&self.spec.issuers[src.issuer], self.spec.leeway, text)?;
             }
         }
@@ -166,7 +180,11 @@ impl Authenticator {
 
     async fn fetch(&self, url: &http::Uri) -> Result<String, Error> {
         let fut = async {
-            let resp = self.client.get(url.clone()).await.map_err(|e| Error::Key(e.to_string()))?;
+            let resp = self
+                .client
+                .get(url.clone())
+                .await
+                .map_err(|e| Error::Key(e.to_string()))?;
             if !resp.status().is_success() {
                 return Err(Error::Key(format!("status {}", resp.status())));
             }
@@ -191,7 +209,10 @@ pub enum Denied {
 }
 
 /// Check a route policy against an authentication result.
-pub fn authorize(policy: &Policy, id: Option<&Result<Arc<Identity>, AuthError>>) -> Result<(), Denied> {
+pub fn authorize(
+    policy: &Policy,
+    id: Option<&Result<Arc<Identity>, AuthError>>,
+) -> Result<(), Denied> {
     if *policy == Policy::Public {
         return Ok(());
     }
@@ -203,7 +224,9 @@ pub fn authorize(policy: &Policy, id: Option<&Result<Arc<Identity>, AuthError>>)
     let has = |r: &String| id.roles.iter().any(|x| x == r);
     let ok = match policy {
         Policy::Public | Policy::Authenticated => true,
-        Policy::Roles { any, all } => (any.is_empty() || any.iter().any(has)) && all.iter().all(has),
+        Policy::Roles { any, all } => {
+            (any.is_empty() || any.iter().any(has)) && all.iter().all(has)
+        }
     };
     if ok {
         Ok(())

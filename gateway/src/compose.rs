@@ -57,14 +57,21 @@ fn scalar(v: &Value) -> Option<String> {
     }
 }
 
-fn resolve(ctx: &ComposeCtx<'_>, done: &[(usize, Result<Value, String>)], parts: &[PartSpec], name: &str) -> Option<String> {
+fn resolve(
+    ctx: &ComposeCtx<'_>,
+    done: &[(usize, Result<Value, String>)],
+    parts: &[PartSpec],
+    name: &str,
+) -> Option<String> {
     let raw = if name == "sub" {
         ctx.identity.map(|i| i.sub.clone())
     } else if let Some(v) = ctx.params.get(name) {
         Some(v.to_string())
     } else if let Some((head, field)) = name.split_once('.') {
         if head == "claims" {
-            ctx.identity.and_then(|i| i.claims.get(field)).and_then(scalar)
+            ctx.identity
+                .and_then(|i| i.claims.get(field))
+                .and_then(scalar)
         } else {
             let idx = parts.iter().position(|p| p.name == head)?;
             let (_, res) = done.iter().find(|(i, _)| *i == idx)?;
@@ -75,29 +82,52 @@ fn resolve(ctx: &ComposeCtx<'_>, done: &[(usize, Result<Value, String>)], parts:
             scalar(v)
         }
     } else {
-        ctx.identity.and_then(|i| i.claims.get(name)).and_then(scalar)
+        ctx.identity
+            .and_then(|i| i.claims.get(name))
+            .and_then(scalar)
     };
     raw.map(|s| encode_component(&s))
 }
 
-async fn call(ctx: &ComposeCtx<'_>, part: &PartSpec, path: String, deadline: Instant) -> Result<Value, String> {
+async fn call(
+    ctx: &ComposeCtx<'_>,
+    part: &PartSpec,
+    path: String,
+    deadline: Instant,
+) -> Result<Value, String> {
     let deadline = deadline.min(Instant::now() + part.timeout);
     let pool = ctx.upstreams.get(&part.service).ok_or("unknown_service")?;
-    let out = Outbound { method: &Method::GET, path_and_query: &path, headers: ctx.headers, body: Bytes::new() };
-    let sent = upstream::send(ctx.http, pool, ctx.client_ip, &out, ctx.attempts, true, deadline)
-        .await
-        .map_err(|e| match e {
-            UpstreamError::Timeout => "timeout".to_string(),
-            UpstreamError::NoInstance => "unavailable".to_string(),
-            UpstreamError::Connect => "connect_failed".to_string(),
-            UpstreamError::Protocol => "upstream_error".to_string(),
-        })?;
+    let out = Outbound {
+        method: &Method::GET,
+        path_and_query: &path,
+        headers: ctx.headers,
+        body: Bytes::new(),
+    };
+    let sent = upstream::send(
+        ctx.http,
+        pool,
+        ctx.client_ip,
+        &out,
+        ctx.attempts,
+        true,
+        deadline,
+    )
+    .await
+    .map_err(|e| match e {
+        UpstreamError::Timeout => "timeout".to_string(),
+        UpstreamError::NoInstance => "unavailable".to_string(),
+        UpstreamError::Connect => "connect_failed".to_string(),
+        UpstreamError::Protocol => "upstream_error".to_string(),
+    })?;
     let status = sent.response.status();
-    let body = tokio::time::timeout_at(deadline, Limited::new(sent.response.into_body(), MAX_PART_BODY).collect())
-        .await
-        .map_err(|_| "timeout".to_string())?
-        .map_err(|_| "upstream_error".to_string())?
-        .to_bytes();
+    let body = tokio::time::timeout_at(
+        deadline,
+        Limited::new(sent.response.into_body(), MAX_PART_BODY).collect(),
+    )
+    .await
+    .map_err(|_| "timeout".to_string())?
+    .map_err(|_| "upstream_error".to_string())?
+    .to_bytes();
     if !status.is_success() {
         return Err(format!("status_{}", status.as_u16()));
     }
@@ -115,7 +145,10 @@ pub async fn run(ctx: &ComposeCtx<'_>, comp: &CompositionSpec) -> (StatusCode, V
             if done.iter().any(|(j, _)| *j == i) {
                 continue;
             }
-            let dep = p.depends_on.as_ref().and_then(|d| parts.iter().position(|q| &q.name == d));
+            let dep = p
+                .depends_on
+                .as_ref()
+                .and_then(|d| parts.iter().position(|q| &q.name == d));
             match dep.map(|d| done.iter().find(|(j, _)| *j == d)) {
                 None => batch.push(i),
                 Some(Some((_, Ok(_)))) => batch.push(i),
@@ -153,14 +186,23 @@ pub async fn run(ctx: &ComposeCtx<'_>, comp: &CompositionSpec) -> (StatusCode, V
                 if p.required && required_failed.is_none() {
                     required_failed = Some(reason == "timeout");
                 }
-                failed.push(json!({"part": p.name, "key": p.key, "required": p.required, "reason": reason}));
+                failed.push(
+                    json!({"part": p.name, "key": p.key, "required": p.required, "reason": reason}),
+                );
             }
         }
     }
     let partial = (!failed.is_empty()).then(|| json!({ "failed": failed }));
     if let Some(timed_out) = required_failed {
-        let status = if timed_out { StatusCode::GATEWAY_TIMEOUT } else { StatusCode::BAD_GATEWAY };
-        return (status, json!({"error": "composition_failed", "partial": partial}));
+        let status = if timed_out {
+            StatusCode::GATEWAY_TIMEOUT
+        } else {
+            StatusCode::BAD_GATEWAY
+        };
+        return (
+            status,
+            json!({"error": "composition_failed", "partial": partial}),
+        );
     }
     let mut body = crate::json::merge(merged);
     if let (Some(p), Value::Object(map)) = (partial, &mut body) {

@@ -14,15 +14,23 @@ pub fn classify<'a>(profiles: &'a [DeviceProfileSpec], headers: &HeaderMap) -> &
     if let Some(ct) = headers.get("x-client-type").and_then(|v| v.to_str().ok()) {
         let ct = ct.trim();
         for p in profiles {
-            if p.name.eq_ignore_ascii_case(ct) || p.client_types.iter().any(|c| c.eq_ignore_ascii_case(ct)) {
+            if p.name.eq_ignore_ascii_case(ct)
+                || p.client_types.iter().any(|c| c.eq_ignore_ascii_case(ct))
+            {
                 return &p.name;
             }
         }
     }
-    if let Some(ua) = headers.get(http::header::USER_AGENT).and_then(|v| v.to_str().ok()) {
+    if let Some(ua) = headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
         let ua = ua.to_ascii_lowercase();
         for p in profiles {
-            if p.user_agent_contains.iter().any(|pat| ua.contains(&pat.to_ascii_lowercase())) {
+            if p.user_agent_contains
+                .iter()
+                .any(|pat| ua.contains(&pat.to_ascii_lowercase()))
+            {
                 return &p.name;
             }
         }
@@ -41,7 +49,11 @@ mod tests {
                 client_types: vec!["ios".into(), "android".into()],
                 user_agent_contains: vec!["Mobile".into(), "Android".into()],
             },
-            DeviceProfileSpec { name: "web".into(), client_types: vec![], user_agent_contains: vec!["Mozilla".into()] },
+            DeviceProfileSpec {
+                name: "web".into(),
+                client_types: vec![],
+                user_agent_contains: vec!["Mozilla".into()],
+            },
         ]
     }
 
@@ -50,7 +62,10 @@ mod tests {
         let p = profiles();
         let mut h = HeaderMap::new();
         assert_eq!(classify(&p, &h), "default");
-        h.insert("user-agent", "Mozilla/5.0 (Linux; Android 14) Mobile".parse().unwrap());
+        h.insert(
+            "user-agent",
+            "Mozilla/5.0 (Linux; Android 14) Mobile".parse().unwrap(),
+        );
         assert_eq!(classify(&p, &h), "mobile");
         h.insert("user-agent", "Mozilla/5.0 (X11)".parse().unwrap());
         assert_eq!(classify(&p, &h), "web");

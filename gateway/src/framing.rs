@@ -109,7 +109,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
         if let Some(v) = self.violation {
             let bytes = &v.response()[self.written.min(v.response().len())..];
             if !bytes.is_empty() {
-                let _ = tokio::time::timeout(Duration::from_secs(1), self.io.write_all(bytes)).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), self.io.write_all(bytes)).await;
                 self.written = v.response().len();
             }
             let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
@@ -134,7 +135,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
                 State::Body(n) => {
                     let k = (n as usize).min(self.raw.len());
                     self.release(k);
-                    self.state = if n as usize == k { self.next_head() } else { State::Body(n - k as u64) };
+                    self.state = if n as usize == k {
+                        self.next_head()
+                    } else {
+                        State::Body(n - k as u64)
+                    };
                 }
                 State::Chunked(c) => self.chunked(c),
             }
@@ -160,7 +165,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
     fn head(&mut self) -> bool {
         if self.scan == 0 {
             // skip empty lines before a request line (RFC 9112 §2.2)
-            let skip = self.raw.iter().take_while(|b| **b == b'\r' || **b == b'\n').count();
+            let skip = self
+                .raw
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
             self.raw.advance(skip);
             if self.raw.is_empty() {
                 return false;
@@ -220,8 +229,16 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
                     i += 1;
                     match (b, ext) {
                         (b'\r', _) if digits > 0 => Chunk::SizeLf { value },
-                        (b';', _) if digits > 0 => Chunk::Size { value, digits, ext: 1 },
-                        (_, 1..=4096) if b != b'\r' && b != b'\n' => Chunk::Size { value, digits, ext: ext + 1 },
+                        (b';', _) if digits > 0 => Chunk::Size {
+                            value,
+                            digits,
+                            ext: 1,
+                        },
+                        (_, 1..=4096) if b != b'\r' && b != b'\n' => Chunk::Size {
+                            value,
+                            digits,
+                            ext: ext + 1,
+                        },
                         (_, 0) if b.is_ascii_hexdigit() && digits < 15 => Chunk::Size {
                             value: value * 16 + (b as char).to_digit(16).unwrap_or(0) as u64,
                             digits: digits + 1,
@@ -250,7 +267,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
                     if b != b'\n' {
                         return self.fail(Violation::BadRequest);
                     }
-                    Chunk::Size { value: 0, digits: 0, ext: 0 }
+                    Chunk::Size {
+                        value: 0,
+                        digits: 0,
+                        ext: 0,
+                    }
                 }
                 Chunk::Trailer(len) => {
                     i += 1;
@@ -303,7 +324,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
                 None => self.sleep = Some(Box::pin(tokio::time::sleep_until(at))),
             }
         }
-        let Some(sleep) = &mut self.sleep else { return false };
+        let Some(sleep) = &mut self.sleep else {
+            return false;
+        };
         if sleep.as_mut().poll(cx).is_pending() {
             return false;
         }
@@ -358,7 +381,11 @@ fn judge_head(head: &[u8]) -> Result<State, Violation> {
             if req.version != Some(1) || !te.eq_ignore_ascii_case(b"chunked") {
                 return Err(Violation::BadRequest);
             }
-            Ok(State::Chunked(Chunk::Size { value: 0, digits: 0, ext: 0 }))
+            Ok(State::Chunked(Chunk::Size {
+                value: 0,
+                digits: 0,
+                ext: 0,
+            }))
         }
         (None, Some(0)) | (None, None) => Ok(State::Head),
         (None, Some(n)) => Ok(State::Body(n)),
@@ -366,7 +393,11 @@ fn judge_head(head: &[u8]) -> Result<State, Violation> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gate<'_, S> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let this = &mut *self;
         loop {
             if !this.ready.is_empty() {
@@ -411,7 +442,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gate<'_, S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Gate<'_, S> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.activity = true;
         Pin::new(&mut *self.io).poll_write(cx, buf)
     }
@@ -470,9 +505,20 @@ mod tests {
             b"POST / HTTP/1.1\r\nContent-Length: 1,1\r\n\r\n",
         ];
         for b in bad {
-            assert_eq!(judge_head(b), Err(Violation::BadRequest), "{}", String::from_utf8_lossy(b));
+            assert_eq!(
+                judge_head(b),
+                Err(Violation::BadRequest),
+                "{}",
+                String::from_utf8_lossy(b)
+            );
         }
-        assert_eq!(judge_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"), Ok(State::Head));
-        assert_eq!(judge_head(b"POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n"), Ok(State::Body(7)));
+        assert_eq!(
+            judge_head(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            Ok(State::Head)
+        );
+        assert_eq!(
+            judge_head(b"POST / HTTP/1.1\r\nContent-Length: 7\r\n\r\n"),
+            Ok(State::Body(7))
+        );
     }
 }

@@ -2,6 +2,9 @@
 //! device profile → proxy or compose. Every failure becomes a status here, in one place, with a
 //! small JSON body that never carries key material or internals.
 
+// Early returns carry the finished error response (`Err(Response)`), axum style.
+#![allow(clippy::result_large_err)]
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -66,7 +69,10 @@ pub fn error(status: StatusCode, code: &'static str) -> Response<Body> {
     let body = format!("{{\"error\":\"{code}\"}}\n");
     let mut r = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
@@ -74,14 +80,22 @@ fn json_response(status: StatusCode, v: &serde_json::Value) -> Response<Body> {
     let body = serde_json::to_vec(v).unwrap_or_default();
     let mut r = Response::new(Either::Left(Full::new(Bytes::from(body))));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     r
 }
 
 fn unauthorized(missing: bool) -> Response<Body> {
     let mut r = error(StatusCode::UNAUTHORIZED, "unauthorized");
-    let v = if missing { "Bearer" } else { "Bearer error=\"invalid_token\"" };
-    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
+    let v = if missing {
+        "Bearer"
+    } else {
+        "Bearer error=\"invalid_token\""
+    };
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(v));
     r
 }
 
@@ -90,7 +104,8 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         let b = v.as_bytes();
         if !b.is_empty()
             && b.len() <= 128
-            && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
         {
             return v.clone();
         }
@@ -136,7 +151,10 @@ pub async fn handle(
     let method = req.method().clone();
     let raw_path = req.uri().path().to_string();
     let rid = request_id(req.headers());
-    let mut log = Log { route: "-", ..Default::default() };
+    let mut log = Log {
+        route: "-",
+        ..Default::default()
+    };
     let mut resp = match pipeline(&rt, &inst, conn, req, &rid, &mut log).await {
         Ok(r) | Err(r) => r,
     };
@@ -184,20 +202,25 @@ async fn pipeline(
         .and_then(|h| h.to_str().ok())
         .or_else(|| parts.uri.authority().map(|a| a.as_str()))
         .map(str::to_string);
-    let normalised = crate::path::normalize(parts.uri.path()).map_err(|_| error(StatusCode::BAD_REQUEST, "bad_path"))?;
+    let normalised = crate::path::normalize(parts.uri.path())
+        .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_path"))?;
     let path = versioned(rt, &parts.headers, normalised.into_owned())?;
 
-    let (idx, params) = match rt.router.lookup(host.as_deref(), &path, &parts.method, &parts.headers) {
-        Lookup::Found(i, p) => (i, p),
-        Lookup::NotFound => return Err(error(StatusCode::NOT_FOUND, "not_found")),
-        Lookup::MethodNotAllowed(allow) => {
-            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-            if let Ok(v) = HeaderValue::from_str(&allow) {
-                r.headers_mut().insert(header::ALLOW, v);
+    let (idx, params) =
+        match rt
+            .router
+            .lookup(host.as_deref(), &path, &parts.method, &parts.headers)
+        {
+            Lookup::Found(i, p) => (i, p),
+            Lookup::NotFound => return Err(error(StatusCode::NOT_FOUND, "not_found")),
+            Lookup::MethodNotAllowed(allow) => {
+                let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+                if let Ok(v) = HeaderValue::from_str(&allow) {
+                    r.headers_mut().insert(header::ALLOW, v);
+                }
+                return Err(r);
             }
-            return Err(r);
-        }
-    };
+        };
     let route = &rt.spec.routes[idx];
     log.route = rt.route_labels[idx];
 
@@ -229,7 +252,8 @@ async fn pipeline(
         if let Err(retry) = limiter.check(&key, Instant::now()) {
             crate::metrics::rate_limited();
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry));
             return Err(r);
         }
     }
@@ -238,7 +262,10 @@ async fn pipeline(
 
     let profile = device::classify(&rt.spec.device_profiles, &parts.headers);
     let over = route.profiles.iter().find(|p| p.profile == profile);
-    let allow = rt.allow_lists[idx].iter().find(|(p, _)| p == profile).map(|(_, a)| a);
+    let allow = rt.allow_lists[idx]
+        .iter()
+        .find(|(p, _)| p == profile)
+        .map(|(_, a)| a);
 
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
@@ -250,15 +277,26 @@ async fn pipeline(
     }
     forwarded_headers(&mut headers, conn, host.as_deref(), rid);
 
-    let composition = over.and_then(|o| o.composition.as_deref()).or(match &route.action {
-        Action::Compose(c) => Some(c.as_str()),
-        Action::Service(_) => None,
-    });
+    let composition = over
+        .and_then(|o| o.composition.as_deref())
+        .or(match &route.action {
+            Action::Compose(c) => Some(c.as_str()),
+            Action::Service(_) => None,
+        });
     let upstreams = rt.upstreams(&inst.region);
     let mut resp = if let Some(name) = composition {
-        let comp = rt.compositions.get(name).ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal"))?;
+        let comp = rt
+            .compositions
+            .get(name)
+            .ok_or_else(|| error(StatusCode::INTERNAL_SERVER_ERROR, "internal"))?;
         let mut part_headers = HeaderMap::new();
-        for n in [&rt.spec.identity.user_id, &rt.spec.identity.roles, &X_REQUEST_ID, &TRACEPARENT, &X_FORWARDED_FOR] {
+        for n in [
+            &rt.spec.identity.user_id,
+            &rt.spec.identity.roles,
+            &X_REQUEST_ID,
+            &TRACEPARENT,
+            &X_FORWARDED_FOR,
+        ] {
             if let Some(v) = headers.get(n) {
                 part_headers.insert(n.clone(), v.clone());
             }
@@ -278,16 +316,37 @@ async fn pipeline(
         }
         json_response(status, &value)
     } else {
-        let service = over.and_then(|o| o.service.as_deref()).unwrap_or(match &route.action {
-            Action::Service(s) => s.as_str(),
-            Action::Compose(_) => unreachable!("compositions handled above"),
-        });
-        proxy(rt, route, upstreams, service, conn, &parts.method, &path, parts.uri.query(), &params, &headers, body, allow, log)
-            .await?
+        let service = over
+            .and_then(|o| o.service.as_deref())
+            .unwrap_or(match &route.action {
+                Action::Service(s) => s.as_str(),
+                Action::Compose(_) => unreachable!("compositions handled above"),
+            });
+        proxy(
+            rt,
+            route,
+            upstreams,
+            service,
+            conn,
+            &parts.method,
+            &path,
+            parts.uri.query(),
+            &params,
+            &headers,
+            body,
+            allow,
+            log,
+        )
+        .await?
     };
     if route.deprecated {
-        resp.headers_mut().insert(DEPRECATION.clone(), HeaderValue::from_static("true"));
-        if let Some(v) = route.sunset.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+        resp.headers_mut()
+            .insert(DEPRECATION.clone(), HeaderValue::from_static("true"));
+        if let Some(v) = route
+            .sunset
+            .as_deref()
+            .and_then(|s| HeaderValue::from_str(s).ok())
+        {
             resp.headers_mut().insert(SUNSET.clone(), v);
         }
     }
@@ -296,25 +355,42 @@ async fn pipeline(
 
 /// Apply the optional version header to an unversioned path.
 fn versioned(rt: &Runtime, headers: &HeaderMap, path: String) -> Result<String, Response<Body>> {
-    let Some(name) = &rt.spec.version_header else { return Ok(path) };
-    let Some(v) = headers.get(name) else { return Ok(path) };
+    let Some(name) = &rt.spec.version_header else {
+        return Ok(path);
+    };
+    let Some(v) = headers.get(name) else {
+        return Ok(path);
+    };
     let first = path[1..].split('/').next().unwrap_or("");
     if rt.spec.versions.iter().any(|known| known == first) {
         return Ok(path);
     }
-    match v.to_str().ok().filter(|v| rt.spec.versions.iter().any(|k| k == v)) {
+    match v
+        .to_str()
+        .ok()
+        .filter(|v| rt.spec.versions.iter().any(|k| k == v))
+    {
         Some(v) => Ok(format!("/{v}{path}")),
         None => Err(error(StatusCode::BAD_REQUEST, "unknown_version")),
     }
 }
 
-async fn read_body(rt: &Runtime, headers: &HeaderMap, body: Incoming) -> Result<Bytes, Response<Body>> {
+async fn read_body(
+    rt: &Runtime,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Response<Body>> {
     let max = rt.spec.limits.max_body_bytes;
     let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
-    if let Some(len) = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok()) {
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+    {
         if len > max as u64 {
             let mut r = too_large();
-            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
             return Err(r);
         }
     }
@@ -325,7 +401,8 @@ async fn read_body(rt: &Runtime, headers: &HeaderMap, body: Incoming) -> Result<
         Ok(c) => Ok(c.to_bytes()),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             let mut r = too_large();
-            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
             Err(r)
         }
         Err(_) => Err(error(StatusCode::BAD_REQUEST, "bad_body")),
@@ -341,7 +418,11 @@ fn forwarded_headers(h: &mut HeaderMap, conn: ConnInfo, host: Option<&str>, rid:
     if let Ok(v) = HeaderValue::from_str(&xff) {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
-    let for_ = if conn.client.is_ipv6() { format!("\"[{ip}]\"") } else { ip };
+    let for_ = if conn.client.is_ipv6() {
+        format!("\"[{ip}]\"")
+    } else {
+        ip
+    };
     let fwd = match host {
         Some(host) if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') => {
             format!("for={for_};host=\"{host}\";proto=http")
@@ -374,22 +455,39 @@ async fn proxy(
     allow: Option<&crate::json::AllowList>,
     log: &mut Log,
 ) -> Result<Response<Body>, Response<Body>> {
-    let pool = upstreams.get(service).ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_upstream"))?;
+    let pool = upstreams
+        .get(service)
+        .ok_or_else(|| error(StatusCode::SERVICE_UNAVAILABLE, "no_upstream"))?;
     let mut pq = router::upstream_path(route, path, params);
     if let Some(q) = query {
         pq.push('?');
         pq.push_str(q);
     }
-    let out = Outbound { method, path_and_query: &pq, headers, body };
+    let out = Outbound {
+        method,
+        path_and_query: &pq,
+        headers,
+        body,
+    };
     let retry_5xx = route.retry_on_5xx && upstream::is_idempotent(method);
     let deadline = tokio::time::Instant::now() + rt.spec.upstream.timeout;
-    let sent = upstream::send(&rt.http, pool, conn.client.ip(), &out, rt.spec.upstream.attempts, retry_5xx, deadline)
-        .await
-        .map_err(|e| match e {
-            UpstreamError::NoInstance => error(StatusCode::SERVICE_UNAVAILABLE, "no_upstream"),
-            UpstreamError::Connect | UpstreamError::Protocol => error(StatusCode::BAD_GATEWAY, "bad_gateway"),
-            UpstreamError::Timeout => error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-        })?;
+    let sent = upstream::send(
+        &rt.http,
+        pool,
+        conn.client.ip(),
+        &out,
+        rt.spec.upstream.attempts,
+        retry_5xx,
+        deadline,
+    )
+    .await
+    .map_err(|e| match e {
+        UpstreamError::NoInstance => error(StatusCode::SERVICE_UNAVAILABLE, "no_upstream"),
+        UpstreamError::Connect | UpstreamError::Protocol => {
+            error(StatusCode::BAD_GATEWAY, "bad_gateway")
+        }
+        UpstreamError::Timeout => error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+    })?;
     let member = pool.member(sent.pick);
     log.upstream = Some(member.addr);
     log.az = Some(member.az.clone());

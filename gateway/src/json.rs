@@ -20,7 +20,9 @@ pub struct AllowList {
 
 impl AllowList {
     pub fn new<S: AsRef<str>>(paths: &[S]) -> AllowList {
-        let mut root = AllowList { children: Some(Vec::new()) };
+        let mut root = AllowList {
+            children: Some(Vec::new()),
+        };
         for p in paths {
             let segs: Vec<&str> = p.as_ref().split('.').collect();
             root.insert(&segs);
@@ -33,11 +35,18 @@ impl AllowList {
             self.children = None;
             return;
         };
-        let Some(children) = self.children.as_mut() else { return };
+        let Some(children) = self.children.as_mut() else {
+            return;
+        };
         let pos = match children.iter().position(|(k, _)| k == first) {
             Some(i) => i,
             None => {
-                children.push((first.to_string(), AllowList { children: Some(Vec::new()) }));
+                children.push((
+                    first.to_string(),
+                    AllowList {
+                        children: Some(Vec::new()),
+                    },
+                ));
                 children.len() - 1
             }
         };
@@ -46,7 +55,9 @@ impl AllowList {
 
     /// Keep only allowed fields; arrays apply the same list to each element.
     pub fn trim(&self, v: Value) -> Value {
-        let Some(children) = &self.children else { return v };
+        let Some(children) = &self.children else {
+            return v;
+        };
         match v {
             Value::Object(mut map) => {
                 let mut out = Map::with_capacity(children.len());
@@ -70,7 +81,10 @@ mod tests {
 
     #[test]
     fn merge_under_keys() {
-        let v = merge(vec![("user".into(), json!({"id": 1})), ("cart".into(), json!([1, 2]))]);
+        let v = merge(vec![
+            ("user".into(), json!({"id": 1})),
+            ("cart".into(), json!([1, 2])),
+        ]);
         assert_eq!(v, json!({"user": {"id": 1}, "cart": [1, 2]}));
     }
 
@@ -82,7 +96,13 @@ mod tests {
             "partial": {"failed": []},
             "cart": {"count": 2}
         });
-        let allow = AllowList::new(&["user.name", "user.address.city", "orders.items.id", "partial", "cart"]);
+        let allow = AllowList::new(&[
+            "user.name",
+            "user.address.city",
+            "orders.items.id",
+            "partial",
+            "cart",
+        ]);
         assert_eq!(
             allow.trim(v),
             json!({

@@ -6,7 +6,7 @@
 //! check. Failures are classified in [`AuthError`] (for metrics); all of them become the same 401.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -106,12 +106,21 @@ fn decoding_key(alg: Algorithm, material: &KeyMaterial) -> Result<DecodingKey, E
         (Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512, KeyMaterial::Secret(s)) => {
             DecodingKey::from_secret(s)
         }
-        (Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256, KeyMaterial::PublicPem(p)) => {
-            DecodingKey::from_rsa_pem(p).map_err(bad)?
+        (
+            Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512 | Algorithm::PS256,
+            KeyMaterial::PublicPem(p),
+        ) => DecodingKey::from_rsa_pem(p).map_err(bad)?,
+        (Algorithm::ES256 | Algorithm::ES384, KeyMaterial::PublicPem(p)) => {
+            DecodingKey::from_ec_pem(p).map_err(bad)?
         }
-        (Algorithm::ES256 | Algorithm::ES384, KeyMaterial::PublicPem(p)) => DecodingKey::from_ec_pem(p).map_err(bad)?,
-        (Algorithm::EdDSA, KeyMaterial::PublicPem(p)) => DecodingKey::from_ed_pem(p).map_err(bad)?,
-        (alg, _) => return Err(Error::Key(format!("key material does not fit algorithm {alg:?}"))),
+        (Algorithm::EdDSA, KeyMaterial::PublicPem(p)) => {
+            DecodingKey::from_ed_pem(p).map_err(bad)?
+        }
+        (alg, _) => {
+            return Err(Error::Key(format!(
+                "key material does not fit algorithm {alg:?}"
+            )))
+        }
     })
 }
 
@@ -133,7 +142,9 @@ fn jwk_alg(jwk: &jsonwebtoken::jwk::Jwk) -> Option<Algorithm> {
     }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(_) => Some(Algorithm::RS256),
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Some(Algorithm::ES256),
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => {
+            Some(Algorithm::ES256)
+        }
         AlgorithmParameters::OctetKeyPair(_) => Some(Algorithm::EdDSA),
         AlgorithmParameters::OctetKey(_) => Some(Algorithm::HS256),
         _ => None,
@@ -155,7 +166,12 @@ impl KeySet {
         Ok(set)
     }
 
-    fn add_issuer_keys(&mut self, issuer: &IssuerSpec, leeway: Duration, keys: &[KeySpec]) -> Result<(), Error> {
+    fn add_issuer_keys(
+        &mut self,
+        issuer: &IssuerSpec,
+        leeway: Duration,
+        keys: &[KeySpec],
+    ) -> Result<(), Error> {
         for k in keys {
             self.keys.push(Key {
                 kid: k.kid.clone(),
@@ -168,12 +184,20 @@ impl KeySet {
     }
 
     /// Add the keys of a JWKS document (keys without a usable algorithm are skipped).
-    pub fn add_jwks(&mut self, issuer: &IssuerSpec, leeway: Duration, text: &str) -> Result<usize, Error> {
-        let set: JwkSet = serde_json::from_str(text).map_err(|e| Error::Key(format!("JWKS: {e}")))?;
+    pub fn add_jwks(
+        &mut self,
+        issuer: &IssuerSpec,
+        leeway: Duration,
+        text: &str,
+    ) -> Result<usize, Error> {
+        let set: JwkSet =
+            serde_json::from_str(text).map_err(|e| Error::Key(format!("JWKS: {e}")))?;
         let mut added = 0;
         for jwk in &set.keys {
             let Some(alg) = jwk_alg(jwk) else { continue };
-            let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
             self.keys.push(Key {
                 kid: jwk.common.key_id.clone(),
                 alg,
@@ -186,7 +210,12 @@ impl KeySet {
     }
 
     /// Verify a token against the pinned keys. `roles_claim` names the roles claim.
-    pub fn verify(&self, token: &str, roles_claim: &str, leeway: u64) -> Result<Identity, AuthError> {
+    pub fn verify(
+        &self,
+        token: &str,
+        roles_claim: &str,
+        leeway: u64,
+    ) -> Result<Identity, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName => AuthError::Algorithm,
             _ => AuthError::Malformed,
@@ -204,7 +233,11 @@ impl KeySet {
                 continue;
             }
             tried += 1;
-            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(token, &key.key, &key.validation) {
+            match jsonwebtoken::decode::<serde_json::Map<String, serde_json::Value>>(
+                token,
+                &key.key,
+                &key.validation,
+            ) {
                 Ok(data) => return Ok(identity(data.claims, roles_claim, leeway)),
                 Err(e) => {
                     last = classify(e.kind());
@@ -244,17 +277,27 @@ fn classify(kind: &ErrorKind) -> AuthError {
     }
 }
 
-fn identity(claims: serde_json::Map<String, serde_json::Value>, roles_claim: &str, leeway: u64) -> Identity {
-    let sub = claims.get("sub").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+fn identity(
+    claims: serde_json::Map<String, serde_json::Value>,
+    roles_claim: &str,
+    leeway: u64,
+) -> Identity {
+    let sub = claims
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
     let roles: Vec<String> = match claims.get(roles_claim) {
-        Some(serde_json::Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(serde_json::Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
         Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
         _ => Vec::new(),
     };
     let exp = claims.get("exp").and_then(|v| v.as_u64()).unwrap_or(0);
-    let header = |s: &str| {
-        HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))
-    };
+    let header =
+        |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
     Identity {
         sub_header: header(&sub),
         roles_header: header(&roles.join(",")),
@@ -266,7 +309,10 @@ fn identity(claims: serde_json::Map<String, serde_json::Value>, roles_claim: &st
 }
 
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 const SHARDS: usize = 16;
@@ -288,9 +334,7 @@ impl VerifyCache {
     }
 
     fn shard(&self, token: &str) -> &Mutex<HashMap<Box<str>, Arc<Identity>>> {
-        let mut h = self.hasher.build_hasher();
-        token.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(token) as usize) % SHARDS]
     }
 
     pub fn get(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
@@ -306,7 +350,9 @@ impl VerifyCache {
         if self.per_shard == 0 {
             return;
         }
-        let Ok(mut shard) = self.shard(token).lock() else { return };
+        let Ok(mut shard) = self.shard(token).lock() else {
+            return;
+        };
         if shard.len() >= self.per_shard {
             shard.retain(|_, v| v.valid_until > now);
             if shard.len() >= self.per_shard {
@@ -335,9 +381,14 @@ pub fn mint(spec: &JwtSpec, sub: &str, roles: &[String], ttl: Duration) -> Resul
     for issuer in &spec.issuers {
         let signing = issuer.signing.clone().or_else(|| {
             issuer.keys.iter().find_map(|k| match (&k.material, k.alg) {
-                (KeyMaterial::Secret(s), Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512) => {
-                    Some(crate::spec::SigningSpec { kid: k.kid.clone(), alg: k.alg, material: SigningMaterial::Secret(s.clone()) })
-                }
+                (
+                    KeyMaterial::Secret(s),
+                    Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512,
+                ) => Some(crate::spec::SigningSpec {
+                    kid: k.kid.clone(),
+                    alg: k.alg,
+                    material: SigningMaterial::Secret(s.clone()),
+                }),
                 _ => None,
             })
         });
@@ -345,8 +396,12 @@ pub fn mint(spec: &JwtSpec, sub: &str, roles: &[String], ttl: Duration) -> Resul
         let bad = |e: jsonwebtoken::errors::Error| Error::Key(e.to_string());
         let key = match (&signing.material, signing.alg) {
             (SigningMaterial::Secret(s), _) => EncodingKey::from_secret(s),
-            (SigningMaterial::PrivatePem(p), Algorithm::ES256 | Algorithm::ES384) => EncodingKey::from_ec_pem(p).map_err(bad)?,
-            (SigningMaterial::PrivatePem(p), Algorithm::EdDSA) => EncodingKey::from_ed_pem(p).map_err(bad)?,
+            (SigningMaterial::PrivatePem(p), Algorithm::ES256 | Algorithm::ES384) => {
+                EncodingKey::from_ec_pem(p).map_err(bad)?
+            }
+            (SigningMaterial::PrivatePem(p), Algorithm::EdDSA) => {
+                EncodingKey::from_ed_pem(p).map_err(bad)?
+            }
             (SigningMaterial::PrivatePem(p), _) => EncodingKey::from_rsa_pem(p).map_err(bad)?,
         };
         let mut header = Header::new(signing.alg);
@@ -355,7 +410,13 @@ pub fn mint(spec: &JwtSpec, sub: &str, roles: &[String], ttl: Duration) -> Resul
         let mut extra = serde_json::Map::new();
         extra.insert(
             spec.roles_claim.clone(),
-            serde_json::Value::Array(roles.iter().cloned().map(serde_json::Value::String).collect()),
+            serde_json::Value::Array(
+                roles
+                    .iter()
+                    .cloned()
+                    .map(serde_json::Value::String)
+                    .collect(),
+            ),
         );
         let claims = MintClaims {
             sub,

@@ -67,7 +67,11 @@ use switchyard_config::World;
 use tokio_util::sync::CancellationToken;
 
 /// Start every gateway instance of the world; returns once all listeners are bound.
-pub async fn start(world: Arc<World>, registry: HealthRegistry, shutdown: CancellationToken) -> Result<Handle, Error> {
+pub async fn start(
+    world: Arc<World>,
+    registry: HealthRegistry,
+    shutdown: CancellationToken,
+) -> Result<Handle, Error> {
     start_spec(GatewaySpec::from_world(&world)?, registry, shutdown).await
 }
 
@@ -80,7 +84,12 @@ impl Handle {
 
 /// Sign a token for `sub` with `roles` valid for `ttl`, with the world's signing key
 /// (a key with `sign = true`, else the first HS256 secret).
-pub fn mint_token(world: &World, sub: &str, roles: &[String], ttl: Duration) -> Result<String, Error> {
+pub fn mint_token(
+    world: &World,
+    sub: &str,
+    roles: &[String],
+    ttl: Duration,
+) -> Result<String, Error> {
     let spec = GatewaySpec::from_world(world)?;
     jwt::mint(&spec.jwt, sub, roles, ttl)
 }

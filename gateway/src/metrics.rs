@@ -19,7 +19,10 @@ pub fn describe() {
     describe_counter!(AUTH_FAILURES, "Authentication failures by reason");
     describe_counter!(RATE_LIMITED, "Requests rejected by the rate limiter");
     describe_counter!(FRAMING, "Connections closed for HTTP framing violations");
-    describe_counter!(COMPOSE_FAILED, "Composition parts that failed, by part and reason");
+    describe_counter!(
+        COMPOSE_FAILED,
+        "Composition parts that failed, by part and reason"
+    );
     describe_counter!(JWKS_FAILED, "JWKS fetches that failed (stale keys kept)");
 }
 
@@ -78,7 +81,8 @@ pub fn framing_violation(v: crate::framing::Violation) {
 }
 
 pub fn compose_part_failed(part: &str, reason: &str) {
-    counter!(COMPOSE_FAILED, "part" => part.to_string(), "reason" => reason.to_string()).increment(1);
+    counter!(COMPOSE_FAILED, "part" => part.to_string(), "reason" => reason.to_string())
+        .increment(1);
 }
 
 pub fn jwks_fetch_failed() {

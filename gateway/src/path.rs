@@ -68,7 +68,10 @@ fn decode(bytes: &[u8]) -> Result<String, PathError> {
             i += 1;
             continue;
         }
-        let (h, l) = match (bytes.get(i + 1).and_then(|&x| hex(x)), bytes.get(i + 2).and_then(|&x| hex(x))) {
+        let (h, l) = match (
+            bytes.get(i + 1).and_then(|&x| hex(x)),
+            bytes.get(i + 2).and_then(|&x| hex(x)),
+        ) {
             (Some(h), Some(l)) => (h, l),
             _ => return Err(PathError::BadEscape),
         };
@@ -149,7 +152,10 @@ mod tests {
     #[test]
     fn ambiguous_forms_are_rejected() {
         assert_eq!(n("/v1/admin%2Fx"), Err(PathError::AmbiguousEncoding));
-        assert_eq!(n("/v1/users/..%2f..%2fadmin"), Err(PathError::AmbiguousEncoding));
+        assert_eq!(
+            n("/v1/users/..%2f..%2fadmin"),
+            Err(PathError::AmbiguousEncoding)
+        );
         assert_eq!(n("/v1/a%5cb"), Err(PathError::AmbiguousEncoding));
         assert_eq!(n("/v1/a%00"), Err(PathError::AmbiguousEncoding));
         assert_eq!(n("/v1\\admin"), Err(PathError::AmbiguousEncoding));

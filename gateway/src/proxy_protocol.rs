@@ -41,9 +41,15 @@ pub fn parse(buf: &[u8]) -> Parsed {
 
 fn parse_v1(buf: &[u8]) -> Parsed {
     let Some(end) = buf.windows(2).take(107).position(|w| w == b"\r\n") else {
-        return if buf.len() >= 107 { Parsed::Invalid } else { Parsed::Incomplete };
+        return if buf.len() >= 107 {
+            Parsed::Invalid
+        } else {
+            Parsed::Incomplete
+        };
     };
-    let Ok(line) = std::str::from_utf8(&buf[..end]) else { return Parsed::Invalid };
+    let Ok(line) = std::str::from_utf8(&buf[..end]) else {
+        return Parsed::Invalid;
+    };
     let parts: Vec<&str> = line.split(' ').collect();
     match parts.as_slice() {
         ["PROXY", "UNKNOWN", ..] => Parsed::Header(end + 2, None),
@@ -81,12 +87,18 @@ fn parse_v2(buf: &[u8]) -> Parsed {
     let addr = match buf[13] >> 4 {
         1 if body.len() >= 12 => {
             let ip = Ipv4Addr::new(body[0], body[1], body[2], body[3]);
-            Some(SocketAddr::new(IpAddr::V4(ip), u16::from_be_bytes([body[8], body[9]])))
+            Some(SocketAddr::new(
+                IpAddr::V4(ip),
+                u16::from_be_bytes([body[8], body[9]]),
+            ))
         }
         2 if body.len() >= 36 => {
             let mut o = [0u8; 16];
             o.copy_from_slice(&body[..16]);
-            Some(SocketAddr::new(IpAddr::V6(Ipv6Addr::from(o)), u16::from_be_bytes([body[32], body[33]])))
+            Some(SocketAddr::new(
+                IpAddr::V6(Ipv6Addr::from(o)),
+                u16::from_be_bytes([body[32], body[33]]),
+            ))
         }
         _ => None,
     };
@@ -100,7 +112,10 @@ mod tests {
     #[test]
     fn v1() {
         let h = b"PROXY TCP4 203.0.113.7 127.0.1.11 5555 8000\r\nGET / HTTP/1.1\r\n";
-        assert_eq!(parse(h), Parsed::Header(45, Some("203.0.113.7:5555".parse().unwrap())));
+        assert_eq!(
+            parse(h),
+            Parsed::Header(45, Some("203.0.113.7:5555".parse().unwrap()))
+        );
         assert_eq!(parse(b"PROXY TCP4 1.2"), Parsed::Incomplete);
         assert_eq!(parse(b"PROXY UNKNOWN\r\n"), Parsed::Header(15, None));
         assert_eq!(parse(b"GET / HTTP/1.1\r\n"), Parsed::Absent);
@@ -110,9 +125,14 @@ mod tests {
     #[test]
     fn v2() {
         let mut h = V2_SIG.to_vec();
-        h.extend_from_slice(&[0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80]);
+        h.extend_from_slice(&[
+            0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80,
+        ]);
         h.extend_from_slice(b"GET");
-        assert_eq!(parse(&h), Parsed::Header(28, Some("198.51.100.9:8080".parse().unwrap())));
+        assert_eq!(
+            parse(&h),
+            Parsed::Header(28, Some("198.51.100.9:8080".parse().unwrap()))
+        );
         assert_eq!(parse(&h[..20]), Parsed::Incomplete);
     }
 }

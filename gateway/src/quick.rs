@@ -10,7 +10,8 @@ use switchyard_balance::HealthRegistry;
 use tokio_util::sync::CancellationToken;
 
 use crate::spec::{
-    GatewaySpec, InstanceSpec, IssuerSpec, KeyMaterial, KeySpec, Policy, RouteSpec, ServiceInstanceSpec, ServiceSpec,
+    GatewaySpec, InstanceSpec, IssuerSpec, KeyMaterial, KeySpec, Policy, RouteSpec,
+    ServiceInstanceSpec, ServiceSpec,
 };
 use crate::Error;
 
@@ -39,39 +40,69 @@ pub struct QuickArgs {
 
 /// Build the spec quick mode runs.
 pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
-    let alg: Algorithm = args.jwt_alg.parse().map_err(|_| Error::Config(format!("unknown --jwt-alg {}", args.jwt_alg)))?;
+    let alg: Algorithm = args
+        .jwt_alg
+        .parse()
+        .map_err(|_| Error::Config(format!("unknown --jwt-alg {}", args.jwt_alg)))?;
     let material = match alg {
         Algorithm::HS256 | Algorithm::HS384 | Algorithm::HS512 => {
-            let s = args.jwt_secret.as_ref().ok_or_else(|| Error::Config("--jwt-secret is required for HS*".into()))?;
+            let s = args
+                .jwt_secret
+                .as_ref()
+                .ok_or_else(|| Error::Config("--jwt-secret is required for HS*".into()))?;
             KeyMaterial::Secret(s.as_bytes().to_vec())
         }
         _ => {
-            let p = args.jwt_pubkey.as_ref().ok_or_else(|| Error::Config("--jwt-pubkey is required".into()))?;
-            KeyMaterial::PublicPem(std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?)
+            let p = args
+                .jwt_pubkey
+                .as_ref()
+                .ok_or_else(|| Error::Config("--jwt-pubkey is required".into()))?;
+            KeyMaterial::PublicPem(
+                std::fs::read(p).map_err(|e| Error::Config(format!("{}: {e}", p.display())))?,
+            )
         }
     };
     let mut spec = GatewaySpec::empty();
     spec.access_log = args.access_log;
-    spec.instances.push(InstanceSpec { name: "quick".into(), listen: args.listen, region: String::new(), az: String::new() });
+    spec.instances.push(InstanceSpec {
+        name: "quick".into(),
+        listen: args.listen,
+        region: String::new(),
+        az: String::new(),
+    });
     spec.jwt.issuers.push(IssuerSpec {
         issuer: None,
         audiences: Vec::new(),
-        keys: vec![KeySpec { kid: None, alg, material }],
+        keys: vec![KeySpec {
+            kid: None,
+            alg,
+            material,
+        }],
         jwks_files: Vec::new(),
         jwks_url: None,
         jwks_min_refresh: std::time::Duration::from_secs(10),
         signing: None,
     });
     for (i, r) in args.routes.iter().enumerate() {
-        let (prefix, addr) = r.split_once('=').ok_or_else(|| Error::Config(format!("--route {r}: expected PREFIX=ADDR")))?;
-        let addr: SocketAddr = addr.parse().map_err(|_| Error::Config(format!("--route {r}: bad address")))?;
+        let (prefix, addr) = r
+            .split_once('=')
+            .ok_or_else(|| Error::Config(format!("--route {r}: expected PREFIX=ADDR")))?;
+        let addr: SocketAddr = addr
+            .parse()
+            .map_err(|_| Error::Config(format!("--route {r}: bad address")))?;
         let name = format!("route{i}");
         spec.services.push(ServiceSpec {
             name: name.clone(),
             policy: switchyard_balance::Policy::RoundRobin,
             check: None,
             passive: crate::upstream::default_passive(),
-            instances: vec![ServiceInstanceSpec { name: name.clone(), addr, region: String::new(), az: String::new(), weight: 1 }],
+            instances: vec![ServiceInstanceSpec {
+                name: name.clone(),
+                addr,
+                region: String::new(),
+                az: String::new(),
+                weight: 1,
+            }],
         });
         let mut route = RouteSpec::new(&name, prefix, true, &name);
         route.policy = Policy::Authenticated;

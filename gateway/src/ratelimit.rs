@@ -4,7 +4,7 @@
 //! without clocks; [`RateLimiter`] keeps a bounded, sharded map of buckets.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -18,7 +18,10 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn full(rate: RateSpec, now: Instant) -> Bucket {
-        Bucket { tokens: rate.burst as f64, last: now }
+        Bucket {
+            tokens: rate.burst as f64,
+            last: now,
+        }
     }
 
     /// Take one token, or say how long until one is available.
@@ -32,7 +35,9 @@ impl Bucket {
         } else if rate.per_second <= 0.0 {
             Err(Duration::from_secs(3600))
         } else {
-            Err(Duration::from_secs_f64((1.0 - self.tokens) / rate.per_second))
+            Err(Duration::from_secs_f64(
+                (1.0 - self.tokens) / rate.per_second,
+            ))
         }
     }
 }
@@ -57,9 +62,9 @@ impl RateLimiter {
 
     /// `Err(retry_after_secs)` when the key is over its rate.
     pub fn check(&self, key: &str, now: Instant) -> Result<(), u64> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let mut shard = self.shards[(h.finish() as usize) % SHARDS].lock().unwrap_or_else(|e| e.into_inner());
+        let mut shard = self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if shard.len() >= MAX_PER_SHARD && !shard.contains_key(key) {
             let rate = self.rate;
             // drop buckets that have refilled completely: they carry no state
@@ -72,8 +77,12 @@ impl RateLimiter {
             }
         }
         let rate = self.rate;
-        let bucket = shard.entry(key.into()).or_insert_with(|| Bucket::full(rate, now));
-        bucket.take(rate, now).map_err(|d| d.as_secs_f64().ceil().max(1.0) as u64)
+        let bucket = shard
+            .entry(key.into())
+            .or_insert_with(|| Bucket::full(rate, now));
+        bucket
+            .take(rate, now)
+            .map_err(|d| d.as_secs_f64().ceil().max(1.0) as u64)
     }
 }
 
@@ -83,7 +92,10 @@ mod tests {
 
     #[test]
     fn bucket_refills_at_rate() {
-        let rate = RateSpec { per_second: 2.0, burst: 3 };
+        let rate = RateSpec {
+            per_second: 2.0,
+            burst: 3,
+        };
         let t0 = Instant::now();
         let mut b = Bucket::full(rate, t0);
         assert!(b.take(rate, t0).is_ok());
@@ -97,7 +109,10 @@ mod tests {
 
     #[test]
     fn limiter_keys_are_independent() {
-        let l = RateLimiter::new(RateSpec { per_second: 0.5, burst: 1 });
+        let l = RateLimiter::new(RateSpec {
+            per_second: 0.5,
+            burst: 1,
+        });
         let t = Instant::now();
         assert_eq!(l.check("alice", t), Ok(()));
         assert_eq!(l.check("alice", t), Err(2));

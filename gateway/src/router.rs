@@ -43,7 +43,10 @@ pub struct Params {
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.values.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.values
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -64,10 +67,12 @@ pub struct Router {
 fn compile_segs(path: &str) -> Vec<Seg> {
     path.split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            Some(name) => Seg::Param(name.to_string()),
-            None => Seg::Lit(s.to_string()),
-        })
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => Seg::Param(name.to_string()),
+                None => Seg::Lit(s.to_string()),
+            },
+        )
         .collect()
 }
 
@@ -96,14 +101,22 @@ impl Router {
     }
 
     /// Find the most specific route for a normalised path.
-    pub fn lookup(&self, host: Option<&str>, path: &str, method: &Method, headers: &HeaderMap) -> Lookup {
+    pub fn lookup(
+        &self,
+        host: Option<&str>,
+        path: &str,
+        method: &Method,
+        headers: &HeaderMap,
+    ) -> Lookup {
         let host = host.map(|h| h.rsplit_once(':').map_or(h, |(h, _)| h));
         let mut allow: Vec<&Method> = Vec::new();
         for r in &self.routes {
             if !r.host_matches(host) || !r.headers_match(headers) {
                 continue;
             }
-            let Some(params) = r.path_matches(path) else { continue };
+            let Some(params) = r.path_matches(path) else {
+                continue;
+            };
             if r.methods.is_empty() || r.methods.iter().any(|m| m == method) {
                 return Lookup::Found(r.index, params);
             }
@@ -129,8 +142,19 @@ impl Compiled {
             HostMatch::Suffix(_) => 1,
             HostMatch::Any => 0,
         };
-        let lits = self.segs.iter().filter(|s| matches!(s, Seg::Lit(_))).count();
-        (host, lits, !self.prefix, self.segs.len(), self.headers.len(), !self.methods.is_empty())
+        let lits = self
+            .segs
+            .iter()
+            .filter(|s| matches!(s, Seg::Lit(_)))
+            .count();
+        (
+            host,
+            lits,
+            !self.prefix,
+            self.segs.len(),
+            self.headers.len(),
+            !self.methods.is_empty(),
+        )
     }
 
     fn host_matches(&self, host: Option<&str>) -> bool {
@@ -145,10 +169,12 @@ impl Compiled {
     }
 
     fn headers_match(&self, headers: &HeaderMap) -> bool {
-        self.headers.iter().all(|(name, want)| match headers.get(name) {
-            Some(v) => want == "*" || v.as_bytes() == want.as_bytes(),
-            None => false,
-        })
+        self.headers
+            .iter()
+            .all(|(name, want)| match headers.get(name) {
+                Some(v) => want == "*" || v.as_bytes() == want.as_bytes(),
+                None => false,
+            })
     }
 
     fn path_matches(&self, path: &str) -> Option<Params> {
@@ -162,7 +188,9 @@ impl Compiled {
             };
             match seg {
                 Seg::Lit(l) if l == head => {}
-                Seg::Param(name) if !head.is_empty() => params.values.push((name.clone(), head.to_string())),
+                Seg::Param(name) if !head.is_empty() => {
+                    params.values.push((name.clone(), head.to_string()))
+                }
                 _ => return None,
             }
             rest = tail;
@@ -266,7 +294,15 @@ mod tests {
         let t = table();
         assert_eq!(name(&t, None, "/v1/users/42", Method::GET), "users");
         assert_eq!(name(&t, None, "/v1/users/me", Method::GET), "users-me");
-        assert_eq!(name(&t, Some("internal.example.test:8080"), "/v1/users/1", Method::GET), "hosted");
+        assert_eq!(
+            name(
+                &t,
+                Some("internal.example.test:8080"),
+                "/v1/users/1",
+                Method::GET
+            ),
+            "hosted"
+        );
         assert_eq!(name(&t, None, "/v1/orders", Method::DELETE), "orders");
         assert_eq!(name(&t, None, "/v1/orders/7/items", Method::GET), "orders");
         assert_eq!(name(&t, None, "/v1/admin/", Method::GET), "admin");
@@ -280,27 +316,46 @@ mod tests {
         assert_eq!(name(&t, None, "/v2/x", Method::GET), "404");
         assert_eq!(name(&t, None, "/v1/users/42/", Method::GET), "catchall");
         assert_eq!(name(&t, None, "/v1/payments", Method::GET), "catchall");
-        assert_eq!(name(&t, None, "/v1/payments/x", Method::PUT), "405 GET, HEAD");
-        assert_eq!(name(&t, None, "/v1/users/42", Method::POST), "405 GET, HEAD");
+        assert_eq!(
+            name(&t, None, "/v1/payments/x", Method::PUT),
+            "405 GET, HEAD"
+        );
+        assert_eq!(
+            name(&t, None, "/v1/users/42", Method::POST),
+            "405 GET, HEAD"
+        );
     }
 
     #[test]
     fn params_and_rewrite() {
         let t = table();
-        let Lookup::Found(i, p) = t.1.lookup(None, "/v1/orders/7/items", &Method::GET, &HeaderMap::new()) else {
+        let Lookup::Found(i, p) =
+            t.1.lookup(None, "/v1/orders/7/items", &Method::GET, &HeaderMap::new())
+        else {
             panic!()
         };
         assert_eq!(p.rest, "/7/items");
         let mut route = t.0[i].clone();
         route.strip_prefix = Some("/v1".into());
-        assert_eq!(upstream_path(&route, "/v1/orders/7/items", &p), "/orders/7/items");
+        assert_eq!(
+            upstream_path(&route, "/v1/orders/7/items", &p),
+            "/orders/7/items"
+        );
         route.rewrite = Some("/api/orders{rest}".into());
-        assert_eq!(upstream_path(&route, "/v1/orders/7/items", &p), "/api/orders/7/items");
-        let Lookup::Found(_, p) = t.1.lookup(None, "/v1/users/42", &Method::GET, &HeaderMap::new()) else {
+        assert_eq!(
+            upstream_path(&route, "/v1/orders/7/items", &p),
+            "/api/orders/7/items"
+        );
+        let Lookup::Found(_, p) =
+            t.1.lookup(None, "/v1/users/42", &Method::GET, &HeaderMap::new())
+        else {
             panic!()
         };
         assert_eq!(p.get("id"), Some("42"));
-        assert_eq!(interpolate("/users/{id}?x={nope}", |n| p.get(n).map(str::to_string)), "/users/42?x=");
+        assert_eq!(
+            interpolate("/users/{id}?x={nope}", |n| p.get(n).map(str::to_string)),
+            "/users/42?x="
+        );
     }
 
     #[test]
@@ -310,8 +365,14 @@ mod tests {
         let routes = vec![r("users", "/v1/users/{id}", false, &[Method::GET]), beta];
         let router = Router::new(&routes);
         let mut h = HeaderMap::new();
-        assert!(matches!(router.lookup(None, "/v1/users/1", &Method::GET, &h), Lookup::Found(0, _)));
+        assert!(matches!(
+            router.lookup(None, "/v1/users/1", &Method::GET, &h),
+            Lookup::Found(0, _)
+        ));
         h.insert("x-beta", "1".parse().unwrap());
-        assert!(matches!(router.lookup(None, "/v1/users/1", &Method::GET, &h), Lookup::Found(1, _)));
+        assert!(matches!(
+            router.lookup(None, "/v1/users/1", &Method::GET, &h),
+            Lookup::Found(1, _)
+        ));
     }
 }

@@ -33,7 +33,10 @@ pub struct Runtime {
 /// Intern a label for metrics (bounded by the distinct names ever configured).
 pub fn intern(s: &str) -> &'static str {
     static SET: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
-    let mut set = SET.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    let mut set = SET
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
     if let Some(x) = set.get(s) {
         return x;
     }
@@ -43,37 +46,70 @@ pub fn intern(s: &str) -> &'static str {
 }
 
 impl Runtime {
-    pub fn build(spec: GatewaySpec, registry: &HealthRegistry, http: HttpClient) -> Result<Runtime, Error> {
+    pub fn build(
+        spec: GatewaySpec,
+        registry: &HealthRegistry,
+        http: HttpClient,
+    ) -> Result<Runtime, Error> {
         let router = Router::new(&spec.routes);
         let route_labels = spec.routes.iter().map(|r| intern(&r.name)).collect();
         let auth = Authenticator::new(&spec.jwt)?;
-        let compositions = spec.compositions.iter().map(|c| (c.name.clone(), c.clone())).collect();
+        let compositions = spec
+            .compositions
+            .iter()
+            .map(|c| (c.name.clone(), c.clone()))
+            .collect();
         let allow_lists = spec
             .routes
             .iter()
             .map(|r| {
                 r.profiles
                     .iter()
-                    .filter_map(|p| p.fields.as_ref().map(|f| (p.profile.clone(), AllowList::new(f))))
+                    .filter_map(|p| {
+                        p.fields
+                            .as_ref()
+                            .map(|f| (p.profile.clone(), AllowList::new(f)))
+                    })
                     .collect()
             })
             .collect();
-        let mut regions: Vec<Option<String>> = spec.instances.iter().map(|i| Some(i.region.clone())).collect();
+        let mut regions: Vec<Option<String>> = spec
+            .instances
+            .iter()
+            .map(|i| Some(i.region.clone()))
+            .collect();
         regions.push(None);
         regions.dedup();
         let upstreams = regions
             .into_iter()
             .map(|r| {
-                let u = Upstreams::build(&spec.services, r.as_deref().filter(|r| !r.is_empty()), registry);
+                let u = Upstreams::build(
+                    &spec.services,
+                    r.as_deref().filter(|r| !r.is_empty()),
+                    registry,
+                );
                 (r, u)
             })
             .collect();
         let limiter = spec.limits.rate.map(RateLimiter::new);
-        Ok(Runtime { router, route_labels, auth, compositions, allow_lists, upstreams, limiter, http, spec })
+        Ok(Runtime {
+            router,
+            route_labels,
+            auth,
+            compositions,
+            allow_lists,
+            upstreams,
+            limiter,
+            http,
+            spec,
+        })
     }
 
     pub fn upstreams(&self, region: &Option<String>) -> &Upstreams {
-        self.upstreams.get(region).or_else(|| self.upstreams.get(&None)).expect("None region always built")
+        self.upstreams
+            .get(region)
+            .or_else(|| self.upstreams.get(&None))
+            .expect("None region always built")
     }
 
     pub fn is_trusted(&self, ip: IpAddr) -> bool {

@@ -53,7 +53,11 @@ pub struct Handle {
 }
 
 /// Bind every instance and start serving. Returns once all listeners are bound.
-pub async fn start_spec(spec: GatewaySpec, registry: HealthRegistry, shutdown: CancellationToken) -> Result<Handle, Error> {
+pub async fn start_spec(
+    spec: GatewaySpec,
+    registry: HealthRegistry,
+    shutdown: CancellationToken,
+) -> Result<Handle, Error> {
     crate::metrics::describe();
     let http = upstream::client(&spec.upstream);
     upstream::ensure_checks(&spec.services, &registry, &shutdown);
@@ -77,7 +81,11 @@ pub async fn start_spec(spec: GatewaySpec, registry: HealthRegistry, shutdown: C
 
 impl Handle {
     fn bind(&self, inst: &InstanceSpec) -> Result<(), Error> {
-        let bind_err = |source| Error::Bind { name: inst.name.clone(), addr: inst.listen, source };
+        let bind_err = |source| Error::Bind {
+            name: inst.name.clone(),
+            addr: inst.listen,
+            source,
+        };
         let std = bind_std(inst.listen).map_err(bind_err)?;
         let listener = TcpListener::from_std(std).map_err(bind_err)?;
         let local = listener.local_addr().map_err(bind_err)?;
@@ -90,13 +98,26 @@ impl Handle {
             concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
         });
         let conns = Arc::new(Semaphore::new(limits.max_connections));
-        self.inner.tracker.spawn(accept_loop(self.inner.clone(), listener, ctx, conns, stop.clone()));
+        self.inner.tracker.spawn(accept_loop(
+            self.inner.clone(),
+            listener,
+            ctx,
+            conns,
+            stop.clone(),
+        ));
         tracing::info!(instance = %inst.name, %local, "gateway listening");
         self.inner
             .listeners
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(inst.name.clone(), Listener { addr: inst.listen, local, stop });
+            .insert(
+                inst.name.clone(),
+                Listener {
+                    addr: inst.listen,
+                    local,
+                    stop,
+                },
+            );
         Ok(())
     }
 
@@ -110,9 +131,15 @@ impl Handle {
         self.inner.runtime.store(Arc::new(runtime));
         let mut stale = Vec::new();
         {
-            let mut ls = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+            let mut ls = self
+                .inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             ls.retain(|name, l| {
-                let keep = instances.iter().any(|i| &i.name == name && i.listen == l.addr);
+                let keep = instances
+                    .iter()
+                    .any(|i| &i.name == name && (i.listen == l.addr || i.listen == l.local));
                 if !keep {
                     stale.push(l.stop.clone());
                 }
@@ -123,7 +150,12 @@ impl Handle {
             s.cancel();
         }
         for inst in &instances {
-            let exists = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&inst.name);
+            let exists = self
+                .inner
+                .listeners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains_key(&inst.name);
             if !exists {
                 self.bind(inst)?;
             }
@@ -133,7 +165,11 @@ impl Handle {
 
     /// Bound addresses by instance name (useful with port 0).
     pub fn local_addrs(&self) -> Vec<(String, SocketAddr)> {
-        let ls = self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner());
+        let ls = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let mut v: Vec<_> = ls.iter().map(|(n, l)| (n.clone(), l.local)).collect();
         v.sort();
         v
@@ -141,14 +177,20 @@ impl Handle {
 
     /// The bound address of one instance.
     pub fn local_addr(&self, instance: &str) -> Option<SocketAddr> {
-        self.inner.listeners.lock().unwrap_or_else(|e| e.into_inner()).get(instance).map(|l| l.local)
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(instance)
+            .map(|l| l.local)
     }
 
     /// Resolves once shutdown was requested and every connection finished (or the grace ran out).
     pub async fn wait(&self) {
         self.inner.shutdown.cancelled().await;
         self.inner.tracker.close();
-        let _ = tokio::time::timeout(GRACE + Duration::from_secs(1), self.inner.tracker.wait()).await;
+        let _ =
+            tokio::time::timeout(GRACE + Duration::from_secs(1), self.inner.tracker.wait()).await;
     }
 }
 
@@ -194,7 +236,12 @@ async fn accept_loop(
     }
 }
 
-async fn serve_conn(inner: Arc<Inner>, ctx: Arc<InstanceCtx>, mut stream: TcpStream, peer: SocketAddr) {
+async fn serve_conn(
+    inner: Arc<Inner>,
+    ctx: Arc<InstanceCtx>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
     let _ = stream.set_nodelay(true);
     let rt = inner.runtime.load_full();
     let limits = GateLimits {
@@ -217,7 +264,11 @@ async fn serve_conn(inner: Arc<Inner>, ctx: Arc<InstanceCtx>, mut stream: TcpStr
         }
     }
     drop(rt);
-    let conn = ConnInfo { peer, client, trusted };
+    let conn = ConnInfo {
+        peer,
+        client,
+        trusted,
+    };
     let mut gate = Gate::new(&mut stream, limits, &initial);
     {
         let inner2 = inner.clone();
@@ -228,6 +279,9 @@ async fn serve_conn(inner: Arc<Inner>, ctx: Arc<InstanceCtx>, mut stream: TcpStr
         let mut builder = http1::Builder::new();
         builder
             .keep_alive(true)
+            // the gate ends the stream at a message boundary on a violation: answer what came
+            // before it, then close
+            .half_close(true)
             .timer(TokioTimer::new())
             .header_read_timeout(None)
             .max_buf_size((limits.max_head + 4096).max(8192));
@@ -245,7 +299,10 @@ async fn serve_conn(inner: Arc<Inner>, ctx: Arc<InstanceCtx>, mut stream: TcpStr
 }
 
 /// Read an optional PROXY v1/v2 header; returns the bytes after it and the client address.
-async fn read_proxy_header(stream: &mut TcpStream, timeout: Duration) -> Option<(Vec<u8>, Option<SocketAddr>)> {
+async fn read_proxy_header(
+    stream: &mut TcpStream,
+    timeout: Duration,
+) -> Option<(Vec<u8>, Option<SocketAddr>)> {
     let mut buf = Vec::with_capacity(512);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {

@@ -164,7 +164,10 @@ pub enum Policy {
     Public,
     Authenticated,
     /// At least one of `any` (when non-empty) and every one of `all`.
-    Roles { any: Vec<String>, all: Vec<String> },
+    Roles {
+        any: Vec<String>,
+        all: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone)]

@@ -36,7 +36,11 @@ pub struct Pick {
 }
 
 impl ServicePool {
-    pub fn build(spec: &ServiceSpec, region: Option<&str>, registry: &HealthRegistry) -> ServicePool {
+    pub fn build(
+        spec: &ServiceSpec,
+        region: Option<&str>,
+        registry: &HealthRegistry,
+    ) -> ServicePool {
         let (mut local, mut remote) = (Vec::new(), Vec::new());
         for inst in &spec.instances {
             let m = MemberSpec::new(inst.name.clone(), inst.addr, inst.az.clone(), inst.weight);
@@ -48,11 +52,19 @@ impl ServicePool {
         }
         let sel = |members: Vec<MemberSpec>| {
             (!members.is_empty()).then(|| {
-                let opts = SelectorOptions { passive: spec.passive, region: region.map(str::to_string), ..Default::default() };
+                let opts = SelectorOptions {
+                    passive: spec.passive,
+                    region: region.map(str::to_string),
+                    ..Default::default()
+                };
                 Selector::new(members, &[], spec.policy, registry, opts)
             })
         };
-        ServicePool { name: spec.name.clone(), local: sel(local), remote: sel(remote) }
+        ServicePool {
+            name: spec.name.clone(),
+            local: sel(local),
+            remote: sel(remote),
+        }
     }
 
     fn selector(&self, remote: bool) -> Option<&Selector> {
@@ -65,19 +77,32 @@ impl ServicePool {
 
     /// Next instance to try: local region first, then the others.
     pub fn pick(&self, client: IpAddr, tried: &[Pick]) -> Option<Pick> {
-        let excl = |remote: bool| -> Vec<usize> { tried.iter().filter(|p| p.remote == remote).map(|p| p.idx).collect() };
+        let excl = |remote: bool| -> Vec<usize> {
+            tried
+                .iter()
+                .filter(|p| p.remote == remote)
+                .map(|p| p.idx)
+                .collect()
+        };
         if let Some(sel) = &self.local {
-            let ex = if tried.is_empty() { Vec::new() } else { excl(false) };
+            let ex = if tried.is_empty() {
+                Vec::new()
+            } else {
+                excl(false)
+            };
             if let Some(idx) = sel.pick(client, &ex) {
                 return Some(Pick { remote: false, idx });
             }
         }
         let sel = self.remote.as_ref()?;
-        sel.pick(client, &excl(true)).map(|idx| Pick { remote: true, idx })
+        sel.pick(client, &excl(true))
+            .map(|idx| Pick { remote: true, idx })
     }
 
     pub fn member(&self, p: Pick) -> &MemberSpec {
-        self.selector(p.remote).map(|s| s.member(p.idx)).expect("pick from this pool")
+        self.selector(p.remote)
+            .map(|s| s.member(p.idx))
+            .expect("pick from this pool")
     }
 
     pub fn record(&self, p: Pick, ok: bool) {
@@ -98,9 +123,16 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn build(services: &[ServiceSpec], region: Option<&str>, registry: &HealthRegistry) -> Upstreams {
+    pub fn build(
+        services: &[ServiceSpec],
+        region: Option<&str>,
+        registry: &HealthRegistry,
+    ) -> Upstreams {
         Upstreams {
-            pools: services.iter().map(|s| (s.name.clone(), ServicePool::build(s, region, registry))).collect(),
+            pools: services
+                .iter()
+                .map(|s| (s.name.clone(), ServicePool::build(s, region, registry)))
+                .collect(),
         }
     }
 
@@ -176,7 +208,9 @@ pub async fn send(
     let mut tried: Vec<Pick> = Vec::new();
     let mut last = UpstreamError::NoInstance;
     for attempt in 1..=attempts.max(1) {
-        let Some(pick) = pool.pick(client_ip, &tried) else { break };
+        let Some(pick) = pool.pick(client_ip, &tried) else {
+            break;
+        };
         tried.push(pick);
         let addr = pool.member(pick).addr;
         let uri = format!("http://{addr}{}", out.path_and_query);
@@ -197,7 +231,11 @@ pub async fn send(
                     last = UpstreamError::Protocol;
                     continue;
                 }
-                return Ok(Sent { response: resp, pick, attempts: attempt });
+                return Ok(Sent {
+                    response: resp,
+                    pick,
+                    attempts: attempt,
+                });
             }
             Ok(Err(e)) if e.is_connect() => {
                 pool.record(pick, false);
@@ -222,7 +260,10 @@ pub async fn send(
 }
 
 pub fn is_idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+    matches!(
+        *m,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE
+    )
 }
 
 /// Start active health checks for every instance (one checker per address, shared registry).

@@ -1,1 +1,13 @@
-fn main() {}
+//! Integration tests: real HTTP over 127.0.0.1, real JWTs, tiny in-process upstreams.
+
+mod compose;
+mod device;
+mod failover;
+mod forwarding;
+mod harness;
+mod jwt;
+mod limits;
+mod paths;
+mod rbac;
+mod reload;
+mod routing;

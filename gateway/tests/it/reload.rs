@@ -1,0 +1,40 @@
+//! Reload: routes swap in place, the listener and open connections stay.
+
+use crate::harness::*;
+use switchyard_gateway::spec::Policy;
+
+#[tokio::test]
+async fn reload_swaps_routes_without_rebinding() {
+    let up = upstream("svc").await;
+    let mut spec = base_spec();
+    spec.services.push(service("svc", &[(up.addr, "a")]));
+    spec.routes
+        .push(route("old", "/old", true, "svc", Policy::Public));
+    let gw = gateway(spec.clone()).await;
+    assert_eq!(get(gw.addr, "/old/x", &[]).await.status, 200);
+    assert_eq!(get(gw.addr, "/new/x", &[]).await.status, 404);
+
+    spec.instances[0].listen = gw.addr; // same instance, same address: not rebound
+    spec.routes = vec![route("new", "/new", true, "svc", roles_any(&["admin"]))];
+    gw.handle.reload_spec(spec.clone()).await.unwrap();
+    assert_eq!(gw.handle.local_addr("gw"), Some(gw.addr));
+    assert_eq!(get(gw.addr, "/old/x", &[]).await.status, 404);
+    assert_eq!(get(gw.addr, "/new/x", &[]).await.status, 401);
+    assert_eq!(
+        get_auth(gw.addr, "/new/x", &token("root", &["admin"]))
+            .await
+            .status,
+        200
+    );
+
+    // a broken key keeps the old runtime
+    spec.jwt.issuers[0].keys[1].material =
+        switchyard_gateway::spec::KeyMaterial::PublicPem(b"not a pem".to_vec());
+    assert!(gw.handle.reload_spec(spec).await.is_err());
+    assert_eq!(
+        get_auth(gw.addr, "/new/x", &token("root", &["admin"]))
+            .await
+            .status,
+        200
+    );
+}
