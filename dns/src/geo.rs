@@ -5,8 +5,11 @@
 //! and the location covering most of it wins: the decision still depends only on the truncated
 //! prefix, so it is the same for every client in it (and the ECS scope says so).
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -31,6 +34,19 @@ pub struct GeoInfo {
 /// An opened geo database (Country or City; City also gives coordinates).
 pub struct GeoDb {
     reader: maxminddb::Reader<Vec<u8>>,
+    /// Unique per opened database: keys the per-thread lookup cache.
+    id: u64,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Entries per thread before the cache starts over.
+const CACHE_ENTRIES: usize = 16 * 1024;
+
+thread_local! {
+    /// Decoding a MaxMind record costs microseconds; the answer depends only on the truncated
+    /// network, so each worker thread remembers recent ones (no lock on the hot path).
+    static CACHE: RefCell<HashMap<(u64, IpNet), Option<GeoInfo>>> = RefCell::new(HashMap::new());
 }
 
 impl std::fmt::Debug for GeoDb {
@@ -112,17 +128,40 @@ impl GeoDb {
     pub fn open(path: &Path) -> Result<Self, Error> {
         let reader = maxminddb::Reader::open_readfile(path)
             .map_err(|e| Error::Geo(format!("{}: {e}", path.display())))?;
-        Ok(Self { reader })
+        Ok(Self {
+            reader,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         let reader =
             maxminddb::Reader::from_source(bytes).map_err(|e| Error::Geo(e.to_string()))?;
-        Ok(Self { reader })
+        Ok(Self {
+            reader,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
-    /// Location of an (already truncated) client network.
+    /// Location of an (already truncated) client network, cached per thread.
     pub fn lookup(&self, net: IpNet) -> Option<GeoInfo> {
+        let key = (self.id, net);
+        if let Some(hit) = CACHE.with(|c| c.borrow().get(&key).copied()) {
+            return hit;
+        }
+        let info = self.lookup_uncached(net);
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= CACHE_ENTRIES {
+                c.clear();
+            }
+            c.insert(key, info);
+        });
+        info
+    }
+
+    /// Location of an (already truncated) client network, straight from the database.
+    pub fn lookup_uncached(&self, net: IpNet) -> Option<GeoInfo> {
         let addr = net.network();
         let (rec, db_prefix) = self.reader.lookup_prefix::<Rec<'_>>(addr).ok()?;
         // maxminddb reports IPv4 prefixes in the IPv4 space already
@@ -202,7 +241,7 @@ mod tests {
         let us = d.lookup(net("216.160.83.56/29")).unwrap();
         assert_eq!((us.country, us.continent), (Some(*b"US"), Some(*b"NA")));
         let ph = d.lookup(net("202.196.224.0/24")).unwrap();
-        assert_eq!((ph.country, ph.prefix), (Some(*b"PH"), 20.min(24)));
+        assert_eq!((ph.country, ph.prefix), (Some(*b"PH"), 20));
         let jp = d.lookup(net("2001:218::/32")).unwrap();
         assert_eq!((jp.country, jp.prefix), (Some(*b"JP"), 32));
         assert_eq!(d.lookup(net("127.0.0.1/32")), None);

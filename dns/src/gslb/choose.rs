@@ -123,9 +123,17 @@ pub fn choose(
                         dist[i] = great_circle_km(lat, lon, rlat, rlon);
                     }
                 }
-                let mut idx: Vec<usize> = (0..n).collect();
-                idx.sort_by(|a, b| dist[*a].total_cmp(&dist[*b]));
-                for i in idx {
+                // insertion sort on the stack: n is small and this is the hot path
+                let mut idx = [0usize; 64];
+                for i in 0..n {
+                    let mut j = i;
+                    while j > 0 && dist[idx[j - 1]] > dist[i] {
+                        idx[j] = idx[j - 1];
+                        j -= 1;
+                    }
+                    idx[j] = i;
+                }
+                for &i in &idx[..n] {
                     push(&mut order, &mut order_len, i);
                 }
                 scope = location_scope(client);

@@ -3,7 +3,7 @@
 //! The choice itself ([`choose`]) is a pure function of the name, the client's location and a
 //! health view, so it is unit-tested and benchmarked without sockets and can explain itself.
 
-mod choose;
+pub(crate) mod choose;
 mod explain;
 
 pub use choose::{choose, Choice, Outcome};
@@ -161,3 +161,6 @@ impl RegionHealth for StaticHealth {
         self.states.get(region).copied().unwrap_or(RegionState::Up)
     }
 }
+
+#[cfg(test)]
+mod tests;
