@@ -24,6 +24,43 @@ pub struct RawGateway {
     pub jwt: RawJwt,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<RawRoute>,
+    /// Device classes for per-device responses (`mobile`, `web`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_profiles: Vec<RawDeviceProfile>,
+    /// Request header naming the API version for unversioned paths (e.g. `X-Api-Version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_header: Option<String>,
+    /// One access log line per request (target `switchyard::access`).
+    #[serde(default = "yes")]
+    pub access_log: bool,
+}
+
+/// Raw `[[gateway.device_profiles]]` entry: chosen by `X-Client-Type` (the name or one of
+/// `client_types`), else by a case-insensitive `User-Agent` substring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeviceProfile {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub client_types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub user_agent_contains: Vec<String>,
+}
+
+/// Raw per-route device override (`profiles = [{ profile = "mobile", fields = [...] }]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProfileOverride {
+    pub profile: String,
+    /// Backend-for-frontend: another service for this device class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Another composition for this device class.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compose: Vec<RawPart>,
+    /// Keep only these dotted JSON paths of the response (`user.name`, `orders.items.id`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
 }
 
 /// Raw `[[gateway.instances]]` entry.
@@ -55,6 +92,12 @@ pub struct RawLimits {
     pub rate_per_second: Option<f64>,
     #[serde(default = "default_burst")]
     pub rate_burst: u32,
+    /// Idle keep-alive client connections are closed after this.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: HumanDuration,
+    /// Open client connections per gateway instance.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
 }
 
 impl Default for RawLimits {
@@ -67,8 +110,20 @@ impl Default for RawLimits {
             max_concurrent_requests: default_concurrency(),
             rate_per_second: None,
             rate_burst: default_burst(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
         }
     }
+}
+
+fn default_idle_timeout() -> HumanDuration {
+    secs(60)
+}
+fn default_max_connections() -> usize {
+    20_000
+}
+fn default_jwks_refresh() -> HumanDuration {
+    secs(10)
 }
 
 fn default_header_bytes() -> usize {
@@ -105,6 +160,12 @@ pub struct RawJwt {
     pub audience: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub keys: Vec<RawJwtKey>,
+    /// `http://` JWKS URL fetched at start and on an unknown `kid` (stale keys kept on failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jwks_url: Option<String>,
+    /// At most one JWKS fetch per this interval.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_min_refresh: HumanDuration,
 }
 
 impl Default for RawJwt {
@@ -115,6 +176,8 @@ impl Default for RawJwt {
             issuer: None,
             audience: None,
             keys: Vec::new(),
+            jwks_url: None,
+            jwks_min_refresh: default_jwks_refresh(),
         }
     }
 }
@@ -189,6 +252,12 @@ pub struct RawRoute {
     pub compose: Vec<RawPart>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<HumanDuration>,
+    /// Retry idempotent requests on another instance after a 502/503.
+    #[serde(default = "yes")]
+    pub retry_on_5xx: bool,
+    /// Per device class: BFF service, other composition, field allow-list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<RawProfileOverride>,
 }
 
 fn default_auth() -> String {
@@ -199,6 +268,9 @@ fn default_auth() -> String {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPart {
+    /// Part name (for `depends_on` and `{name.field}`); default: `key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub key: String,
     pub service: String,
     /// Upstream path with `{sub}`, `{param}` or `{part.field}` interpolation.
@@ -207,6 +279,9 @@ pub struct RawPart {
     pub required: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<HumanDuration>,
+    /// Second stage: run after this part and interpolate its fields (`{user.favorite}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depends_on: Option<String>,
 }
 
 fn yes() -> bool {
@@ -221,6 +296,27 @@ pub struct Gateway {
     pub trusted_proxies: Vec<IpNet>,
     pub jwt: Jwt,
     pub routes: Vec<Route>,
+    pub device_profiles: Vec<DeviceProfile>,
+    pub version_header: Option<String>,
+    pub access_log: bool,
+}
+
+/// A validated device profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceProfile {
+    pub name: String,
+    pub client_types: Vec<String>,
+    pub user_agent_contains: Vec<String>,
+}
+
+/// A validated per-route device override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileOverride {
+    pub profile: String,
+    /// Index into `World::services` (resolved).
+    pub service: Option<usize>,
+    pub compose: Vec<Part>,
+    pub fields: Vec<String>,
 }
 
 /// A validated gateway instance.
@@ -242,6 +338,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     pub rate_per_second: Option<f64>,
     pub rate_burst: u32,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 /// Validated JWT settings.
@@ -252,6 +350,8 @@ pub struct Jwt {
     pub issuer: Option<String>,
     pub audience: Option<String>,
     pub keys: Vec<JwtKey>,
+    pub jwks_url: Option<String>,
+    pub jwks_min_refresh: Duration,
 }
 
 /// Where a key's material comes from (read by the gateway at start and on reload).
@@ -299,17 +399,21 @@ pub struct Route {
     pub sunset: Option<String>,
     pub compose: Vec<Part>,
     pub deadline: Duration,
+    pub retry_on_5xx: bool,
+    pub profiles: Vec<ProfileOverride>,
 }
 
 /// A validated composition part.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Part {
+    pub name: String,
     pub key: String,
     /// Index into `World::services` (resolved).
     pub service: usize,
     pub path: String,
     pub required: bool,
     pub timeout: Option<Duration>,
+    pub depends_on: Option<String>,
 }
 
 const ALGS: [&str; 4] = ["HS256", "RS256", "ES256", "EdDSA"];
@@ -381,6 +485,8 @@ impl RawGateway {
             max_concurrent_requests: l.max_concurrent_requests,
             rate_per_second: l.rate_per_second,
             rate_burst: l.rate_burst.max(1),
+            idle_timeout: l.idle_timeout.0,
+            max_connections: l.max_connections.max(1),
         };
         let keys = self
             .jwt
@@ -457,7 +563,17 @@ impl RawGateway {
             issuer: self.jwt.issuer.clone(),
             audience: self.jwt.audience.clone(),
             keys,
+            jwks_url: self.jwt.jwks_url.clone(),
+            jwks_min_refresh: self.jwt.jwks_min_refresh.0,
         };
+        if let Some(u) = &jwt.jwks_url {
+            if !u.starts_with("http://") {
+                errs.push(
+                    "gateway.jwt.jwks_url",
+                    "only http:// URLs are supported (fetch over a trusted network)",
+                );
+            }
+        }
         let service_index = |name: &str, path: String, errs: &mut Errors| -> Option<usize> {
             let idx = services.iter().position(|s| s == name);
             if idx.is_none() {
@@ -515,20 +631,32 @@ impl RawGateway {
                     None
                 }
             };
-            let compose = r
-                .compose
+            let compose = validate_parts(&r.compose, &format!("{p}.compose"), &service_index, errs);
+            let profiles = r
+                .profiles
                 .iter()
                 .enumerate()
-                .filter_map(|(j, part)| {
-                    let s =
-                        service_index(&part.service, format!("{p}.compose[{j}].service"), errs)?;
-                    Some(Part {
-                        key: part.key.clone(),
-                        service: s,
-                        path: part.path.clone(),
-                        required: part.required,
-                        timeout: part.timeout.map(|d| d.0),
-                    })
+                .map(|(j, o)| {
+                    let op = format!("{p}.profiles[{j}]");
+                    if !self.device_profiles.iter().any(|d| d.name == o.profile) {
+                        errs.push(
+                            format!("{op}.profile"),
+                            format!("unknown device profile {:?}; declare it under [[gateway.device_profiles]]", o.profile),
+                        );
+                    }
+                    let service = o
+                        .service
+                        .as_ref()
+                        .and_then(|s| service_index(s, format!("{op}.service"), errs));
+                    if o.service.is_some() && !o.compose.is_empty() {
+                        errs.push(op.clone(), "give at most one of `service` or `compose`");
+                    }
+                    ProfileOverride {
+                        profile: o.profile.clone(),
+                        service,
+                        compose: validate_parts(&o.compose, &format!("{op}.compose"), &service_index, errs),
+                        fields: o.fields.clone(),
+                    }
                 })
                 .collect();
             let mut headers: Vec<(String, String)> = r
@@ -552,7 +680,31 @@ impl RawGateway {
                 sunset: r.sunset.clone(),
                 compose,
                 deadline: r.deadline.map(|d| d.0).unwrap_or(limits.upstream_timeout),
+                retry_on_5xx: r.retry_on_5xx,
+                profiles,
             });
+        }
+        let mut device_profiles: Vec<DeviceProfile> = Vec::new();
+        for (i, d) in self.device_profiles.iter().enumerate() {
+            if device_profiles.iter().any(|x| x.name == d.name) || d.name == "default" {
+                errs.push(
+                    format!("gateway.device_profiles[{i}].name"),
+                    format!("{:?} is reserved or declared twice", d.name),
+                );
+            }
+            device_profiles.push(DeviceProfile {
+                name: d.name.clone(),
+                client_types: d.client_types.clone(),
+                user_agent_contains: d.user_agent_contains.clone(),
+            });
+        }
+        if let Some(h) = &self.version_header {
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                errs.push(
+                    "gateway.version_header",
+                    format!("{h:?} is not a header name"),
+                );
+            }
         }
         Gateway {
             instances,
@@ -560,6 +712,111 @@ impl RawGateway {
             trusted_proxies,
             jwt,
             routes,
+            device_profiles,
+            version_header: self.version_header.clone(),
+            access_log: self.access_log,
         }
+    }
+}
+
+/// Validates composition parts: services resolve, names are unique, `depends_on` names an
+/// earlier part.
+fn validate_parts(
+    parts: &[RawPart],
+    path: &str,
+    service_index: &dyn Fn(&str, String, &mut Errors) -> Option<usize>,
+    errs: &mut Errors,
+) -> Vec<Part> {
+    let mut out: Vec<Part> = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let name = part.name.clone().unwrap_or_else(|| part.key.clone());
+        if out.iter().any(|p| p.name == name) {
+            errs.push(
+                format!("{path}[{j}].name"),
+                format!("part {name:?} is declared twice"),
+            );
+        }
+        if let Some(d) = &part.depends_on {
+            if !out.iter().any(|p| &p.name == d) {
+                errs.push(
+                    format!("{path}[{j}].depends_on"),
+                    format!("{d:?} is not an earlier part of this composition"),
+                );
+            }
+        }
+        let Some(service) = service_index(&part.service, format!("{path}[{j}].service"), errs)
+        else {
+            continue;
+        };
+        out.push(Part {
+            name,
+            key: part.key.clone(),
+            service,
+            path: part.path.clone(),
+            required: part.required,
+            timeout: part.timeout.map(|d| d.0),
+            depends_on: part.depends_on.clone(),
+        });
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{demo_toml, parse_str};
+
+    const EXTRA: &str = r#"
+[[gateway.device_profiles]]
+name = "mobile"
+client_types = ["ios", "android"]
+user_agent_contains = ["iPhone", "Android"]
+
+[[gateway.routes]]
+name = "home2"
+path = "/v2/home"
+compose = [
+  { key = "user", service = "user", path = "/v1/users/{sub}" },
+  { name = "reco", key = "recommendations", service = "order", path = "/v1/orders?fav={user.favorite}", required = false, depends_on = "user" },
+]
+profiles = [
+  { profile = "mobile", fields = ["user.name", "recommendations"] },
+]
+"#;
+
+    #[test]
+    fn device_profiles_overrides_and_second_stage_parse() {
+        let w = parse_str(&format!("{}{EXTRA}", demo_toml()), "<t>").unwrap();
+        let g = &w.gateway;
+        assert_eq!(g.device_profiles[0].client_types, vec!["ios", "android"]);
+        let r = g.routes.iter().find(|r| r.name == "home2").unwrap();
+        assert_eq!(r.compose[1].name, "reco");
+        assert_eq!(r.compose[1].depends_on.as_deref(), Some("user"));
+        assert_eq!(r.compose[0].name, "user");
+        assert_eq!(r.profiles[0].fields, vec!["user.name", "recommendations"]);
+        assert!(g.access_log);
+        assert!(r.retry_on_5xx);
+    }
+
+    #[test]
+    fn unknown_profile_and_late_dependency_are_reported() {
+        let bad = EXTRA
+            .replace("profile = \"mobile\"", "profile = \"watch\"")
+            .replace("depends_on = \"user\"", "depends_on = \"cart\"");
+        let e = parse_str(&format!("{}{bad}", demo_toml()), "<t>")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("gateway.routes[7].profiles[0].profile"), "{e}");
+        assert!(e.contains("unknown device profile \"watch\""), "{e}");
+        assert!(e.contains("gateway.routes[7].compose[1].depends_on"), "{e}");
+    }
+
+    #[test]
+    fn jwks_url_must_be_http() {
+        let t = demo_toml().replace(
+            "roles_claim = \"roles\"",
+            "roles_claim = \"roles\"\n  jwks_url = \"https://idp.example.test/jwks\"",
+        );
+        let e = parse_str(&t, "<t>").unwrap_err().to_string();
+        assert!(e.contains("gateway.jwt.jwks_url"), "{e}");
     }
 }

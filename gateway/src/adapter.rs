@@ -86,7 +86,23 @@ impl GatewaySpec {
     pub fn from_world(world: &World) -> Result<GatewaySpec, Error> {
         let g = &world.gateway;
         let mut spec = GatewaySpec::empty();
-        spec.access_log = true;
+        spec.access_log = g.access_log;
+        spec.version_header = match &g.version_header {
+            Some(h) => Some(
+                HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| Error::Config(format!("bad version_header {h}")))?,
+            ),
+            None => None,
+        };
+        spec.device_profiles = g
+            .device_profiles
+            .iter()
+            .map(|d| DeviceProfileSpec {
+                name: d.name.clone(),
+                client_types: d.client_types.clone(),
+                user_agent_contains: d.user_agent_contains.clone(),
+            })
+            .collect();
         spec.instances = g
             .instances
             .iter()
@@ -102,6 +118,8 @@ impl GatewaySpec {
         spec.limits.max_body_bytes = g.limits.max_body_bytes;
         spec.limits.header_timeout = g.limits.header_read_timeout;
         spec.limits.max_concurrent_requests = g.limits.max_concurrent_requests;
+        spec.limits.idle_timeout = g.limits.idle_timeout;
+        spec.limits.max_connections = g.limits.max_connections;
         spec.limits.rate = g.limits.rate_per_second.map(|r| RateSpec {
             per_second: r,
             burst: g.limits.rate_burst,
@@ -116,8 +134,8 @@ impl GatewaySpec {
             audiences: g.jwt.audience.iter().cloned().collect(),
             keys: Vec::new(),
             jwks_files: Vec::new(),
-            jwks_url: None,
-            jwks_min_refresh: Duration::from_secs(10),
+            jwks_url: g.jwt.jwks_url.clone(),
+            jwks_min_refresh: g.jwt.jwks_min_refresh,
             signing: None,
         };
         for k in &g.jwt.keys {
@@ -177,19 +195,7 @@ impl GatewaySpec {
             let action = match r.service {
                 Some(i) => Action::Service(world.services[i].name.clone()),
                 None => {
-                    let parts = r
-                        .compose
-                        .iter()
-                        .map(|p| PartSpec {
-                            name: p.key.clone(),
-                            service: world.services[p.service].name.clone(),
-                            path: p.path.clone(),
-                            key: p.key.clone(),
-                            required: p.required,
-                            timeout: p.timeout.unwrap_or(r.deadline),
-                            depends_on: None,
-                        })
-                        .collect();
+                    let parts = parts(world, &r.compose, r.deadline);
                     spec.compositions.push(CompositionSpec {
                         name: r.name.clone(),
                         deadline: r.deadline,
@@ -198,6 +204,25 @@ impl GatewaySpec {
                     Action::Compose(r.name.clone())
                 }
             };
+            let mut profiles = Vec::new();
+            for o in &r.profiles {
+                let composition = (!o.compose.is_empty()).then(|| {
+                    let name = format!("{}@{}", r.name, o.profile);
+                    let parts = parts(world, &o.compose, r.deadline);
+                    spec.compositions.push(CompositionSpec {
+                        name: name.clone(),
+                        deadline: r.deadline,
+                        parts,
+                    });
+                    name
+                });
+                profiles.push(ProfileOverride {
+                    profile: o.profile.clone(),
+                    service: o.service.map(|i| world.services[i].name.clone()),
+                    composition,
+                    fields: (!o.fields.is_empty()).then(|| o.fields.clone()),
+                });
+            }
             let methods = r
                 .methods
                 .iter()
@@ -243,8 +268,8 @@ impl GatewaySpec {
                 action,
                 strip_prefix: r.strip_prefix.clone(),
                 rewrite: r.rewrite.clone(),
-                retry_on_5xx: true,
-                profiles: Vec::new(),
+                retry_on_5xx: r.retry_on_5xx,
+                profiles,
             });
         }
 
@@ -275,4 +300,23 @@ impl GatewaySpec {
             .collect();
         Ok(spec)
     }
+}
+
+fn parts(
+    world: &World,
+    parts: &[switchyard_config::gateway::Part],
+    deadline: Duration,
+) -> Vec<PartSpec> {
+    parts
+        .iter()
+        .map(|p| PartSpec {
+            name: p.name.clone(),
+            service: world.services[p.service].name.clone(),
+            path: p.path.clone(),
+            key: p.key.clone(),
+            required: p.required,
+            timeout: p.timeout.unwrap_or(deadline),
+            depends_on: p.depends_on.clone(),
+        })
+        .collect()
 }

@@ -33,6 +33,10 @@ pub struct QuickArgs {
     /// PEM public key file for RS256 / ES256 / EdDSA.
     #[arg(long, env = "BENCH_JWT_PUBKEY")]
     pub jwt_pubkey: Option<PathBuf>,
+    /// Also serve a composite route at this path: one part per `--route`, each fetching
+    /// `PREFIX{sub}` and merged under the prefix's name (benchmark of composition).
+    #[arg(long, value_name = "PATH")]
+    pub compose: Option<String>,
     /// Log one line per request.
     #[arg(long)]
     pub access_log: bool,
@@ -106,6 +110,32 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
         });
         let mut route = RouteSpec::new(&name, prefix, true, &name);
         route.policy = Policy::Authenticated;
+        spec.routes.push(route);
+    }
+    if let Some(path) = &args.compose {
+        let parts = spec
+            .routes
+            .iter()
+            .map(|r| {
+                let key = r.path.trim_matches('/').replace('/', "_");
+                crate::spec::PartSpec {
+                    name: key.clone(),
+                    service: r.name.clone(),
+                    path: format!("{}/{{sub}}", r.path.trim_end_matches('/')),
+                    key,
+                    required: true,
+                    timeout: std::time::Duration::from_secs(2),
+                    depends_on: None,
+                }
+            })
+            .collect();
+        spec.compositions.push(crate::spec::CompositionSpec {
+            name: "compose".into(),
+            deadline: std::time::Duration::from_secs(3),
+            parts,
+        });
+        let mut route = RouteSpec::new("compose", path, false, "compose");
+        route.action = crate::spec::Action::Compose("compose".into());
         spec.routes.push(route);
     }
     Ok(spec)
