@@ -151,7 +151,8 @@ pub struct RawGslb {
     /// `multivalue`: at most this many addresses.
     #[serde(default = "default_max_answers")]
     pub max_answers: u32,
-    /// When every region is down: `fail_open` (answer in configured order), `last_resort`, `servfail`.
+    /// When every region is down: `fail_open` (answer in configured order), `return_all` (every
+    /// region's VIPs), `last_resort` (the `last_resort` addresses), `servfail`.
     #[serde(default = "default_all_down")]
     pub all_down: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -233,6 +234,7 @@ pub enum GslbPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllDown {
     FailOpen,
+    ReturnAll,
     LastResort(Vec<std::net::IpAddr>),
     Servfail,
 }
@@ -355,6 +357,7 @@ impl RawDns {
                 }
                 let all_down = match g.all_down.as_str() {
                     "fail_open" => AllDown::FailOpen,
+                    "return_all" => AllDown::ReturnAll,
                     "servfail" => AllDown::Servfail,
                     "last_resort" => {
                         let ips: Vec<_> = g
@@ -375,7 +378,7 @@ impl RawDns {
                         AllDown::LastResort(ips)
                     }
                     o => {
-                        errs.push(format!("{p}.all_down"), format!("{o:?} is not one of fail_open, last_resort, servfail"));
+                        errs.push(format!("{p}.all_down"), format!("{o:?} is not one of fail_open, return_all, last_resort, servfail"));
                         AllDown::FailOpen
                     }
                 };
@@ -484,5 +487,48 @@ impl RawZone {
             ns: self.ns.iter().map(|n| qualify(n, &origin)).collect(),
             records,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AllDown;
+    use crate::parse_str;
+
+    fn world(all_down: &str) -> String {
+        format!(
+            r#"
+[[regions]]
+name = "r1"
+vips = ["127.0.1.1"]
+  [[regions.azs]]
+  name = "r1-a"
+[dns]
+listen = ["127.0.0.1:0"]
+  [[dns.zones]]
+  origin = "example.test."
+  ns = ["ns1.example.test."]
+  soa = {{ mname = "ns1", rname = "hostmaster" }}
+  [[dns.gslb]]
+  name = "api.example.test."
+  policy = "failover"
+  regions = ["r1"]
+  all_down = "{all_down}"
+"#
+        )
+    }
+
+    #[test]
+    fn all_down_choices() {
+        let w = parse_str(&world("return_all"), "t").unwrap();
+        assert_eq!(w.dns.gslb[0].all_down, AllDown::ReturnAll);
+        assert_eq!(w.dns.gslb[0].ttl, std::time::Duration::from_secs(30));
+        let w = parse_str(&world("servfail"), "t").unwrap();
+        assert_eq!(w.dns.gslb[0].all_down, AllDown::Servfail);
+        let e = parse_str(&world("shrug"), "t").unwrap_err().to_string();
+        assert!(
+            e.contains("dns.gslb[0].all_down") && e.contains("return_all"),
+            "{e}"
+        );
     }
 }

@@ -102,14 +102,12 @@ pub fn handle(ctx: &Ctx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
 
 fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
     let ecs = req.edns.and_then(|e| e.ecs);
-    if req.edns.is_some() {
-        if ecs.is_some() {
-            &ctx.metrics.ecs_yes
-        } else {
-            &ctx.metrics.ecs_no
-        }
-        .increment(1);
+    if ecs.is_some() {
+        &ctx.metrics.ecs_yes
+    } else {
+        &ctx.metrics.ecs_no
     }
+    .increment(1);
     let qname = req.qname_lower();
     let zone = ctx.snap.find_zone(qname);
     let ans = if req.qclass != 1 {

@@ -261,6 +261,7 @@ fn gslb_spec(g: &cfg::Gslb, world: &World) -> GslbSpec {
         ttl: g.ttl.as_secs().min(u32::MAX as u64) as u32,
         all_down: match &g.all_down {
             cfg::AllDown::FailOpen => AllDown::FailOpen,
+            cfg::AllDown::ReturnAll => AllDown::ReturnAll,
             cfg::AllDown::LastResort(ips) => AllDown::LastResort(ips.clone()),
             cfg::AllDown::Servfail => AllDown::Servfail,
         },
