@@ -390,9 +390,7 @@ fn gslb_answer<'a>(
         ClientLocation::default()
     };
     let choice = choose(g, &loc, ctx.health, rand::random(), None);
-    if choice.outcome != Outcome::Healthy {
-        g.all_down_count.increment(1);
-    }
+    g.note_outcome(choice.outcome);
     if choice.outcome == Outcome::AllDownServfail {
         ans.rcode = rcode::SERVFAIL;
         ans.aa = false;

@@ -333,6 +333,7 @@ pub fn build_gslb(g: &GslbSpec) -> Result<GslbName, Error> {
     };
     Ok(GslbName {
         all_down_count: crate::metrics::gslb_all_down(&text),
+        all_down_now: Default::default(),
         default_region: g.default_region.as_deref().and_then(index),
         name: text,
         wire,

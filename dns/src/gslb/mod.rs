@@ -89,7 +89,7 @@ pub struct RegionTarget {
 }
 
 /// One GSLB name, ready to answer.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GslbName {
     /// Text form (`api.example.test.`).
     pub name: String,
@@ -106,6 +106,27 @@ pub struct GslbName {
     pub last_resort_aaaa: Vec<Rr>,
     /// Answers given while every region was down.
     pub all_down_count: metrics::Counter,
+    /// Whether the last answer was an all-down one (logs only the transitions).
+    pub all_down_now: std::sync::atomic::AtomicBool,
+}
+
+impl GslbName {
+    /// Counts an answer's outcome and logs when the name enters or leaves the all-down state.
+    pub fn note_outcome(&self, outcome: Outcome) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let down = outcome != Outcome::Healthy;
+        if down {
+            self.all_down_count.increment(1);
+        }
+        if self.all_down_now.load(Relaxed) != down && self.all_down_now.swap(down, Relaxed) != down
+        {
+            if down {
+                tracing::warn!(name = %self.name, ?outcome, "every region of the GSLB name is down");
+            } else {
+                tracing::info!(name = %self.name, "a region of the GSLB name is up again");
+            }
+        }
+    }
 }
 
 /// Where the client is, as far as the answer is concerned.

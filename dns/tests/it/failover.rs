@@ -174,6 +174,7 @@ async fn region_failover_and_recovery_with_real_backends() {
     assert!(switched.is_some(), "US client moved to eu-west");
     let bound = Duration::from_millis(FALL * INTERVAL_MS + INTERVAL_MS + SLACK_MS);
     assert!(took <= bound, "failover took {took:?} (bound {bound:?})");
+    eprintln!("failover: US client on eu-west {took:?} after us-east went down (bound {bound:?})");
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // they come back
@@ -192,6 +193,7 @@ async fn region_failover_and_recovery_with_real_backends() {
     );
     let bound = Duration::from_millis(RISE * INTERVAL_MS + INTERVAL_MS + SLACK_MS);
     assert!(took <= bound, "recovery took {took:?} (bound {bound:?})");
+    eprintln!("recovery: US client back on us-east {took:?} after its backends returned (bound {bound:?})");
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.cancel();
     sampler.await.unwrap();
