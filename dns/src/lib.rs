@@ -114,8 +114,9 @@ impl Dns {
         self.inner.explain(name, client, ecs)
     }
 
-    /// Resolves once `shutdown` was cancelled and every worker and connection has finished.
-    pub async fn wait(self) {
+    /// Resolves once `shutdown` was cancelled and every worker and connection has finished
+    /// (takes `&self`, so the handle can be shared in an `Arc` with the admin API).
+    pub async fn wait(&self) {
         self.inner.wait().await
     }
 }

@@ -39,7 +39,7 @@ pub struct Shared {
 pub struct Handle {
     shared: Arc<Shared>,
     local_addrs: Vec<SocketAddr>,
-    threads: Vec<JoinHandle<()>>,
+    threads: std::sync::Mutex<Vec<JoinHandle<()>>>,
     tracker: TaskTracker,
     stop: Arc<AtomicBool>,
     shutdown: CancellationToken,
@@ -116,7 +116,7 @@ pub async fn start(
     Ok(Handle {
         shared,
         local_addrs,
-        threads,
+        threads: std::sync::Mutex::new(threads),
         tracker,
         stop,
         shutdown,
@@ -165,12 +165,12 @@ impl Handle {
 
     /// Resolves when the server has stopped (after the token given to [`start`] is cancelled):
     /// UDP workers joined, TCP connections finished.
-    pub async fn wait(self) {
+    pub async fn wait(&self) {
         self.shutdown.cancelled().await;
         self.stop.store(true, Ordering::Relaxed);
         self.tracker.close();
         self.tracker.wait().await;
-        let threads = self.threads;
+        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|e| e.into_inner()));
         let _ = tokio::task::spawn_blocking(move || {
             for t in threads {
                 let _ = t.join();
