@@ -106,6 +106,7 @@ impl GatewaySpec {
         spec.instances = g
             .instances
             .iter()
+            .filter(|i| world.node.in_region(&i.region))
             .map(|i| InstanceSpec {
                 name: i.name.clone(),
                 listen: i.listen,

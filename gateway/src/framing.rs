@@ -152,13 +152,11 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
         State::Head
     }
 
+    /// Move judged bytes to hyper's side. Copying (rather than splitting) keeps both buffers
+    /// uniquely owned, so their capacity is reused instead of reallocated per request.
     fn release(&mut self, k: usize) {
-        if self.ready.is_empty() {
-            self.ready = self.raw.split_to(k);
-        } else {
-            let part = self.raw.split_to(k);
-            self.ready.extend_from_slice(&part);
-        }
+        self.ready.extend_from_slice(&self.raw[..k]);
+        self.raw.advance(k);
     }
 
     /// Returns false when more bytes are needed.

@@ -149,7 +149,7 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let method = req.method().clone();
-    let raw_path = req.uri().path().to_string();
+    let raw_path = rt.spec.access_log.then(|| req.uri().path().to_string());
     let rid = request_id(req.headers());
     let mut log = Log {
         route: "-",
@@ -167,7 +167,7 @@ pub async fn handle(
             instance = %inst.name,
             client = %conn.client.ip(),
             method = %method,
-            path = %raw_path,
+            path = raw_path.as_deref().unwrap_or("-"),
             route = log.route,
             status,
             upstream = ?log.upstream,
@@ -204,7 +204,7 @@ async fn pipeline(
         .map(str::to_string);
     let normalised = crate::path::normalize(parts.uri.path())
         .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_path"))?;
-    let path = versioned(rt, &parts.headers, normalised.into_owned())?;
+    let path = versioned(rt, &parts.headers, normalised)?;
 
     let (idx, params) =
         match rt
@@ -242,7 +242,9 @@ async fn pipeline(
         });
     }
     let identity: Option<Arc<Identity>> = identity.and_then(Result::ok);
-    log.sub = identity.as_ref().map(|i| i.sub.clone());
+    if rt.spec.access_log {
+        log.sub = identity.as_ref().map(|i| i.sub.clone());
+    }
 
     if let Some(limiter) = &rt.limiter {
         let key = match &identity {
@@ -354,7 +356,11 @@ async fn pipeline(
 }
 
 /// Apply the optional version header to an unversioned path.
-fn versioned(rt: &Runtime, headers: &HeaderMap, path: String) -> Result<String, Response<Body>> {
+fn versioned<'a>(
+    rt: &Runtime,
+    headers: &HeaderMap,
+    path: std::borrow::Cow<'a, str>,
+) -> Result<std::borrow::Cow<'a, str>, Response<Body>> {
     let Some(name) = &rt.spec.version_header else {
         return Ok(path);
     };
@@ -370,7 +376,7 @@ fn versioned(rt: &Runtime, headers: &HeaderMap, path: String) -> Result<String, 
         .ok()
         .filter(|v| rt.spec.versions.iter().any(|k| k == v))
     {
-        Some(v) => Ok(format!("/{v}{path}")),
+        Some(v) => Ok(format!("/{v}{path}").into()),
         None => Err(error(StatusCode::BAD_REQUEST, "unknown_version")),
     }
 }
