@@ -76,7 +76,11 @@ pub fn run(socket: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 tcp: false,
             };
             let mut out = std::mem::take(&mut batch.out[replies]);
-            let handled = handle(&ctx, &batch.bufs[i][..len], &mut out);
+            // A bug must cost one datagram, never the worker: answer nothing for it.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle(&ctx, &batch.bufs[i][..len], &mut out)
+            }))
+            .unwrap_or(Handled::Drop);
             batch.out[replies] = out;
             if let Handled::Reply { .. } = handled {
                 batch.reply_to[replies] = i;
