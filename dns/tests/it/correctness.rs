@@ -284,3 +284,47 @@ async fn several_queries_per_tcp_connection() {
         assert_eq!(rcode(&r), if i == 2 { 3 } else { 0 });
     }
 }
+
+#[tokio::test]
+async fn tcp_gives_the_same_answers_as_udp() {
+    let s = static_server().await;
+    let mut msgs: Vec<Vec<u8>> = [
+        ("www.example.test.", RecordType::A),
+        ("nope.example.test.", RecordType::A),
+        ("mail.example.test.", RecordType::AAAA),
+        ("example.com.", RecordType::A),
+        ("alias.example.test.", RecordType::A),
+        ("x.sub.example.test.", RecordType::A),
+        ("foo.wild.example.test.", RecordType::A),
+        ("www.example.test.", RecordType::ANY),
+        ("example.test.", RecordType::MX),
+        ("WWW.EXAMPLE.TEST.", RecordType::AAAA),
+    ]
+    .iter()
+    .map(|(n, t)| query(n, *t).to_vec().unwrap())
+    .collect();
+    msgs.push(
+        with_edns(
+            query("www.example.test.", RecordType::A),
+            1232,
+            Some(("81.2.69.160", 27)),
+        )
+        .to_vec()
+        .unwrap(),
+    );
+    let mut badvers = with_edns(query("www.example.test.", RecordType::A), 1232, None);
+    badvers.edns.as_mut().unwrap().set_version(3);
+    msgs.push(badvers.to_vec().unwrap());
+    let mut notimp = query("www.example.test.", RecordType::A);
+    notimp.metadata.op_code = OpCode::Update;
+    msgs.push(notimp.to_vec().unwrap());
+    msgs.push(vec![
+        0xAB, 0xCD, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 0x20, b'a',
+    ]);
+    let mut conn = TcpStream::connect(s.addr).await.unwrap();
+    for m in &msgs {
+        let over_udp = udp_raw(s.addr, m).await.expect("UDP reply");
+        let over_tcp = tcp_exchange(&mut conn, m).await;
+        assert_eq!(over_udp, over_tcp, "query {m:02x?}");
+    }
+}
