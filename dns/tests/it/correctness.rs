@@ -328,3 +328,33 @@ async fn tcp_gives_the_same_answers_as_udp() {
         assert_eq!(over_udp, over_tcp, "query {m:02x?}");
     }
 }
+
+#[tokio::test]
+async fn serves_every_listen_address_including_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("no IPv6 loopback here: skipping");
+        return;
+    }
+    let mut sp = spec(Vec::new());
+    sp.listen = vec!["127.0.0.1:0".parse().unwrap(), "[::1]:0".parse().unwrap()];
+    let s = serve(sp).await;
+    let addrs_bound = s.handle.as_ref().unwrap().local_addrs().to_vec();
+    assert_eq!(addrs_bound.len(), 2);
+    assert!(addrs_bound[1].is_ipv6());
+    for a in addrs_bound {
+        let q = query("www.example.test.", RecordType::AAAA);
+        let from = if a.is_ipv6() { "[::1]" } else { "127.0.0.1" };
+        let raw = udp_raw_from(
+            from,
+            a,
+            &q.to_vec().unwrap(),
+            std::time::Duration::from_secs(2),
+        )
+        .await
+        .unwrap();
+        let r = decode(&raw, q.metadata.id);
+        assert_eq!(addrs(&r.answers), vec![ip("2001:db8::10")], "{a}");
+        let r = tcp(a, &q).await;
+        assert_eq!(addrs(&r.answers), vec![ip("2001:db8::10")], "{a} over TCP");
+    }
+}
