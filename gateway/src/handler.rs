@@ -31,6 +31,8 @@ pub type Body = Either<Full<Bytes>, Incoming>;
 /// The gateway instance a connection arrived on.
 pub struct InstanceCtx {
     pub name: String,
+    /// This worker thread's pooled upstream client.
+    pub http: crate::upstream::HttpClient,
     pub region: Option<String>,
     pub az: String,
     pub concurrency: Arc<Semaphore>,
@@ -304,7 +306,7 @@ async fn pipeline(
             }
         }
         let ctx = ComposeCtx {
-            http: &rt.http,
+            http: &inst.http,
             upstreams,
             client_ip: conn.client.ip(),
             identity: identity.as_deref(),
@@ -326,6 +328,7 @@ async fn pipeline(
             });
         proxy(
             rt,
+            inst,
             route,
             upstreams,
             service,
@@ -448,6 +451,7 @@ fn forwarded_headers(h: &mut HeaderMap, conn: ConnInfo, host: Option<&str>, rid:
 #[allow(clippy::too_many_arguments)]
 async fn proxy(
     rt: &Runtime,
+    inst: &InstanceCtx,
     route: &RouteSpec,
     upstreams: &upstream::Upstreams,
     service: &str,
@@ -478,7 +482,7 @@ async fn proxy(
     let retry_5xx = route.retry_on_5xx && upstream::is_idempotent(method);
     let deadline = tokio::time::Instant::now() + rt.spec.upstream.timeout;
     let sent = upstream::send(
-        &rt.http,
+        &inst.http,
         pool,
         conn.client.ip(),
         &out,

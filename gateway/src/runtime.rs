@@ -11,7 +11,7 @@ use crate::json::AllowList;
 use crate::ratelimit::RateLimiter;
 use crate::router::Router;
 use crate::spec::{CompositionSpec, GatewaySpec};
-use crate::upstream::{HttpClient, Upstreams};
+use crate::upstream::Upstreams;
 use crate::Error;
 
 pub struct Runtime {
@@ -26,8 +26,6 @@ pub struct Runtime {
     /// Upstreams per gateway region (`None` key: no region, e.g. quick mode).
     pub upstreams: HashMap<Option<String>, Upstreams>,
     pub limiter: Option<RateLimiter>,
-    /// Pooled upstream client (shared across reloads).
-    pub http: HttpClient,
 }
 
 /// Intern a label for metrics (bounded by the distinct names ever configured).
@@ -46,11 +44,7 @@ pub fn intern(s: &str) -> &'static str {
 }
 
 impl Runtime {
-    pub fn build(
-        spec: GatewaySpec,
-        registry: &HealthRegistry,
-        http: HttpClient,
-    ) -> Result<Runtime, Error> {
+    pub fn build(spec: GatewaySpec, registry: &HealthRegistry) -> Result<Runtime, Error> {
         let router = Router::new(&spec.routes);
         let route_labels = spec.routes.iter().map(|r| intern(&r.name)).collect();
         let auth = Authenticator::new(&spec.jwt)?;
@@ -100,7 +94,6 @@ impl Runtime {
             allow_lists,
             upstreams,
             limiter,
-            http,
             spec,
         })
     }

@@ -25,7 +25,7 @@ use crate::handler::{self, ConnInfo, InstanceCtx};
 use crate::proxy_protocol::{self, Parsed};
 use crate::runtime::Runtime;
 use crate::spec::{GatewaySpec, InstanceSpec};
-use crate::upstream::{self, HttpClient};
+use crate::upstream;
 use crate::Error;
 
 /// Time given to open connections to finish after shutdown.
@@ -40,16 +40,32 @@ struct Listener {
 struct Inner {
     runtime: ArcSwap<Runtime>,
     registry: HealthRegistry,
-    http: HttpClient,
     listeners: Mutex<HashMap<String, Listener>>,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    workers: usize,
 }
 
 /// A running gateway (all instances of the spec). Cheap to clone.
 #[derive(Clone)]
 pub struct Handle {
     inner: Arc<Inner>,
+}
+
+/// Worker threads per instance: one per CPU (each its own current-thread runtime, its own
+/// `SO_REUSEPORT` listener and its own upstream connection pool, so a request never crosses
+/// threads). `SWITCHYARD_GATEWAY_WORKERS` overrides.
+fn worker_count() -> usize {
+    std::env::var("SWITCHYARD_GATEWAY_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
+        .min(64)
 }
 
 /// Bind every instance and start serving. Returns once all listeners are bound.
@@ -59,17 +75,16 @@ pub async fn start_spec(
     shutdown: CancellationToken,
 ) -> Result<Handle, Error> {
     crate::metrics::describe();
-    let http = upstream::client(&spec.upstream);
     upstream::ensure_checks(&spec.services, &registry, &shutdown);
-    let runtime = Runtime::build(spec, &registry, http.clone())?;
+    let runtime = Runtime::build(spec, &registry)?;
     runtime.auth.prime().await;
     let inner = Arc::new(Inner {
         runtime: ArcSwap::from_pointee(runtime),
         registry,
-        http,
         listeners: Mutex::new(HashMap::new()),
         tracker: TaskTracker::new(),
         shutdown,
+        workers: worker_count(),
     });
     let handle = Handle { inner };
     let instances = handle.inner.runtime.load().spec.instances.clone();
@@ -86,26 +101,58 @@ impl Handle {
             addr: inst.listen,
             source,
         };
-        let std = bind_std(inst.listen).map_err(bind_err)?;
-        let listener = TcpListener::from_std(std).map_err(bind_err)?;
-        let local = listener.local_addr().map_err(bind_err)?;
+        let first = bind_std(inst.listen).map_err(bind_err)?;
+        let local = first.local_addr().map_err(bind_err)?;
+        let mut sockets = vec![first];
+        for _ in 1..self.inner.workers {
+            sockets.push(bind_std(local).map_err(bind_err)?);
+        }
         let stop = self.inner.shutdown.child_token();
-        let limits = self.inner.runtime.load().spec.limits.clone();
-        let ctx = Arc::new(InstanceCtx {
-            name: inst.name.clone(),
-            region: Some(inst.region.clone()).filter(|r| !r.is_empty()),
-            az: inst.az.clone(),
-            concurrency: Arc::new(Semaphore::new(limits.max_concurrent_requests)),
-        });
+        let rt = self.inner.runtime.load();
+        let limits = rt.spec.limits.clone();
+        let upstream_spec = rt.spec.upstream.clone();
+        drop(rt);
+        let concurrency = Arc::new(Semaphore::new(limits.max_concurrent_requests));
         let conns = Arc::new(Semaphore::new(limits.max_connections));
-        self.inner.tracker.spawn(accept_loop(
-            self.inner.clone(),
-            listener,
-            ctx,
-            conns,
-            stop.clone(),
-        ));
-        tracing::info!(instance = %inst.name, %local, "gateway listening");
+        for (i, sock) in sockets.into_iter().enumerate() {
+            let inner = self.inner.clone();
+            let (stop, conns, concurrency) = (stop.clone(), conns.clone(), concurrency.clone());
+            let (name, region, az) = (inst.name.clone(), inst.region.clone(), inst.az.clone());
+            let upstream_spec = upstream_spec.clone();
+            let work = self.inner.tracker.track_future(async move {
+                let listener = match TcpListener::from_std(sock) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(instance = %name, error = %e, "listener setup failed");
+                        return;
+                    }
+                };
+                let ctx = Arc::new(InstanceCtx {
+                    name,
+                    http: upstream::client(&upstream_spec),
+                    region: Some(region).filter(|r| !r.is_empty()),
+                    az,
+                    concurrency,
+                });
+                let conns_tracker = TaskTracker::new();
+                accept_loop(inner, listener, ctx, conns, stop, &conns_tracker).await;
+                conns_tracker.close();
+                conns_tracker.wait().await;
+            });
+            std::thread::Builder::new()
+                .name(format!("gw-{}-{i}", inst.name))
+                .spawn(move || {
+                    match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt.block_on(work),
+                        Err(e) => tracing::error!(error = %e, "gateway worker runtime failed"),
+                    }
+                })
+                .map_err(bind_err)?;
+        }
+        tracing::info!(instance = %inst.name, %local, workers = self.inner.workers, "gateway listening");
         self.inner
             .listeners
             .lock()
@@ -125,7 +172,7 @@ impl Handle {
     /// (their open connections finish on their own). On error the old spec stays.
     pub async fn reload_spec(&self, spec: GatewaySpec) -> Result<(), Error> {
         upstream::ensure_checks(&spec.services, &self.inner.registry, &self.inner.shutdown);
-        let runtime = Runtime::build(spec, &self.inner.registry, self.inner.http.clone())?;
+        let runtime = Runtime::build(spec, &self.inner.registry)?;
         runtime.auth.prime().await;
         let instances = runtime.spec.instances.clone();
         self.inner.runtime.store(Arc::new(runtime));
@@ -198,6 +245,7 @@ fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
     s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(1024)?;
@@ -210,6 +258,7 @@ async fn accept_loop(
     ctx: Arc<InstanceCtx>,
     conns: Arc<Semaphore>,
     stop: CancellationToken,
+    tracker: &TaskTracker,
 ) {
     loop {
         let permit = tokio::select! {
@@ -229,7 +278,7 @@ async fn accept_loop(
         };
         let inner2 = inner.clone();
         let ctx = ctx.clone();
-        inner.tracker.spawn(async move {
+        tracker.spawn(async move {
             serve_conn(inner2, ctx, stream, peer).await;
             drop(permit);
         });
