@@ -1,7 +1,9 @@
 //! The CLI side of the admin API: `status`, `drain|undrain|fail|restore`, `reload`, `instance`.
 //! Human output by default, the raw JSON with `--json`.
 
-use crate::cli::{AdminArgs, InstanceAction, InstanceArgs, TargetArgs, TargetKind};
+use crate::cli::{
+    AdminArgs, ExplainArgs, ExplainWhat, InstanceAction, InstanceArgs, TargetArgs, TargetKind,
+};
 use anyhow::{anyhow, bail, Context};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -217,5 +219,67 @@ pub async fn instance(args: &InstanceArgs) -> anyhow::Result<()> {
     .await?;
     fail_on_error(code, &v)?;
     println!("{action}: demo instance {}", args.name);
+    Ok(())
+}
+
+/// `switchyard explain dns|lb ...`.
+pub async fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
+    let (admin, path) = match &args.what {
+        ExplainWhat::Dns {
+            name,
+            client,
+            ecs,
+            admin,
+        } => {
+            let mut p = format!("/v1/explain/dns?name={name}&client={client}");
+            if let Some(e) = ecs {
+                p.push_str(&format!("&ecs={e}"));
+            }
+            (admin, p)
+        }
+        ExplainWhat::Lb {
+            listener,
+            client,
+            admin,
+        } => (
+            admin,
+            format!("/v1/explain/lb?listener={listener}&client={client}"),
+        ),
+    };
+    let (code, v) = call(admin, "GET", &path).await?;
+    fail_on_error(code, &v)?;
+    if admin.json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    let mut out = String::new();
+    match &args.what {
+        ExplainWhat::Dns { .. } => {
+            let _ = writeln!(
+                out,
+                "{} ({}): answer {} (ttl {}s, ecs scope /{})",
+                s(&v["name"]),
+                s(&v["policy"]),
+                v["addresses"],
+                v["ttl"],
+                v["ecs_scope"]
+            );
+            if let Some(c) = v.get("client").filter(|c| !c.is_null()) {
+                let _ = writeln!(out, "  client: {}", c);
+            }
+            let _ = writeln!(out, "  matched: {}", s(&v["matched"]));
+            let _ = writeln!(out, "  order: {}  chosen: {}", v["order"], v["chosen"]);
+            for sk in v["skipped"].as_array().into_iter().flatten() {
+                let _ = writeln!(out, "  skipped: {sk}");
+            }
+            if let Some(a) = v["all_down"].as_str() {
+                let _ = writeln!(out, "  all regions down: {a}");
+            }
+        }
+        ExplainWhat::Lb { .. } => {
+            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
+        }
+    }
+    print!("{out}");
     Ok(())
 }

@@ -46,6 +46,14 @@ pub enum Command {
     Reload(AdminArgs),
     /// Stop or start an in-process demo instance of a running node (for drills).
     Instance(InstanceArgs),
+    /// Quick mode: one L4 listener over the given backends, no config file (like socat, but balanced).
+    Lb(switchyard_lb::QuickArgs),
+    /// Quick mode: serve one RFC 1035 zone file authoritatively, no config file.
+    Dns(switchyard_dns::QuickArgs),
+    /// Quick mode: a JWT-checking gateway over a few path-prefix routes, no config file.
+    Gateway(switchyard_gateway::QuickArgs),
+    /// Explain a decision of a running node: which region DNS would answer, and why.
+    Explain(ExplainArgs),
     /// Rehearse an outage under steady client load and report what clients saw (exit 1 on a failed expectation).
     Drill(crate::drill::DrillArgs),
 }
@@ -87,6 +95,38 @@ pub struct TargetArgs {
     pub name: String,
     #[command(flatten)]
     pub admin: AdminArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    #[command(subcommand)]
+    pub what: ExplainWhat,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExplainWhat {
+    /// Which region(s) the answer for NAME would contain for a client, and why.
+    Dns {
+        /// GSLB name, e.g. api.example.test
+        name: String,
+        /// The client's address (the query's source).
+        #[arg(long, default_value = "127.0.0.1")]
+        client: std::net::IpAddr,
+        /// EDNS Client Subnet the query carries, e.g. 81.2.69.160/27.
+        #[arg(long)]
+        ecs: Option<String>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Which AZ and member an L4 listener would choose for a client, and why.
+    Lb {
+        /// Listener name, e.g. us-east-http
+        listener: String,
+        #[arg(long, default_value = "127.0.0.1")]
+        client: std::net::IpAddr,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
 }
 
 /// Demo instance action.

@@ -38,6 +38,22 @@ fn main() -> ExitCode {
         }
         cli::Command::Reload(a) => runtime().and_then(|rt| rt.block_on(adminctl::reload(&a))),
         cli::Command::Instance(a) => runtime().and_then(|rt| rt.block_on(adminctl::instance(&a))),
+        cli::Command::Lb(a) => quick(|t| async move {
+            switchyard_lb::run_quick(a, t)
+                .await
+                .map_err(anyhow::Error::from)
+        }),
+        cli::Command::Dns(a) => quick(|t| async move {
+            switchyard_dns::run_quick(a, t)
+                .await
+                .map_err(anyhow::Error::from)
+        }),
+        cli::Command::Gateway(a) => quick(|t| async move {
+            switchyard_gateway::run_quick(a, t)
+                .await
+                .map_err(anyhow::Error::from)
+        }),
+        cli::Command::Explain(a) => runtime().and_then(|rt| rt.block_on(adminctl::explain(&a))),
         cli::Command::Drill(a) => match runtime().and_then(|rt| rt.block_on(drill::run(a))) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
@@ -50,6 +66,32 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Runs a quick-mode server until SIGINT/SIGTERM.
+fn quick<F, Fut>(f: F) -> anyhow::Result<()>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    runtime()?.block_on(async move {
+        let token = tokio_util::sync::CancellationToken::new();
+        let stop = token.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            if let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            stop.cancel();
+        });
+        f(token).await
+    })
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -49,8 +49,9 @@ impl Source {
 pub struct Parts {
     world: Arc<World>,
     demo: Option<DemoFleet>,
-    #[allow(dead_code)] // read by the L4, DNS and gateway wiring
-    registry: HealthRegistry,
+    gateway: Option<switchyard_gateway::Handle>,
+    lb: Option<Arc<switchyard_lb::Lb>>,
+    dns: Option<Arc<switchyard_dns::Dns>>,
     admin_ctx: Option<Arc<AdminCtx>>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
@@ -71,11 +72,41 @@ impl Parts {
         } else {
             None
         };
+        let gateway = if world.node.runs(Part::Gateway) {
+            let gw_world = Arc::new(gateway_world(&world));
+            Some(
+                switchyard_gateway::start(gw_world, registry.clone(), shutdown.child_token())
+                    .await
+                    .context("gateway")?,
+            )
+        } else {
+            None
+        };
+        let lb = if world.node.runs(Part::Lb) {
+            Some(Arc::new(
+                switchyard_lb::start(world.clone(), registry.clone(), shutdown.child_token())
+                    .await
+                    .context("L4 balancer")?,
+            ))
+        } else {
+            None
+        };
+        let dns = if world.node.runs(Part::Dns) {
+            Some(Arc::new(
+                switchyard_dns::start(world.clone(), registry.clone(), shutdown.child_token())
+                    .await
+                    .context("DNS server")?,
+            ))
+        } else {
+            None
+        };
         let (admin_ctx, admin_task) = if world.node.runs(Part::Admin) {
             let ctx = Arc::new(AdminCtx {
                 world: ArcSwap::new(world.clone()),
                 registry: registry.clone(),
                 admin,
+                lb: lb.clone(),
+                dns: dns.clone(),
                 demo: demo.clone(),
                 reload,
                 prometheus,
@@ -92,7 +123,9 @@ impl Parts {
         Ok(Parts {
             world,
             demo,
-            registry,
+            gateway,
+            lb,
+            dns,
             admin_ctx,
             admin_task,
             shutdown,
@@ -104,6 +137,17 @@ impl Parts {
         if let Some(demo) = &self.demo {
             demo.apply(&world).await?;
         }
+        if let Some(gw) = &self.gateway {
+            gw.reload(Arc::new(gateway_world(&world)))
+                .await
+                .context("gateway")?;
+        }
+        if let Some(lb) = &self.lb {
+            lb.reload(world.clone()).await.context("L4 balancer")?;
+        }
+        if let Some(dns) = &self.dns {
+            dns.reload(world.clone()).context("DNS server")?;
+        }
         if let Some(ctx) = &self.admin_ctx {
             ctx.world.store(world.clone());
         }
@@ -114,12 +158,32 @@ impl Parts {
     /// Stops accepting, lets in-flight work finish within `grace`, then returns.
     pub async fn stop(self, grace: Duration) {
         self.shutdown.cancel();
-        let drain = async {
-            if let Some(demo) = &self.demo {
-                demo.shutdown().await;
-            }
-            if let Some(task) = self.admin_task {
+        let Parts {
+            dns,
+            lb,
+            gateway,
+            demo,
+            admin_ctx,
+            admin_task,
+            ..
+        } = self;
+        let drain = async move {
+            if let Some(task) = admin_task {
                 let _ = task.await;
+            }
+            drop(admin_ctx);
+            // Front to back: DNS and L4 stop taking new work, then the gateway, then services.
+            if let Some(dns) = dns.and_then(|d| Arc::try_unwrap(d).ok()) {
+                dns.wait().await;
+            }
+            if let Some(lb) = &lb {
+                lb.wait().await;
+            }
+            if let Some(gw) = &gateway {
+                gw.wait().await;
+            }
+            if let Some(demo) = &demo {
+                demo.shutdown().await;
             }
         };
         if tokio::time::timeout(grace, drain).await.is_err() {
@@ -194,6 +258,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     parts.stop(args.grace).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The gateway part of the world restricted to this node's region (every node may load the same
+/// file; only its own instances bind).
+fn gateway_world(world: &World) -> World {
+    let mut w = world.clone();
+    w.gateway
+        .instances
+        .retain(|g| world.node.in_region(&g.region));
+    w
 }
 
 /// Loads, validates and applies the world again; on any error the running world stays and every

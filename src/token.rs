@@ -14,5 +14,8 @@ pub fn run(args: &TokenArgs) -> anyhow::Result<()> {
             "the config has no signing key: mark one [[gateway.jwt.keys]] entry with `sign = true`"
         );
     }
-    bail!("token minting is not wired yet")
+    let token = switchyard_gateway::mint_token(&world, &args.sub, &args.roles, args.ttl)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("{token}");
+    Ok(())
 }

@@ -6,6 +6,7 @@
 //! Unknown paths and names get a 404 with a JSON error.
 
 mod auth;
+mod explain;
 mod status;
 
 use crate::demo_services::DemoFleet;
@@ -34,6 +35,8 @@ pub struct AdminCtx {
     pub world: ArcSwap<World>,
     pub registry: HealthRegistry,
     pub admin: AdminState,
+    pub lb: Option<Arc<switchyard_lb::Lb>>,
+    pub dns: Option<Arc<switchyard_dns::Dns>>,
     pub demo: Option<DemoFleet>,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub prometheus: Option<PrometheusHandle>,
@@ -106,6 +109,21 @@ async fn handle(ctx: &AdminCtx, req: Request<Incoming>, peer: SocketAddr) -> Res
             }
         }
         (&Method::GET, ["status"]) => json(StatusCode::OK, status::status(ctx)),
+        (&Method::GET, ["v1", "explain", what @ ("dns" | "lb")]) => {
+            let q = explain::query(req.uri().query());
+            let answer = if *what == "dns" {
+                explain::dns(ctx, &q)
+            } else {
+                explain::lb(ctx, &q)
+            };
+            match answer {
+                Ok(v) => json(StatusCode::OK, v),
+                Err((code, msg)) => json(
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_REQUEST),
+                    json!({"error": msg}),
+                ),
+            }
+        }
         (&Method::GET, ["metrics"]) => {
             let text = ctx
                 .prometheus

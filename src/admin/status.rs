@@ -47,6 +47,19 @@ fn merge(mut a: Value, b: Value) -> Value {
 /// Builds the status document.
 pub fn status(ctx: &AdminCtx) -> Value {
     let world = ctx.world.load();
+    let lb = ctx.lb.as_ref().map(|lb| lb.status());
+    let share_of = |region: &str, az: &str| -> Value {
+        lb.as_ref()
+            .and_then(|st| {
+                st.pools
+                    .iter()
+                    .filter(|p| p.region == region)
+                    .flat_map(|p| &p.shares)
+                    .find(|s| s.az == az)
+                    .map(|s| Value::from(s.share))
+            })
+            .unwrap_or(Value::Null)
+    };
     let regions: Vec<Value> = world
         .regions
         .iter()
@@ -54,7 +67,10 @@ pub fn status(ctx: &AdminCtx) -> Value {
             let azs: Vec<Value> = r
                 .azs
                 .iter()
-                .map(|a| json!({"name": a.name, "weight": a.weight, "admin": mode(ctx, AdminTarget::Az(a.name.clone()))}))
+                .map(|a| {
+                    json!({"name": a.name, "weight": a.weight, "share": share_of(&r.name, &a.name),
+                           "admin": mode(ctx, AdminTarget::Az(a.name.clone()))})
+                })
                 .collect();
             let pools: Vec<Value> = r
                 .pools
@@ -143,8 +159,29 @@ pub fn status(ctx: &AdminCtx) -> Value {
             json!({"kind": kind, "name": name, "mode": match m { AdminMode::Drain => "drain", AdminMode::Fail => "fail" }})
         })
         .collect();
+    let dns: Vec<Value> = match &ctx.dns {
+        Some(d) => world
+            .dns
+            .gslb
+            .iter()
+            .map(|g| {
+                let why = d.explain(&g.name, "127.0.0.1".parse().expect("literal"), None).ok();
+                json!({
+                    "name": g.name,
+                    "policy": format!("{:?}", g.policy).to_lowercase(),
+                    "regions": g.regions,
+                    "preferred": why.as_ref().map(|w| w.chosen.clone()),
+                    "skipped": why.as_ref().map(|w| serde_json::to_value(&w.skipped).unwrap_or(Value::Null)),
+                    "ttl": g.ttl.as_secs(),
+                })
+            })
+            .collect(),
+        None => Vec::new(),
+    };
     json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "dns": dns,
+        "lb": lb.map(|l| serde_json::to_value(l).unwrap_or(Value::Null)),
         "node": {
             "region": world.node.region,
             "parts": world.node.parts.iter().map(|p| format!("{p:?}").to_lowercase()).collect::<Vec<_>>(),
