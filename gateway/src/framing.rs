@@ -155,6 +155,12 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
     /// Move judged bytes to hyper's side. Copying (rather than splitting) keeps both buffers
     /// uniquely owned, so their capacity is reused instead of reallocated per request.
     fn release(&mut self, k: usize) {
+        if k == self.raw.len() && self.ready.is_empty() {
+            // the common case (one whole request in the buffer): hand it over without copying
+            std::mem::swap(&mut self.ready, &mut self.raw);
+            self.raw.clear();
+            return;
+        }
         self.ready.extend_from_slice(&self.raw[..k]);
         self.raw.advance(k);
     }
