@@ -132,6 +132,7 @@ pub async fn start_plan(
     let ctx = Arc::new(ConnCtx {
         global: Arc::new(tokio::sync::Semaphore::new(opts.global_max_connections)),
         global_max: opts.global_max_connections,
+        freed: Arc::new(tokio::sync::Notify::new()),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
         hard_stop: CancellationToken::new(),

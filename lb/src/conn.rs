@@ -1,0 +1,152 @@
+//! One client connection: source rate limit, optional PROXY header in, backend choice with
+//! connect retry (another AZ first), PROXY header out, relay, then metrics and access log.
+
+use crate::listener::{refuse, ListenerRt};
+use crate::proxy_proto;
+use crate::relay::{self, End, Limits};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use switchyard_balance::Choice;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// What every connection shares: the global cap, the task tracker, and the stop signals.
+#[derive(Debug)]
+pub struct ConnCtx {
+    /// Global connection cap (all listeners).
+    pub global: Arc<tokio::sync::Semaphore>,
+    pub global_max: usize,
+    /// Woken whenever any connection ends.
+    pub freed: Arc<tokio::sync::Notify>,
+    pub tracker: TaskTracker,
+    /// Stops accepting (the balancer's shutdown token).
+    pub shutdown: CancellationToken,
+    /// Closes every connection (fired a grace period after shutdown).
+    pub hard_stop: CancellationToken,
+}
+
+/// Most backends tried for one client connection.
+pub const MAX_ATTEMPTS: usize = 8;
+
+pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ctx: &ConnCtx) {
+    let started = Instant::now();
+    let cfg = l.settings.load_full();
+    let spec = &cfg.spec;
+    if let Some(lim) = &cfg.limiter {
+        if !lim.allow(peer.ip()) {
+            l.metrics.refused_rate.increment(1);
+            return refuse(client);
+        }
+    }
+    let local = client.local_addr().unwrap_or(peer);
+    let (src, dst) = if spec.accept_proxy {
+        match proxy_proto::read_header(&client, spec.connect_timeout).await {
+            Ok(h) => h.addrs.unwrap_or((peer, local)),
+            Err(e) => {
+                tracing::debug!(listener = %spec.key.1, %peer, error = %e, "bad PROXY header");
+                l.metrics.refused_proxy.increment(1);
+                return refuse(client);
+            }
+        }
+    } else {
+        (peer, local)
+    };
+
+    let pool = cfg.pool.snap.load_full();
+    let sel = &pool.selector;
+    let mut tried = [usize::MAX; MAX_ATTEMPTS];
+    let attempts = (pool.spec.connect_attempts as usize).clamp(1, MAX_ATTEMPTS);
+    let mut chosen = None;
+    for n in 0..attempts {
+        let idx = match sel.choose(src.ip(), &tried[..n]) {
+            Choice::Member(i) => i,
+            Choice::FailOpen(i) => {
+                tracing::warn!(pool = %pool.spec.key.1, "every member down: fail-open");
+                i
+            }
+            Choice::None => {
+                if n == 0 && sel.all_down_count() > 0 && !sel.members().any(|(_, h)| h.is_up()) {
+                    metrics::counter!(crate::metrics::POOL_ALL_DOWN, "pool" => pool.spec.key.1.clone()).increment(1);
+                    tracing::warn!(pool = %pool.spec.key.1, "every member down: refusing");
+                }
+                break;
+            }
+        };
+        tried[n] = idx;
+        let member = &pool.members[idx];
+        let guard = member.health.conn_guard();
+        match connect(member.spec.addr, spec.connect_timeout).await {
+            Ok(s) => {
+                sel.record_success(idx);
+                chosen = Some((idx, s, guard));
+                break;
+            }
+            Err(e) => {
+                drop(guard);
+                member.metrics.connect_errors.increment(1);
+                sel.record_connect_failure(idx);
+                tracing::debug!(backend = %member.spec.addr, error = %e, attempt = n + 1, "connect failed");
+            }
+        }
+    }
+    let Some((idx, mut backend, _health_guard)) = chosen else {
+        l.metrics.refused_no_backend.increment(1);
+        return refuse(client);
+    };
+    let member = pool.members[idx].clone();
+    let _active = member.open();
+    member.metrics.conns.increment(1);
+
+    if let Some(v) = pool.spec.proxy_protocol {
+        let mut hdr = [0u8; proxy_proto::MAX_ENCODED];
+        let n = proxy_proto::encode(v, src, dst, &mut hdr);
+        if backend.write_all(&hdr[..n]).await.is_err() {
+            relay::set_reset_on_close(&client);
+            return;
+        }
+    }
+
+    let close = member.close_token();
+    let limits = Limits {
+        idle: spec.idle_timeout,
+        max_lifetime: spec.max_lifetime,
+    };
+    let stop = async {
+        tokio::select! {
+            _ = close.cancelled() => {}
+            _ = ctx.hard_stop.cancelled() => {}
+        }
+    };
+    let out = relay::relay(&client, &backend, &cfg.mode, limits, stop).await;
+    member.metrics.bytes_up.increment(out.up);
+    member.metrics.bytes_down.increment(out.down);
+    if out.end == End::BackendError && out.down == 0 {
+        sel.record_connect_failure(idx);
+    }
+    if spec.access_log {
+        tracing::info!(
+            target: "switchyard::access",
+            client = %src,
+            listener = %spec.key.1,
+            backend = %member.spec.addr,
+            member = %member.spec.name,
+            az = %member.spec.az,
+            bytes_up = out.up,
+            bytes_down = out.down,
+            duration_ms = started.elapsed().as_millis() as u64,
+            end = out.end.as_str(),
+            "connection closed"
+        );
+    }
+}
+
+async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
+    s.set_nodelay(true)?;
+    Ok(s)
+}

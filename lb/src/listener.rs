@@ -1,0 +1,297 @@
+//! Listeners: `SO_REUSEPORT` sockets bound with socket2 (one per worker, each with its own
+//! accept loop), the connection cap checked *before* `accept` (and the permit taken right after,
+//! so idle accept loops hold none), prompt refusal (RST) while at the cap, and accept-error
+//! back-off so EMFILE/ENFILE never spin.
+
+use crate::conn::{self, ConnCtx};
+use crate::limits::SourceLimiter;
+use crate::metrics::ListenerMetrics;
+use crate::plan::ListenerSpec;
+use crate::pool::PoolRt;
+use crate::relay::{self, pipes::PipePool};
+use crate::LbError;
+use arc_swap::ArcSwap;
+use socket2::{Domain, Protocol, Socket, Type};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_config::lb::Forwarding;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use tokio_util::sync::CancellationToken;
+
+/// Settings a listener reads per connection; swapped in place on reload.
+#[derive(Debug)]
+pub struct Settings {
+    pub spec: ListenerSpec,
+    pub pool: Arc<PoolRt>,
+    pub limiter: Option<Arc<SourceLimiter>>,
+    pub mode: relay::Mode,
+}
+
+impl Settings {
+    pub fn new(spec: ListenerSpec, pool: Arc<PoolRt>, old: Option<&Settings>) -> Self {
+        // keep the buckets when the rate did not change
+        let limiter = spec
+            .source_rate
+            .map(|(r, b)| match old.and_then(|o| o.limiter.as_ref()) {
+                Some(l) if l.same_rate(r, b) => l.clone(),
+                _ => Arc::new(SourceLimiter::new(r, b)),
+            });
+        let mode = match (spec.forwarding, old.map(|o| &o.mode)) {
+            (Forwarding::Splice, Some(relay::Mode::Splice(p)))
+                if p.pipe_size() == spec.pipe_size as usize =>
+            {
+                relay::Mode::Splice(p.clone())
+            }
+            (Forwarding::Splice, _) => {
+                relay::Mode::Splice(Arc::new(PipePool::new(spec.pipe_size as usize, 4096)))
+            }
+            (Forwarding::Copy, _) => relay::Mode::Copy(spec.buffer_size as usize),
+        };
+        Settings {
+            limiter,
+            spec,
+            pool,
+            mode,
+        }
+    }
+}
+
+/// A running listener (all its sockets).
+#[derive(Debug)]
+pub struct ListenerRt {
+    pub settings: ArcSwap<Settings>,
+    pub metrics: ListenerMetrics,
+    /// The actual bound addresses (port 0 resolved), one per configured address.
+    pub bound: Vec<SocketAddr>,
+    conns: Arc<Semaphore>,
+    /// Woken whenever a connection of this listener ends (a slot may be free).
+    freed: Arc<Notify>,
+    max: AtomicUsize,
+    /// Stops the accept loops (connections continue).
+    stop: CancellationToken,
+}
+
+impl ListenerRt {
+    /// Binds every socket (so "started" means bound) and starts the accept loops.
+    pub fn start(settings: Settings, ctx: &Arc<ConnCtx>) -> Result<Arc<ListenerRt>, LbError> {
+        let spec = &settings.spec;
+        let workers = spec
+            .workers
+            .map(|w| w.max(1) as usize)
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let mut sockets = Vec::new();
+        let mut bound = Vec::new();
+        for &addr in &spec.addrs {
+            let mut actual = addr;
+            for _ in 0..workers {
+                let s = bind(actual, spec.backlog).map_err(|source| LbError::Bind {
+                    listener: spec.key.1.clone(),
+                    addr,
+                    source,
+                })?;
+                actual = s.local_addr().map_err(|source| LbError::Bind {
+                    listener: spec.key.1.clone(),
+                    addr,
+                    source,
+                })?;
+                sockets.push(s);
+            }
+            bound.push(actual);
+        }
+        let max = spec.max_connections as usize;
+        let rt = Arc::new(ListenerRt {
+            metrics: ListenerMetrics::new(&spec.key.1),
+            bound,
+            conns: Arc::new(Semaphore::new(max)),
+            freed: Arc::new(Notify::new()),
+            max: AtomicUsize::new(max),
+            stop: ctx.shutdown.child_token(),
+            settings: ArcSwap::from_pointee(settings),
+        });
+        for s in sockets {
+            ctx.tracker.spawn(accept_loop(rt.clone(), s, ctx.clone()));
+        }
+        tracing::info!(listener = %rt.name(), addrs = ?rt.bound, workers, "listening");
+        Ok(rt)
+    }
+
+    pub fn name(&self) -> String {
+        self.settings.load().spec.key.1.clone()
+    }
+
+    /// Applies new non-socket settings in place (timeouts, limits, pool, forwarding).
+    pub fn update(&self, settings: Settings) {
+        let new_max = settings.spec.max_connections as usize;
+        let old_max = self.max.swap(new_max, Ordering::AcqRel);
+        if new_max > old_max {
+            self.conns.add_permits(new_max - old_max);
+        } else if new_max < old_max {
+            // permits in use come back later; forget what is free now, the rest as it frees up
+            let mut left = old_max - new_max;
+            left -= self.conns.forget_permits(left);
+            if left > 0 {
+                let sem = self.conns.clone();
+                tokio::spawn(async move {
+                    if let Ok(p) = sem.acquire_many_owned(left as u32).await {
+                        p.forget();
+                    }
+                });
+            }
+        }
+        self.settings.store(Arc::new(settings));
+    }
+
+    /// Stops accepting (established connections continue).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Connections open through this listener.
+    pub fn active(&self) -> usize {
+        self.max
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.conns.available_permits())
+    }
+}
+
+/// A non-blocking, SO_REUSEPORT, TCP_NODELAY listening socket.
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_tcp_nodelay(true)?; // inherited by accepted sockets
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    s.listen(backlog.min(i32::MAX as u32) as i32)?;
+    TcpListener::from_std(s.into())
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+    )
+}
+
+async fn accept_loop(rt: Arc<ListenerRt>, sock: TcpListener, ctx: Arc<ConnCtx>) {
+    let mut backoff = Duration::ZERO;
+    loop {
+        // registered before the check, so a slot freed in between is not missed
+        let local_freed = rt.freed.notified();
+        let global_freed = ctx.freed.notified();
+        tokio::pin!(local_freed, global_freed);
+        local_freed.as_mut().enable();
+        global_freed.as_mut().enable();
+        if rt.conns.available_permits() == 0 || ctx.global.available_permits() == 0 {
+            // At the cap (checked before accept): wait for a slot, refusing (RST) whatever
+            // arrives meanwhile so clients learn at once instead of waiting in the backlog.
+            tokio::select! {
+                _ = &mut local_freed => {}
+                _ = &mut global_freed => {}
+                r = sock.accept() => {
+                    if let Ok((s, _)) = r {
+                        rt.metrics.refused_max_conns.increment(1);
+                        refuse(s);
+                    }
+                }
+                _ = rt.stop.cancelled() => return,
+            }
+            continue;
+        }
+        let accepted = tokio::select! {
+            r = sock.accept() => r,
+            _ = rt.stop.cancelled() => {
+                // hand over what is already queued on this socket before closing it
+                while let Ok(Ok((s, peer))) = tokio::time::timeout(Duration::ZERO, sock.accept()).await {
+                    match take_permits(&rt, &ctx) {
+                        Some(p) => spawn_conn(&rt, &ctx, s, peer, p),
+                        None => refuse(s),
+                    }
+                }
+                return;
+            }
+        };
+        match accepted {
+            Ok((s, peer)) => {
+                backoff = Duration::ZERO;
+                match take_permits(&rt, &ctx) {
+                    Some(p) => spawn_conn(&rt, &ctx, s, peer, p),
+                    None => {
+                        // another accept loop took the last slot meanwhile
+                        rt.metrics.refused_max_conns.increment(1);
+                        refuse(s);
+                    }
+                }
+            }
+            Err(e) if is_resource_error(&e) => {
+                rt.metrics.accept_errors.increment(1);
+                if backoff.is_zero() {
+                    tracing::warn!(listener = %rt.name(), error = %e, "accept failed: out of resources, backing off");
+                }
+                backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = rt.stop.cancelled() => return,
+                }
+            }
+            Err(e) => {
+                rt.metrics.accept_errors.increment(1);
+                tracing::debug!(listener = %rt.name(), error = %e, "accept error");
+            }
+        }
+    }
+}
+
+/// A connection's slots (listener and global); freeing them wakes accept loops at the cap.
+struct Permits {
+    slots: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
+    local_freed: Arc<Notify>,
+    global_freed: Arc<Notify>,
+}
+
+impl Drop for Permits {
+    fn drop(&mut self) {
+        drop(self.slots.take()); // release first, then wake
+        self.local_freed.notify_waiters();
+        self.global_freed.notify_waiters();
+    }
+}
+
+fn take_permits(rt: &ListenerRt, ctx: &ConnCtx) -> Option<Permits> {
+    let local = rt.conns.clone().try_acquire_owned().ok()?;
+    let global = ctx.global.clone().try_acquire_owned().ok()?;
+    Some(Permits {
+        slots: Some((local, global)),
+        local_freed: rt.freed.clone(),
+        global_freed: ctx.freed.clone(),
+    })
+}
+
+fn spawn_conn(
+    rt: &Arc<ListenerRt>,
+    ctx: &Arc<ConnCtx>,
+    s: TcpStream,
+    peer: SocketAddr,
+    permits: Permits,
+) {
+    rt.metrics.accepted.increment(1);
+    let (rt, ctx2) = (rt.clone(), ctx.clone());
+    ctx.tracker.spawn(async move {
+        let _permits = permits;
+        conn::handle(s, peer, &rt, &ctx2).await;
+    });
+}
+
+/// Closes with a RST (refused connections cost the client no wait).
+pub fn refuse(s: TcpStream) {
+    relay::set_reset_on_close(&s);
+    drop(s);
+}

@@ -1,0 +1,131 @@
+//! Every metric the L4 balancer exports: names and descriptions in one place. Handles are
+//! resolved when a listener or pool is built; the connection path only increments them.
+
+use metrics::{describe_counter, describe_gauge, Counter, Gauge, Unit};
+
+pub const ACCEPTED: &str = "switchyard_lb_accepted_total";
+pub const REFUSED: &str = "switchyard_lb_refused_total";
+pub const ACCEPT_ERRORS: &str = "switchyard_lb_accept_errors_total";
+pub const BACKEND_ACTIVE: &str = "switchyard_lb_backend_active_connections";
+pub const BACKEND_CONNS: &str = "switchyard_lb_backend_connections_total";
+pub const BACKEND_BYTES_UP: &str = "switchyard_lb_backend_bytes_sent_total";
+pub const BACKEND_BYTES_DOWN: &str = "switchyard_lb_backend_bytes_received_total";
+pub const BACKEND_CONNECT_ERRORS: &str = "switchyard_lb_backend_connect_errors_total";
+pub const BACKEND_UP: &str = "switchyard_lb_backend_up";
+pub const BACKEND_DRAINING: &str = "switchyard_lb_backend_draining";
+pub const DRAIN_CLOSED: &str = "switchyard_lb_drain_closed_total";
+pub const POOL_ALL_DOWN: &str = "switchyard_lb_pool_all_down_total";
+pub const AZ_SHARE: &str = "switchyard_lb_az_share";
+
+/// Registers the descriptions (call once; harmless to repeat).
+pub fn describe() {
+    describe_counter!(ACCEPTED, "Connections accepted, per listener");
+    describe_counter!(
+        REFUSED,
+        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header)"
+    );
+    describe_counter!(
+        ACCEPT_ERRORS,
+        "accept() errors per listener (EMFILE/ENFILE back off)"
+    );
+    describe_gauge!(BACKEND_ACTIVE, "Open relayed connections per backend");
+    describe_counter!(BACKEND_CONNS, "Relayed connections per backend");
+    describe_counter!(
+        BACKEND_BYTES_UP,
+        Unit::Bytes,
+        "Bytes client -> backend, per backend"
+    );
+    describe_counter!(
+        BACKEND_BYTES_DOWN,
+        Unit::Bytes,
+        "Bytes backend -> client, per backend"
+    );
+    describe_counter!(
+        BACKEND_CONNECT_ERRORS,
+        "Failed or timed-out connects per backend"
+    );
+    describe_gauge!(
+        BACKEND_UP,
+        "1 when the backend takes new connections (health, ejection, admin)"
+    );
+    describe_gauge!(
+        BACKEND_DRAINING,
+        "1 while the backend is drained or removed and still has connections"
+    );
+    describe_counter!(
+        DRAIN_CLOSED,
+        "Connections closed by a drain deadline, per backend"
+    );
+    describe_counter!(
+        POOL_ALL_DOWN,
+        "New connections that found every pool member down"
+    );
+    describe_gauge!(
+        AZ_SHARE,
+        "Current share of new connections per pool and AZ (0..1)"
+    );
+}
+
+/// Per-listener handles.
+#[derive(Debug, Clone)]
+pub struct ListenerMetrics {
+    pub accepted: Counter,
+    pub refused_max_conns: Counter,
+    pub refused_rate: Counter,
+    pub refused_no_backend: Counter,
+    pub refused_proxy: Counter,
+    pub accept_errors: Counter,
+}
+
+impl ListenerMetrics {
+    pub fn new(listener: &str) -> Self {
+        let l = listener.to_string();
+        let refused = |reason: &'static str| metrics::counter!(REFUSED, "listener" => l.clone(), "reason" => reason);
+        ListenerMetrics {
+            accepted: metrics::counter!(ACCEPTED, "listener" => l.clone()),
+            refused_max_conns: refused("max_connections"),
+            refused_rate: refused("source_rate"),
+            refused_no_backend: refused("no_backend"),
+            refused_proxy: refused("proxy_header"),
+            accept_errors: metrics::counter!(ACCEPT_ERRORS, "listener" => l.clone()),
+        }
+    }
+}
+
+/// Per-backend handles (per pool member).
+#[derive(Debug, Clone)]
+pub struct BackendMetrics {
+    pub active: Gauge,
+    pub conns: Counter,
+    pub bytes_up: Counter,
+    pub bytes_down: Counter,
+    pub connect_errors: Counter,
+    pub up: Gauge,
+    pub draining: Gauge,
+    pub drain_closed: Counter,
+}
+
+impl BackendMetrics {
+    pub fn new(pool: &str, member: &str, addr: std::net::SocketAddr) -> Self {
+        let (p, m, a) = (pool.to_string(), member.to_string(), addr.to_string());
+        macro_rules! labels {
+            () => {
+                ["pool", "member", "backend"]
+                    .into_iter()
+                    .zip([p.clone(), m.clone(), a.clone()])
+                    .map(|(k, v)| metrics::Label::new(k, v))
+                    .collect::<Vec<_>>()
+            };
+        }
+        BackendMetrics {
+            active: metrics::gauge!(BACKEND_ACTIVE, labels!()),
+            conns: metrics::counter!(BACKEND_CONNS, labels!()),
+            bytes_up: metrics::counter!(BACKEND_BYTES_UP, labels!()),
+            bytes_down: metrics::counter!(BACKEND_BYTES_DOWN, labels!()),
+            connect_errors: metrics::counter!(BACKEND_CONNECT_ERRORS, labels!()),
+            up: metrics::gauge!(BACKEND_UP, labels!()),
+            draining: metrics::gauge!(BACKEND_DRAINING, labels!()),
+            drain_closed: metrics::counter!(DRAIN_CLOSED, labels!()),
+        }
+    }
+}

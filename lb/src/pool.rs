@@ -1,0 +1,260 @@
+//! A pool at run time: an immutable [`PoolSnap`] (selector + member runtimes) in an `ArcSwap`,
+//! replaced on reload, and the drain bookkeeping of its members.
+//!
+//! A member keeps its [`MemberRt`] across reloads (same address), so its open connections, its
+//! counters and its drain timer survive. A member that is removed, or drained/forced down by the
+//! admin state, keeps its connections until the pool's drain deadline, then they are closed.
+
+use crate::metrics::BackendMetrics;
+use crate::plan::PoolSpec;
+use arc_swap::ArcSwap;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+
+const IDLE: u8 = 0;
+const ARMED: u8 = 1;
+const CLOSED: u8 = 2;
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_balance::{BackendHealth, HealthRegistry, MemberSpec, Selector, SelectorOptions};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// One member of one pool at run time.
+#[derive(Debug)]
+pub struct MemberRt {
+    pub spec: MemberSpec,
+    pub health: Arc<BackendHealth>,
+    pub metrics: BackendMetrics,
+    /// Cancelled by a drain deadline; connections select on it. Replaced after firing.
+    close: ArcSwap<CancellationToken>,
+    /// Open connections through this pool to this member.
+    active: AtomicU64,
+    /// `IDLE`, `ARMED` (a drain timer runs) or `CLOSED` (deadline passed, still drained).
+    drain_state: AtomicU8,
+    /// No longer in the pool's current snapshot.
+    removed: AtomicBool,
+}
+
+impl MemberRt {
+    fn new(pool: &str, spec: MemberSpec, health: Arc<BackendHealth>) -> Self {
+        MemberRt {
+            metrics: BackendMetrics::new(pool, &spec.name, spec.addr),
+            spec,
+            health,
+            close: ArcSwap::from_pointee(CancellationToken::new()),
+            active: AtomicU64::new(0),
+            drain_state: AtomicU8::new(IDLE),
+            removed: AtomicBool::new(false),
+        }
+    }
+
+    /// The token that a drain deadline cancels, for a connection starting now.
+    pub fn close_token(&self) -> CancellationToken {
+        CancellationToken::clone(&self.close.load())
+    }
+
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// Counts an open connection until the guard drops.
+    pub fn open(self: &Arc<Self>) -> ActiveGuard {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.metrics.active.increment(1.0);
+        ActiveGuard(self.clone())
+    }
+
+    /// Drained, forced down or removed: no new connections, existing ones until the deadline.
+    pub fn is_draining(&self) -> bool {
+        self.removed.load(Ordering::Relaxed) || self.health.admin_mode().is_some()
+    }
+}
+
+/// See [`MemberRt::open`].
+#[derive(Debug)]
+pub struct ActiveGuard(Arc<MemberRt>);
+
+impl Drop for ActiveGuard {
+    fn drop(&mut self) {
+        self.0.active.fetch_sub(1, Ordering::Relaxed);
+        self.0.metrics.active.decrement(1.0);
+    }
+}
+
+/// One version of a pool.
+#[derive(Debug)]
+pub struct PoolSnap {
+    pub spec: PoolSpec,
+    pub selector: Selector,
+    /// Index-aligned with the selector's members.
+    pub members: Vec<Arc<MemberRt>>,
+    az_share_gauges: Vec<metrics::Gauge>,
+}
+
+/// A pool at run time.
+#[derive(Debug)]
+pub struct PoolRt {
+    pub snap: ArcSwap<PoolSnap>,
+}
+
+impl PoolRt {
+    /// Builds the first version; starts active checkers through `registry`.
+    pub fn new(spec: PoolSpec, registry: &HealthRegistry, shutdown: &CancellationToken) -> Self {
+        PoolRt {
+            snap: ArcSwap::from_pointee(build(spec, registry, shutdown, &HashMap::new())),
+        }
+    }
+
+    /// Installs a new version, reusing member runtimes by address; returns the removed members
+    /// (the caller arms their drain timers).
+    pub fn update(
+        &self,
+        spec: PoolSpec,
+        registry: &HealthRegistry,
+        shutdown: &CancellationToken,
+    ) -> Vec<(Arc<MemberRt>, Duration)> {
+        let old = self.snap.load_full();
+        let by_addr: HashMap<SocketAddr, Arc<MemberRt>> = old
+            .members
+            .iter()
+            .map(|m| (m.spec.addr, m.clone()))
+            .collect();
+        let next = build(spec, registry, shutdown, &by_addr);
+        let removed = old
+            .members
+            .iter()
+            .filter(|m| !next.members.iter().any(|n| Arc::ptr_eq(n, m)))
+            .map(|m| {
+                m.removed.store(true, Ordering::Relaxed);
+                (m.clone(), old.spec.drain_deadline)
+            })
+            .collect();
+        self.snap.store(Arc::new(next));
+        removed
+    }
+
+    /// Members of the current version that are drained or forced down and have no timer yet.
+    pub fn newly_draining(&self) -> Vec<(Arc<MemberRt>, Duration)> {
+        let snap = self.snap.load();
+        for m in snap.members.iter().filter(|m| !m.is_draining()) {
+            // undrained after its deadline: a later drain arms a new timer
+            let _ =
+                m.drain_state
+                    .compare_exchange(CLOSED, IDLE, Ordering::AcqRel, Ordering::Relaxed);
+        }
+        snap.members
+            .iter()
+            .filter(|m| m.is_draining() && m.drain_state.load(Ordering::Relaxed) == IDLE)
+            .map(|m| (m.clone(), snap.spec.drain_deadline))
+            .collect()
+    }
+
+    /// Refreshes the status gauges (health, drain, AZ shares).
+    pub fn export_gauges(&self) {
+        let snap = self.snap.load();
+        for m in &snap.members {
+            m.metrics.up.set(if m.health.is_up() { 1.0 } else { 0.0 });
+            m.metrics
+                .draining
+                .set(if m.is_draining() && m.active() > 0 {
+                    1.0
+                } else {
+                    0.0
+                });
+        }
+        for (g, s) in snap.az_share_gauges.iter().zip(snap.selector.shares()) {
+            g.set(s.share);
+        }
+    }
+}
+
+fn build(
+    spec: PoolSpec,
+    registry: &HealthRegistry,
+    shutdown: &CancellationToken,
+    reuse: &HashMap<SocketAddr, Arc<MemberRt>>,
+) -> PoolSnap {
+    let (region, name) = (&spec.key.0, &spec.key.1);
+    let opts = SelectorOptions {
+        fail_open: spec.fail_open,
+        passive: spec.passive,
+        max_conns_per_member: spec.max_conns_per_member,
+        region: Some(region.clone()),
+    };
+    let selector = Selector::new(
+        spec.members.clone(),
+        &spec.az_weights,
+        spec.policy,
+        registry,
+        opts,
+    );
+    let members: Vec<Arc<MemberRt>> = spec
+        .members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            if let Some(check) = &spec.check {
+                registry.ensure_checked(m.addr, check, shutdown.clone());
+            }
+            match reuse.get(&m.addr) {
+                Some(rt) if rt.spec == *m => {
+                    rt.removed.store(false, Ordering::Relaxed);
+                    rt.clone()
+                }
+                _ => Arc::new(MemberRt::new(name, m.clone(), selector.health(i).clone())),
+            }
+        })
+        .collect();
+    let az_share_gauges = selector
+        .shares()
+        .iter()
+        .map(|s| {
+            metrics::gauge!(crate::metrics::AZ_SHARE, "region" => region.clone(), "pool" => name.clone(), "az" => s.az.clone())
+        })
+        .collect();
+    PoolSnap {
+        spec,
+        selector,
+        members,
+        az_share_gauges,
+    }
+}
+
+/// Arms a drain timer: after `deadline`, if the member is still drained (or removed), its open
+/// connections are closed and counted.
+pub fn arm_drain(
+    m: Arc<MemberRt>,
+    deadline: Duration,
+    tracker: &TaskTracker,
+    shutdown: CancellationToken,
+) {
+    if m.drain_state
+        .compare_exchange(IDLE, ARMED, Ordering::AcqRel, Ordering::Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    tracing::info!(member = %m.spec.name, backend = %m.spec.addr, open = m.active(), ?deadline, "draining");
+    tracker.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(deadline) => {}
+            // shutdown has its own grace period
+            _ = shutdown.cancelled() => return,
+        }
+        if m.is_draining() {
+            let open = m.active();
+            if open > 0 {
+                tracing::warn!(member = %m.spec.name, backend = %m.spec.addr, closed = open, "drain deadline: closing connections");
+                m.metrics.drain_closed.increment(open);
+            }
+            let old = m.close.swap(Arc::new(CancellationToken::new()));
+            old.cancel();
+            m.drain_state.store(CLOSED, Ordering::Release);
+        } else {
+            tracing::info!(member = %m.spec.name, "drain cancelled before its deadline");
+            m.drain_state.store(IDLE, Ordering::Release);
+        }
+    });
+}

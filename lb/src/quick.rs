@@ -1,0 +1,125 @@
+//! Quick mode: `switchyard lb --listen ADDR --backend ADDR [--backend ADDR ...] [--policy P]`:
+//! one listener over the given backends with TCP health checks and no config file.
+
+use crate::plan::{ListenerSpec, Plan, PoolSpec};
+use crate::{start_plan, LbError, LbOptions};
+use std::net::SocketAddr;
+use std::time::Duration;
+use switchyard_balance::{CheckSpec, HealthRegistry, MemberSpec, Policy};
+use switchyard_config::lb::{Forwarding, ProxyVersion};
+use tokio_util::sync::CancellationToken;
+
+/// Arguments of `switchyard lb`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct QuickArgs {
+    /// Address to listen on (e.g. 127.0.0.1:8080 or [::1]:8080).
+    #[arg(long)]
+    pub listen: SocketAddr,
+    /// A backend address; repeat for more.
+    #[arg(long = "backend")]
+    pub backend: Vec<SocketAddr>,
+    /// Backends as one comma-separated list (a,b,c).
+    #[arg(long, value_delimiter = ',')]
+    pub backends: Vec<SocketAddr>,
+    /// round_robin, least_connections, power_of_two, maglev or random.
+    #[arg(long, default_value = "round_robin")]
+    pub policy: String,
+    /// splice (zero-copy) or copy.
+    #[arg(long, default_value = "splice")]
+    pub forwarding: String,
+    /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
+    #[arg(long)]
+    pub workers: Option<u32>,
+    /// Pipe size for splice, bytes.
+    #[arg(long, default_value_t = 1 << 16)]
+    pub pipe_size: u32,
+    /// Buffer size per direction for copy, bytes.
+    #[arg(long, default_value_t = 1 << 16)]
+    pub buffer_size: u32,
+    #[arg(long, default_value_t = 100_000)]
+    pub max_connections: u32,
+    #[arg(long, default_value_t = 4096)]
+    pub backlog: u32,
+    /// Health check interval (TCP connect), e.g. 2s; 0s disables active checks.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub health_interval: Duration,
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub connect_timeout: Duration,
+    #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    pub idle_timeout: Duration,
+    /// Send a PROXY protocol header (v1 or v2) to backends.
+    #[arg(long)]
+    pub proxy_protocol: Option<String>,
+    /// Log one line per closed connection.
+    #[arg(long)]
+    pub access_log: bool,
+}
+
+impl QuickArgs {
+    /// The plan quick mode runs.
+    pub fn plan(&self) -> Result<Plan, LbError> {
+        let addrs: Vec<SocketAddr> = self.backend.iter().chain(&self.backends).copied().collect();
+        if addrs.is_empty() {
+            return Err(LbError::Args("give at least one --backend".into()));
+        }
+        let policy: Policy = self.policy.parse().map_err(LbError::Args)?;
+        let forwarding = match self.forwarding.as_str() {
+            "splice" => Forwarding::Splice,
+            "copy" => Forwarding::Copy,
+            o => {
+                return Err(LbError::Args(format!(
+                    "unknown forwarding {o:?} (splice or copy)"
+                )))
+            }
+        };
+        let proxy = match self.proxy_protocol.as_deref() {
+            None => None,
+            Some("v1") => Some(ProxyVersion::V1),
+            Some("v2") => Some(ProxyVersion::V2),
+            Some(o) => {
+                return Err(LbError::Args(format!(
+                    "unknown PROXY version {o:?} (v1 or v2)"
+                )))
+            }
+        };
+        let members = addrs
+            .iter()
+            .map(|a| MemberSpec::new(a.to_string(), *a, "default", 1))
+            .collect();
+        let mut pool = PoolSpec::new("quick", "backends", members);
+        pool.policy = policy;
+        pool.proxy_protocol = proxy;
+        pool.check = (!self.health_interval.is_zero()).then(|| {
+            CheckSpec::tcp().with_timing(
+                self.health_interval,
+                self.connect_timeout.min(self.health_interval),
+            )
+        });
+        let mut l = ListenerSpec::new("quick", "quick", vec![self.listen], "backends");
+        l.forwarding = forwarding;
+        l.workers = self.workers;
+        l.pipe_size = self.pipe_size;
+        l.buffer_size = self.buffer_size;
+        l.max_connections = self.max_connections;
+        l.backlog = self.backlog;
+        l.connect_timeout = self.connect_timeout;
+        l.idle_timeout = self.idle_timeout;
+        l.access_log = self.access_log;
+        Ok(Plan {
+            pools: vec![pool],
+            listeners: vec![l],
+        })
+    }
+}
+
+/// Runs quick mode until `shutdown` fires (then drains for up to 2 s).
+pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(), LbError> {
+    let plan = args.plan()?;
+    let opts = LbOptions {
+        grace: Duration::from_secs(2),
+        global_max_connections: args.max_connections as usize,
+    };
+    let lb = start_plan(plan, HealthRegistry::new(), shutdown, opts).await?;
+    lb.wait().await;
+    Ok(())
+}

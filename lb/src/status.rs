@@ -1,0 +1,149 @@
+//! A status snapshot for the admin API / status page: why traffic goes where it goes.
+
+use crate::listener::ListenerRt;
+use crate::plan::Key;
+use crate::pool::PoolRt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use switchyard_balance::{ActiveState, AzShare};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LbStatus {
+    pub pools: Vec<PoolStatus>,
+    pub listeners: Vec<ListenerStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolStatus {
+    pub region: String,
+    pub name: String,
+    pub policy: &'static str,
+    pub fail_open: bool,
+    /// Current share of new connections per AZ.
+    pub shares: Vec<AzShareStatus>,
+    pub members: Vec<MemberStatus>,
+    /// New connections that found every member down.
+    pub all_down_picks: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AzShareStatus {
+    pub az: String,
+    pub weight: u32,
+    pub share: f64,
+    pub up_members: usize,
+    pub members: usize,
+}
+
+impl From<AzShare> for AzShareStatus {
+    fn from(s: AzShare) -> Self {
+        AzShareStatus {
+            az: s.az,
+            weight: s.weight,
+            share: s.share,
+            up_members: s.up_members,
+            members: s.members,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub az: String,
+    pub weight: u32,
+    /// Takes new connections (active check, passive ejection and admin state combined).
+    pub up: bool,
+    /// `up`, `down` or `unchecked`.
+    pub active_check: &'static str,
+    /// Remaining passive ejection in milliseconds.
+    pub ejected_ms: Option<u64>,
+    /// `drain` or `fail` when the admin state applies.
+    pub admin: Option<&'static str>,
+    /// Why the last state change happened.
+    pub reason: String,
+    /// Open connections through this pool.
+    pub active_connections: u64,
+    /// Open connections to this address from anything in the process.
+    pub backend_connections: u64,
+    pub draining: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ListenerStatus {
+    pub region: String,
+    pub name: String,
+    pub addrs: Vec<SocketAddr>,
+    pub pool: String,
+    pub active_connections: usize,
+    pub max_connections: u32,
+}
+
+pub(crate) fn collect(
+    pools: &HashMap<Key, Arc<PoolRt>>,
+    listeners: &HashMap<Key, Arc<ListenerRt>>,
+) -> LbStatus {
+    let mut ps: Vec<PoolStatus> = pools
+        .values()
+        .map(|p| {
+            let snap = p.snap.load();
+            let sel = &snap.selector;
+            PoolStatus {
+                region: snap.spec.key.0.clone(),
+                name: snap.spec.key.1.clone(),
+                policy: sel.policy().as_str(),
+                fail_open: snap.spec.fail_open,
+                shares: sel.shares().into_iter().map(Into::into).collect(),
+                members: snap
+                    .members
+                    .iter()
+                    .map(|m| {
+                        let h = m.health.state();
+                        MemberStatus {
+                            name: m.spec.name.clone(),
+                            addr: m.spec.addr,
+                            az: m.spec.az.clone(),
+                            weight: m.spec.weight,
+                            up: h.up,
+                            active_check: match h.active {
+                                ActiveState::Up => "up",
+                                ActiveState::Down => "down",
+                                ActiveState::Unchecked => "unchecked",
+                            },
+                            ejected_ms: h.ejected_for.map(|d| d.as_millis() as u64),
+                            admin: h.admin.map(|a| a.as_str()),
+                            reason: h.reason.to_string(),
+                            active_connections: m.active(),
+                            backend_connections: h.active_conns,
+                            draining: m.is_draining(),
+                        }
+                    })
+                    .collect(),
+                all_down_picks: sel.all_down_count(),
+            }
+        })
+        .collect();
+    ps.sort_by(|a, b| (&a.region, &a.name).cmp(&(&b.region, &b.name)));
+    let mut ls: Vec<ListenerStatus> = listeners
+        .values()
+        .map(|l| {
+            let s = l.settings.load();
+            ListenerStatus {
+                region: s.spec.key.0.clone(),
+                name: s.spec.key.1.clone(),
+                addrs: l.bound.clone(),
+                pool: s.spec.pool.1.clone(),
+                active_connections: l.active(),
+                max_connections: s.spec.max_connections,
+            }
+        })
+        .collect();
+    ls.sort_by(|a, b| (&a.region, &a.name).cmp(&(&b.region, &b.name)));
+    LbStatus {
+        pools: ps,
+        listeners: ls,
+    }
+}

@@ -1,0 +1,215 @@
+//! Limits: max connections (refused at once, counted), per-source rate, and accept back-off on
+//! EMFILE (in a child process with a lowered RLIMIT_NOFILE, so other tests are not affected).
+
+use crate::harness::*;
+use std::io::{BufRead, BufReader, Write};
+use std::net::IpAddr;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use switchyard_config::lb::Forwarding;
+use tokio::io::AsyncReadExt;
+use tokio::net::TcpStream;
+
+async fn refused(mut s: TcpStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test]
+async fn max_connections_refuses_at_once_and_recovers() {
+    let b = Backend::start(Behaviour::Named("b".into())).await;
+    let mut l = listener();
+    l.max_connections = 3;
+    let mut p = pool(&[(b.addr, "z", 1)]);
+    p.check = None; // health probes would count as backend connections
+    let t = start_lb(p, l).await;
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        assert_eq!(which_backend(&mut s).await.unwrap(), "b");
+        open.push(s);
+    }
+    let t0 = Instant::now();
+    for _ in 0..3 {
+        let s = TcpStream::connect(t.addr).await.unwrap();
+        assert!(refused(s).await, "over the cap");
+    }
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert_eq!(b.count(), 3);
+    assert_eq!(t.lb.status().listeners[0].active_connections, 3);
+    drop(open.pop());
+    wait_until(Duration::from_secs(2), "a slot frees", || {
+        t.lb.status().listeners[0].active_connections == 2
+    })
+    .await;
+    assert_eq!(round_trip(t.addr).await.unwrap(), "b");
+}
+
+#[tokio::test]
+async fn per_source_rate_limit_is_enforced_per_address() {
+    let b = Backend::start(Behaviour::Named("b".into())).await;
+    let mut l = listener();
+    l.source_rate = Some((0.5, 3));
+    let mut p = pool(&[(b.addr, "z", 1)]);
+    p.check = None;
+    let t = start_lb(p, l).await;
+    let ip5: IpAddr = "127.0.0.5".parse().unwrap();
+    let ip6: IpAddr = "127.0.0.6".parse().unwrap();
+    for _ in 0..3 {
+        let mut s = connect_from(ip5, t.addr).await.unwrap();
+        assert_eq!(which_backend(&mut s).await.unwrap(), "b");
+    }
+    assert!(
+        refused(connect_from(ip5, t.addr).await.unwrap()).await,
+        "4th from the same source"
+    );
+    let mut s = connect_from(ip6, t.addr).await.unwrap();
+    assert_eq!(
+        which_backend(&mut s).await.unwrap(),
+        "b",
+        "another source is not affected"
+    );
+    assert_eq!(b.count(), 4);
+}
+
+const CHILD_ENV: &str = "SWITCHYARD_LB_EMFILE_CHILD";
+
+/// Parent side: the child runs a balancer with few spare fds; we exhaust them and measure its
+/// CPU while accept keeps failing.
+#[test]
+fn emfile_backs_off_instead_of_spinning() {
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "limits::emfile_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // watchdog: a stuck child must not hang the suite
+    let pid = child.id() as libc::pid_t;
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let f2 = finished.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(30));
+        if !f2.load(std::sync::atomic::Ordering::Relaxed) {
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut value = |key: &str| -> String {
+        loop {
+            let line = lines.next().expect("child output").unwrap();
+            // the test harness may print "test ... " on the same line
+            if let Some(at) = line.find(key) {
+                return line[at + key.len()..].trim().to_string();
+            }
+        }
+    };
+    let addr: std::net::SocketAddr = value("ADDR ").parse().unwrap();
+    use std::io::Read;
+    let echo = |s: &mut std::net::TcpStream, what: &[u8]| {
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        s.write_all(what).unwrap();
+        let mut b = vec![0u8; what.len()];
+        s.read_exact(&mut b).unwrap();
+        assert_eq!(b, what);
+    };
+    // one connection fully established first, then enough to exhaust the child's fds
+    let mut first = std::net::TcpStream::connect(addr).unwrap();
+    echo(&mut first, b"first");
+    let mut conns: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(addr).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    writeln!(stdin, "measure").unwrap();
+    assert_eq!(
+        value("EXHAUSTED "),
+        "true",
+        "the child really ran out of fds"
+    );
+    let cpu_ms: u64 = value("CPU_MS ").parse().unwrap();
+    assert!(
+        cpu_ms < 300,
+        "child used {cpu_ms} ms CPU in 1 s while out of fds: spinning"
+    );
+    // an established connection is still served while accept fails
+    echo(&mut first, b"hello");
+    // fds come back: once the backlog of refused clients is worked off, new connections are
+    // served again (bounded polling)
+    conns.clear();
+    let t0 = std::time::Instant::now();
+    loop {
+        let ok = std::net::TcpStream::connect(addr)
+            .ok()
+            .is_some_and(|mut s| {
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let mut b = [0u8; 5];
+                s.write_all(b"again").is_ok() && s.read_exact(&mut b).is_ok() && &b == b"again"
+            });
+        if ok {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "never served again");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    writeln!(stdin, "done").unwrap();
+    let status = child.wait().unwrap();
+    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(status.success());
+}
+
+fn cpu_ms() -> u64 {
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
+    ms(ru.ru_utime) + ms(ru.ru_stime)
+}
+
+/// Child side (does nothing unless started by the test above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emfile_child() {
+    if std::env::var_os(CHILD_ENV).is_none() {
+        return;
+    }
+    let echo = Backend::start(Behaviour::Echo).await;
+    let mut l = listener();
+    l.forwarding = Forwarding::Copy;
+    l.workers = Some(1);
+    let mut p = pool(&[(echo.addr, "z", 1)]);
+    p.check = None;
+    let t = start_lb(p, l).await;
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
+        r.rlim_cur = open + 12;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+    }
+    println!("\nADDR {}", t.addr);
+    let stdin = tokio::io::stdin();
+    let mut lines = tokio::io::BufReader::new(stdin);
+    let mut line = String::new();
+    use tokio::io::AsyncBufReadExt;
+    lines.read_line(&mut line).await.unwrap();
+    let exhausted = std::fs::File::open("/dev/null").is_err();
+    println!("EXHAUSTED {exhausted}");
+    let c0 = cpu_ms();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!("CPU_MS {}", cpu_ms() - c0);
+    line.clear();
+    lines.read_line(&mut line).await.unwrap();
+    drop(t);
+}

@@ -1,0 +1,148 @@
+//! Reload during traffic: zero failed connections, established connections unaffected, removed
+//! members drain, only changed listeners rebind.
+
+use crate::harness::*;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use switchyard_balance::Policy;
+use switchyard_lb::Plan;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A pool whose member names are stable across reloads (named after their address).
+fn stable(members: &[(std::net::SocketAddr, &str, u32)]) -> switchyard_lb::PoolSpec {
+    let mut p = pool(members);
+    for m in &mut p.members {
+        m.name = m.addr.to_string();
+    }
+    p
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_during_traffic_drops_nothing() {
+    let bs: Vec<Backend> = {
+        let mut v = Vec::new();
+        for i in 0..3 {
+            v.push(Backend::start(Behaviour::Named(format!("b{i}"))).await);
+        }
+        v
+    };
+    let p0 = stable(&[(bs[0].addr, "a", 1), (bs[1].addr, "b", 1)]);
+    let t = start_lb(p0.clone(), listener()).await;
+    // an established connection on b0 must live through every reload
+    let mut long = loop {
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        if which_backend(&mut s).await.unwrap() == "b0" {
+            break s;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (stop, ok, failed, addr) = (stop.clone(), ok.clone(), failed.clone(), t.addr);
+            tokio::spawn(async move {
+                for _ in 0..5000 {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match round_trip(addr).await {
+                        Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
+                        Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                    };
+                }
+            })
+        })
+        .collect();
+    let reload = |p: switchyard_lb::PoolSpec, l: switchyard_lb::ListenerSpec| {
+        let lb = t.lb.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            lb.reload_plan(Plan {
+                pools: vec![p],
+                listeners: vec![l],
+            })
+            .await
+            .unwrap()
+        }
+    };
+    // 1. add a member
+    let mut p1 = stable(&[
+        (bs[0].addr, "a", 1),
+        (bs[1].addr, "b", 1),
+        (bs[2].addr, "b", 1),
+    ]);
+    let s = reload(p1.clone(), listener()).await;
+    assert_eq!((s.pools_updated, s.listeners_bound), (1, 0));
+    // 2. change the policy and a listener setting that needs no new socket
+    p1.policy = Policy::LeastConnections;
+    let mut l2 = listener();
+    l2.idle_timeout = Duration::from_secs(120);
+    let s = reload(p1.clone(), l2.clone()).await;
+    assert_eq!((s.listeners_updated, s.listeners_bound), (1, 0));
+    // 3. remove b0 (it drains: the long connection stays until the deadline, which is long)
+    let p3 = stable(&[(bs[1].addr, "b", 1), (bs[2].addr, "b", 1)]);
+    let s = reload(p3, l2).await;
+    assert_eq!(s.members_draining, 1);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    eprintln!("reload: {ok} connections ok, {failed} failed");
+    assert!(ok > 50, "{ok}");
+    assert_eq!(failed, 0);
+    // the established connection still echoes
+    long.write_all(b"still").await.unwrap();
+    let mut b = [0u8; 5];
+    long.read_exact(&mut b).await.unwrap();
+    assert_eq!(&b, b"still");
+    // and no new connection reaches the removed member
+    for _ in 0..10 {
+        assert_ne!(round_trip(t.addr).await.unwrap(), "b0");
+    }
+}
+
+#[tokio::test]
+async fn listener_rebinds_only_when_its_sockets_change() {
+    let b = Backend::start(Behaviour::Named("b".into())).await;
+    let p = pool(&[(b.addr, "z", 1)]);
+    let t = start_lb(p.clone(), listener()).await;
+    let old = t.addr;
+    let mut kept = TcpStream::connect(old).await.unwrap();
+    assert_eq!(which_backend(&mut kept).await.unwrap(), "b");
+    // a second listener appears; the first is untouched
+    let mut l2 = listener();
+    l2.key.1 = "l2".into();
+    let s =
+        t.lb.reload_plan(Plan {
+            pools: vec![p.clone()],
+            listeners: vec![listener(), l2],
+        })
+        .await
+        .unwrap();
+    assert_eq!((s.listeners_bound, s.listeners_updated), (1, 0));
+    let a2 = t.lb.listener_addrs("test", "l2").unwrap()[0];
+    assert_eq!(round_trip(a2).await.unwrap(), "b");
+    assert_eq!(t.lb.listener_addrs("test", "l").unwrap()[0], old);
+    // the first one's backlog changes: it rebinds (new sockets, new port since it was 0)
+    let mut l1 = listener();
+    l1.backlog = 77;
+    let s =
+        t.lb.reload_plan(Plan {
+            pools: vec![p],
+            listeners: vec![l1],
+        })
+        .await
+        .unwrap();
+    assert_eq!((s.listeners_bound, s.listeners_stopped), (1, 1));
+    let new = t.lb.listener_addrs("test", "l").unwrap()[0];
+    assert_eq!(round_trip(new).await.unwrap(), "b");
+    // the connection accepted by the old sockets is unaffected
+    kept.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    kept.read_exact(&mut one).await.unwrap();
+    assert_eq!(&one, b"x");
+}
