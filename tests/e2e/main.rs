@@ -5,5 +5,6 @@
 
 mod admin;
 mod cli;
+mod drill;
 mod harness;
 mod run;

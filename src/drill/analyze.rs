@@ -1,0 +1,826 @@
+//! The pure half of a drill: per-second timeline, traffic shares, error kinds, DNS moves, and each
+//! expectation judged against what was observed. No I/O; everything is a function of
+//! [`Observations`].
+
+use super::model::{Observations, Sample};
+use super::scenario::{secs, Expectation, Served, Window};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Requests started in one second of the drill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    pub second: u64,
+    /// Successful requests by the AZ that served them (`?` when the answer did not say).
+    pub ok: BTreeMap<String, u64>,
+    /// Failed requests by the region DNS gave the client (`dns` when resolution failed).
+    pub failed: BTreeMap<String, u64>,
+}
+
+/// Buckets samples by the second they started in; every second of the drill has a bucket.
+pub fn timeline(obs: &Observations) -> Vec<Bucket> {
+    let seconds = obs.duration_ms.div_ceil(1000).max(1);
+    let mut out: Vec<Bucket> = (0..seconds)
+        .map(|second| Bucket {
+            second,
+            ok: BTreeMap::new(),
+            failed: BTreeMap::new(),
+        })
+        .collect();
+    for s in &obs.samples {
+        let i = ((s.t_ms / 1000) as usize).min(out.len() - 1);
+        let b = &mut out[i];
+        if s.ok() {
+            *b.ok
+                .entry(s.az.clone().unwrap_or_else(|| "?".into()))
+                .or_default() += 1;
+        } else {
+            *b.failed
+                .entry(s.dns_region.clone().unwrap_or_else(|| "dns".into()))
+                .or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Share of successful requests per served region and AZ in one phase.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Shares {
+    pub phase: String,
+    pub from_ms: u64,
+    pub to_ms: u64,
+    pub requests: u64,
+    pub failed: u64,
+    pub by_region: BTreeMap<String, f64>,
+    pub by_az: BTreeMap<String, f64>,
+}
+
+fn shares_in(phase: &str, samples: &[Sample], from: u64, to: u64) -> Shares {
+    let inside: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.t_ms >= from && s.t_ms < to)
+        .collect();
+    let ok: Vec<&&Sample> = inside.iter().filter(|s| s.ok()).collect();
+    let share = |key: fn(&Sample) -> Option<String>| {
+        let mut m: BTreeMap<String, f64> = BTreeMap::new();
+        for s in &ok {
+            *m.entry(key(s).unwrap_or_else(|| "?".into())).or_default() += 1.0;
+        }
+        for v in m.values_mut() {
+            *v /= ok.len() as f64;
+        }
+        m
+    };
+    Shares {
+        phase: phase.into(),
+        from_ms: from,
+        to_ms: to,
+        requests: inside.len() as u64,
+        failed: (inside.len() - ok.len()) as u64,
+        by_region: share(|s| s.region.clone()),
+        by_az: share(|s| s.az.clone()),
+    }
+}
+
+/// Traffic shares before the fault, during it, and after recovery.
+pub fn shares(obs: &Observations) -> Vec<Shares> {
+    let end = obs.duration_ms + 1;
+    match obs.fault_ms() {
+        None => vec![shares_in("all", &obs.samples, 0, end)],
+        Some(f) => {
+            let r = obs.recover_ms().max(f);
+            vec![
+                shares_in("before", &obs.samples, 0, f),
+                shares_in("during", &obs.samples, f, r),
+                shares_in("after", &obs.samples, r, end),
+            ]
+        }
+    }
+}
+
+/// Failed requests by error kind.
+pub fn errors_by_kind(obs: &Observations) -> BTreeMap<String, u64> {
+    let mut m = BTreeMap::new();
+    for e in obs.samples.iter().filter_map(|s| s.error.as_ref()) {
+        *m.entry(e.clone()).or_default() += 1;
+    }
+    m
+}
+
+/// How DNS moved one client group away from the region it had before the fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsMove {
+    pub group: String,
+    pub from_region: String,
+    pub to_region: Option<String>,
+    /// DNS answer changed, after the fault.
+    pub moved_after_ms: Option<u64>,
+    /// TTL of the answer the clients held before (what bounds how long they keep using it).
+    pub ttl_s: u32,
+    /// Last request of the group to the old region after DNS moved, after the DNS move.
+    pub followed_after_ms: Option<u64>,
+}
+
+/// For every group, whether and when DNS moved it after the fault.
+pub fn dns_moves(obs: &Observations) -> Vec<DnsMove> {
+    let Some(fault) = obs.fault_ms() else {
+        return Vec::new();
+    };
+    let mut groups: Vec<&str> = obs.dns.iter().map(|d| d.group.as_str()).collect();
+    groups.sort();
+    groups.dedup();
+    groups
+        .into_iter()
+        .filter_map(|g| {
+            let before = obs
+                .dns
+                .iter()
+                .rfind(|d| d.group == g && d.t_ms <= fault && d.error.is_none())?;
+            let from = before.region.clone()?;
+            let moved = obs.dns.iter().find(|d| {
+                d.group == g
+                    && d.t_ms > fault
+                    && d.error.is_none()
+                    && d.region.as_ref() != Some(&from)
+            });
+            let followed_after_ms = moved.map(|m| {
+                obs.samples
+                    .iter()
+                    .filter(|s| {
+                        s.group == g && s.t_ms >= m.t_ms && s.dns_region.as_ref() == Some(&from)
+                    })
+                    .map(|s| s.t_ms - m.t_ms)
+                    .max()
+                    .unwrap_or(0)
+            });
+            Some(DnsMove {
+                group: g.to_string(),
+                from_region: from,
+                to_region: moved.and_then(|m| m.region.clone()),
+                moved_after_ms: moved.map(|m| m.t_ms - fault),
+                ttl_s: before.ttl_s,
+                followed_after_ms,
+            })
+        })
+        .collect()
+}
+
+/// An expectation and its verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Verdict {
+    pub expectation: Expectation,
+    pub description: String,
+    pub pass: bool,
+    /// What was measured.
+    pub detail: String,
+}
+
+fn window_range(obs: &Observations, w: Window) -> Vec<(u64, u64)> {
+    let end = u64::MAX;
+    let fault = obs.fault_ms().unwrap_or(0);
+    let recover = obs.recover_ms();
+    match w {
+        Window::All => vec![(0, end)],
+        Window::BeforeFault => vec![(0, fault)],
+        Window::Fault => vec![(fault, recover)],
+        Window::AfterDetect => {
+            vec![(obs.detection().map(|d| d.t_ms).unwrap_or(fault), end)]
+        }
+        Window::AfterRecover => vec![(recover, end)],
+        Window::OutsideFault => vec![(0, fault), (recover, end)],
+    }
+}
+
+fn in_ranges(t: u64, ranges: &[(u64, u64)]) -> bool {
+    ranges.iter().any(|(a, b)| t >= *a && t < *b)
+}
+
+fn ms(v: u64) -> String {
+    secs(Duration::from_millis(v))
+}
+
+/// Judges every expectation.
+pub fn evaluate(expect: &[Expectation], obs: &Observations) -> Vec<Verdict> {
+    expect
+        .iter()
+        .map(|e| {
+            let (pass, detail) = judge(e, obs);
+            Verdict {
+                expectation: e.clone(),
+                description: e.describe(),
+                pass,
+                detail,
+            }
+        })
+        .collect()
+}
+
+fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
+    let fault = obs.fault_ms();
+    match e {
+        Expectation::MaxFailed { max, window } => {
+            let ranges = window_range(obs, *window);
+            let failed = obs
+                .samples
+                .iter()
+                .filter(|s| !s.ok() && in_ranges(s.t_ms, &ranges))
+                .count() as u64;
+            let total = obs
+                .samples
+                .iter()
+                .filter(|s| in_ranges(s.t_ms, &ranges))
+                .count();
+            (failed <= *max, format!("{failed} of {total} failed"))
+        }
+        Expectation::DetectWithin { within } => match (fault, obs.detection()) {
+            (None, _) => (false, "no fault step".into()),
+            (_, None) => (false, "no health change seen after the fault".into()),
+            (Some(f), Some(d)) => {
+                let took = d.t_ms - f;
+                (
+                    took <= within.as_millis() as u64,
+                    format!("{} went {} after {}", d.name, d.to, ms(took)),
+                )
+            }
+        },
+        Expectation::LostAtMostInFlight => {
+            let Some(f) = fault else {
+                return (false, "no fault step".into());
+            };
+            let fault_step = obs.steps.iter().find(|s| s.fault);
+            let f_done = fault_step.map(|s| s.done_ms).unwrap_or(f);
+            let in_flight = obs
+                .samples
+                .iter()
+                .filter(|s| s.t_ms <= f_done && s.end_ms() >= f)
+                .count() as u64;
+            let Some(d) = obs.detection() else {
+                return (false, "no health change seen after the fault".into());
+            };
+            let lost = obs
+                .samples
+                .iter()
+                .filter(|s| !s.ok() && s.end_ms() >= f && s.t_ms < d.t_ms)
+                .count() as u64;
+            let after = obs
+                .samples
+                .iter()
+                .filter(|s| !s.ok() && s.t_ms >= d.t_ms)
+                .count() as u64;
+            (
+                lost <= in_flight && after == 0,
+                format!(
+                    "{lost} lost before detection ({in_flight} in flight at the fault), {after} after detection"
+                ),
+            )
+        }
+        Expectation::MovedAway { target, within } => {
+            let Some(f) = fault else {
+                return (false, "no fault step".into());
+            };
+            let from = f + within.as_millis() as u64;
+            let to = obs.recover_ms();
+            let inside: Vec<&Sample> = obs
+                .samples
+                .iter()
+                .filter(|s| s.t_ms >= from && s.t_ms < to)
+                .collect();
+            let served = inside.iter().filter(|s| served_by(s, target)).count();
+            let failed = inside.iter().filter(|s| !s.ok()).count();
+            (
+                served == 0 && failed == 0 && !inside.is_empty(),
+                format!(
+                    "{} requests from {} to {}: {served} served by {}, {failed} failed",
+                    inside.len(),
+                    ms(from),
+                    ms(to),
+                    target.label()
+                ),
+            )
+        }
+        Expectation::DnsMoves { clients, within } => {
+            match dns_moves(obs).into_iter().find(|m| &m.group == clients) {
+                None => (
+                    false,
+                    format!("no DNS answer for {clients} clients before the fault"),
+                ),
+                Some(m) => match m.moved_after_ms {
+                    None => (
+                        false,
+                        format!("DNS kept answering {} for {clients} clients", m.from_region),
+                    ),
+                    Some(t) => (
+                        t <= within.as_millis() as u64,
+                        format!(
+                            "{} → {} after {} (TTL {}s)",
+                            m.from_region,
+                            m.to_region.as_deref().unwrap_or("nothing"),
+                            ms(t),
+                            m.ttl_s
+                        ),
+                    ),
+                },
+            }
+        }
+        Expectation::ClientsFollow { clients, within } => {
+            match dns_moves(obs).into_iter().find(|m| &m.group == clients) {
+                Some(DnsMove {
+                    followed_after_ms: Some(t),
+                    ttl_s,
+                    from_region,
+                    ..
+                }) => {
+                    // A caching client uses its answer up to TTL after fetching it, then resolves
+                    // at its next request.
+                    let bound = within
+                        .map(|w| w.as_millis() as u64)
+                        .unwrap_or(u64::from(ttl_s) * 1000 + obs.client_interval_ms + 100);
+                    (
+                        t <= bound,
+                        format!(
+                            "last request to {from_region} {} after DNS moved (bound {}, TTL {ttl_s}s)",
+                            ms(t),
+                            ms(bound)
+                        ),
+                    )
+                }
+                _ => (false, format!("DNS never moved {clients} clients")),
+            }
+        }
+        Expectation::MaxHealthChanges { instance, max } => {
+            if !obs.checked.contains(instance) {
+                return (
+                    false,
+                    format!(
+                        "{instance} is not actively health-checked by the node: nothing to damp"
+                    ),
+                );
+            }
+            let field = if obs
+                .health
+                .iter()
+                .any(|h| &h.name == instance && h.field == "active_check")
+            {
+                "active_check"
+            } else {
+                "health"
+            };
+            let changes = obs
+                .health
+                .iter()
+                .filter(|h| &h.name == instance && h.field == field && h.is_transition())
+                .count() as u32;
+            let (bound, why) = match max {
+                Some(m) => (*m, "configured".to_string()),
+                None => match allowed_changes(obs, instance) {
+                    Some((b, why)) => (b, why),
+                    None => return (false, format!("no health check parameters for {instance}")),
+                },
+            };
+            (
+                changes <= bound,
+                format!("{changes} {field} changes (at most {bound}: {why})"),
+            )
+        }
+    }
+}
+
+fn served_by(s: &Sample, target: &Served) -> bool {
+    match target {
+        Served::Region(r) => s.region.as_ref() == Some(r),
+        Served::Az(a) => s.az.as_ref() == Some(a),
+        Served::Instance(i) => s.instance.as_ref() == Some(i),
+    }
+}
+
+/// How many health changes rise/fall allow for the outages the steps caused on `instance`: an
+/// outage of length D can fail at most `floor((D + timeout) / (interval × (1 - jitter))) + 1`
+/// checks (a check in flight when it begins fails too); only with `fall` of them can the instance
+/// go down, and then come back up: two changes. Admin fail/restore steps count one each.
+pub fn allowed_changes(obs: &Observations, instance: &str) -> Option<(u32, String)> {
+    let p = obs.checks.get(instance)?;
+    let min_gap = (p.interval_ms as f64 * (1.0 - p.jitter)).max(1.0);
+    let mut allowed = 0;
+    let mut outages = Vec::new();
+    let mut down_since: Option<u64> = None;
+    for s in obs
+        .steps
+        .iter()
+        .filter(|s| s.instance.as_deref() == Some(instance))
+    {
+        if s.stop {
+            down_since.get_or_insert(s.t_ms);
+        } else if s.start {
+            if let Some(t) = down_since.take() {
+                outages.push(s.done_ms.saturating_sub(t));
+            }
+        } else {
+            allowed += 1;
+        }
+    }
+    if let Some(t) = down_since {
+        outages.push(obs.duration_ms.saturating_sub(t));
+    }
+    let mut longest = 0;
+    for d in &outages {
+        let checks = ((*d + p.timeout_ms) as f64 / min_gap).floor() as u32 + 1;
+        if checks >= p.fall {
+            allowed += 2;
+        }
+        longest = longest.max(*d);
+    }
+    Some((
+        allowed,
+        format!(
+            "{} outages, longest {}, fall {} × interval {}",
+            outages.len(),
+            ms(longest),
+            p.fall,
+            ms(p.interval_ms)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drill::model::{CheckParams, DnsAnswer, HealthChange, StepRun};
+
+    fn sample(t: u64, group: &str, dns: &str, az: Option<&str>) -> Sample {
+        Sample {
+            t_ms: t,
+            latency_ms: 5,
+            group: group.into(),
+            client: 0,
+            dns_region: Some(dns.into()),
+            vip: None,
+            status: az.map(|_| 200),
+            error: if az.is_some() {
+                None
+            } else {
+                Some("connect_refused".into())
+            },
+            instance: az.map(|a| format!("user-{a}")),
+            region: az.map(|a| a[..a.len() - 2].to_string()),
+            az: az.map(str::to_string),
+        }
+    }
+
+    fn step(t: u64, label: &str, fault: bool, recover: bool) -> StepRun {
+        StepRun {
+            at_ms: t,
+            t_ms: t,
+            done_ms: t + 2,
+            label: label.into(),
+            instance: None,
+            stop: false,
+            start: false,
+            fault,
+            recover,
+            error: None,
+        }
+    }
+
+    fn change(t: u64, name: &str, field: &str, from: &str, to: &str) -> HealthChange {
+        HealthChange {
+            t_ms: t,
+            name: name.into(),
+            field: field.into(),
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    /// An AZ outage at 1s detected at 1.8s; us-east-a serves until then, one refused request.
+    fn az_outage() -> Observations {
+        let mut samples = Vec::new();
+        for i in 0..30u64 {
+            let t = i * 100;
+            let az = if t < 1800 && i % 2 == 0 {
+                "us-east-a"
+            } else {
+                "us-east-b"
+            };
+            samples.push(sample(t, "us", "us-east", Some(az)));
+        }
+        samples.push(sample(1005, "us", "us-east", None));
+        Observations {
+            duration_ms: 3000,
+            client_interval_ms: 100,
+            samples,
+            health: vec![
+                change(300, "user-us-east-a", "health", "unchecked", "up"),
+                change(1800, "user-us-east-a", "health", "up", "down"),
+            ],
+            dns: vec![],
+            steps: vec![step(1000, "stop user-us-east-a", true, false)],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn timeline_buckets_by_start_second() {
+        let t = timeline(&az_outage());
+        assert_eq!(t.len(), 3);
+        assert_eq!(t[0].ok["us-east-a"], 5);
+        assert_eq!(t[0].ok["us-east-b"], 5);
+        assert!(t[0].failed.is_empty());
+        assert_eq!(t[1].ok["us-east-a"], 4);
+        assert_eq!(t[1].ok["us-east-b"], 6);
+        assert_eq!(t[1].failed["us-east"], 1);
+        assert_eq!(t[2].ok.get("us-east-a"), None);
+        assert_eq!(t[2].ok["us-east-b"], 10);
+    }
+
+    #[test]
+    fn shares_split_at_fault_and_recovery() {
+        let mut o = az_outage();
+        o.steps
+            .push(step(2500, "start user-us-east-a", false, true));
+        let s = shares(&o);
+        let phases: Vec<(&str, u64, u64)> = s
+            .iter()
+            .map(|s| (s.phase.as_str(), s.requests, s.failed))
+            .collect();
+        assert_eq!(
+            phases,
+            [("before", 10, 0), ("during", 16, 1), ("after", 5, 0)]
+        );
+        assert_eq!(s[0].by_az["us-east-a"], 0.5);
+        assert_eq!(s[2].by_az["us-east-b"], 1.0);
+        assert_eq!(s[2].by_region["us-east"], 1.0);
+    }
+
+    #[test]
+    fn detection_ignores_the_first_check_and_changes_before_the_fault() {
+        let mut o = az_outage();
+        let d = o.detection().unwrap();
+        assert_eq!((d.t_ms, d.to.as_str()), (1800, "down"));
+        // With a real stop among the steps, only the stopped instance's change is detection.
+        o.health
+            .push(change(1001, "gw-us-east-a", "health", "up", "down"));
+        assert_eq!(o.detection().unwrap().name, "gw-us-east-a");
+        let mut stop = step(1000, "stop user-us-east-a", false, false);
+        stop.stop = true;
+        stop.instance = Some("user-us-east-a".into());
+        o.steps.push(stop);
+        assert_eq!(o.detection().unwrap().t_ms, 1800);
+        assert_eq!(errors_by_kind(&o)["connect_refused"], 1);
+    }
+
+    #[test]
+    fn expectations_pass_and_fail_on_exact_numbers() {
+        let o = az_outage();
+        let v = evaluate(
+            &[
+                Expectation::DetectWithin {
+                    within: Duration::from_millis(800),
+                },
+                Expectation::DetectWithin {
+                    within: Duration::from_millis(799),
+                },
+                Expectation::MaxFailed {
+                    max: 1,
+                    window: Window::All,
+                },
+                Expectation::MaxFailed {
+                    max: 0,
+                    window: Window::All,
+                },
+                Expectation::MaxFailed {
+                    max: 0,
+                    window: Window::AfterDetect,
+                },
+                Expectation::LostAtMostInFlight,
+                Expectation::MovedAway {
+                    target: Served::Az("us-east-a".into()),
+                    within: Duration::from_millis(800),
+                },
+                Expectation::MovedAway {
+                    target: Served::Az("us-east-a".into()),
+                    within: Duration::from_millis(600),
+                },
+            ],
+            &o,
+        );
+        let got: Vec<(bool, &str)> = v.iter().map(|v| (v.pass, v.detail.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (true, "user-us-east-a went down after 0.80s"),
+                (false, "user-us-east-a went down after 0.80s"),
+                (true, "1 of 31 failed"),
+                (false, "1 of 31 failed"),
+                (true, "0 of 12 failed"),
+                // The request started at 1.000s was in flight when the stop was sent.
+                (
+                    true,
+                    "1 lost before detection (1 in flight at the fault), 0 after detection"
+                ),
+                (
+                    true,
+                    "12 requests from 1.80s to 3.00s: 0 served by az us-east-a, 0 failed"
+                ),
+                (
+                    false,
+                    "14 requests from 1.60s to 3.00s: 1 served by az us-east-a, 0 failed"
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn lost_requests_are_bounded_by_those_in_flight() {
+        let mut o = az_outage();
+        let judge = |o: &Observations| {
+            let v = evaluate(&[Expectation::LostAtMostInFlight], o);
+            (v[0].pass, v[0].detail.clone())
+        };
+        o.samples.push(sample(1100, "us", "us-east", None));
+        assert_eq!(
+            judge(&o),
+            (
+                false,
+                "2 lost before detection (1 in flight at the fault), 0 after detection".into()
+            )
+        );
+        // A request in flight across the fault moment.
+        o.samples.push(Sample {
+            latency_ms: 50,
+            ..sample(990, "us", "us-east", Some("us-east-a"))
+        });
+        assert!(judge(&o).0);
+        o.samples.push(sample(1900, "us", "us-east", None));
+        assert_eq!(
+            judge(&o),
+            (
+                false,
+                "2 lost before detection (2 in flight at the fault), 1 after detection".into()
+            )
+        );
+    }
+
+    fn dns(t: u64, group: &str, region: &str) -> DnsAnswer {
+        DnsAnswer {
+            t_ms: t,
+            group: group.into(),
+            answers: vec![],
+            region: Some(region.into()),
+            ttl_s: 2,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn dns_move_and_clients_following_within_ttl() {
+        let mut o = Observations {
+            duration_ms: 8000,
+            client_interval_ms: 250,
+            steps: vec![step(1000, "fail region us-east", true, false)],
+            dns: vec![
+                dns(10, "us", "us-east"),
+                dns(12, "eu", "eu-west"),
+                dns(2200, "us", "eu-west"),
+            ],
+            ..Default::default()
+        };
+        // US clients keep their cached us-east answer until 3.9s, then eu-west.
+        for t in (0..8000).step_by(250) {
+            let (dns_region, az) = if t < 4000 {
+                ("us-east", if t < 1000 { Some("us-east-a") } else { None })
+            } else {
+                ("eu-west", Some("eu-west-a"))
+            };
+            o.samples.push(sample(t, "us", dns_region, az));
+        }
+        let moves = dns_moves(&o);
+        assert_eq!(
+            moves[1],
+            DnsMove {
+                group: "us".into(),
+                from_region: "us-east".into(),
+                to_region: Some("eu-west".into()),
+                moved_after_ms: Some(1200),
+                ttl_s: 2,
+                followed_after_ms: Some(1550),
+            }
+        );
+        assert_eq!(moves[0].moved_after_ms, None);
+        let v = evaluate(
+            &[
+                Expectation::DnsMoves {
+                    clients: "us".into(),
+                    within: Duration::from_millis(1500),
+                },
+                Expectation::DnsMoves {
+                    clients: "eu".into(),
+                    within: Duration::from_millis(1500),
+                },
+                Expectation::ClientsFollow {
+                    clients: "us".into(),
+                    within: None,
+                },
+                Expectation::ClientsFollow {
+                    clients: "us".into(),
+                    within: Some(Duration::from_secs(1)),
+                },
+                Expectation::MaxFailed {
+                    max: 0,
+                    window: Window::OutsideFault,
+                },
+            ],
+            &o,
+        );
+        let got: Vec<(bool, &str)> = v.iter().map(|v| (v.pass, v.detail.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (true, "us-east → eu-west after 1.20s (TTL 2s)"),
+                (false, "DNS kept answering eu-west for eu clients"),
+                (
+                    true,
+                    "last request to us-east 1.55s after DNS moved (bound 2.35s, TTL 2s)"
+                ),
+                (
+                    false,
+                    "last request to us-east 1.55s after DNS moved (bound 1.00s, TTL 2s)"
+                ),
+                (true, "0 of 4 failed"),
+            ]
+        );
+    }
+
+    fn flap(down_ms: u64, cycles: u64) -> Observations {
+        let mut o = Observations {
+            duration_ms: 6000,
+            checked: ["user-a".to_string()].into(),
+            ..Default::default()
+        };
+        o.checks.insert(
+            "user-a".into(),
+            CheckParams {
+                interval_ms: 500,
+                timeout_ms: 300,
+                jitter: 0.0,
+                rise: 2,
+                fall: 2,
+            },
+        );
+        for c in 0..cycles {
+            let t = 1000 + c * 1000;
+            let mut stop = step(t, "stop user-a", c == 0, false);
+            stop.instance = Some("user-a".into());
+            stop.stop = true;
+            let mut start = step(t + down_ms, "start user-a", false, false);
+            start.instance = Some("user-a".into());
+            start.start = true;
+            start.done_ms = t + down_ms;
+            o.steps.push(stop);
+            o.steps.push(start);
+        }
+        o
+    }
+
+    #[test]
+    fn damping_bound_follows_rise_and_fall() {
+        // 100 ms outages: (100 + 300) / 500 → at most 1 failed check < fall 2: no change allowed.
+        let mut o = flap(100, 3);
+        assert_eq!(
+            allowed_changes(&o, "user-a").unwrap(),
+            (
+                0,
+                "3 outages, longest 0.10s, fall 2 × interval 0.50s".into()
+            )
+        );
+        o.health
+            .push(change(1300, "user-a", "active_check", "up", "down"));
+        let e = [Expectation::MaxHealthChanges {
+            instance: "user-a".into(),
+            max: None,
+        }];
+        assert!(!evaluate(&e, &o)[0].pass);
+        o.checked.clear();
+        assert_eq!(
+            evaluate(&e, &o)[0].detail,
+            "user-a is not actively health-checked by the node: nothing to damp"
+        );
+        // 800 ms outages can fail 3 checks: down and up again per outage is allowed.
+        let mut o = flap(800, 3);
+        assert_eq!(allowed_changes(&o, "user-a").unwrap().0, 6);
+        o.health
+            .push(change(1300, "user-a", "active_check", "up", "down"));
+        o.health
+            .push(change(1300, "user-a", "health", "up", "down"));
+        o.health
+            .push(change(2300, "user-a", "active_check", "down", "up"));
+        let v = evaluate(&e, &o);
+        assert_eq!(
+            (v[0].pass, v[0].detail.as_str()),
+            (
+                true,
+                "2 active_check changes (at most 6: 3 outages, longest 0.80s, fall 2 × interval 0.50s)"
+            )
+        );
+    }
+}

@@ -1,0 +1,898 @@
+//! Drill scenarios: a list of timed steps (admin actions, demo instance stop/start) and the
+//! expectations the drill is judged by. Written as TOML (raw serde structs, unknown keys
+//! rejected) and validated in one pass that reports every problem; the built-ins produce the same
+//! [`Scenario`] type (see `builtin.rs`).
+
+use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A validated scenario.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    /// How long the load runs (steps must fall inside).
+    #[serde(with = "ms")]
+    pub duration: Duration,
+    /// Total requests per second over all clients.
+    pub rate: u32,
+    /// Request path sent through the gateway.
+    pub path: String,
+    pub clients: Vec<ClientGroup>,
+    pub steps: Vec<Step>,
+    pub expect: Vec<Expectation>,
+}
+
+/// A group of clients posing as users from one place (through EDNS Client Subnet).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientGroup {
+    pub name: String,
+    /// The ECS subnet sent with every DNS query, e.g. `216.160.83.56/29`.
+    pub ecs: Subnet,
+    /// Number of independent clients (each with its own DNS cache).
+    pub count: u32,
+}
+
+/// An address prefix (`addr/len`) as sent in EDNS Client Subnet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub addr: IpAddr,
+    pub prefix: u8,
+}
+
+impl std::str::FromStr for Subnet {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Subnet, String> {
+        let (a, p) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?} is not a subnet; write e.g. \"216.160.83.56/29\""))?;
+        let addr: IpAddr = a
+            .parse()
+            .map_err(|_| format!("{a:?} is not an IP address"))?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix: u8 = p
+            .parse()
+            .ok()
+            .filter(|p| *p <= max)
+            .ok_or_else(|| format!("{p:?} is not a prefix length (0..={max})"))?;
+        Ok(Subnet { addr, prefix })
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl Serialize for Subnet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawClientGroup {
+    name: String,
+    ecs: String,
+    #[serde(default = "default_clients")]
+    count: u32,
+}
+
+fn default_clients() -> u32 {
+    4
+}
+
+/// What a step does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Stop a demo instance for real (listener closed, connections reset).
+    Stop { instance: String },
+    /// Start a stopped demo instance again.
+    Start { instance: String },
+    /// Admin API lever on a region, AZ or instance.
+    Admin {
+        verb: AdminVerb,
+        kind: TargetKind,
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminVerb {
+    Drain,
+    Undrain,
+    Fail,
+    Restore,
+}
+
+impl AdminVerb {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminVerb::Drain => "drain",
+            AdminVerb::Undrain => "undrain",
+            AdminVerb::Fail => "fail",
+            AdminVerb::Restore => "restore",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TargetKind {
+    Region,
+    Az,
+    Instance,
+}
+
+impl TargetKind {
+    /// The admin API path segment.
+    pub fn plural(self) -> &'static str {
+        match self {
+            TargetKind::Region => "regions",
+            TargetKind::Az => "azs",
+            TargetKind::Instance => "instances",
+        }
+    }
+}
+
+impl Action {
+    /// Human label, e.g. `stop user-us-east-a`, `drain az us-east-a`.
+    pub fn label(&self) -> String {
+        match self {
+            Action::Stop { instance } => format!("stop {instance}"),
+            Action::Start { instance } => format!("start {instance}"),
+            Action::Admin { verb, kind, name } => {
+                let k = match kind {
+                    TargetKind::Region => "region",
+                    TargetKind::Az => "az",
+                    TargetKind::Instance => "instance",
+                };
+                format!("{} {k} {name}", verb.as_str())
+            }
+        }
+    }
+
+    /// The action that undoes this one (used to leave the world as it was found).
+    pub fn undo(&self) -> Option<Action> {
+        Some(match self {
+            Action::Stop { instance } => Action::Start {
+                instance: instance.clone(),
+            },
+            Action::Admin { verb, kind, name } => Action::Admin {
+                verb: match verb {
+                    AdminVerb::Drain => AdminVerb::Undrain,
+                    AdminVerb::Fail => AdminVerb::Restore,
+                    AdminVerb::Undrain | AdminVerb::Restore => return None,
+                },
+                kind: *kind,
+                name: name.clone(),
+            },
+            Action::Start { .. } => return None,
+        })
+    }
+}
+
+/// One timed step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// Offset from the start of the load.
+    #[serde(with = "ms")]
+    pub at: Duration,
+    #[serde(flatten)]
+    pub action: Action,
+    /// Marks the moment the fault begins (timing is measured from here).
+    pub fault: bool,
+    /// Marks the moment the fault ends.
+    pub recover: bool,
+}
+
+/// What must hold. Times are measured from the fault step unless said otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Expectation {
+    /// At most `max` client requests (started in `window`) fail.
+    MaxFailed { max: u64, window: Window },
+    /// The first health change after the fault is seen within `within`.
+    DetectWithin {
+        #[serde(with = "ms")]
+        within: Duration,
+    },
+    /// Requests lost: at most those in flight when the fault began, and none started after detection.
+    LostAtMostInFlight,
+    /// From fault + `within` until recovery, every request succeeds and none is served by `target`.
+    MovedAway {
+        target: Served,
+        #[serde(with = "ms")]
+        within: Duration,
+    },
+    /// DNS stops answering `clients` with the region it gave before the fault within `within`.
+    DnsMoves {
+        clients: String,
+        #[serde(with = "ms")]
+        within: Duration,
+    },
+    /// After DNS moved, every `clients` request reaches the new region within `within`
+    /// (None: the answer's TTL plus one request interval, what a caching resolver allows).
+    ClientsFollow {
+        clients: String,
+        #[serde(with = "ms_opt")]
+        within: Option<Duration>,
+    },
+    /// The instance's health changes at most `max` times (None: what rise/fall allow for the
+    /// outages the steps actually caused).
+    MaxHealthChanges { instance: String, max: Option<u32> },
+}
+
+/// Which served requests a `moved_away` expectation is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Served {
+    Region(String),
+    Az(String),
+    Instance(String),
+}
+
+impl Served {
+    pub fn label(&self) -> String {
+        match self {
+            Served::Region(n) => format!("region {n}"),
+            Served::Az(n) => format!("az {n}"),
+            Served::Instance(n) => format!("instance {n}"),
+        }
+    }
+}
+
+/// A window of the drill, by request start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The whole drill.
+    All,
+    /// Before the fault step.
+    BeforeFault,
+    /// From the fault to the recovery step (or the end).
+    Fault,
+    /// From the first health change after the fault to the end.
+    AfterDetect,
+    /// From the recovery step to the end.
+    AfterRecover,
+    /// Outside the fault window: before the fault and after recovery.
+    OutsideFault,
+}
+
+impl Window {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Window::All => "all",
+            Window::BeforeFault => "before_fault",
+            Window::Fault => "fault",
+            Window::AfterDetect => "after_detect",
+            Window::AfterRecover => "after_recover",
+            Window::OutsideFault => "outside_fault",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Window> {
+        Some(match s {
+            "all" => Window::All,
+            "before_fault" => Window::BeforeFault,
+            "fault" => Window::Fault,
+            "after_detect" => Window::AfterDetect,
+            "after_recover" => Window::AfterRecover,
+            "outside_fault" => Window::OutsideFault,
+            _ => return None,
+        })
+    }
+}
+
+impl Expectation {
+    /// One line saying what is expected.
+    pub fn describe(&self) -> String {
+        match self {
+            Expectation::MaxFailed { max, window } => {
+                format!("at most {max} failed requests (window {})", window.as_str())
+            }
+            Expectation::DetectWithin { within } => {
+                format!("health change detected within {}", secs(*within))
+            }
+            Expectation::LostAtMostInFlight => {
+                "lose at most the requests in flight at the fault, none after detection".into()
+            }
+            Expectation::MovedAway { target, within } => format!(
+                "no request served by {} and none failed from fault + {} to recovery",
+                target.label(),
+                secs(*within)
+            ),
+            Expectation::DnsMoves { clients, within } => {
+                format!("DNS moves {clients} clients within {}", secs(*within))
+            }
+            Expectation::ClientsFollow { clients, within } => match within {
+                Some(w) => format!("{clients} clients follow DNS within {}", secs(*w)),
+                None => format!("{clients} clients follow DNS within one TTL"),
+            },
+            Expectation::MaxHealthChanges { instance, max } => match max {
+                Some(m) => format!("{instance} changes health at most {m} times"),
+                None => format!("{instance} changes health no more than rise/fall allow"),
+            },
+        }
+    }
+}
+
+/// Seconds with millisecond precision, for humans.
+pub fn secs(d: Duration) -> String {
+    format!("{:.2}s", d.as_secs_f64())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw TOML.
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: Option<String>,
+    #[serde(default)]
+    description: String,
+    duration: String,
+    #[serde(default = "default_rate")]
+    rate: u32,
+    #[serde(default = "default_path")]
+    path: String,
+    #[serde(default)]
+    clients: Vec<RawClientGroup>,
+    #[serde(default)]
+    steps: Vec<RawStep>,
+    #[serde(default)]
+    expect: Vec<RawExpect>,
+}
+
+fn default_rate() -> u32 {
+    40
+}
+
+/// The default request: a customer reading a user through the gateway.
+pub fn default_path() -> String {
+    "/v1/users/drill".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStep {
+    at: String,
+    action: String,
+    region: Option<String>,
+    az: Option<String>,
+    instance: Option<String>,
+    #[serde(default)]
+    fault: bool,
+    #[serde(default)]
+    recover: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExpect {
+    kind: String,
+    max: Option<u64>,
+    window: Option<String>,
+    within: Option<String>,
+    clients: Option<String>,
+    region: Option<String>,
+    az: Option<String>,
+    instance: Option<String>,
+}
+
+/// The US and EU clients of the demo world (MaxMind test networks).
+pub fn default_clients_groups() -> Vec<ClientGroup> {
+    vec![
+        ClientGroup {
+            name: "us".into(),
+            ecs: "216.160.83.56/29".parse().expect("static subnet"),
+            count: default_clients(),
+        },
+        ClientGroup {
+            name: "eu".into(),
+            ecs: "81.2.69.160/27".parse().expect("static subnet"),
+            count: default_clients(),
+        },
+    ]
+}
+
+fn duration(s: &str, path: &str, errs: &mut Vec<String>) -> Duration {
+    humantime::parse_duration(s).unwrap_or_else(|e| {
+        errs.push(format!(
+            "{path}: {s:?} is not a duration ({e}); write e.g. \"500ms\" or \"2s\""
+        ));
+        Duration::ZERO
+    })
+}
+
+/// Parses and validates a scenario file's text; `origin` names it in errors. Every problem is
+/// reported, one per line.
+pub fn parse(src: &str, origin: &str) -> Result<Scenario, String> {
+    let raw: RawScenario = toml::from_str(src).map_err(|e| format!("{origin}: {e}"))?;
+    let mut errs = Vec::new();
+    let dur = duration(&raw.duration, "duration", &mut errs);
+    if dur.is_zero() && errs.is_empty() {
+        errs.push("duration: must be more than zero".into());
+    }
+    if raw.rate == 0 {
+        errs.push("rate: must be at least 1 request per second".into());
+    }
+    if !raw.path.starts_with('/') {
+        errs.push(format!("path: {:?} must start with '/'", raw.path));
+    }
+    let clients = if raw.clients.is_empty() {
+        default_clients_groups()
+    } else {
+        raw.clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| ClientGroup {
+                name: c.name.clone(),
+                ecs: c.ecs.parse().unwrap_or_else(|e| {
+                    errs.push(format!("clients[{i}].ecs: {e}"));
+                    Subnet {
+                        addr: IpAddr::from([0, 0, 0, 0]),
+                        prefix: 0,
+                    }
+                }),
+                count: c.count,
+            })
+            .collect()
+    };
+    for (i, c) in clients.iter().enumerate() {
+        if c.count == 0 {
+            errs.push(format!("clients[{i}].count: must be at least 1"));
+        }
+        if clients[..i].iter().any(|o| o.name == c.name) {
+            errs.push(format!("clients[{i}].name: {:?} is used twice", c.name));
+        }
+    }
+    let steps: Vec<Step> = raw
+        .steps
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| step(s, i, dur, &mut errs))
+        .collect();
+    let expect: Vec<Expectation> = raw
+        .expect
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| expectation(e, i, &clients, &mut errs))
+        .collect();
+    if steps.iter().filter(|s| s.fault).count() > 1 {
+        errs.push("steps: at most one step may be marked `fault = true`".into());
+    }
+    if steps.iter().filter(|s| s.recover).count() > 1 {
+        errs.push("steps: at most one step may be marked `recover = true`".into());
+    }
+    if !errs.is_empty() {
+        return Err(format!("{origin}:\n  {}", errs.join("\n  ")));
+    }
+    let mut steps = steps;
+    steps.sort_by_key(|s| s.at);
+    if !steps.is_empty() && !steps.iter().any(|s| s.fault) {
+        steps[0].fault = true;
+    }
+    Ok(Scenario {
+        name: raw.name.unwrap_or_else(|| origin.to_string()),
+        description: raw.description,
+        duration: dur,
+        rate: raw.rate,
+        path: raw.path,
+        clients,
+        steps,
+        expect,
+    })
+}
+
+fn step(s: &RawStep, i: usize, total: Duration, errs: &mut Vec<String>) -> Option<Step> {
+    let p = format!("steps[{i}]");
+    let at = duration(&s.at, &format!("{p}.at"), errs);
+    // (A zero total means the duration itself was invalid: already reported.)
+    if at > total && !total.is_zero() {
+        errs.push(format!(
+            "{p}.at: {} is after the end of the drill ({})",
+            secs(at),
+            secs(total)
+        ));
+    }
+    let targets: Vec<(TargetKind, &String)> = [
+        (TargetKind::Region, &s.region),
+        (TargetKind::Az, &s.az),
+        (TargetKind::Instance, &s.instance),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+    .collect();
+    let action = match s.action.as_str() {
+        "stop" | "start" => match (targets.as_slice(), s.action.as_str()) {
+            ([(TargetKind::Instance, n)], "stop") => Action::Stop {
+                instance: (*n).clone(),
+            },
+            ([(TargetKind::Instance, n)], _) => Action::Start {
+                instance: (*n).clone(),
+            },
+            _ => {
+                errs.push(format!(
+                    "{p}: `{}` needs exactly `instance = \"NAME\"` (a demo instance)",
+                    s.action
+                ));
+                return None;
+            }
+        },
+        v @ ("drain" | "undrain" | "fail" | "restore") => {
+            let verb = match v {
+                "drain" => AdminVerb::Drain,
+                "undrain" => AdminVerb::Undrain,
+                "fail" => AdminVerb::Fail,
+                _ => AdminVerb::Restore,
+            };
+            match targets.as_slice() {
+                [(kind, name)] => Action::Admin {
+                    verb,
+                    kind: *kind,
+                    name: (*name).clone(),
+                },
+                _ => {
+                    errs.push(format!(
+                        "{p}: `{v}` needs exactly one of `region`, `az` or `instance`"
+                    ));
+                    return None;
+                }
+            }
+        }
+        other => {
+            errs.push(format!(
+                "{p}.action: unknown action {other:?}; expected stop, start, drain, undrain, fail or restore"
+            ));
+            return None;
+        }
+    };
+    Some(Step {
+        at,
+        action,
+        fault: s.fault,
+        recover: s.recover,
+    })
+}
+
+fn expectation(
+    e: &RawExpect,
+    i: usize,
+    clients: &[ClientGroup],
+    errs: &mut Vec<String>,
+) -> Option<Expectation> {
+    let p = format!("expect[{i}]");
+    // Which fields each kind takes; anything else set is an error.
+    let allowed: &[&str] = match e.kind.as_str() {
+        "max_failed" => &["max", "window"],
+        "detect_within" => &["within"],
+        "lost_at_most_in_flight" => &[],
+        "moved_away" => &["within", "region", "az", "instance"],
+        "dns_moves" => &["clients", "within"],
+        "clients_follow" => &["clients", "within"],
+        "max_health_changes" => &["instance", "max"],
+        other => {
+            errs.push(format!(
+                "{p}.kind: unknown expectation {other:?}; expected max_failed, detect_within, \
+                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow or max_health_changes"
+            ));
+            return None;
+        }
+    };
+    let set = [
+        ("max", e.max.is_some()),
+        ("window", e.window.is_some()),
+        ("within", e.within.is_some()),
+        ("clients", e.clients.is_some()),
+        ("region", e.region.is_some()),
+        ("az", e.az.is_some()),
+        ("instance", e.instance.is_some()),
+    ];
+    let before = errs.len();
+    for (field, present) in set {
+        if present && !allowed.contains(&field) {
+            errs.push(format!(
+                "{p}.{field}: not used by `{}` (it takes: {})",
+                e.kind,
+                if allowed.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    allowed.join(", ")
+                }
+            ));
+        }
+    }
+    let mut need = |field: &str, v: bool| {
+        if !v {
+            errs.push(format!("{p}: `{}` needs `{field}`", e.kind));
+        }
+    };
+    match e.kind.as_str() {
+        "max_failed" => need("max", e.max.is_some()),
+        "detect_within" => need("within", e.within.is_some()),
+        "moved_away" => need("within", e.within.is_some()),
+        "dns_moves" => {
+            need("clients", e.clients.is_some());
+            need("within", e.within.is_some());
+        }
+        "clients_follow" => need("clients", e.clients.is_some()),
+        "max_health_changes" => need("instance", e.instance.is_some()),
+        _ => {}
+    }
+    if let Some(c) = &e.clients {
+        if !clients.iter().any(|g| &g.name == c) {
+            errs.push(format!(
+                "{p}.clients: no client group {c:?} (groups: {})",
+                clients
+                    .iter()
+                    .map(|g| g.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    let within = e
+        .within
+        .as_ref()
+        .map(|w| duration(w, &format!("{p}.within"), errs));
+    let window = match &e.window {
+        None => Window::All,
+        Some(w) => Window::parse(w).unwrap_or_else(|| {
+            errs.push(format!(
+                "{p}.window: unknown window {w:?}; expected all, before_fault, fault, \
+                 after_detect, after_recover or outside_fault"
+            ));
+            Window::All
+        }),
+    };
+    let served = match (&e.region, &e.az, &e.instance) {
+        (Some(r), None, None) => Some(Served::Region(r.clone())),
+        (None, Some(a), None) => Some(Served::Az(a.clone())),
+        (None, None, Some(n)) => Some(Served::Instance(n.clone())),
+        _ => None,
+    };
+    if e.kind == "moved_away" && served.is_none() {
+        errs.push(format!(
+            "{p}: `moved_away` needs exactly one of `region`, `az` or `instance`"
+        ));
+    }
+    let max_u32 = e.max.map(|m| u32::try_from(m).unwrap_or(u32::MAX));
+    if errs.len() > before {
+        return None;
+    }
+    Some(match e.kind.as_str() {
+        "max_failed" => Expectation::MaxFailed {
+            max: e.max?,
+            window,
+        },
+        "detect_within" => Expectation::DetectWithin { within: within? },
+        "lost_at_most_in_flight" => Expectation::LostAtMostInFlight,
+        "moved_away" => Expectation::MovedAway {
+            target: served?,
+            within: within?,
+        },
+        "dns_moves" => Expectation::DnsMoves {
+            clients: e.clients.clone()?,
+            within: within?,
+        },
+        "clients_follow" => Expectation::ClientsFollow {
+            clients: e.clients.clone()?,
+            within,
+        },
+        _ => Expectation::MaxHealthChanges {
+            instance: e.instance.clone()?,
+            max: max_u32,
+        },
+    })
+}
+
+/// Serde helpers: durations as integer milliseconds in the JSON report.
+mod ms {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+}
+
+mod ms_opt {
+    use serde::Serializer;
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_u64(d.as_millis() as u64),
+            None => s.serialize_none(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+name = "crash"
+duration = "6s"
+rate = 20
+
+[[steps]]
+at = "1s"
+action = "stop"
+instance = "user-us-east-a"
+
+[[steps]]
+at = "4s"
+action = "start"
+instance = "user-us-east-a"
+recover = true
+
+[[steps]]
+at = "500ms"
+action = "drain"
+az = "eu-west-b"
+
+[[expect]]
+kind = "max_failed"
+max = 0
+window = "after_detect"
+
+[[expect]]
+kind = "detect_within"
+within = "1.5s"
+
+[[expect]]
+kind = "moved_away"
+az = "us-east-a"
+within = "2s"
+
+[[expect]]
+kind = "clients_follow"
+clients = "us"
+"#;
+
+    #[test]
+    fn parses_a_scenario_and_sorts_steps() {
+        let s = parse(GOOD, "crash.toml").unwrap();
+        assert_eq!(s.name, "crash");
+        assert_eq!(s.duration, Duration::from_secs(6));
+        assert_eq!(s.rate, 20);
+        assert_eq!(s.path, "/v1/users/drill");
+        assert_eq!(s.clients.len(), 2);
+        let labels: Vec<String> = s.steps.iter().map(|s| s.action.label()).collect();
+        assert_eq!(
+            labels,
+            [
+                "drain az eu-west-b",
+                "stop user-us-east-a",
+                "start user-us-east-a"
+            ]
+        );
+        // No step marked: the first one is the fault.
+        assert!(s.steps[0].fault && !s.steps[1].fault);
+        assert!(s.steps[2].recover);
+        assert_eq!(
+            s.expect,
+            vec![
+                Expectation::MaxFailed {
+                    max: 0,
+                    window: Window::AfterDetect
+                },
+                Expectation::DetectWithin {
+                    within: Duration::from_millis(1500)
+                },
+                Expectation::MovedAway {
+                    target: Served::Az("us-east-a".into()),
+                    within: Duration::from_secs(2)
+                },
+                Expectation::ClientsFollow {
+                    clients: "us".into(),
+                    within: None
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let e = parse("duration = \"1s\"\nspeed = 3\n", "x.toml").unwrap_err();
+        assert!(e.contains("unknown field `speed`"), "{e}");
+        let e = parse(
+            "duration = \"1s\"\n[[steps]]\nat = \"0s\"\naction = \"stop\"\ninstance = \"a\"\nwhen = 1\n",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown field `when`"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported() {
+        let src = r#"
+duration = "2 parsecs"
+rate = 0
+[[steps]]
+at = "1s"
+action = "explode"
+instance = "a"
+[[steps]]
+at = "1s"
+action = "drain"
+az = "a"
+region = "b"
+[[steps]]
+at = "1s"
+action = "start"
+az = "a"
+[[expect]]
+kind = "max_failed"
+[[expect]]
+kind = "dns_moves"
+clients = "mars"
+within = "1s"
+instance = "x"
+[[expect]]
+kind = "telepathy"
+"#;
+        let e = parse(src, "bad.toml").unwrap_err();
+        let lines: Vec<&str> = e.lines().skip(1).map(str::trim).collect();
+        assert_eq!(
+            lines,
+            [
+                "duration: \"2 parsecs\" is not a duration (unknown time unit \"parsecs\", supported units: ns, us/µs, ms, sec, min, hours, days, weeks, months, years (and few variations)); write e.g. \"500ms\" or \"2s\"",
+                "rate: must be at least 1 request per second",
+                "steps[0].action: unknown action \"explode\"; expected stop, start, drain, undrain, fail or restore",
+                "steps[1]: `drain` needs exactly one of `region`, `az` or `instance`",
+                "steps[2]: `start` needs exactly `instance = \"NAME\"` (a demo instance)",
+                "expect[0]: `max_failed` needs `max`",
+                "expect[1].instance: not used by `dns_moves` (it takes: clients, within)",
+                "expect[1].clients: no client group \"mars\" (groups: us, eu)",
+                "expect[2].kind: unknown expectation \"telepathy\"; expected max_failed, detect_within, lost_at_most_in_flight, moved_away, dns_moves, clients_follow or max_health_changes",
+            ]
+        );
+    }
+
+    #[test]
+    fn steps_must_fit_in_the_drill() {
+        let e = parse(
+            "duration = \"2s\"\n[[steps]]\nat = \"3s\"\naction = \"fail\"\nregion = \"us-east\"\n",
+            "x.toml",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("steps[0].at: 3.00s is after the end of the drill (2.00s)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn undo_restores_what_a_step_changed() {
+        let stop = Action::Stop {
+            instance: "a".into(),
+        };
+        assert_eq!(
+            stop.undo(),
+            Some(Action::Start {
+                instance: "a".into()
+            })
+        );
+        let drain = Action::Admin {
+            verb: AdminVerb::Drain,
+            kind: TargetKind::Az,
+            name: "x".into(),
+        };
+        assert_eq!(drain.undo().unwrap().label(), "undrain az x");
+        assert_eq!(
+            Action::Start {
+                instance: "a".into()
+            }
+            .undo(),
+            None
+        );
+    }
+}

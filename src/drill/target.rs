@@ -1,0 +1,190 @@
+//! Where the drill runs: a running node's admin API, or a world the drill starts itself as a child
+//! process (`switchyard run [--config FILE]`, this same executable) and stops afterwards. A child
+//! keeps the world's logs and CPU apart from the load generator and uses exactly the code path an
+//! operator uses; its stderr goes to `world.log` in the report folder.
+//!
+//! Also: the client bearer token, minted with the world's signing key.
+
+use crate::cli::AdminArgs;
+use anyhow::{anyhow, bail, Context};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_config::gateway::KeySource;
+use switchyard_config::World;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// True when an admin API answers `GET /healthz` at `url`.
+pub async fn answers(url: &str) -> bool {
+    let admin = AdminArgs {
+        admin: url.to_string(),
+        token: String::new(),
+        json: false,
+    };
+    matches!(
+        tokio::time::timeout(
+            Duration::from_millis(800),
+            crate::adminctl::call(&admin, "GET", "/healthz")
+        )
+        .await,
+        Ok(Ok((200, _)))
+    )
+}
+
+/// A world started by the drill; stopped (killed) on [`OwnWorld::stop`] or drop.
+pub struct OwnWorld {
+    child: Child,
+}
+
+impl OwnWorld {
+    /// Starts `switchyard run` (with `--config` when given) and waits for its `ready` line.
+    pub async fn start(config: Option<&Path>, log: &Path) -> anyhow::Result<OwnWorld> {
+        let exe = std::env::current_exe().context("cannot find this executable")?;
+        let log_file = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
+        let mut cmd = Command::new(exe);
+        cmd.arg("run");
+        if let Some(c) = config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start the world (`switchyard run`)")?;
+        let out = child.stdout.take().expect("stdout is piped");
+        let mut lines = BufReader::new(out).lines();
+        let ready = tokio::time::timeout(Duration::from_secs(30), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                if line == "ready" {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        if ready != Ok(true) {
+            let _ = child.start_kill();
+            bail!(
+                "the world did not start (no `ready` within 30s); see {}",
+                log.display()
+            );
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(OwnWorld { child })
+    }
+
+    /// Stops the world.
+    pub async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
+    }
+}
+
+/// The DNS address to query: the world's first DNS listener (a wildcard listener is asked on
+/// loopback).
+pub fn dns_addr(world: &World) -> Option<SocketAddr> {
+    let a = *world.dns.listen.first()?;
+    Some(if a.ip().is_unspecified() {
+        SocketAddr::new(
+            if a.is_ipv4() {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            },
+            a.port(),
+        )
+    } else {
+        a
+    })
+}
+
+/// A customer token signed with the world's signing key (`sub` = `drill`, role `customer`).
+pub fn mint_token(world: &World, base: Option<&PathBuf>) -> anyhow::Result<String> {
+    let jwt = &world.gateway.jwt;
+    let key =
+        jwt.keys.iter().find(|k| k.sign).ok_or_else(|| {
+            anyhow!("the config has no signing key (`sign = true`); pass --token")
+        })?;
+    let alg: Algorithm = key
+        .alg
+        .parse()
+        .map_err(|_| anyhow!("unknown JWT algorithm {:?}", key.alg))?;
+    let read = |p: &str| {
+        let path = match base {
+            Some(b) if Path::new(p).is_relative() => b.join(p),
+            _ => PathBuf::from(p),
+        };
+        std::fs::read(&path).with_context(|| format!("cannot read key file {}", path.display()))
+    };
+    let enc = match &key.source {
+        KeySource::Secret(s) => EncodingKey::from_secret(s.as_bytes()),
+        KeySource::SecretEnv(var) => EncodingKey::from_secret(
+            std::env::var(var)
+                .with_context(|| format!("signing key variable {var} is not set"))?
+                .as_bytes(),
+        ),
+        KeySource::SecretFile(p) => EncodingKey::from_secret(&read(p)?),
+        KeySource::PemFile(p) => {
+            let pem = read(p)?;
+            match alg {
+                Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem)?,
+                Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem)?,
+                _ => EncodingKey::from_rsa_pem(&pem)?,
+            }
+        }
+        KeySource::JwksFile(_) => {
+            bail!("the signing key is a JWKS (public keys only): pass --token")
+        }
+    };
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let mut claims = serde_json::json!({
+        "sub": "drill",
+        "iat": now,
+        "nbf": now.saturating_sub(5),
+        "exp": now + 3600,
+    });
+    if let Some(i) = &jwt.issuer {
+        claims["iss"] = i.clone().into();
+    }
+    if let Some(a) = &jwt.audience {
+        claims["aud"] = a.clone().into();
+    }
+    claims[jwt.roles_claim.as_str()] = serde_json::json!(["customer"]);
+    let mut header = Header::new(alg);
+    header.kid = key.kid.clone();
+    Ok(jsonwebtoken::encode(&header, &claims, &enc)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_token_verifies_with_the_demo_key() {
+        let world = switchyard_config::demo_world();
+        let t = mint_token(&world, None).unwrap();
+        let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
+        v.set_issuer(&["switchyard-demo"]);
+        v.set_audience(&["switchyard-demo-api"]);
+        let key = jsonwebtoken::DecodingKey::from_secret(
+            b"INSECURE-DEMO-KEY-switchyard-do-not-use-in-production",
+        );
+        let d = jsonwebtoken::decode::<serde_json::Value>(&t, &key, &v).unwrap();
+        assert_eq!(d.header.kid.as_deref(), Some("demo-hs256"));
+        assert_eq!(d.claims["roles"], serde_json::json!(["customer"]));
+        assert_eq!(d.claims["sub"], "drill");
+    }
+
+    #[test]
+    fn dns_address_of_the_demo() {
+        let world = switchyard_config::demo_world();
+        assert_eq!(dns_addr(&world), Some("127.0.0.1:8053".parse().unwrap()));
+    }
+}

@@ -1,0 +1,396 @@
+//! `switchyard drill`: the real binary drills a demo world it starts itself (no `--target`, nothing
+//! answering at the world's admin address), with real clients, and writes a table, `report.json`
+//! and `timeline.svg`. Each test moves the world to its own `127.N.x.y` (N in 80..=99).
+//!
+//! The `direct_*` tests send requests straight to a demo service (`--direct`), so they need only
+//! the demo services and the admin API; the built-in drills go through DNS → L4 → gateway.
+
+use crate::harness::{bin, demo_config, TempDir};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+fn drill(dir: &TempDir, args: &[&str]) -> (Output, serde_json::Value, String) {
+    let out_dir = dir.0.join("report");
+    let out = Command::new(bin())
+        .arg("drill")
+        .args(args)
+        .arg("--out")
+        .arg(&out_dir)
+        .env_remove("SWITCHYARD_ADMIN_TOKEN")
+        .env_remove("SWITCHYARD_DRILL_TOKEN")
+        .output()
+        .expect("run switchyard drill");
+    let json = std::fs::read_to_string(out_dir.join("report.json")).unwrap_or_else(|e| {
+        panic!(
+            "no report.json ({e}); stdout:\n{}\nstderr:\n{}\nworld log:\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            std::fs::read_to_string(out_dir.join("world.log")).unwrap_or_default()
+        )
+    });
+    let report: serde_json::Value = serde_json::from_str(&json).expect("report.json parses");
+    let svg = std::fs::read_to_string(out_dir.join("timeline.svg")).expect("timeline.svg");
+    (out, report, svg)
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A small XML well-formedness check: one root, tags nest and close, attributes quoted, only the
+/// predefined entities. Returns element names in order.
+fn check_xml(doc: &str) -> Result<Vec<String>, String> {
+    let mut rest = doc
+        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+        .ok_or("no XML declaration")?;
+    let (mut stack, mut names, mut roots) = (Vec::<String>::new(), Vec::new(), 0);
+    let text_ok = |t: &str| -> Result<(), String> {
+        let mut r = t;
+        while let Some(i) = r.find('&') {
+            let end = r[i..].find(';').ok_or("bare &")? + i;
+            if !["amp", "lt", "gt", "quot", "apos"].contains(&&r[i + 1..end]) {
+                return Err(format!("unknown entity {}", &r[i..=end]));
+            }
+            r = &r[end + 1..];
+        }
+        Ok(())
+    };
+    while let Some(i) = rest.find('<') {
+        text_ok(&rest[..i])?;
+        let end = rest[i..].find('>').ok_or("unclosed tag")? + i;
+        let tag = &rest[i + 1..end];
+        rest = &rest[end + 1..];
+        if let Some(name) = tag.strip_prefix('/') {
+            if stack.pop().as_deref() != Some(name) {
+                return Err(format!("mismatched </{name}>"));
+            }
+            continue;
+        }
+        let closed = tag.ends_with('/');
+        let tag = tag.trim_end_matches('/');
+        let name = tag
+            .split_whitespace()
+            .next()
+            .ok_or("empty tag")?
+            .to_string();
+        if stack.is_empty() {
+            roots += 1;
+        }
+        // Attributes: name="value" pairs.
+        let mut a = tag[name.len()..].trim();
+        while !a.is_empty() {
+            let eq = a
+                .find('=')
+                .ok_or(format!("attribute without value in <{name}>"))?;
+            let v = &a[eq + 1..];
+            if !v.starts_with('"') {
+                return Err(format!("unquoted attribute in <{name}>"));
+            }
+            let close = v[1..].find('"').ok_or("unterminated attribute")? + 1;
+            text_ok(&v[1..close])?;
+            a = v[close + 1..].trim_start();
+        }
+        names.push(name.clone());
+        if !closed {
+            stack.push(name);
+        }
+    }
+    if !stack.is_empty() || roots != 1 || !rest.trim().is_empty() {
+        return Err(format!(
+            "unbalanced document: open {stack:?}, {roots} roots"
+        ));
+    }
+    Ok(names)
+}
+
+fn scenario(dir: &TempDir, name: &str, body: &str) -> String {
+    dir.write(name, body).to_str().unwrap().to_string()
+}
+
+#[test]
+fn direct_drill_passes_writes_json_and_svg() {
+    let dir = TempDir::new("drill-direct-pass");
+    let cfg = demo_config(&dir, 81);
+    // Clients hit user-eu-west-a directly while user-us-east-a is stopped and started again.
+    let file = scenario(
+        &dir,
+        "s.toml",
+        r#"
+name = "bystander"
+description = "a neighbour crashes; our instance keeps serving"
+duration = "2500ms"
+rate = 20
+[[steps]]
+at = "500ms"
+action = "stop"
+instance = "user-us-east-a"
+[[steps]]
+at = "1500ms"
+action = "start"
+instance = "user-us-east-a"
+recover = true
+[[expect]]
+kind = "max_failed"
+max = 0
+[[expect]]
+kind = "moved_away"
+instance = "user-us-east-a"
+within = "0s"
+"#,
+    );
+    let (out, r, svg) = drill(
+        &dir,
+        &[
+            &file,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--direct",
+            "127.81.12.1:7001",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(r["pass"], true);
+    assert_eq!(r["scenario"]["name"], "bystander");
+    assert_eq!(r["target"], "http://127.81.0.1:9901");
+    let requests = r["requests"].as_u64().unwrap();
+    // 20/s for 2.5 s: 50 ticks (a badly overloaded machine may skip a few).
+    assert!((40..=50).contains(&requests), "{requests} requests");
+    assert_eq!(r["ok"], r["requests"]);
+    assert_eq!(r["failed"], 0);
+    let samples = r["samples"].as_array().unwrap();
+    assert!(samples.iter().all(|s| s["instance"] == "user-eu-west-a"
+        && s["az"] == "eu-west-a"
+        && s["status"] == 200));
+    let steps: Vec<(&str, bool)> = r["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["label"].as_str().unwrap(), s["error"].is_null()))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("stop user-us-east-a", true),
+            ("start user-us-east-a", true)
+        ]
+    );
+    assert_eq!(r["timeline"].as_array().unwrap().len(), 3);
+    let second = r["timeline"][1]["ok"]["eu-west-a"].as_u64().unwrap();
+    assert!((15..=20).contains(&second), "{second} in the second second");
+    assert_eq!(r["shares"][0]["phase"], "before");
+    assert_eq!(r["shares"][1]["by_az"]["eu-west-a"], 1.0);
+    let verdicts: Vec<bool> = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pass"].as_bool().unwrap())
+        .collect();
+    assert_eq!(verdicts, [true, true]);
+    assert!(
+        text.contains("  PASS  at most 0 failed requests (window all): 0 of "),
+        "{text}"
+    );
+    assert!(
+        text.contains("result: PASS (2/2 expectations hold)"),
+        "{text}"
+    );
+    let names = check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+    assert_eq!(names[0], "svg");
+    // One line for the AZ that served, one for failures; both steps marked.
+    assert_eq!(names.iter().filter(|n| *n == "polyline").count(), 2);
+    assert!(svg.contains(">stop user-us-east-a</text>"));
+    assert!(svg.contains(">start user-us-east-a</text>"));
+    assert!(Path::new(&dir.0.join("report/world.log")).exists());
+}
+
+#[test]
+fn impossible_expectation_exits_1_and_errors_are_counted() {
+    let dir = TempDir::new("drill-direct-fail");
+    let cfg = demo_config(&dir, 82);
+    // The instance the clients use is stopped: nothing balances around it in direct mode.
+    let file = scenario(
+        &dir,
+        "s.toml",
+        r#"
+duration = "2s"
+rate = 20
+[[steps]]
+at = "700ms"
+action = "stop"
+instance = "user-eu-west-a"
+[[steps]]
+at = "1300ms"
+action = "start"
+instance = "user-eu-west-a"
+recover = true
+[[expect]]
+kind = "max_failed"
+max = 0
+window = "before_fault"
+[[expect]]
+kind = "max_failed"
+max = 0
+[[expect]]
+kind = "detect_within"
+within = "1ms"
+"#,
+    );
+    let (out, r, svg) = drill(
+        &dir,
+        &[
+            &file,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--direct",
+            "127.82.12.1:7001",
+        ],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert_eq!(r["pass"], false);
+    let failed = r["failed"].as_u64().unwrap();
+    // 0.6 s down at 20/s: about 12 refused.
+    assert!((8..=16).contains(&failed), "{failed} failed\n{text}");
+    // Refused connections (a request caught mid-flight by the stop would be a reset).
+    let refused = r["errors_by_kind"]["connect_refused"].as_u64().unwrap();
+    assert!(refused + 1 >= failed, "{}", r["errors_by_kind"]);
+    let verdicts: Vec<bool> = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["pass"].as_bool().unwrap())
+        .collect();
+    assert_eq!(verdicts, [true, false, false]);
+    assert!(
+        text.contains("client errors       connect_refused "),
+        "{text}"
+    );
+    assert!(
+        text.contains("result: FAIL (1/3 expectations hold)"),
+        "{text}"
+    );
+    check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+}
+
+#[test]
+fn bad_scenarios_are_refused_with_every_problem() {
+    let dir = TempDir::new("drill-bad");
+    let file = scenario(
+        &dir,
+        "s.toml",
+        "duration = \"1s\"\nrate = 0\n[[steps]]\nat = \"2s\"\naction = \"nap\"\n",
+    );
+    let out = Command::new(bin())
+        .args(["drill", &file, "--out"])
+        .arg(dir.0.join("out"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("rate: must be at least 1 request per second"),
+        "{err}"
+    );
+    assert!(
+        err.contains("steps[0].at: 2.00s is after the end of the drill (1.00s)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("steps[0].action: unknown action \"nap\""),
+        "{err}"
+    );
+    let out = Command::new(bin())
+        .args(["drill", "tsunami"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "\"tsunami\" is neither a built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap) nor a scenario file"
+    ));
+}
+
+/// A built-in drill through the whole chain; asserts it passes and returns the report.
+fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::Value {
+    let dir = TempDir::new(&format!("drill-{name}"));
+    let cfg = dir.write("world.toml", &edit(switchyard_config::demo_toml_on(net)));
+    let (out, r, svg) = drill(
+        &dir,
+        &[name, "--config", cfg.to_str().unwrap(), "--rate", "20"],
+    );
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\nworld log:\n{}",
+        std::fs::read_to_string(dir.0.join("report/world.log")).unwrap_or_default()
+    );
+    assert_eq!(r["pass"], true);
+    check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
+    r
+}
+
+fn seconds(v: &serde_json::Value) -> Duration {
+    Duration::from_millis(v.as_u64().expect("milliseconds"))
+}
+
+#[test]
+fn builtin_planned_drain_loses_nothing() {
+    let r = builtin(83, "planned-drain", |t| t);
+    assert_eq!(r["failed"], 0);
+    // Both AZs of us-east served before the drain; US clients went through us-east.
+    assert!(r["shares"][0]["by_az"]["us-east-a"].as_f64().unwrap() > 0.0);
+    assert!(r["shares"][0]["by_az"]["eu-west-a"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn builtin_instance_crash_is_detected_and_contained() {
+    let r = builtin(84, "instance-crash", |t| t);
+    assert!(seconds(&r["time_to_detect_ms"]) <= Duration::from_millis(1800));
+    assert_eq!(r["detected"]["name"], "user-us-east-a");
+}
+
+#[test]
+fn builtin_az_outage_moves_new_connections() {
+    let r = builtin(85, "az-outage", |t| t);
+    assert_eq!(r["shares"][1]["phase"], "during");
+    assert!(r["time_to_detect_ms"].is_u64());
+}
+
+#[test]
+fn builtin_region_outage_moves_us_clients_within_one_ttl() {
+    // A 2 s TTL keeps the drill short; the drill's bounds follow the world's TTL.
+    let r = builtin(86, "region-outage", |t| {
+        t.replace("ttl = \"10s\"", "ttl = \"2s\"")
+    });
+    let us = r["dns_moves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["group"] == "us")
+        .unwrap()
+        .clone();
+    assert_eq!(us["from_region"], "us-east");
+    assert_eq!(us["to_region"], "eu-west");
+    assert_eq!(us["ttl_s"], 2);
+    assert!(seconds(&us["moved_after_ms"]) <= Duration::from_millis(1800));
+    assert!(seconds(&us["followed_after_ms"]) <= Duration::from_millis(2300));
+}
+
+#[test]
+fn builtin_flap_is_damped() {
+    let r = builtin(87, "flap", |t| t);
+    let changes = r["health_changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["name"] == "user-us-east-a" && h["field"] == "active_check")
+        .count();
+    assert_eq!(changes, 0, "{}", r["health_changes"]);
+}
