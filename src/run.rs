@@ -1,12 +1,13 @@
 //! `switchyard run`: start this node's parts of the world, print what listens where, then serve
 //! until SIGINT/SIGTERM (graceful shutdown) while SIGHUP reloads the config off to the side.
 
-use crate::admin::{AdminCtx, ReloadRequest};
+use crate::admin::{AdminCtx, Control, ReloadRequest};
 use crate::cli::RunArgs;
 use crate::demo_services::DemoFleet;
 use anyhow::{anyhow, Context};
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,6 +54,8 @@ pub struct Parts {
     lb: Option<Arc<switchyard_lb::Lb>>,
     dns: Option<Arc<switchyard_dns::Dns>>,
     admin_ctx: Option<Arc<AdminCtx>>,
+    /// Gateway instances stopped through the admin API (drills); kept across reloads.
+    stopped_gateways: HashSet<String>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
 }
@@ -73,7 +76,7 @@ impl Parts {
             None
         };
         let gateway = if world.node.runs(Part::Gateway) {
-            let gw_world = Arc::new(gateway_world(&world));
+            let gw_world = Arc::new(gateway_world(&world, &HashSet::new()));
             Some(
                 switchyard_gateway::start(gw_world, registry.clone(), shutdown.child_token())
                     .await
@@ -127,6 +130,7 @@ impl Parts {
             lb,
             dns,
             admin_ctx,
+            stopped_gateways: HashSet::new(),
             admin_task,
             shutdown,
         })
@@ -138,7 +142,7 @@ impl Parts {
             demo.apply(&world).await?;
         }
         if let Some(gw) = &self.gateway {
-            gw.reload(Arc::new(gateway_world(&world)))
+            gw.reload(Arc::new(gateway_world(&world, &self.stopped_gateways)))
                 .await
                 .context("gateway")?;
         }
@@ -153,6 +157,31 @@ impl Parts {
         }
         self.world = world;
         Ok(())
+    }
+
+    /// Stops (or starts again) one gateway instance of this node for real (drills).
+    pub async fn gateway_instance(&mut self, name: &str, stop: bool) -> Result<bool, String> {
+        let Some(gw) = &self.gateway else {
+            return Ok(false);
+        };
+        let known = self
+            .world
+            .gateway
+            .instances
+            .iter()
+            .any(|g| g.name == name && self.world.node.in_region(&g.region));
+        let changed = if stop {
+            self.stopped_gateways.insert(name.to_string())
+        } else {
+            self.stopped_gateways.remove(name)
+        };
+        if !known || !changed {
+            return Ok(false);
+        }
+        gw.reload(Arc::new(gateway_world(&self.world, &self.stopped_gateways)))
+            .await
+            .map(|_| true)
+            .map_err(|e| e.to_string())
     }
 
     /// Stops accepting, lets in-flight work finish within `grace`, then returns.
@@ -246,10 +275,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tracing::info!("SIGHUP: reloading configuration");
                 let _ = reload(&source, &sel, &mut parts).await;
             }
-            Some(reply) = reload_rx.recv() => {
-                tracing::info!("admin API: reloading configuration");
-                let _ = reply.send(reload(&source, &sel, &mut parts).await);
-            }
+            Some(ctl) = reload_rx.recv() => match ctl {
+                Control::Reload(reply) => {
+                    tracing::info!("admin API: reloading configuration");
+                    let _ = reply.send(reload(&source, &sel, &mut parts).await);
+                }
+                Control::Gateway(name, stop, reply) => {
+                    let r = parts.gateway_instance(&name, stop).await;
+                    tracing::info!(instance = %name, stop, result = ?r, "admin API: gateway instance");
+                    let _ = reply.send(r);
+                }
+            },
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
@@ -262,11 +298,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// The gateway part of the world restricted to this node's region (every node may load the same
 /// file; only its own instances bind).
-fn gateway_world(world: &World) -> World {
+fn gateway_world(world: &World, stopped: &HashSet<String>) -> World {
     let mut w = world.clone();
     w.gateway
         .instances
-        .retain(|g| world.node.in_region(&g.region));
+        .retain(|g| world.node.in_region(&g.region) && !stopped.contains(&g.name));
     w
 }
 

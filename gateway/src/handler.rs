@@ -213,21 +213,34 @@ async fn pipeline(
         .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_path"))?;
     let path = versioned(rt, &parts.headers, normalised)?;
 
-    let (idx, params) =
-        match rt
-            .router
-            .lookup(host.as_deref(), &path, &parts.method, &parts.headers)
+    let (idx, params) = match rt.router.lookup(
+        host.as_deref(),
+        &path,
+        &parts.method,
+        &parts.headers,
+    ) {
+        Lookup::Found(i, p) => (i, p),
+        // The gateway's own health endpoint (what the L4 balancer checks), unless a route
+        // claims the path.
+        Lookup::NotFound
+            if path == "/healthz"
+                && matches!(parts.method, http::Method::GET | http::Method::HEAD) =>
         {
-            Lookup::Found(i, p) => (i, p),
-            Lookup::NotFound => return Err(error(StatusCode::NOT_FOUND, "not_found")),
-            Lookup::MethodNotAllowed(allow) => {
-                let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
-                if let Ok(v) = HeaderValue::from_str(&allow) {
-                    r.headers_mut().insert(header::ALLOW, v);
-                }
-                return Err(r);
+            log.route = "healthz";
+            return Ok(json_response(
+                StatusCode::OK,
+                &serde_json::json!({"status": "ok", "instance": inst.name, "az": inst.az, "region": inst.region}),
+            ));
+        }
+        Lookup::NotFound => return Err(error(StatusCode::NOT_FOUND, "not_found")),
+        Lookup::MethodNotAllowed(allow) => {
+            let mut r = error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
+            if let Ok(v) = HeaderValue::from_str(&allow) {
+                r.headers_mut().insert(header::ALLOW, v);
             }
-        };
+            return Err(r);
+        }
+    };
     let route = &rt.spec.routes[idx];
     log.route = rt.route_labels[idx];
 

@@ -27,8 +27,18 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-/// A reload request from the admin API to the run loop; the reply carries every error, if any.
-pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
+/// A request from the admin API to the run loop (which owns the running parts); the reply
+/// carries every error, if any.
+pub enum Control {
+    /// Reload the config (same rules as SIGHUP).
+    Reload(oneshot::Sender<Result<(), String>>),
+    /// Stop (`true`) or start (`false`) an in-process gateway instance for real: its listener
+    /// closes and its connections end, like a crashed process. `Ok(false)`: not applicable.
+    Gateway(String, bool, oneshot::Sender<Result<bool, String>>),
+}
+
+/// Kept for readability at call sites.
+pub type ReloadRequest = Control;
 
 /// What the admin API reads and pulls.
 pub struct AdminCtx {
@@ -153,7 +163,7 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
     let result = match segs {
         ["v1", "reload"] => {
             let (tx, rx) = oneshot::channel();
-            if ctx.reload.send(tx).await.is_err() {
+            if ctx.reload.send(Control::Reload(tx)).await.is_err() {
                 return json(
                     StatusCode::SERVICE_UNAVAILABLE,
                     json!({"error": "shutting down"}),
@@ -199,13 +209,38 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
             Ok(json!({"target": target.to_string(), "action": action, "changed": changed}))
         }
         ["v1", "demo", "instances", name, action @ ("stop" | "start")] => {
-            let Some(demo) = &ctx.demo else {
-                return not_found("this node runs no demo services".into());
-            };
-            let done = if *action == "stop" {
-                Ok(demo.stop(name).await)
+            let is_gateway = ctx
+                .world
+                .load()
+                .gateway
+                .instances
+                .iter()
+                .any(|g| g.name == *name);
+            let done = if is_gateway {
+                let (tx, rx) = oneshot::channel();
+                if ctx
+                    .reload
+                    .send(Control::Gateway(name.to_string(), *action == "stop", tx))
+                    .await
+                    .is_err()
+                {
+                    return json(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"error": "shutting down"}),
+                    );
+                }
+                rx.await
+                    .unwrap_or_else(|_| Err("shutting down".into()))
+                    .map_err(anyhow::Error::msg)
             } else {
-                demo.restart(name).await
+                let Some(demo) = &ctx.demo else {
+                    return not_found("this node runs no demo services".into());
+                };
+                if *action == "stop" {
+                    Ok(demo.stop(name).await)
+                } else {
+                    demo.restart(name).await
+                }
             };
             match done {
                 Ok(true) => {

@@ -1,0 +1,232 @@
+//! The whole chain of the demo world: DNS picks the region, the region's L4 VIP balances to a
+//! gateway, the gateway authenticates and composes, demo services answer. And region failover:
+//! when us-east's gateways really stop, US clients are sent to eu-west.
+
+use crate::harness::{addr, demo_config, http, poll_until, Node, TempDir};
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
+use hickory_proto::rr::rdata::opt::{ClientSubnet, EdnsCode, EdnsOption};
+use hickory_proto::rr::{Name, RData, RecordType};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::time::Duration;
+
+const AUTH: &str = "Authorization: Bearer demo-admin-token";
+
+/// One UDP query, optionally with ECS; returns the decoded reply.
+fn dig(server: SocketAddr, name: &str, qtype: RecordType, ecs: Option<(&str, u8)>) -> Message {
+    let mut m = Message::query();
+    m.metadata.id = 4242;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), qtype));
+    let mut e = Edns::new();
+    e.set_max_payload(1232);
+    if let Some((ip, prefix)) = ecs {
+        e.options_mut().insert(EdnsOption::Subnet(ClientSubnet::new(
+            ip.parse().unwrap(),
+            prefix,
+            0,
+        )));
+    }
+    m.set_edns(e);
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    sock.send_to(&m.to_vec().unwrap(), server).unwrap();
+    let mut buf = [0u8; 4096];
+    let (n, _) = sock.recv_from(&mut buf).expect("DNS answer");
+    let r = Message::from_vec(&buf[..n]).expect("decodable answer");
+    assert_eq!(r.metadata.id, 4242);
+    r
+}
+
+fn a_records(m: &Message) -> Vec<IpAddr> {
+    m.answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(IpAddr::V4(a.0)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn ecs_scope(m: &Message) -> Option<u8> {
+    match m.edns.as_ref()?.option(EdnsCode::Subnet)? {
+        EdnsOption::Subnet(cs) => Some(cs.scope_prefix()),
+        _ => None,
+    }
+}
+
+fn token(sub: &str, roles: &str) -> String {
+    let out = std::process::Command::new(crate::harness::bin())
+        .args(["token", "--sub", sub, "--roles", roles])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// Waits until a region's VIP serves the gateway's health endpoint through L4.
+fn wait_vip(vip: SocketAddr) {
+    poll_until(Duration::from_secs(15), || {
+        http(vip, "GET", "/healthz", &[], "").is_ok_and(|r| r.status == 200)
+    })
+    .unwrap_or_else(|_| panic!("{vip} never became healthy"));
+}
+
+#[test]
+fn dns_hands_out_the_clients_region() {
+    let dir = TempDir::new("chain-dns");
+    let cfg = demo_config(&dir, 64);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let dns = addr(64, "0.1:8053");
+    wait_vip(addr(64, "1.1:8080"));
+    wait_vip(addr(64, "2.1:8080"));
+    let gb = dig(
+        dns,
+        "api.example.test.",
+        RecordType::A,
+        Some(("81.2.69.160", 27)),
+    );
+    assert_eq!(gb.metadata.response_code, ResponseCode::NoError);
+    assert!(gb.metadata.authoritative);
+    assert_eq!(
+        a_records(&gb),
+        vec!["127.64.2.1".parse::<IpAddr>().unwrap()]
+    );
+    assert_eq!(gb.answers[0].ttl, 10);
+    assert_eq!(ecs_scope(&gb), Some(24));
+    let us = dig(
+        dns,
+        "api.example.test.",
+        RecordType::A,
+        Some(("216.160.83.56", 29)),
+    );
+    assert_eq!(
+        a_records(&us),
+        vec!["127.64.1.1".parse::<IpAddr>().unwrap()]
+    );
+    let local = dig(dns, "api.example.test.", RecordType::A, None);
+    assert_eq!(
+        a_records(&local),
+        vec!["127.64.1.1".parse::<IpAddr>().unwrap()]
+    );
+    let nx = dig(dns, "nope.example.test.", RecordType::A, None);
+    assert_eq!(nx.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(nx.authorities.len(), 1);
+    assert_eq!(nx.authorities[0].record_type(), RecordType::SOA);
+    assert_eq!(
+        nx.authorities[0].ttl, 60,
+        "negative TTL = min(SOA TTL 300, MINIMUM 60)"
+    );
+    let out = dig(dns, "example.com.", RecordType::A, None);
+    assert_eq!(out.metadata.response_code, ResponseCode::Refused);
+}
+
+#[test]
+fn home_screen_through_vip_l4_gateway_and_services() {
+    let dir = TempDir::new("chain-home");
+    let cfg = demo_config(&dir, 65);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let vip = addr(65, "1.1:8080");
+    wait_vip(vip);
+    let alice = format!("Authorization: Bearer {}", token("alice", "customer"));
+    let r = http(vip, "GET", "/v1/home", &[&alice], "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["user"]["user"]["id"], "alice", "{v}");
+    assert_eq!(v["user"]["region"], "us-east", "{v}");
+    assert_eq!(
+        v["user"]["user_id"], "alice",
+        "identity header reaches the service: {v}"
+    );
+    assert_eq!(
+        v["orders"]["orders"].as_array().map(Vec::len),
+        Some(3),
+        "{v}"
+    );
+    assert_eq!(v["cart"]["cart"]["items"], 3, "{v}");
+    let r = http(vip, "GET", "/v1/home", &[], "").unwrap();
+    assert_eq!(r.status, 401);
+    assert!(r
+        .header("www-authenticate")
+        .is_some_and(|h| h.starts_with("Bearer")));
+    let guest = format!("Authorization: Bearer {}", token("bob", "guest"));
+    assert_eq!(
+        http(vip, "GET", "/v1/home", &[&guest], "").unwrap().status,
+        403
+    );
+    // eu-west's VIP serves eu-west instances.
+    let eu = addr(65, "2.1:8080");
+    wait_vip(eu);
+    let v = http(eu, "GET", "/v1/users/alice", &[&alice], "")
+        .unwrap()
+        .json();
+    assert_eq!(v["region"], "eu-west", "{v}");
+    // The real client address crossed L4 via PROXY protocol v2.
+    assert_eq!(v["forwarded_for"], "127.0.0.1", "{v}");
+}
+
+#[test]
+fn us_clients_move_to_eu_west_when_us_east_gateways_stop() {
+    let dir = TempDir::new("chain-failover");
+    let cfg = demo_config(&dir, 66);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let dns = addr(66, "0.1:8053");
+    let admin = addr(66, "0.1:9901");
+    wait_vip(addr(66, "1.1:8080"));
+    let us = || {
+        a_records(&dig(
+            dns,
+            "api.example.test.",
+            RecordType::A,
+            Some(("216.160.83.56", 29)),
+        ))
+    };
+    let east: Vec<IpAddr> = vec!["127.66.1.1".parse().unwrap()];
+    let west: Vec<IpAddr> = vec!["127.66.2.1".parse().unwrap()];
+    assert_eq!(us(), east);
+    for gw in ["gw-us-east-a", "gw-us-east-b"] {
+        let r = http(
+            admin,
+            "POST",
+            &format!("/v1/demo/instances/{gw}/stop"),
+            &[AUTH],
+            "",
+        )
+        .unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    // fall (2) x interval (500 ms) + timeout + one interval, with slack for a loaded CI machine.
+    let t0 = std::time::Instant::now();
+    let mut answers = Vec::new();
+    poll_until(Duration::from_secs(6), || {
+        let a = us();
+        answers.push(a.clone());
+        a == west
+    })
+    .expect("US clients were never sent to eu-west");
+    let moved = t0.elapsed();
+    assert!(moved < Duration::from_secs(4), "took {moved:?}");
+    // Once moved, answers stay moved (no flapping) while the gateways are down.
+    for _ in 0..20 {
+        assert_eq!(us(), west);
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    for gw in ["gw-us-east-a", "gw-us-east-b"] {
+        assert_eq!(
+            http(
+                admin,
+                "POST",
+                &format!("/v1/demo/instances/{gw}/start"),
+                &[AUTH],
+                ""
+            )
+            .unwrap()
+            .status,
+            200
+        );
+    }
+    poll_until(Duration::from_secs(6), || us() == east)
+        .expect("US clients never came back to us-east");
+}
