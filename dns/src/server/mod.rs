@@ -71,15 +71,11 @@ pub async fn start(
     let mut sockets = Vec::new();
     let mut listeners = Vec::new();
     for &addr in &spec.listen {
-        let bind_err = |e| Error::Bind { addr, source: e };
-        let first = udp::bind(addr).map_err(bind_err)?;
-        let bound = first.local_addr().map_err(bind_err)?;
-        sockets.push(first);
-        for _ in 1..workers {
-            sockets.push(udp::bind(bound).map_err(bind_err)?);
-        }
-        let listener = tcp::bind(bound).map_err(bind_err)?;
-        listeners.push(tokio::net::TcpListener::from_std(listener).map_err(bind_err)?);
+        let (udp, tcp, bound) = bind_all(addr, workers)?;
+        sockets.extend(udp);
+        listeners.push(
+            tokio::net::TcpListener::from_std(tcp).map_err(|e| Error::Bind { addr, source: e })?,
+        );
         local_addrs.push(bound);
     }
     let mut threads = Vec::new();
@@ -121,6 +117,41 @@ pub async fn start(
         stop,
         shutdown,
         spec_listen: spec.listen,
+    })
+}
+
+/// Binds one TCP listener and `workers` UDP sockets on the same port.
+///
+/// The TCP listener goes first: with port 0 the kernel picks a port that is unique for TCP,
+/// whereas a UDP `SO_REUSEPORT` bind to port 0 may be handed a port that another reuse-port
+/// group of the same user already holds (and the two servers would then share its queries).
+/// Every server holds its TCP port while it holds the UDP one, so a fresh TCP port is free of
+/// our own UDP groups. If the UDP side is taken anyway, another port is tried.
+fn bind_all(
+    addr: SocketAddr,
+    workers: usize,
+) -> Result<(Vec<std::net::UdpSocket>, std::net::TcpListener, SocketAddr), Error> {
+    let attempts = if addr.port() == 0 { 32 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let attempt = (|| {
+            let listener = tcp::bind(addr)?;
+            let bound = listener.local_addr()?;
+            let mut sockets = Vec::with_capacity(workers);
+            for _ in 0..workers.max(1) {
+                sockets.push(udp::bind(bound)?);
+            }
+            Ok::<_, std::io::Error>((sockets, listener, bound))
+        })();
+        match attempt {
+            Ok(bound) => return Ok(bound),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => last = Some(e),
+            Err(e) => return Err(Error::Bind { addr, source: e }),
+        }
+    }
+    Err(Error::Bind {
+        addr,
+        source: last.unwrap_or_else(|| std::io::ErrorKind::AddrInUse.into()),
     })
 }
 
