@@ -13,6 +13,11 @@ struct Cli {
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let stop = tokio_util::sync::CancellationToken::new();
     let s = stop.clone();
     tokio::spawn(async move {

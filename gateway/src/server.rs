@@ -101,6 +101,11 @@ impl Handle {
             addr: inst.listen,
             source,
         };
+        if inst.listen.port() != 0 {
+            // SO_REUSEPORT would let us silently share the port with a stale process (each
+            // getting some of the connections): insist that nobody listens there first.
+            drop(bind_exclusive(inst.listen).map_err(bind_err)?);
+        }
         let first = bind_std(inst.listen).map_err(bind_err)?;
         let local = first.local_addr().map_err(bind_err)?;
         let mut sockets = vec![first];
@@ -239,6 +244,14 @@ impl Handle {
         let _ =
             tokio::time::timeout(GRACE + Duration::from_secs(1), self.inner.tracker.wait()).await;
     }
+}
+
+fn bind_exclusive(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
+    s.set_reuse_address(true)?;
+    s.bind(&addr.into())?;
+    Ok(s)
 }
 
 fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {

@@ -38,3 +38,24 @@ async fn reload_swaps_routes_without_rebinding() {
         200
     );
 }
+
+#[tokio::test]
+async fn a_second_gateway_on_the_same_address_is_refused() {
+    let (_up, gw) = simple(Policy::Public).await;
+    let mut spec = base_spec();
+    spec.instances[0].listen = gw.addr;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let err = switchyard_gateway::start_spec(
+        spec,
+        switchyard_balance::HealthRegistry::new(),
+        stop.clone(),
+    )
+    .await
+    .err()
+    .expect("the address is taken");
+    assert!(
+        matches!(err, switchyard_gateway::Error::Bind { .. }),
+        "{err}"
+    );
+    stop.cancel();
+}
