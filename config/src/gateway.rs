@@ -33,6 +33,35 @@ pub struct RawGateway {
     /// One access log line per request (target `switchyard::access`).
     #[serde(default = "yes")]
     pub access_log: bool,
+    /// Headers carrying the verified identity upstream (client copies are always removed).
+    #[serde(default)]
+    pub identity_headers: RawIdentityHeaders,
+}
+
+/// Raw `[gateway.identity_headers]` table.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawIdentityHeaders {
+    #[serde(default = "default_user_header")]
+    pub user_id: String,
+    #[serde(default = "default_roles_header")]
+    pub roles: String,
+}
+
+impl Default for RawIdentityHeaders {
+    fn default() -> Self {
+        RawIdentityHeaders {
+            user_id: default_user_header(),
+            roles: default_roles_header(),
+        }
+    }
+}
+
+fn default_user_header() -> String {
+    "X-User-Id".into()
+}
+fn default_roles_header() -> String {
+    "X-User-Roles".into()
 }
 
 /// Raw `[[gateway.device_profiles]]` entry: chosen by `X-Client-Type` (the name or one of
@@ -98,6 +127,9 @@ pub struct RawLimits {
     /// Open client connections per gateway instance.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Instances tried per request (connect failures; idempotent 502/503 with `retry_on_5xx`).
+    #[serde(default = "default_attempts")]
+    pub upstream_attempts: u32,
 }
 
 impl Default for RawLimits {
@@ -112,8 +144,13 @@ impl Default for RawLimits {
             rate_burst: default_burst(),
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
+            upstream_attempts: default_attempts(),
         }
     }
+}
+
+fn default_attempts() -> u32 {
+    2
 }
 
 fn default_idle_timeout() -> HumanDuration {
@@ -299,6 +336,8 @@ pub struct Gateway {
     pub device_profiles: Vec<DeviceProfile>,
     pub version_header: Option<String>,
     pub access_log: bool,
+    /// (user id header, roles header).
+    pub identity_headers: (String, String),
 }
 
 /// A validated device profile.
@@ -340,6 +379,7 @@ pub struct Limits {
     pub rate_burst: u32,
     pub idle_timeout: Duration,
     pub max_connections: usize,
+    pub upstream_attempts: u32,
 }
 
 /// Validated JWT settings.
@@ -487,6 +527,7 @@ impl RawGateway {
             rate_burst: l.rate_burst.max(1),
             idle_timeout: l.idle_timeout.0,
             max_connections: l.max_connections.max(1),
+            upstream_attempts: l.upstream_attempts.clamp(1, 10),
         };
         let keys = self
             .jwt
@@ -698,6 +739,18 @@ impl RawGateway {
                 user_agent_contains: d.user_agent_contains.clone(),
             });
         }
+        let ih = &self.identity_headers;
+        for (k, h) in [("user_id", &ih.user_id), ("roles", &ih.roles)] {
+            if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                errs.push(
+                    format!("gateway.identity_headers.{k}"),
+                    format!("{h:?} is not a header name"),
+                );
+            }
+        }
+        if ih.user_id.eq_ignore_ascii_case(&ih.roles) {
+            errs.push("gateway.identity_headers", "user_id and roles must differ");
+        }
         if let Some(h) = &self.version_header {
             if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
                 errs.push(
@@ -715,6 +768,7 @@ impl RawGateway {
             device_profiles,
             version_header: self.version_header.clone(),
             access_log: self.access_log,
+            identity_headers: (ih.user_id.clone(), ih.roles.clone()),
         }
     }
 }

@@ -87,6 +87,13 @@ impl GatewaySpec {
         let g = &world.gateway;
         let mut spec = GatewaySpec::empty();
         spec.access_log = g.access_log;
+        let header = |h: &str| {
+            HeaderName::from_bytes(h.as_bytes())
+                .map_err(|_| Error::Config(format!("bad header name {h}")))
+        };
+        spec.identity.user_id = header(&g.identity_headers.0)?;
+        spec.identity.roles = header(&g.identity_headers.1)?;
+        spec.upstream.attempts = g.limits.upstream_attempts;
         spec.version_header = match &g.version_header {
             Some(h) => Some(
                 HeaderName::from_bytes(h.as_bytes())
