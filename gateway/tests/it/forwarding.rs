@@ -101,3 +101,28 @@ async fn keep_alive_serves_several_requests_on_one_connection() {
     assert_eq!(text.matches("HTTP/1.1 200 OK").count(), 3, "{text}");
     assert_eq!(up.hits(), 3);
 }
+
+#[tokio::test]
+async fn h2c_prior_knowledge_is_served() {
+    use http_body_util::{BodyExt, Empty};
+    let (up, gw) = world(false).await;
+    let stream = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    for path in ["/api/one", "/api/two"] {
+        let req = http::Request::get(format!("http://api.example.test{path}"))
+            .body(Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["path"], path);
+    }
+    assert_eq!(up.hits(), 2);
+}
