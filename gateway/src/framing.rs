@@ -83,7 +83,7 @@ pub struct Gate<'a, S> {
 impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
     /// `initial`: bytes already read (after a PROXY protocol header).
     pub fn new(io: &'a mut S, limits: GateLimits, initial: &[u8]) -> Self {
-        let mut raw = BytesMut::with_capacity(8192.max(initial.len()));
+        let mut raw = BytesMut::with_capacity(2048.max(initial.len()));
         raw.extend_from_slice(initial);
         Gate {
             io,
@@ -424,7 +424,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gate<'_, S> {
                     continue;
                 }
             }
-            this.raw.reserve(8192);
+            this.raw.reserve(2048);
             match tokio_util::io::poll_read_buf(Pin::new(&mut *this.io), cx, &mut this.raw) {
                 Poll::Ready(Ok(0)) => {
                     this.eof = true;

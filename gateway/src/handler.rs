@@ -51,8 +51,12 @@ pub struct ConnInfo {
 
 #[derive(Default)]
 struct Log {
+    /// Filled only when the access log is on.
+    enabled: bool,
     route: &'static str,
-    upstream: Option<SocketAddr>,
+    /// The normalised path (what routing and authorization saw).
+    path: Option<String>,
+    upstream: Option<(String, SocketAddr)>,
     az: Option<String>,
     sub: Option<String>,
 }
@@ -156,9 +160,9 @@ pub async fn handle(
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let method = req.method().clone();
-    let raw_path = rt.spec.access_log.then(|| req.uri().path().to_string());
     let rid = request_id(req.headers());
     let mut log = Log {
+        enabled: rt.spec.access_log,
         route: "-",
         ..Default::default()
     };
@@ -174,10 +178,11 @@ pub async fn handle(
             instance = %inst.name,
             client = %conn.client.ip(),
             method = %method,
-            path = raw_path.as_deref().unwrap_or("-"),
+            path = log.path.as_deref().unwrap_or("-"),
             route = log.route,
             status,
-            upstream = ?log.upstream,
+            upstream = log.upstream.as_ref().map(|u| u.0.as_str()).unwrap_or("-"),
+            upstream_addr = ?log.upstream.as_ref().map(|u| u.1),
             az = log.az.as_deref().unwrap_or("-"),
             sub = log.sub.as_deref().unwrap_or("-"),
             micros = start.elapsed().as_micros() as u64,
@@ -212,6 +217,9 @@ async fn pipeline(
     let normalised = crate::path::normalize(parts.uri.path())
         .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_path"))?;
     let path = versioned(rt, &parts.headers, normalised)?;
+    if log.enabled {
+        log.path = Some(path.to_string());
+    }
 
     let (idx, params) = match rt.router.lookup(
         host.as_deref(),
@@ -262,7 +270,7 @@ async fn pipeline(
         });
     }
     let identity: Option<Arc<Identity>> = identity.and_then(Result::ok);
-    if rt.spec.access_log {
+    if log.enabled {
         log.sub = identity.as_ref().map(|i| i.sub.clone());
     }
 
@@ -517,8 +525,10 @@ async fn proxy(
         UpstreamError::Timeout => error(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
     })?;
     let member = pool.member(sent.pick);
-    log.upstream = Some(member.addr);
-    log.az = Some(member.az.clone());
+    if log.enabled {
+        log.upstream = Some((member.name.clone(), member.addr));
+        log.az = Some(member.az.clone());
+    }
     let (mut parts, body) = sent.response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if let Some(allow) = allow {
