@@ -197,7 +197,8 @@ pub struct RawListener {
     /// Expect a PROXY protocol (v1 or v2) header from the peer in front.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub accept_proxy: bool,
-    /// `"splice"` (zero-copy, Linux) or `"copy"` (userspace buffer).
+    /// `"auto"` (copy small messages, splice bulk transfers; the default), `"splice"`
+    /// (always zero-copy, Linux) or `"copy"` (userspace buffer).
     #[serde(default = "default_forwarding")]
     pub forwarding: String,
     #[serde(default = "default_pipe_size")]
@@ -232,7 +233,7 @@ fn default_max_connections() -> u32 {
     10_000
 }
 fn default_forwarding() -> String {
-    "splice".into()
+    "auto".into()
 }
 fn default_pipe_size() -> u32 {
     1 << 16
@@ -244,6 +245,8 @@ fn default_buffer_size() -> u32 {
 /// How bytes are moved between client and backend.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Forwarding {
+    /// Userspace copy for small messages; a direction switches to splice once it carries bulk.
+    Auto,
     Splice,
     Copy,
 }
@@ -320,12 +323,15 @@ impl RawListener {
             }
         };
         let forwarding = match self.forwarding.as_str() {
+            "auto" => Forwarding::Auto,
             "splice" => Forwarding::Splice,
             "copy" => Forwarding::Copy,
             o => {
                 errs.push(
                     format!("{p}.forwarding"),
-                    format!("{o:?} is not a forwarding mode; expected \"splice\" or \"copy\""),
+                    format!(
+                        "{o:?} is not a forwarding mode; expected \"auto\", \"splice\" or \"copy\""
+                    ),
                 );
                 Forwarding::Copy
             }

@@ -41,10 +41,11 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
             return refuse(client);
         }
     }
-    let local = client.local_addr().unwrap_or(peer);
+    // the local address is needed only for PROXY headers (saves a getsockname otherwise)
+    let local = || client.local_addr().unwrap_or(peer);
     let (src, dst) = if spec.accept_proxy {
         match proxy_proto::read_header(&client, spec.connect_timeout).await {
-            Ok(h) => h.addrs.unwrap_or((peer, local)),
+            Ok(h) => h.addrs.map_or((peer, None), |(s, d)| (s, Some(d))),
             Err(e) => {
                 tracing::debug!(listener = %spec.key.1, %peer, error = %e, "bad PROXY header");
                 l.metrics.refused_proxy.increment(1);
@@ -52,7 +53,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
             }
         }
     } else {
-        (peer, local)
+        (peer, None)
     };
 
     let pool = cfg.pool.snap.load_full();
@@ -102,7 +103,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
 
     if let Some(v) = pool.spec.proxy_protocol {
         let mut hdr = [0u8; proxy_proto::MAX_ENCODED];
-        let n = proxy_proto::encode(v, src, dst, &mut hdr);
+        let n = proxy_proto::encode(v, src, dst.unwrap_or_else(local), &mut hdr);
         if backend.write_all(&hdr[..n]).await.is_err() {
             relay::set_reset_on_close(&client);
             return;

@@ -41,16 +41,24 @@ impl Settings {
                 Some(l) if l.same_rate(r, b) => l.clone(),
                 _ => Arc::new(SourceLimiter::new(r, b)),
             });
-        let mode = match (spec.forwarding, old.map(|o| &o.mode)) {
-            (Forwarding::Splice, Some(relay::Mode::Splice(p)))
+        // reuse the pipe pool when the pipe size did not change
+        let old_pool = old.and_then(|o| match &o.mode {
+            relay::Mode::Splice(p) | relay::Mode::Auto(p, _)
                 if p.pipe_size() == spec.pipe_size as usize =>
             {
-                relay::Mode::Splice(p.clone())
+                Some(p.clone())
             }
-            (Forwarding::Splice, _) => {
-                relay::Mode::Splice(Arc::new(PipePool::new(spec.pipe_size as usize, 4096)))
-            }
-            (Forwarding::Copy, _) => relay::Mode::Copy(spec.buffer_size as usize),
+            _ => None,
+        });
+        let pipes = || {
+            old_pool
+                .clone()
+                .unwrap_or_else(|| Arc::new(PipePool::new(spec.pipe_size as usize, 4096)))
+        };
+        let mode = match spec.forwarding {
+            Forwarding::Splice => relay::Mode::Splice(pipes()),
+            Forwarding::Auto => relay::Mode::Auto(pipes(), spec.buffer_size as usize),
+            Forwarding::Copy => relay::Mode::Copy(spec.buffer_size as usize),
         };
         Settings {
             limiter,
@@ -259,9 +267,22 @@ struct Permits {
 
 impl Drop for Permits {
     fn drop(&mut self) {
-        drop(self.slots.take()); // release first, then wake
-        self.local_freed.notify_waiters();
-        self.global_freed.notify_waiters();
+        // Accept loops wait only when a semaphore is empty, so only then is a wake-up needed
+        // (they register before checking, so a release seen as "not at the cap" misses no one).
+        let Some((l, g)) = self.slots.take() else {
+            return;
+        };
+        let (l_full, g_full) = (
+            l.semaphore().available_permits() == 0,
+            g.semaphore().available_permits() == 0,
+        );
+        drop((l, g)); // release first, then wake
+        if l_full {
+            self.local_freed.notify_waiters();
+        }
+        if g_full {
+            self.global_freed.notify_waiters();
+        }
     }
 }
 

@@ -73,7 +73,8 @@ pub struct ListenerSpec {
 }
 
 impl ListenerSpec {
-    /// A listener with defaults (splice, 64 KiB pipes, 10k connections, 300 s idle).
+    /// A listener with defaults (auto forwarding, 64 KiB pipes, 16 KiB buffers, 10k
+    /// connections, 300 s idle).
     pub fn new(region: &str, name: &str, addrs: Vec<SocketAddr>, pool: &str) -> Self {
         ListenerSpec {
             key: (region.into(), name.into()),
@@ -87,7 +88,7 @@ impl ListenerSpec {
             max_connections: 10_000,
             source_rate: None,
             accept_proxy: false,
-            forwarding: Forwarding::Splice,
+            forwarding: Forwarding::Auto,
             pipe_size: 1 << 16,
             buffer_size: 1 << 14,
             access_log: false,

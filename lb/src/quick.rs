@@ -24,8 +24,8 @@ pub struct QuickArgs {
     /// round_robin, least_connections, power_of_two, maglev or random.
     #[arg(long, default_value = "round_robin")]
     pub policy: String,
-    /// splice (zero-copy) or copy.
-    #[arg(long, default_value = "splice")]
+    /// auto (copy small messages, splice bulk), splice (always zero-copy) or copy.
+    #[arg(long, default_value = "auto")]
     pub forwarding: String,
     /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
     #[arg(long)]
@@ -33,8 +33,8 @@ pub struct QuickArgs {
     /// Pipe size for splice, bytes.
     #[arg(long, default_value_t = 1 << 16)]
     pub pipe_size: u32,
-    /// Buffer size per direction for copy, bytes.
-    #[arg(long, default_value_t = 1 << 16)]
+    /// Buffer size per direction for copy/auto, bytes.
+    #[arg(long, default_value_t = 1 << 14)]
     pub buffer_size: u32,
     #[arg(long, default_value_t = 100_000)]
     pub max_connections: u32,

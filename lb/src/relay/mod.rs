@@ -1,8 +1,9 @@
 //! The relay: moves bytes both ways between a client and a backend until both sides are done,
 //! with TCP semantics kept: a FIN is forwarded as a half-close (`shutdown(WR)`), a reset on one
 //! side becomes a reset on the other (`SO_LINGER 0`), and idle timeout, maximum lifetime, drain
-//! deadline and shutdown end the connection. Two ways to move bytes: [`splice`] (zero-copy,
-//! Linux) and [`copy`] (bounded userspace buffer).
+//! deadline and shutdown (the `stop` future) end the connection. Ways to move bytes:
+//! [`splice`] (zero-copy, Linux), [`copy`] (bounded userspace buffer), and `auto` (copy for
+//! small messages, splice once a direction carries bulk data, like HAProxy's `splice-auto`).
 
 pub mod copy;
 pub mod pipes;
@@ -21,6 +22,9 @@ pub enum Mode {
     Splice(std::sync::Arc<PipePool>),
     /// Userspace copy through a buffer of this many bytes per direction.
     Copy(usize),
+    /// Copy while messages are small; a direction switches to splice once a read fills the
+    /// whole buffer (bulk), like HAProxy's `splice-auto`.
+    Auto(std::sync::Arc<PipePool>, usize),
 }
 
 /// Time limits of one connection.
@@ -133,10 +137,13 @@ async fn forward(
 ) -> Result<(), DirError> {
     match mode {
         Mode::Splice(pool) => match splice::forward(src, dst, pool, bytes, act).await {
-            Err(DirError::Unsupported) => copy::forward(src, dst, copy_size, bytes, act).await,
+            Err(DirError::Unsupported) => {
+                copy::forward(src, dst, copy_size, None, bytes, act).await
+            }
             r => r,
         },
-        Mode::Copy(size) => copy::forward(src, dst, *size, bytes, act).await,
+        Mode::Copy(size) => copy::forward(src, dst, *size, None, bytes, act).await,
+        Mode::Auto(pool, size) => copy::forward(src, dst, *size, Some(pool), bytes, act).await,
     }
 }
 

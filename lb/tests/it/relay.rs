@@ -103,6 +103,18 @@ async fn backend_half_close(mode: Forwarding) {
     assert_eq!(server.await.unwrap(), b"still talking");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_relay_is_byte_exact_small_and_256mib() {
+    // small messages by copy, then the bulk transfer switches each direction to splice
+    byte_exact(Forwarding::Auto).await;
+}
+
+#[tokio::test]
+async fn half_close_is_forwarded_each_way_auto() {
+    client_half_close(Forwarding::Auto).await;
+    backend_half_close(Forwarding::Auto).await;
+}
+
 #[tokio::test]
 async fn half_close_is_forwarded_each_way_splice() {
     client_half_close(Forwarding::Splice).await;
@@ -134,6 +146,7 @@ async fn backend_reset(mode: Forwarding) {
 async fn backend_reset_reaches_the_client() {
     backend_reset(Forwarding::Splice).await;
     backend_reset(Forwarding::Copy).await;
+    backend_reset(Forwarding::Auto).await;
 }
 
 #[tokio::test]
