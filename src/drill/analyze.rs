@@ -144,11 +144,15 @@ pub fn dns_moves(obs: &Observations) -> Vec<DnsMove> {
                     && d.error.is_none()
                     && d.region.as_ref() != Some(&from)
             });
+            // Stragglers: requests to the old region on an answer fetched before DNS moved.
             let followed_after_ms = moved.map(|m| {
                 obs.samples
                     .iter()
                     .filter(|s| {
-                        s.group == g && s.t_ms >= m.t_ms && s.dns_region.as_ref() == Some(&from)
+                        s.group == g
+                            && s.t_ms >= m.t_ms
+                            && s.dns_region.as_ref() == Some(&from)
+                            && s.resolved_ms.is_some_and(|r| r < m.t_ms)
                     })
                     .map(|s| s.t_ms - m.t_ms)
                     .max()
@@ -357,20 +361,15 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
                     ),
                 );
             }
-            let field = if obs
-                .health
-                .iter()
-                .any(|h| &h.name == instance && h.field == "active_check")
-            {
-                "active_check"
-            } else {
-                "health"
+            // The active check is what rise/fall govern; overall health (which passive
+            // ejection and admin levers also move) is reported alongside.
+            let count = |field: &str| {
+                obs.health
+                    .iter()
+                    .filter(|h| &h.name == instance && h.field == field && h.is_transition())
+                    .count() as u32
             };
-            let changes = obs
-                .health
-                .iter()
-                .filter(|h| &h.name == instance && h.field == field && h.is_transition())
-                .count() as u32;
+            let (changes, overall) = (count("active_check"), count("health"));
             let (bound, why) = match max {
                 Some(m) => (*m, "configured".to_string()),
                 None => match allowed_changes(obs, instance) {
@@ -380,7 +379,9 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
             };
             (
                 changes <= bound,
-                format!("{changes} {field} changes (at most {bound}: {why})"),
+                format!(
+                    "{changes} active_check changes (at most {bound}: {why}); {overall} overall health changes"
+                ),
             )
         }
     }
@@ -454,6 +455,7 @@ mod tests {
             group: group.into(),
             client: 0,
             dns_region: Some(dns.into()),
+            resolved_ms: Some(t.saturating_sub(t % 2000)),
             vip: None,
             status: az.map(|_| 200),
             error: if az.is_some() {
@@ -682,6 +684,8 @@ mod tests {
                 dns(10, "us", "us-east"),
                 dns(12, "eu", "eu-west"),
                 dns(2200, "us", "eu-west"),
+                // Back home after recovery: later requests to us-east are not stragglers.
+                dns(6000, "us", "us-east"),
             ],
             ..Default::default()
         };
@@ -689,8 +693,10 @@ mod tests {
         for t in (0..8000).step_by(250) {
             let (dns_region, az) = if t < 4000 {
                 ("us-east", if t < 1000 { Some("us-east-a") } else { None })
-            } else {
+            } else if t < 7000 {
                 ("eu-west", Some("eu-west-a"))
+            } else {
+                ("us-east", Some("us-east-b"))
             };
             o.samples.push(sample(t, "us", dns_region, az));
         }
@@ -819,7 +825,7 @@ mod tests {
             (v[0].pass, v[0].detail.as_str()),
             (
                 true,
-                "2 active_check changes (at most 6: 3 outages, longest 0.80s, fall 2 × interval 0.50s)"
+                "2 active_check changes (at most 6: 3 outages, longest 0.80s, fall 2 × interval 0.50s); 1 overall health changes"
             )
         );
     }

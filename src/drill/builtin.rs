@@ -207,8 +207,9 @@ fn outage(
     if let Some(first) = steps.first_mut() {
         first.fault = true;
     }
-    if let Some(last) = steps.last_mut() {
-        last.recover = true;
+    // The fault ends when the first instance comes back (traffic may reach it from then on).
+    if let Some(back) = steps.iter_mut().find(|s| s.at >= back) {
+        back.recover = true;
     }
     steps
 }
@@ -462,8 +463,9 @@ mod tests {
         );
         assert_eq!(
             l.last().unwrap(),
-            &(5800, "restore instance gw-us-east-a".into(), false, true)
+            &(5800, "restore instance gw-us-east-a".into(), false, false)
         );
+        assert_eq!(l[5], (4300, "start user-us-east-a".into(), false, true));
         assert!(matches!(
             &s.expect[2],
             Expectation::MovedAway { target: Served::Az(a), .. } if a == "us-east-a"

@@ -130,6 +130,7 @@ async fn client(
                     group: group.name.clone(),
                     client: index,
                     dns_region: None,
+                    resolved_ms: None,
                     vip: None,
                     status: None,
                     error: None,
@@ -139,18 +140,19 @@ async fn client(
                 };
                 counters.sent.fetch_add(1, Ordering::Relaxed);
                 let vip = match (spec.direct, cache.get(began)) {
-                    (Some(d), _) => Ok(d.ip()),
-                    (None, Some(a)) => Ok(a.addrs[index as usize % a.addrs.len()]),
+                    (Some(d), _) => Ok((d.ip(), None)),
+                    (None, Some((a, fetched))) => Ok((a.addrs[index as usize % a.addrs.len()], Some(fetched))),
                     (None, None) => match dns::resolve(spec.dns, &spec.name, group.ecs, DNS_TIMEOUT).await {
                         Ok(a) => {
                             let vip = a.addrs[index as usize % a.addrs.len()];
-                            cache.put(a, Instant::now());
-                            Ok(vip)
+                            let now = Instant::now();
+                            cache.put(a, now);
+                            Ok((vip, Some(now)))
                         }
                         Err(kind) => Err(kind),
                     },
                 };
-                let vip = match vip {
+                let (vip, fetched) = match vip {
                     Ok(v) => v,
                     Err(kind) => {
                         sample.error = Some(kind);
@@ -160,6 +162,7 @@ async fn client(
                         continue;
                     }
                 };
+                sample.resolved_ms = fetched.map(|f| f.saturating_duration_since(t0).as_millis() as u64);
                 sample.vip = Some(vip);
                 sample.dns_region = spec.vip_regions.get(&vip).cloned();
                 let Ok(permit) = limit.clone().try_acquire_owned() else {

@@ -109,22 +109,23 @@ pub async fn resolve(
 /// A client's cache: one answer until its TTL runs out.
 #[derive(Debug, Default)]
 pub struct Cache {
-    entry: Option<(Answer, Instant)>,
+    /// The answer, when it was fetched, and until when it may be used.
+    entry: Option<(Answer, Instant, Instant)>,
 }
 
 impl Cache {
-    /// The cached answer if still fresh at `now`.
-    pub fn get(&self, now: Instant) -> Option<&Answer> {
+    /// The cached answer and when it was fetched, if still fresh at `now`.
+    pub fn get(&self, now: Instant) -> Option<(&Answer, Instant)> {
         self.entry
             .as_ref()
-            .filter(|(_, until)| now < *until)
-            .map(|(a, _)| a)
+            .filter(|(_, _, until)| now < *until)
+            .map(|(a, fetched, _)| (a, *fetched))
     }
 
     /// Stores an answer received at `now`.
     pub fn put(&mut self, answer: Answer, now: Instant) {
         let until = now + Duration::from_secs(u64::from(answer.ttl_s));
-        self.entry = Some((answer, until));
+        self.entry = Some((answer, now, until));
     }
 }
 

@@ -17,6 +17,8 @@ pub struct Sample {
     pub client: u32,
     /// The region whose VIP DNS gave this client (None: DNS failed or answered an unknown address).
     pub dns_region: Option<String>,
+    /// When the client fetched the DNS answer it used (None: DNS skipped or failed).
+    pub resolved_ms: Option<u64>,
     pub vip: Option<IpAddr>,
     pub status: Option<u16>,
     /// Error kind when the request failed (`connect_refused`, `reset`, `timeout`, `http_503`...).

@@ -318,6 +318,7 @@ mod tests {
                 group: "us".into(),
                 client: 0,
                 dns_region: Some("us-east".into()),
+                resolved_ms: None,
                 vip: None,
                 status: Some(200),
                 error: (t == 1200).then(|| "reset".to_string()),
