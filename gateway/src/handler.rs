@@ -53,7 +53,8 @@ pub struct ConnInfo {
 struct Log {
     /// Filled only when the access log is on.
     enabled: bool,
-    route: &'static str,
+    /// Index of the matched route.
+    route: Option<usize>,
     /// The normalised path (what routing and authorization saw).
     path: Option<String>,
     upstream: Option<(String, SocketAddr)>,
@@ -163,7 +164,6 @@ pub async fn handle(
     let rid = request_id(req.headers());
     let mut log = Log {
         enabled: rt.spec.access_log,
-        route: "-",
         ..Default::default()
     };
     let mut resp = match pipeline(&rt, &inst, conn, req, &rid, &mut log).await {
@@ -171,7 +171,8 @@ pub async fn handle(
     };
     resp.headers_mut().insert(X_REQUEST_ID.clone(), rid.clone());
     let status = resp.status().as_u16();
-    crate::metrics::request(log.route, status, start.elapsed().as_secs_f64());
+    let metrics = log.route.unwrap_or(rt.route_metrics.len() - 1);
+    rt.route_metrics[metrics].record(status, start.elapsed().as_secs_f64());
     if rt.spec.access_log {
         tracing::info!(
             target: "switchyard::access",
@@ -179,7 +180,7 @@ pub async fn handle(
             client = %conn.client.ip(),
             method = %method,
             path = log.path.as_deref().unwrap_or("-"),
-            route = log.route,
+            route = log.route.map(|i| rt.spec.routes[i].name.as_str()).unwrap_or("-"),
             status,
             upstream = log.upstream.as_ref().map(|u| u.0.as_str()).unwrap_or("-"),
             upstream_addr = ?log.upstream.as_ref().map(|u| u.1),
@@ -234,7 +235,6 @@ async fn pipeline(
             if path == "/healthz"
                 && matches!(parts.method, http::Method::GET | http::Method::HEAD) =>
         {
-            log.route = "healthz";
             return Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok", "instance": inst.name, "az": inst.az, "region": inst.region}),
@@ -250,7 +250,7 @@ async fn pipeline(
         }
     };
     let route = &rt.spec.routes[idx];
-    log.route = rt.route_labels[idx];
+    log.route = Some(idx);
 
     let identity = if route.policy == crate::spec::Policy::Public {
         None

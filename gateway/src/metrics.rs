@@ -1,6 +1,8 @@
 //! Metric names and descriptions (one place); the request path only increments.
 
-use metrics::{counter, describe_counter, describe_histogram, histogram, Unit};
+use std::sync::OnceLock;
+
+use metrics::{counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit};
 
 pub const REQUESTS: &str = "switchyard_gateway_requests_total";
 pub const LATENCY: &str = "switchyard_gateway_request_duration_seconds";
@@ -26,12 +28,50 @@ pub fn describe() {
     describe_counter!(JWKS_FAILED, "JWKS fetches that failed (stale keys kept)");
 }
 
-pub fn request(route: &'static str, status: u16, secs: f64) {
-    counter!(REQUESTS, "route" => route, "status" => status_label(status)).increment(1);
-    histogram!(LATENCY, "route" => route).record(secs);
+const STATUSES: usize = 23;
+
+/// Per-route handles, resolved on first use (after the binary installed its recorder) and then
+/// only incremented: no label allocation or registry lookup per request.
+pub struct RouteMetrics {
+    route: &'static str,
+    latency: OnceLock<Histogram>,
+    requests: [OnceLock<Counter>; STATUSES],
 }
 
-fn status_label(s: u16) -> &'static str {
+impl RouteMetrics {
+    pub fn new(route: &'static str) -> RouteMetrics {
+        RouteMetrics {
+            route,
+            latency: OnceLock::new(),
+            requests: std::array::from_fn(|_| OnceLock::new()),
+        }
+    }
+
+    pub fn record(&self, status: u16, secs: f64) {
+        let (idx, label) = status_label(status);
+        let route = self.route;
+        self.requests[idx]
+            .get_or_init(|| counter!(REQUESTS, "route" => route, "status" => label))
+            .increment(1);
+        self.latency
+            .get_or_init(|| histogram!(LATENCY, "route" => route))
+            .record(secs);
+    }
+}
+
+fn status_label(s: u16) -> (usize, &'static str) {
+    let label = status_text(s);
+    let idx = [
+        "200", "201", "204", "301", "302", "304", "400", "401", "403", "404", "405", "408", "413",
+        "429", "431", "500", "502", "503", "504", "2xx", "3xx", "4xx", "5xx",
+    ]
+    .iter()
+    .position(|x| *x == label)
+    .unwrap_or(STATUSES - 1);
+    (idx, label)
+}
+
+fn status_text(s: u16) -> &'static str {
     match s {
         200 => "200",
         201 => "201",

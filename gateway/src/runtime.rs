@@ -17,8 +17,9 @@ use crate::Error;
 pub struct Runtime {
     pub spec: GatewaySpec,
     pub router: Router,
-    /// Metric label per route (interned, so reloads do not grow memory).
-    pub route_labels: Vec<&'static str>,
+    /// Metric handles per route (labels interned, so reloads do not grow memory); the last
+    /// entry counts requests that matched no route.
+    pub route_metrics: Vec<crate::metrics::RouteMetrics>,
     pub auth: Authenticator,
     pub compositions: HashMap<String, CompositionSpec>,
     /// Per route: (profile, allow-list) for profiles that trim fields.
@@ -46,7 +47,13 @@ pub fn intern(s: &str) -> &'static str {
 impl Runtime {
     pub fn build(spec: GatewaySpec, registry: &HealthRegistry) -> Result<Runtime, Error> {
         let router = Router::new(&spec.routes);
-        let route_labels = spec.routes.iter().map(|r| intern(&r.name)).collect();
+        let route_metrics = spec
+            .routes
+            .iter()
+            .map(|r| intern(&r.name))
+            .chain(std::iter::once("-"))
+            .map(crate::metrics::RouteMetrics::new)
+            .collect();
         let auth = Authenticator::new(&spec.jwt)?;
         let compositions = spec
             .compositions
@@ -88,7 +95,7 @@ impl Runtime {
         let limiter = spec.limits.rate.map(RateLimiter::new);
         Ok(Runtime {
             router,
-            route_labels,
+            route_metrics,
             auth,
             compositions,
             allow_lists,

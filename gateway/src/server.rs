@@ -35,6 +35,8 @@ struct Listener {
     addr: SocketAddr,
     local: SocketAddr,
     stop: CancellationToken,
+    /// The accept loops (not the connections): done once every listening socket is closed.
+    accepting: TaskTracker,
 }
 
 struct Inner {
@@ -113,6 +115,7 @@ impl Handle {
             sockets.push(bind_std(local).map_err(bind_err)?);
         }
         let stop = self.inner.shutdown.child_token();
+        let accepting = TaskTracker::new();
         let rt = self.inner.runtime.load();
         let limits = rt.spec.limits.clone();
         let upstream_spec = rt.spec.upstream.clone();
@@ -124,6 +127,7 @@ impl Handle {
             let (stop, conns, concurrency) = (stop.clone(), conns.clone(), concurrency.clone());
             let (name, region, az) = (inst.name.clone(), inst.region.clone(), inst.az.clone());
             let upstream_spec = upstream_spec.clone();
+            let accepting = accepting.clone();
             let work = self.inner.tracker.track_future(async move {
                 let listener = match TcpListener::from_std(sock) {
                     Ok(l) => l,
@@ -140,7 +144,16 @@ impl Handle {
                     concurrency,
                 });
                 let conns_tracker = TaskTracker::new();
-                accept_loop(inner, listener, ctx, conns, stop, &conns_tracker).await;
+                accepting
+                    .track_future(accept_loop(
+                        inner,
+                        listener,
+                        ctx,
+                        conns,
+                        stop,
+                        &conns_tracker,
+                    ))
+                    .await;
                 conns_tracker.close();
                 conns_tracker.wait().await;
             });
@@ -168,6 +181,7 @@ impl Handle {
                     addr: inst.listen,
                     local,
                     stop,
+                    accepting,
                 },
             );
         Ok(())
@@ -193,13 +207,16 @@ impl Handle {
                     .iter()
                     .any(|i| &i.name == name && (i.listen == l.addr || i.listen == l.local));
                 if !keep {
-                    stale.push(l.stop.clone());
+                    stale.push((l.stop.clone(), l.accepting.clone()));
                 }
                 keep
             });
         }
-        for s in stale {
-            s.cancel();
+        for (stop, accepting) in stale {
+            stop.cancel();
+            accepting.close();
+            // the address may be bound again right away (instance stopped and started)
+            let _ = tokio::time::timeout(Duration::from_secs(2), accepting.wait()).await;
         }
         for inst in &instances {
             let exists = self

@@ -59,3 +59,26 @@ async fn a_second_gateway_on_the_same_address_is_refused() {
     );
     stop.cancel();
 }
+
+#[tokio::test]
+async fn instance_removed_then_added_again_rebinds_the_same_address() {
+    let up = upstream("svc").await;
+    let mut spec = base_spec();
+    spec.services.push(service("svc", &[(up.addr, "a")]));
+    spec.routes
+        .push(route("api", "/api", true, "svc", Policy::Public));
+    let gw = gateway(spec.clone()).await;
+    spec.instances[0].listen = gw.addr;
+    let kept = spec.instances.clone();
+    spec.instances.clear();
+    gw.handle.reload_spec(spec.clone()).await.unwrap();
+    assert!(gw.handle.local_addr("gw").is_none());
+    assert!(
+        tokio::net::TcpStream::connect(gw.addr).await.is_err(),
+        "listener closed"
+    );
+    spec.instances = kept;
+    gw.handle.reload_spec(spec).await.unwrap();
+    assert_eq!(gw.handle.local_addr("gw"), Some(gw.addr));
+    assert_eq!(get(gw.addr, "/api/x", &[]).await.status, 200);
+}
