@@ -5,7 +5,7 @@
 //! The `direct_*` tests send requests straight to a demo service (`--direct`), so they need only
 //! the demo services and the admin API; the built-in drills go through DNS → L4 → gateway.
 
-use crate::harness::{bin, demo_config, TempDir};
+use crate::harness::{addr, bin, demo_config, http, Node, TempDir};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -405,4 +405,78 @@ fn builtin_flap_is_damped() {
         .filter(|h| h["name"] == "user-us-east-a" && h["field"] == "active_check")
         .count();
     assert_eq!(changes, 0, "{}", r["health_changes"]);
+}
+
+#[test]
+fn drill_against_a_running_node_leaves_it_as_found() {
+    let dir = TempDir::new("drill-target");
+    let cfg = demo_config(&dir, 88);
+    let node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(88, "0.1:9901");
+    // Breaks two things and never repairs them: the drill must undo both at the end.
+    let file = scenario(
+        &dir,
+        "s.toml",
+        r#"
+duration = "1200ms"
+rate = 10
+[[steps]]
+at = "300ms"
+action = "stop"
+instance = "user-us-east-a"
+[[steps]]
+at = "500ms"
+action = "drain"
+az = "eu-west-b"
+[[expect]]
+kind = "max_failed"
+max = 0
+"#,
+    );
+    let (out, r, _) = drill(
+        &dir,
+        &[
+            &file,
+            "--config",
+            cfg.to_str().unwrap(),
+            "--target",
+            "http://127.88.0.1:9901",
+            "--direct",
+            "127.88.12.1:7001",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(r["target"], "http://127.88.0.1:9901");
+    assert_eq!(r["requests"], 12);
+    assert!(
+        !dir.0.join("report/world.log").exists(),
+        "no world of its own"
+    );
+    let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+    assert_eq!(s["admin_overrides"], serde_json::json!([]));
+    let user = s["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["instances"].as_array().unwrap())
+        .find(|i| i["name"] == "user-us-east-a")
+        .unwrap()
+        .clone();
+    assert_eq!(user["demo_running"], true);
+    drop(node);
+    // An explicit target that does not answer is an error, not a world of the drill's own.
+    let out = Command::new(bin())
+        .args([
+            "drill",
+            "planned-drain",
+            "--target",
+            "http://127.88.0.1:9901",
+        ])
+        .arg("--out")
+        .arg(dir.0.join("again"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("no admin API answers at http://127.88.0.1:9901"));
 }
