@@ -64,11 +64,12 @@ impl QuickArgs {
         }
         let policy: Policy = self.policy.parse().map_err(LbError::Args)?;
         let forwarding = match self.forwarding.as_str() {
+            "auto" => Forwarding::Auto,
             "splice" => Forwarding::Splice,
             "copy" => Forwarding::Copy,
             o => {
                 return Err(LbError::Args(format!(
-                    "unknown forwarding {o:?} (splice or copy)"
+                    "unknown forwarding {o:?} (auto, splice or copy)"
                 )))
             }
         };
@@ -122,4 +123,95 @@ pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(
     let lb = start_plan(plan, HealthRegistry::new(), shutdown, opts).await?;
     lb.wait().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: QuickArgs,
+    }
+
+    fn plan(argv: &[&str]) -> Result<Plan, LbError> {
+        let cli =
+            Cli::try_parse_from(std::iter::once("lb").chain(argv.iter().copied())).expect("parse");
+        cli.args.plan()
+    }
+
+    #[test]
+    fn both_backend_forms_and_defaults() {
+        let p = plan(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--backend",
+            "127.0.0.1:1",
+            "--backends",
+            "127.0.0.1:2,127.0.0.1:3",
+        ])
+        .unwrap();
+        let addrs: Vec<String> = p.pools[0]
+            .members
+            .iter()
+            .map(|m| m.addr.to_string())
+            .collect();
+        assert_eq!(addrs, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
+        assert_eq!(p.pools[0].policy, Policy::RoundRobin);
+        assert_eq!(p.listeners[0].forwarding, Forwarding::Auto);
+        assert!(p.pools[0].check.is_some());
+        let p = plan(&[
+            "--listen",
+            "[::1]:1",
+            "--backend",
+            "[::1]:2",
+            "--policy",
+            "maglev",
+            "--forwarding",
+            "copy",
+            "--health-interval",
+            "0s",
+            "--proxy-protocol",
+            "v2",
+        ])
+        .unwrap();
+        assert_eq!(p.pools[0].policy, Policy::Maglev);
+        assert_eq!(p.listeners[0].forwarding, Forwarding::Copy);
+        assert_eq!(p.pools[0].proxy_protocol, Some(ProxyVersion::V2));
+        assert!(p.pools[0].check.is_none());
+    }
+
+    #[test]
+    fn bad_arguments_are_errors() {
+        assert!(plan(&["--listen", "127.0.0.1:1"]).is_err(), "no backend");
+        assert!(plan(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--backend",
+            "127.0.0.1:2",
+            "--policy",
+            "fastest"
+        ])
+        .is_err());
+        assert!(plan(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--backend",
+            "127.0.0.1:2",
+            "--forwarding",
+            "zero"
+        ])
+        .is_err());
+        assert!(plan(&[
+            "--listen",
+            "127.0.0.1:1",
+            "--backend",
+            "127.0.0.1:2",
+            "--proxy-protocol",
+            "v3"
+        ])
+        .is_err());
+    }
 }
