@@ -1,5 +1,6 @@
 //! From the `switchyard-config` world to the gateway's [`GatewaySpec`]: key material is read here
-//! (secret files, environment, PEM and JWKS files), so a reload re-reads rotated keys.
+//! (secret files, environment, PEM and JWKS files), so a reload re-reads rotated keys. Policies,
+//! health checks and passive settings convert through `switchyard-balance`'s shared `From` impls.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,52 +12,6 @@ use switchyard_config::World;
 
 use crate::spec::*;
 use crate::Error;
-
-fn balance_policy(p: switchyard_config::health::Policy) -> switchyard_balance::Policy {
-    use switchyard_balance::Policy as B;
-    use switchyard_config::health::Policy as C;
-    match p {
-        C::RoundRobin => B::RoundRobin,
-        C::LeastConnections => B::LeastConnections,
-        C::PowerOfTwo => B::PowerOfTwo,
-        C::Maglev => B::Maglev,
-        C::Random => B::Random,
-    }
-}
-
-/// Convert a configured active health check to the shared balance crate's spec.
-pub fn check_spec(h: &switchyard_config::health::HealthCheck) -> switchyard_balance::CheckSpec {
-    use switchyard_balance::CheckKind as B;
-    use switchyard_config::health::CheckKind as C;
-    let kind = match &h.kind {
-        C::Tcp => B::Tcp,
-        C::Http {
-            method,
-            path,
-            host,
-            expect_status,
-            body_contains,
-        } => B::Http {
-            method: method.clone(),
-            path: path.clone(),
-            host: host.clone(),
-            expect_status: expect_status.0..=expect_status.1,
-            body_contains: body_contains.clone(),
-        },
-        C::SendExpect { send, expect } => B::SendExpect {
-            send: send.clone(),
-            expect: expect.clone(),
-        },
-    };
-    switchyard_balance::CheckSpec {
-        kind,
-        interval: h.interval,
-        jitter: h.jitter,
-        timeout: h.timeout,
-        rise: h.rise,
-        fall: h.fall,
-    }
-}
 
 fn read(path: &str) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|e| Error::Key(format!("reading {path}: {e}")))
@@ -286,13 +241,9 @@ impl GatewaySpec {
             .iter()
             .map(|s| ServiceSpec {
                 name: s.name.clone(),
-                policy: balance_policy(s.policy),
-                check: Some(check_spec(&s.health)),
-                passive: switchyard_balance::PassiveSpec {
-                    consecutive_failures: s.passive.consecutive_failures,
-                    ejection: s.passive.ejection,
-                    max_ejected_percent: s.passive.max_ejected_percent,
-                },
+                policy: s.policy.into(),
+                check: Some((&s.health).into()),
+                passive: (&s.passive).into(),
                 instances: s
                     .instances
                     .iter()

@@ -127,7 +127,8 @@ impl Handle {
             let (stop, conns, concurrency) = (stop.clone(), conns.clone(), concurrency.clone());
             let (name, region, az) = (inst.name.clone(), inst.region.clone(), inst.az.clone());
             let upstream_spec = upstream_spec.clone();
-            let accepting = accepting.clone();
+            // counted from now, not from when the worker thread first polls
+            let accepting_token = accepting.token();
             let work = self.inner.tracker.track_future(async move {
                 let listener = match TcpListener::from_std(sock) {
                     Ok(l) => l,
@@ -144,16 +145,8 @@ impl Handle {
                     concurrency,
                 });
                 let conns_tracker = TaskTracker::new();
-                accepting
-                    .track_future(accept_loop(
-                        inner,
-                        listener,
-                        ctx,
-                        conns,
-                        stop,
-                        &conns_tracker,
-                    ))
-                    .await;
+                accept_loop(inner, listener, ctx, conns, stop, &conns_tracker).await;
+                drop(accepting_token); // every listening socket of this worker is closed now
                 conns_tracker.close();
                 conns_tracker.wait().await;
             });
