@@ -148,7 +148,7 @@ async fn slow_and_failing_optional_parts_give_200_with_partial() {
         ]
     );
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        started.elapsed() < Duration::from_millis(1900),
         "per-part timeout honoured"
     );
 }
@@ -182,7 +182,7 @@ async fn slow_required_part_gives_504_within_the_deadline() {
     assert_eq!(r.json()["partial"]["failed"][0]["reason"], "timeout");
     let took = start.elapsed();
     assert!(
-        took >= Duration::from_millis(700) && took < Duration::from_millis(1600),
+        took >= Duration::from_millis(700) && took < Duration::from_millis(2500),
         "{took:?}"
     );
 }
