@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use switchyard_config::World;
 use tokio::time::Instant;
@@ -81,7 +81,7 @@ pub async fn drill(args: DrillArgs) -> anyhow::Result<u8> {
         token: admin_token,
         json: false,
     };
-    let outcome = drive(&args, &world, &scenario, &admin).await;
+    let outcome = drive(&args, &world, &scenario, &admin, own.is_some()).await;
     if let Some(w) = own {
         w.stop().await;
     }
@@ -202,7 +202,18 @@ fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
 }
 
 /// Waits until the node is ready, every checked instance has a health verdict, and DNS answers.
-async fn preflight(admin: &AdminArgs, spec: &LoadSpec) -> anyhow::Result<()> {
+async fn preflight(admin: &AdminArgs, spec: &LoadSpec, steps: bool) -> anyhow::Result<()> {
+    if steps {
+        // A mutation on a name that cannot exist: 404 proves the token, 401 refuses it, and
+        // nothing changes either way.
+        match crate::adminctl::call(admin, "POST", "/v1/regions/drill-token-check/drain").await {
+            Ok((401, _)) => bail!(
+                "the admin API refused the admin token (401): pass --admin-token or set SWITCHYARD_ADMIN_TOKEN"
+            ),
+            Ok(_) => {}
+            Err(e) => return Err(e),
+        }
+    }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let status = crate::adminctl::call(admin, "GET", "/status").await;
@@ -296,6 +307,7 @@ async fn drive(
     world: &World,
     scenario: &Scenario,
     admin: &AdminArgs,
+    own_world: bool,
 ) -> anyhow::Result<Outcome> {
     let bearer = match &args.token {
         Some(t) => t.clone(),
@@ -308,7 +320,7 @@ async fn drive(
         )?,
     };
     let spec = Arc::new(load_spec(args, world, scenario, bearer)?);
-    preflight(admin, &spec).await?;
+    preflight(admin, &spec, !scenario.steps.is_empty()).await?;
 
     let t0 = Instant::now();
     let stop = CancellationToken::new();
@@ -334,18 +346,45 @@ async fn drive(
         counters,
         stop.clone(),
     ));
-    let (steps, undo) = run_steps(admin, scenario, t0).await;
-    let samples = load.await.unwrap_or_default();
+    let pending = Mutex::new(Vec::new());
+    let load_abort = load.abort_handle();
+    let main = async {
+        let steps = run_steps(admin, scenario, t0, &pending).await;
+        (steps, load.await.unwrap_or_default())
+    };
+    // Ctrl-C stops the drill but still repairs what the steps broke.
+    let finished = tokio::select! {
+        done = main => Some(done),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    load_abort.abort();
     stop.cancel();
     let _ = progress.await;
     let watch = status.await.unwrap_or_default();
     let dns_answers = dns.await.unwrap_or_default();
-    // Leave the world as it was found.
-    for a in undo {
-        if let Err(e) = apply(admin, &a).await {
+    // Leave the world as it was found (a world of our own that was interrupted is going away:
+    // Ctrl-C reached it too).
+    let mut undo = std::mem::take(&mut *pending.lock().expect("pending lock"));
+    undo.dedup();
+    if finished.is_none() && own_world {
+        undo.clear();
+    }
+    for a in &undo {
+        if let Err(e) = apply(admin, a).await {
             eprintln!("drill: warning: could not undo ({}): {e}", a.label());
         }
     }
+    let Some((steps, samples)) = finished else {
+        let list: Vec<String> = undo.iter().map(Action::label).collect();
+        bail!(
+            "interrupted; undone: {}",
+            if list.is_empty() {
+                "nothing".to_string()
+            } else {
+                list.join(", ")
+            }
+        );
+    };
     let obs = Observations {
         duration_ms: scenario.duration.as_millis() as u64,
         client_interval_ms: spec.client_interval().as_millis() as u64,
@@ -378,20 +417,22 @@ async fn apply(admin: &AdminArgs, a: &Action) -> Result<(), String> {
     }
 }
 
-/// Runs the steps at their times; returns what ran and the actions that undo what is still broken.
+/// Runs the steps at their times; returns what ran. `pending` holds the actions that undo what
+/// is still broken (kept up to date, so an interrupted drill can repair too).
 async fn run_steps(
     admin: &AdminArgs,
     scenario: &Scenario,
     t0: Instant,
-) -> (Vec<StepRun>, Vec<Action>) {
+    pending: &Mutex<Vec<Action>>,
+) -> Vec<StepRun> {
     let mut runs = Vec::new();
-    let mut pending: Vec<Action> = Vec::new();
     for st in &scenario.steps {
         tokio::time::sleep_until(t0 + st.at).await;
         let sent = Instant::now();
         let result = apply(admin, &st.action).await;
         let done = Instant::now();
         if result.is_ok() {
+            let mut pending = pending.lock().expect("pending lock");
             match st.action.undo() {
                 Some(u) => pending.push(u),
                 None => pending.retain(|p| *p != st.action),
@@ -417,8 +458,7 @@ async fn run_steps(
             error: result.err(),
         });
     }
-    pending.dedup();
-    (runs, pending)
+    runs
 }
 
 /// A progress bar on a terminal; silent otherwise.

@@ -463,6 +463,22 @@ max = 0
         .unwrap()
         .clone();
     assert_eq!(user["demo_running"], true);
+    // A wrong admin token is caught before anything is broken.
+    let out = Command::new(bin())
+        .args(["drill", &file, "--config", cfg.to_str().unwrap()])
+        .args([
+            "--target",
+            "http://127.88.0.1:9901",
+            "--admin-token",
+            "wrong",
+        ])
+        .arg("--out")
+        .arg(dir.0.join("wrong"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("the admin API refused the admin token (401)"));
     drop(node);
     // An explicit target that does not answer is an error, not a world of the drill's own.
     let out = Command::new(bin())
