@@ -202,7 +202,7 @@ impl Parts {
             }
             drop(admin_ctx);
             // Front to back: DNS and L4 stop taking new work, then the gateway, then services.
-            if let Some(dns) = dns.and_then(|d| Arc::try_unwrap(d).ok()) {
+            if let Some(dns) = &dns {
                 dns.wait().await;
             }
             if let Some(lb) = &lb {
@@ -264,6 +264,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok();
+    switchyard_lb::metrics::describe();
+    switchyard_dns::metrics::describe();
+    switchyard_gateway::metrics::describe();
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let root = CancellationToken::new();
     let mut parts = Parts::start(world.clone(), root.child_token(), reload_tx, prometheus).await?;

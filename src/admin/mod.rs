@@ -109,13 +109,26 @@ async fn handle(ctx: &AdminCtx, req: Request<Incoming>, peer: SocketAddr) -> Res
     match (req.method(), segs.as_slice()) {
         (&Method::GET, ["healthz"]) => json(StatusCode::OK, json!({"status": "alive"})),
         (&Method::GET, ["readyz"]) => {
-            if ctx.ready.load(Ordering::Acquire) {
-                json(StatusCode::OK, json!({"status": "ready"}))
-            } else {
+            // Ready: every listener bound (set once all parts started) and every health-checked
+            // backend has had its first check.
+            let unchecked = ctx
+                .registry
+                .snapshot()
+                .iter()
+                .filter(|b| b.active == switchyard_balance::ActiveState::Unchecked)
+                .count();
+            if !ctx.ready.load(Ordering::Acquire) {
                 json(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"status": "starting"}),
+                    json!({"status": "starting", "reason": "listeners not bound yet"}),
                 )
+            } else if unchecked > 0 {
+                json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"status": "starting", "reason": format!("{unchecked} backends not checked yet")}),
+                )
+            } else {
+                json(StatusCode::OK, json!({"status": "ready"}))
             }
         }
         (&Method::GET, ["status"]) => json(StatusCode::OK, status::status(ctx)),

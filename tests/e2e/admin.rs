@@ -17,11 +17,13 @@ fn reads_are_open_and_shaped() {
         (r.status, r.json()["status"].as_str()),
         (200, Some("alive"))
     );
+    // Ready once listeners are bound and every backend had its first health check.
+    poll_until(Duration::from_secs(10), || {
+        http(admin, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
+    })
+    .expect("never ready");
     let r = http(admin, "GET", "/readyz", &[], "").unwrap();
-    assert_eq!(
-        (r.status, r.json()["status"].as_str()),
-        (200, Some("ready"))
-    );
+    assert_eq!(r.json()["status"], "ready");
     let s = http(admin, "GET", "/status", &[], "").unwrap().json();
     let regions: Vec<&str> = s["regions"]
         .as_array()

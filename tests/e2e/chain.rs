@@ -230,3 +230,104 @@ fn us_clients_move_to_eu_west_when_us_east_gateways_stop() {
     poll_until(Duration::from_secs(6), || us() == east)
         .expect("US clients never came back to us-east");
 }
+
+/// Checks Prometheus text exposition format line by line; returns the metric names seen.
+fn parse_prometheus(text: &str) -> Vec<String> {
+    let valid_name = |n: &str| {
+        !n.is_empty()
+            && n.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+    };
+    let mut names = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            let kind = parts.next().unwrap();
+            assert!(
+                kind == "HELP" || kind == "TYPE",
+                "bad comment line {line:?}"
+            );
+            assert!(
+                valid_name(parts.next().unwrap_or("")),
+                "bad name in {line:?}"
+            );
+            if kind == "TYPE" {
+                let t = parts.next().unwrap_or("");
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&t),
+                    "bad type in {line:?}"
+                );
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("no value in {line:?}"));
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value in {line:?}"
+        );
+        let name = series.split('{').next().unwrap();
+        assert!(valid_name(name), "bad metric name in {line:?}");
+        if let Some(labels) = series.strip_prefix(name) {
+            if !labels.is_empty() {
+                assert!(
+                    labels.starts_with('{') && labels.ends_with('}'),
+                    "bad labels in {line:?}"
+                );
+            }
+        }
+        names.push(name.to_string());
+    }
+    names
+}
+
+#[test]
+fn metrics_from_every_subsystem_parse_as_prometheus_text() {
+    let dir = TempDir::new("chain-metrics");
+    let cfg = demo_config(&dir, 67);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let vip = addr(67, "1.1:8080");
+    wait_vip(vip);
+    let alice = format!("Authorization: Bearer {}", token("alice", "customer"));
+    assert_eq!(
+        http(vip, "GET", "/v1/users/alice", &[&alice], "")
+            .unwrap()
+            .status,
+        200
+    );
+    assert_eq!(
+        http(vip, "GET", "/v1/users/alice", &[], "").unwrap().status,
+        401
+    );
+    dig(
+        addr(67, "0.1:8053"),
+        "api.example.test.",
+        RecordType::A,
+        Some(("81.2.69.160", 27)),
+    );
+    let m = http(addr(67, "0.1:9901"), "GET", "/metrics", &[], "").unwrap();
+    assert_eq!(m.status, 200);
+    let names = parse_prometheus(&m.body);
+    for want in [
+        "switchyard_lb_accepted_total",
+        "switchyard_lb_backend_connections_total",
+        "switchyard_dns_queries_total",
+        "switchyard_dns_gslb_answers_total",
+        "switchyard_gateway_requests_total",
+        "switchyard_gateway_auth_failures_total",
+    ] {
+        assert!(
+            names.iter().any(|n| n == want),
+            "{want} missing from /metrics:\n{}",
+            m.body
+        );
+    }
+    assert!(
+        m.body.contains("# HELP switchyard_lb_accepted_total "),
+        "metrics are described"
+    );
+}
