@@ -1,0 +1,1 @@
+//! Scale-out through etcd (being written).
