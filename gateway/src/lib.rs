@@ -30,6 +30,15 @@
 //! - [`mint_token`] signs a token with the configured signing key (`switchyard token`).
 //! - [`QuickArgs`] + [`run_quick`]: `switchyard gateway --listen .. --route /users/=ADDR ..`.
 //!
+//! ## Serving
+//! Each instance runs one worker thread per CPU (`SWITCHYARD_GATEWAY_WORKERS` overrides), each
+//! with its own current-thread runtime, `SO_REUSEPORT` listener and upstream connection pool, so
+//! a request never crosses threads. Binding first checks that nobody else listens on the address.
+//! HTTP/1.1 keep-alive, and h2c with prior knowledge. Peers in `trusted_proxies` may send a PROXY
+//! v1/v2 header and have their `X-Forwarded-For` extended (others' is replaced). Every response
+//! carries `X-Request-Id`; `traceparent` passes through. `GET /healthz` answers for the instance
+//! itself unless a route claims it.
+//!
 //! ## Request path
 //! framing gate (431/408/400 for smuggling shapes) → path normalisation ([`path`]) → [`router`]
 //! → JWT ([`jwt`], [`auth`]) and policy (401/403) → rate limit (429) → body limit (413) → device
