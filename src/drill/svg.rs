@@ -46,6 +46,48 @@ fn nice_max(v: u64) -> u64 {
     10 * mag
 }
 
+/// A step marker on the chart.
+#[derive(Debug, PartialEq, Eq)]
+struct Marker {
+    t_ms: u64,
+    label: String,
+    error: bool,
+}
+
+/// Groups steps that ran within 200 ms of each other into one marker, e.g.
+/// `fault: fail instance gw-us-east-a (+9 more)`.
+fn markers(steps: &[StepRun]) -> Vec<Marker> {
+    let mut groups: Vec<Vec<&StepRun>> = Vec::new();
+    for st in steps {
+        match groups.last_mut() {
+            Some(g) if st.t_ms < g[0].t_ms + 200 => g.push(st),
+            _ => groups.push(vec![st]),
+        }
+    }
+    groups
+        .into_iter()
+        .map(|g| {
+            let role = if g.iter().any(|s| s.fault) {
+                "fault: "
+            } else if g.iter().any(|s| s.recover) {
+                "recovery: "
+            } else {
+                ""
+            };
+            let more = if g.len() > 1 {
+                format!(" (+{} more)", g.len() - 1)
+            } else {
+                String::new()
+            };
+            Marker {
+                t_ms: g[0].t_ms,
+                label: format!("{role}{}{more}", g[0].label),
+                error: g.iter().any(|s| s.error.is_some()),
+            }
+        })
+        .collect()
+}
+
 /// Renders the chart. `title` is escaped.
 pub fn render(title: &str, buckets: &[Bucket], steps: &[StepRun]) -> String {
     let seconds = buckets.len().max(1) as f64;
@@ -116,21 +158,17 @@ pub fn render(title: &str, buckets: &[Bucket], steps: &[StepRun]) -> String {
         s,
         r##"<rect x="{LEFT}" y="{TOP}" width="{pw}" height="{ph}" fill="none" stroke="#888888"/>"##
     );
-    // Steps.
-    for (i, st) in steps.iter().enumerate() {
-        let xx = x(st.t_ms as f64 / 1000.0);
-        let color = if st.error.is_some() {
-            FAILED
-        } else {
-            "#444444"
-        };
+    // Steps: one marker per burst of steps (within 200 ms), labelled by its first step.
+    for (i, m) in markers(steps).iter().enumerate() {
+        let xx = x(m.t_ms as f64 / 1000.0);
+        let color = if m.error { FAILED } else { "#444444" };
         let _ = writeln!(
             s,
             r#"<line x1="{xx:.1}" y1="{TOP}" x2="{xx:.1}" y2="{:.1}" stroke="{color}" stroke-dasharray="4 3"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{color}">{}</text>"#,
             TOP + ph,
             xx + 3.0,
             TOP + 12.0 + 12.0 * (i % 4) as f64,
-            escape(&st.label)
+            escape(&m.label)
         );
     }
     // Series.
@@ -314,7 +352,7 @@ pub(crate) mod tests {
         assert_eq!(names[0], "svg");
         assert_eq!(names.iter().filter(|n| *n == "polyline").count(), 3);
         assert!(svg.contains("drill: az-outage &lt;us-east-a&gt;"));
-        assert!(svg.contains("stop &lt;user&gt; &amp; &quot;friends&quot;"));
+        assert!(svg.contains("fault: stop &lt;user&gt; &amp; &quot;friends&quot;"));
         assert!(svg.contains(">ok us-east-a</text>"));
         assert!(svg.contains(">failed</text>"));
         // y axis tops at 20 (the peak): the us-east-b line reaches the plot's top edge at 2.5 s.
@@ -323,6 +361,49 @@ pub(crate) mod tests {
             LEFT + 2.5 / 3.0 * (W - LEFT - RIGHT),
             TOP
         )));
+    }
+
+    #[test]
+    fn bursts_of_steps_share_one_marker() {
+        let st = |t: u64, label: &str, fault: bool, recover: bool, error: bool| StepRun {
+            at_ms: t,
+            t_ms: t,
+            done_ms: t,
+            label: label.into(),
+            instance: None,
+            stop: false,
+            start: false,
+            fault,
+            recover,
+            error: error.then(|| "404".to_string()),
+        };
+        let m = markers(&[
+            st(1000, "fail a", true, false, false),
+            st(1010, "stop b", false, false, true),
+            st(1150, "stop c", false, false, false),
+            st(4000, "start b", false, true, false),
+            st(5500, "restore a", false, false, false),
+        ]);
+        assert_eq!(
+            m,
+            [
+                Marker {
+                    t_ms: 1000,
+                    label: "fault: fail a (+2 more)".into(),
+                    error: true
+                },
+                Marker {
+                    t_ms: 4000,
+                    label: "recovery: start b".into(),
+                    error: false
+                },
+                Marker {
+                    t_ms: 5500,
+                    label: "restore a".into(),
+                    error: false
+                },
+            ]
+        );
     }
 
     #[test]
