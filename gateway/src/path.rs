@@ -3,7 +3,7 @@
 //! The result is the only form used by the router, authorization, the rate limiter and the
 //! upstream request, so no route can be reached around its policy by spelling. Rules:
 //! percent-encoded unreserved characters are decoded (`%61` → `a`, `%2E` → `.`), other escapes are
-//! kept with upper-case hex; `%2F`, `%5C`, `%00`, raw backslashes, control bytes and malformed
+//! kept with upper-case hex; `%2F`, `%5C`, `%00`, raw backslashes and semicolons, control bytes and malformed
 //! escapes are rejected as ambiguous; repeated slashes collapse; `.` and `..` segments are
 //! resolved, and a `..` that would climb above the root is rejected.
 
@@ -43,7 +43,8 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
     let mut prev = 0u8;
     for &b in bytes {
         match b {
-            b'\\' => return Err(PathError::AmbiguousEncoding),
+            // `;` starts a path parameter on some upstreams (`/admin;x=1` = `/admin` there)
+            b'\\' | b';' => return Err(PathError::AmbiguousEncoding),
             0..=0x1f | 0x7f => return Err(PathError::ControlByte),
             b'%' | b'.' => needs_work = true,
             b'/' if prev == b'/' => needs_work = true,
@@ -159,6 +160,7 @@ mod tests {
         assert_eq!(n("/v1/a%5cb"), Err(PathError::AmbiguousEncoding));
         assert_eq!(n("/v1/a%00"), Err(PathError::AmbiguousEncoding));
         assert_eq!(n("/v1\\admin"), Err(PathError::AmbiguousEncoding));
+        assert_eq!(n("/v1/admin;x=1/stats"), Err(PathError::AmbiguousEncoding));
         assert_eq!(n("/../etc"), Err(PathError::EscapesRoot));
         assert_eq!(n("/v1/../../x"), Err(PathError::EscapesRoot));
         assert_eq!(n("/a%zz"), Err(PathError::BadEscape));

@@ -63,6 +63,8 @@ async fn encoded_slash_is_400() {
     assert_eq!(status(&gw, "/v1/users/..%2f..%2fadmin").await.0, 400);
     assert_eq!(status(&gw, "/v1/users/%5c..%5cadmin").await.0, 400);
     assert_eq!(status(&gw, "/v1/users/x%00").await.0, 400);
+    assert_eq!(status(&gw, "/v1/admin;jsessionid=1/x").await.0, 400);
+    assert_eq!(status(&gw, "/v1/users/..;/admin").await.0, 400);
     assert_eq!(admin.hits(), 0);
 }
 
