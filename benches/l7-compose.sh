@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Composition benchmark: GET /home fans out to three JSON origins (users, orders, cart) and
 # merges the bodies; reported next to a single proxied route in the same run.
-# Env: BENCH_DIR (shared harness), SWITCHYARD (binary), REPS, WRK_T, CONNS.
+# Env: BENCH_DIR (shared harness), SWITCHYARD (binary) or GW_CMD, REPS, WRK_T, CONNS.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-/work/shared/bench}"
 . "$BENCH_DIR/lib.sh"
 SWITCHYARD="${SWITCHYARD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/switchyard}"
+# the gateway quick-mode command (GW_CMD=path/to/examples/quick benchmarks the crate alone)
+GW_CMD="${GW_CMD:-$SWITCHYARD gateway}"
 WRK_T="${WRK_T:-8}"; CONNS="${CONNS:-64}"
 GW_PORT=18321; PORTS=(18421 18422 18423); NAMES=(users orders cart)
 
@@ -29,7 +31,8 @@ s="$(printf '%s.%s' "$h" "$p" | openssl dgst -sha256 -hmac "$SECRET" -binary | b
 TOKEN="$h.$p.$s"
 
 start_gw() {
-  start_bg "$WORK/gw.log" "$SWITCHYARD" gateway --listen "127.0.0.1:$GW_PORT" \
+  # shellcheck disable=SC2086
+  start_bg "$WORK/gw.log" $GW_CMD --listen "127.0.0.1:$GW_PORT" \
     --route "/users/=127.0.0.1:${PORTS[0]}" --route "/orders/=127.0.0.1:${PORTS[1]}" \
     --route "/cart/=127.0.0.1:${PORTS[2]}" --compose /home --jwt-alg HS256 --jwt-secret "$SECRET"
   GW_PID="$LAST_PID"

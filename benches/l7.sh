@@ -18,14 +18,16 @@ for d in "$BENCH_DIR" "$ROOT/../shared/bench" /work/shared/bench; do
 done
 [ -f "$BENCH_DIR/l7.sh" ] || { echo "shared bench harness not found (set BENCH_DIR)" >&2; exit 2; }
 
-if [ -z "${SWITCHYARD:-}" ]; then
+if [ -z "${SWITCHYARD:-}" ] && [ -z "${GW_CMD:-}" ]; then
   (cd "$ROOT" && cargo build --release -q --bin switchyard)
   SWITCHYARD="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchyard"
 fi
 export SWITCHYARD
+# the gateway quick-mode command (GW_CMD=path/to/examples/quick benchmarks the crate alone)
+export GW_CMD="${GW_CMD:-$SWITCHYARD gateway}"
 export CANDIDATE_GW_PORT="${CANDIDATE_GW_PORT:-18311}"
 # single quotes: the BENCH_* variables are exported by the harness to the candidate's shell
-export CANDIDATE_GW_CMD='exec "$SWITCHYARD" gateway --listen "$BENCH_LISTEN" --route "/users/=$BENCH_USERS_BACKEND" --route "/orders/=$BENCH_ORDERS_BACKEND" --jwt-alg "$BENCH_JWT_ALG" --jwt-secret "$BENCH_JWT_SECRET" --jwt-pubkey "$BENCH_JWT_PUBKEY"'
+export CANDIDATE_GW_CMD='exec $GW_CMD --listen "$BENCH_LISTEN" --route "/users/=$BENCH_USERS_BACKEND" --route "/orders/=$BENCH_ORDERS_BACKEND" --jwt-alg "$BENCH_JWT_ALG" --jwt-secret "$BENCH_JWT_SECRET" --jwt-pubkey "$BENCH_JWT_PUBKEY"'
 
 for alg in ${ALGS:-HS256 RS256}; do
   echo "=== Switchyard gateway with $alg tokens vs peers ==="
