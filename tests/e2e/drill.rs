@@ -160,8 +160,8 @@ within = "0s"
     assert_eq!(r["scenario"]["name"], "bystander");
     assert_eq!(r["target"], "http://127.81.0.1:9901");
     let requests = r["requests"].as_u64().unwrap();
-    // 20/s for 2.5 s: 50 ticks (a badly overloaded machine may skip a few).
-    assert!((40..=50).contains(&requests), "{requests} requests");
+    // 20/s for 2.5 s: 50 ticks, never more (an overloaded machine skips late ones).
+    assert!((25..=50).contains(&requests), "{requests} requests");
     assert_eq!(r["ok"], r["requests"]);
     assert_eq!(r["failed"], 0);
     let samples = r["samples"].as_array().unwrap();
@@ -183,7 +183,7 @@ within = "0s"
     );
     assert_eq!(r["timeline"].as_array().unwrap().len(), 3);
     let second = r["timeline"][1]["ok"]["eu-west-a"].as_u64().unwrap();
-    assert!((15..=20).contains(&second), "{second} in the second second");
+    assert!((10..=20).contains(&second), "{second} in the second second");
     assert_eq!(r["shares"][0]["phase"], "before");
     assert_eq!(r["shares"][1]["by_az"]["eu-west-a"], 1.0);
     let verdicts: Vec<bool> = r["expectations"]
