@@ -311,13 +311,7 @@ async fn drive(
 ) -> anyhow::Result<Outcome> {
     let bearer = match &args.token {
         Some(t) => t.clone(),
-        None => target::mint_token(
-            world,
-            args.config
-                .as_ref()
-                .and_then(|c| c.parent().map(Path::to_path_buf))
-                .as_ref(),
-        )?,
+        None => target::mint_token(world)?,
     };
     let spec = Arc::new(load_spec(args, world, scenario, bearer)?);
     preflight(admin, &spec, !scenario.steps.is_empty()).await?;

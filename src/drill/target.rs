@@ -3,16 +3,14 @@
 //! keeps the world's logs and CPU apart from the load generator and uses exactly the code path an
 //! operator uses; its stderr goes to `world.log` in the report folder.
 //!
-//! Also: the client bearer token, minted with the world's signing key.
+//! Also: the client bearer token, minted with the world's signing key by the gateway's code.
 
 use crate::cli::AdminArgs;
 use anyhow::{anyhow, bail, Context};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use switchyard_config::gateway::KeySource;
+use std::time::Duration;
 use switchyard_config::World;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -105,61 +103,19 @@ pub fn dns_addr(world: &World) -> Option<SocketAddr> {
     })
 }
 
-/// A customer token signed with the world's signing key (`sub` = `drill`, role `customer`).
-pub fn mint_token(world: &World, base: Option<&PathBuf>) -> anyhow::Result<String> {
-    let jwt = &world.gateway.jwt;
-    let key =
-        jwt.keys.iter().find(|k| k.sign).ok_or_else(|| {
-            anyhow!("the config has no signing key (`sign = true`); pass --token")
-        })?;
-    let alg: Algorithm = key
-        .alg
-        .parse()
-        .map_err(|_| anyhow!("unknown JWT algorithm {:?}", key.alg))?;
-    let read = |p: &str| {
-        let path = match base {
-            Some(b) if Path::new(p).is_relative() => b.join(p),
-            _ => PathBuf::from(p),
-        };
-        std::fs::read(&path).with_context(|| format!("cannot read key file {}", path.display()))
-    };
-    let enc = match &key.source {
-        KeySource::Secret(s) => EncodingKey::from_secret(s.as_bytes()),
-        KeySource::SecretEnv(var) => EncodingKey::from_secret(
-            std::env::var(var)
-                .with_context(|| format!("signing key variable {var} is not set"))?
-                .as_bytes(),
-        ),
-        KeySource::SecretFile(p) => EncodingKey::from_secret(&read(p)?),
-        KeySource::PemFile(p) => {
-            let pem = read(p)?;
-            match alg {
-                Algorithm::ES256 | Algorithm::ES384 => EncodingKey::from_ec_pem(&pem)?,
-                Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem)?,
-                _ => EncodingKey::from_rsa_pem(&pem)?,
-            }
-        }
-        KeySource::JwksFile(_) => {
-            bail!("the signing key is a JWKS (public keys only): pass --token")
-        }
-    };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let mut claims = serde_json::json!({
-        "sub": "drill",
-        "iat": now,
-        "nbf": now.saturating_sub(5),
-        "exp": now + 3600,
-    });
-    if let Some(i) = &jwt.issuer {
-        claims["iss"] = i.clone().into();
+/// A customer token signed with the world's signing key (`sub` = `drill`, role `customer`),
+/// minted by the gateway's own code so it is exactly what the gateway accepts.
+pub fn mint_token(world: &World) -> anyhow::Result<String> {
+    if !world.gateway.jwt.keys.iter().any(|k| k.sign) {
+        bail!("the config has no signing key (`sign = true`): pass --token");
     }
-    if let Some(a) = &jwt.audience {
-        claims["aud"] = a.clone().into();
-    }
-    claims[jwt.roles_claim.as_str()] = serde_json::json!(["customer"]);
-    let mut header = Header::new(alg);
-    header.kid = key.kid.clone();
-    Ok(jsonwebtoken::encode(&header, &claims, &enc)?)
+    switchyard_gateway::mint_token(
+        world,
+        "drill",
+        &["customer".to_string()],
+        Duration::from_secs(3600),
+    )
+    .map_err(|e| anyhow!("cannot mint a client token ({e}): pass --token"))
 }
 
 #[cfg(test)]
@@ -169,8 +125,8 @@ mod tests {
     #[test]
     fn demo_token_verifies_with_the_demo_key() {
         let world = switchyard_config::demo_world();
-        let t = mint_token(&world, None).unwrap();
-        let mut v = jsonwebtoken::Validation::new(Algorithm::HS256);
+        let t = mint_token(&world).unwrap();
+        let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         v.set_issuer(&["switchyard-demo"]);
         v.set_audience(&["switchyard-demo-api"]);
         let key = jsonwebtoken::DecodingKey::from_secret(
