@@ -159,3 +159,45 @@ async fn active_health_check_takes_a_dead_instance_out() {
         HashMap::from([("b".to_string(), 10)])
     );
 }
+
+#[tokio::test]
+async fn idempotent_requests_retry_a_503_on_another_instance_when_configured() {
+    use std::sync::Arc;
+    let sick = upstream_with(
+        Arc::new(|_r| Reply {
+            status: 503,
+            body: serde_json::json!({"error": "busy"}),
+            delay: Duration::ZERO,
+        }),
+        "127.0.0.1:0".parse().unwrap(),
+        "sick",
+    )
+    .await;
+    let well = upstream("well").await;
+    let mut spec = base_spec();
+    spec.services
+        .push(service("svc", &[(sick.addr, "az1"), (well.addr, "az2")]));
+    let mut r = route("api", "/api", true, "svc", Policy::Public);
+    r.retry_on_5xx = true;
+    spec.routes.push(r);
+    let mut plain = route("plain", "/plain", true, "svc", Policy::Public);
+    plain.retry_on_5xx = false;
+    spec.routes.push(plain);
+    let gw = gateway(spec).await;
+    for _ in 0..6 {
+        let r = get(gw.addr, "/api/x", &[]).await;
+        assert_eq!((r.status, r.header("x-backend")), (200, Some("well")));
+    }
+    // POST is not idempotent: the 503 is passed on, never replayed elsewhere
+    let mut statuses: Vec<u16> = Vec::new();
+    for _ in 0..4 {
+        statuses.push(request(gw.addr, "POST", "/api/x", &[], "{}").await.status);
+    }
+    assert!(statuses.contains(&503), "{statuses:?}");
+    // without retry_on_5xx the 503 reaches the client too
+    let mut plain_statuses: Vec<u16> = Vec::new();
+    for _ in 0..4 {
+        plain_statuses.push(get(gw.addr, "/plain/x", &[]).await.status);
+    }
+    assert!(plain_statuses.contains(&503), "{plain_statuses:?}");
+}
