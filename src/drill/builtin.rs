@@ -79,6 +79,8 @@ struct Shape<'a> {
     /// L4 pool members (gateway instances) in the region / in the AZ.
     region_members: Vec<String>,
     az_members: Vec<String>,
+    /// Names of the world's gateway instances (these can be stopped for real).
+    gateways: Vec<String>,
     ttl: Duration,
 }
 
@@ -142,6 +144,12 @@ fn shape(world: &World) -> Result<Shape<'_>, String> {
         az_services: demo(&|i| i.region == region.name && i.az == az),
         region_members: members(&|_| true),
         az_members: members(&|m| m.az == az),
+        gateways: world
+            .gateway
+            .instances
+            .iter()
+            .map(|g| g.name.clone())
+            .collect(),
         ttl,
     })
 }
@@ -163,8 +171,8 @@ fn admin(verb: AdminVerb, kind: TargetKind, name: &str) -> Action {
     }
 }
 
-/// Takes instances down: demo services stop for real; L4 members (gateway instances, which the
-/// admin API cannot stop yet) are forced down with `fail`. Then brings them back: services first,
+/// Takes instances down: demo services and gateway instances stop for real; other L4 members are
+/// forced down with `fail`. Then brings them back: services first,
 /// and the members once the services had time to rise, so nothing comes back half-ready.
 fn outage(
     at: Duration,
@@ -172,9 +180,22 @@ fn outage(
     services: &[String],
     members: &[String],
     svc_rise: Duration,
+    is_gateway: &dyn Fn(&str) -> bool,
 ) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
-    for m in members {
+    // Gateway instances of this world stop for real (listener closed, connections reset), so
+    // health checks must detect the outage; other pool members can only be forced down.
+    let (gateways, others): (Vec<&String>, Vec<&String>) =
+        members.iter().partition(|m| is_gateway(m));
+    for m in &gateways {
+        steps.push(step(
+            at,
+            Action::Stop {
+                instance: (*m).clone(),
+            },
+        ));
+    }
+    for m in &others {
         steps.push(step(at, admin(AdminVerb::Fail, TargetKind::Instance, m)));
     }
     for s in services {
@@ -198,7 +219,15 @@ fn outage(
     } else {
         back + svc_rise
     };
-    for m in members {
+    for m in gateways {
+        steps.push(step(
+            restore_at,
+            Action::Start {
+                instance: m.clone(),
+            },
+        ));
+    }
+    for m in others {
         steps.push(step(
             restore_at,
             admin(AdminVerb::Restore, TargetKind::Instance, m),
@@ -267,11 +296,13 @@ fn build(name: &str, s: &Shape<'_>) -> Scenario {
         }
         "az-outage" => {
             let back = start + both + Duration::from_millis(1500);
-            let steps = outage(start, back, &s.az_services, &s.az_members, svc_rise);
+            let steps = outage(start, back, &s.az_services, &s.az_members, svc_rise, &|n| {
+                s.gateways.iter().any(|g| g == n)
+            });
             let end = steps.last().map(|l| l.at).unwrap_or(back) + Duration::from_secs(1);
             (
                 format!(
-                    "every instance in AZ {} stops (services stopped, gateway forced down) and comes back",
+                    "every instance in AZ {} stops (its services and gateway stop) and comes back",
                     s.az
                 ),
                 steps,
@@ -288,11 +319,18 @@ fn build(name: &str, s: &Shape<'_>) -> Scenario {
         "region-outage" => {
             let follow = pool_budget + s.ttl + client_interval + Duration::from_millis(100);
             let back = start + follow + Duration::from_millis(1500);
-            let steps = outage(start, back, &s.region_services, &s.region_members, svc_rise);
+            let steps = outage(
+                start,
+                back,
+                &s.region_services,
+                &s.region_members,
+                svc_rise,
+                &|n| s.gateways.iter().any(|g| g == n),
+            );
             let end = steps.last().map(|l| l.at).unwrap_or(back) + Duration::from_secs(2);
             (
                 format!(
-                    "region {} goes dark (its gateways forced down, its services stopped); its clients must move",
+                    "region {} goes dark (its gateways and services stop); its clients must move",
                     s.region.name
                 ),
                 steps,
@@ -445,13 +483,10 @@ mod tests {
     }
 
     #[test]
-    fn az_outage_stops_the_az_and_forces_its_gateway_down() {
+    fn az_outage_stops_the_az_and_its_gateway() {
         let s = scenario("az-outage", &demo()).unwrap().unwrap();
         let l = labels(&s);
-        assert_eq!(
-            l[0],
-            (1000, "fail instance gw-us-east-a".into(), true, false)
-        );
+        assert_eq!(l[0], (1000, "stop gw-us-east-a".into(), true, false));
         assert_eq!(
             l[1..5].iter().map(|x| x.1.as_str()).collect::<Vec<_>>(),
             [
@@ -463,7 +498,7 @@ mod tests {
         );
         assert_eq!(
             l.last().unwrap(),
-            &(5800, "restore instance gw-us-east-a".into(), false, false)
+            &(5800, "start gw-us-east-a".into(), false, false)
         );
         assert_eq!(l[5], (4300, "start user-us-east-a".into(), false, true));
         assert!(matches!(
@@ -477,7 +512,7 @@ mod tests {
         let s = scenario("region-outage", &demo()).unwrap().unwrap();
         let l = labels(&s);
         assert_eq!(l.len(), 2 + 8 + 8 + 2);
-        assert_eq!(l[0].1, "fail instance gw-us-east-a");
+        assert_eq!(l[0].1, "stop gw-us-east-a");
         // 1s + (1.8s detection + 10s TTL + 0.2s client interval + 0.1s) + 1.5s.
         assert_eq!(l[10].0, 14_600);
         assert_eq!(s.duration, Duration::from_millis(14_600 + 1500 + 2000));

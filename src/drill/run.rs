@@ -134,12 +134,14 @@ fn load_scenario(arg: &str, world: &World) -> anyhow::Result<Scenario> {
 
 /// Every name a scenario uses must exist in the world (before anything is broken).
 fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
+    // What `stop`/`start` can act on: demo service instances and gateway instances.
     let demo: Vec<&str> = world
         .services
         .iter()
         .flat_map(|s| &s.instances)
         .filter(|i| i.demo)
         .map(|i| i.name.as_str())
+        .chain(world.gateway.instances.iter().map(|g| g.name.as_str()))
         .collect();
     let instances: Vec<&str> = world
         .regions
@@ -172,7 +174,7 @@ fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
     for st in &s.steps {
         match &st.action {
             Action::Stop { instance } | Action::Start { instance } => {
-                known("demo service instance", instance, &demo)
+                known("demo service or gateway instance", instance, &demo)
             }
             Action::Admin { kind, name, .. } => match kind {
                 super::scenario::TargetKind::Region => known("region", name, &regions),
@@ -513,7 +515,7 @@ duration = "3s"
 [[steps]]
 at = "1s"
 action = "stop"
-instance = "gw-us-east-a"
+instance = "gw-mars-a"
 [[steps]]
 at = "1s"
 action = "drain"
@@ -528,7 +530,7 @@ within = "1s"
         .unwrap();
         assert_eq!(
             check_names(&s, &w).unwrap_err(),
-            "no demo service instance \"gw-us-east-a\" in the world\n  no AZ \"mars-1a\" in the world\n  no region \"atlantis\" in the world"
+            "no demo service or gateway instance \"gw-mars-a\" in the world\n  no AZ \"mars-1a\" in the world\n  no region \"atlantis\" in the world"
         );
         let e = load_scenario("no-such-drill", &w).unwrap_err().to_string();
         assert!(e.starts_with("\"no-such-drill\" is neither a built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap)"), "{e}");
