@@ -444,27 +444,36 @@ async fn read_body(
     }
 }
 
+/// A header value from a string we built (the buffer moves, no copy).
+fn owned_value(s: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
+}
+
 fn forwarded_headers(h: &mut HeaderMap, conn: ConnInfo, host: Option<&str>, rid: &HeaderValue) {
-    let ip = conn.client.ip().to_string();
-    let xff = match h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-        Some(prev) if conn.trusted => format!("{prev}, {ip}"),
-        _ => ip.clone(),
-    };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    use std::fmt::Write;
+    let ip = conn.client.ip();
+    let mut xff = String::with_capacity(48);
+    if let (true, Some(prev)) = (
+        conn.trusted,
+        h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+    ) {
+        let _ = write!(xff, "{prev}, ");
+    }
+    let _ = write!(xff, "{ip}");
+    if let Some(v) = owned_value(xff) {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
-    let for_ = if conn.client.is_ipv6() {
-        format!("\"[{ip}]\"")
+    let mut fwd = String::with_capacity(64);
+    let _ = if ip.is_ipv6() {
+        write!(fwd, "for=\"[{ip}]\"")
     } else {
-        ip
+        write!(fwd, "for={ip}")
     };
-    let fwd = match host {
-        Some(host) if host.bytes().all(|b| b.is_ascii_graphic() && b != b'"') => {
-            format!("for={for_};host=\"{host}\";proto=http")
-        }
-        _ => format!("for={for_};proto=http"),
-    };
-    if let Ok(v) = HeaderValue::from_str(&fwd) {
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+        let _ = write!(fwd, ";host=\"{host}\"");
+    }
+    fwd.push_str(";proto=http");
+    if let Some(v) = owned_value(fwd) {
         h.insert(FORWARDED.clone(), v);
     }
     h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
