@@ -50,6 +50,7 @@ pub mod compose;
 pub mod device;
 mod error;
 pub mod framing;
+mod h2c;
 pub mod handler;
 pub mod json;
 pub mod jwt;

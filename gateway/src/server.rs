@@ -341,11 +341,25 @@ async fn serve_conn(
         client,
         trusted,
     };
-    if !sniff_h2(&mut stream, &mut initial, limits.header_timeout).await {
+    if !crate::h2c::sniff(&mut stream, &mut initial, limits.header_timeout).await {
         return;
     }
-    if initial.starts_with(H2_PREFACE) {
-        serve_h2(inner, ctx, stream, initial, conn).await;
+    if crate::h2c::is_preface(&initial) {
+        let max_head = inner.runtime.load().spec.limits.max_header_bytes;
+        let inner2 = inner.clone();
+        let svc = service_fn(move |req| {
+            let rt = inner2.runtime.load_full();
+            handler::handle(rt, ctx.clone(), conn, req)
+        });
+        crate::h2c::serve(
+            stream,
+            initial,
+            svc,
+            max_head,
+            inner.shutdown.clone(),
+            GRACE,
+        )
+        .await;
         return;
     }
     let mut gate = Gate::new(&mut stream, limits, &initial);
@@ -398,116 +412,5 @@ async fn read_proxy_header(
             Ok(Ok(n)) => n,
         };
         buf.extend_from_slice(&chunk[..n]);
-    }
-}
-
-/// The HTTP/2 connection preface (cleartext, prior knowledge).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-
-/// Read until the first bytes tell HTTP/2 (preface) from HTTP/1. False: closed or timed out
-/// before a single byte arrived.
-async fn sniff_h2(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
-        let mut chunk = [0u8; 4096];
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
-            // let the HTTP/1 gate answer a partial head (408) or close
-            _ => return !buf.is_empty(),
-        }
-    }
-    true
-}
-
-/// h2c with prior knowledge: same handler, hyper's HTTP/2 framing and limits.
-async fn serve_h2(
-    inner: Arc<Inner>,
-    ctx: Arc<InstanceCtx>,
-    mut stream: TcpStream,
-    initial: Vec<u8>,
-    conn: ConnInfo,
-) {
-    let max_head = inner.runtime.load().spec.limits.max_header_bytes;
-    let io = Prefixed {
-        prefix: initial,
-        pos: 0,
-        io: &mut stream,
-    };
-    let inner2 = inner.clone();
-    let svc = service_fn(move |req| {
-        let rt = inner2.runtime.load_full();
-        handler::handle(rt, ctx.clone(), conn, req)
-    });
-    let mut builder =
-        hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
-    builder
-        .timer(TokioTimer::new())
-        .max_header_list_size(max_head as u32)
-        .max_concurrent_streams(256)
-        .keep_alive_interval(Duration::from_secs(30));
-    let serving = builder.serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(serving);
-    tokio::select! {
-        _ = serving.as_mut() => {}
-        _ = inner.shutdown.cancelled() => {
-            serving.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(GRACE, serving.as_mut()).await;
-        }
-    }
-}
-
-/// A stream with some bytes already read in front of it.
-struct Prefixed<'a> {
-    prefix: Vec<u8>,
-    pos: usize,
-    io: &'a mut TcpStream,
-}
-
-impl tokio::io::AsyncRead for Prefixed<'_> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if self.pos < self.prefix.len() {
-            let n = (self.prefix.len() - self.pos).min(buf.remaining());
-            let pos = self.pos;
-            buf.put_slice(&self.prefix[pos..pos + n]);
-            self.pos += n;
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut *self.io).poll_read(cx, buf)
-    }
-}
-
-impl tokio::io::AsyncWrite for Prefixed<'_> {
-    fn poll_write(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &[u8],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.io).poll_write(cx, buf)
-    }
-    fn poll_write_vectored(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-    fn poll_flush(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.io).poll_flush(cx)
-    }
-    fn poll_shutdown(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.io).poll_shutdown(cx)
     }
 }
