@@ -158,3 +158,97 @@ profiles = [ { profile = "mobile", fields = ["user.service", "more.path"] } ]
     assert_eq!(r.json()["path"], "/v2/users/7");
     stop.cancel();
 }
+
+/// The device-profile lines proposed for the embedded demo world (mobile trims the home screen,
+/// web gets everything), checked against the demo as it is.
+pub const DEMO_PROFILES: &str = r#"
+  [[gateway.device_profiles]]
+  name = "mobile"
+  client_types = ["mobile", "ios", "android"]
+  user_agent_contains = ["iPhone", "Android", "Mobile"]
+
+  [[gateway.device_profiles]]
+  name = "web"
+  client_types = ["web"]
+  user_agent_contains = ["Mozilla"]
+"#;
+pub const DEMO_HOME_PROFILES: &str = r#"  profiles = [
+    { profile = "mobile", fields = ["user.user.id", "user.user.name", "orders.orders.id", "orders.orders.status", "cart.cart.items", "cart.cart.total_cents", "partial"] },
+  ]
+"#;
+
+#[tokio::test]
+async fn proposed_demo_profiles_trim_the_home_screen_for_mobile() {
+    let base = switchyard_config::demo_toml_on(233);
+    let anchor = "  deadline = \"2s\"\n  compose = [";
+    assert!(base.contains(anchor), "the demo's home route changed");
+    let toml = base.replace(
+        anchor,
+        &format!("  deadline = \"2s\"\n{DEMO_HOME_PROFILES}  compose = ["),
+    ) + DEMO_PROFILES;
+    let world = Arc::new(switchyard_config::parse_str(&toml, "<demo>").unwrap());
+    let mut ups = Vec::new();
+    for s in &world.services {
+        for i in &s.instances {
+            let name = s.name.clone();
+            let b: Behaviour = Arc::new(move |_req| Reply {
+                status: 200,
+                body: match name.as_str() {
+                    "user" => {
+                        json!({"service": "user", "version": 1, "user": {"id": "alice", "name": "Alice", "email": "alice@example.test"}})
+                    }
+                    "order" => {
+                        json!({"service": "order", "orders": [{"id": "o-1000", "user": "alice", "total_cents": 1250, "status": "shipped"}]})
+                    }
+                    _ => {
+                        json!({"service": "cart", "cart": {"user": "alice", "items": 3, "total_cents": 4797, "currency": "USD"}})
+                    }
+                },
+                delay: Duration::ZERO,
+            });
+            ups.push(upstream_with(b, i.addr, &i.name).await);
+        }
+    }
+    let stop = CancellationToken::new();
+    let gw = switchyard_gateway::start(world.clone(), HealthRegistry::new(), stop.clone())
+        .await
+        .unwrap();
+    let addr = gw.local_addr("gw-us-east-b").unwrap();
+    let t = switchyard_gateway::mint_token(
+        &world,
+        "alice",
+        &["customer".into()],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let auth = format!("Bearer {t}");
+    let mobile = get(
+        addr,
+        "/v1/home",
+        &[
+            ("Authorization", &auth),
+            ("User-Agent", "Mozilla/5.0 (iPhone)"),
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(
+        mobile,
+        json!({"user": {"user": {"id": "alice", "name": "Alice"}},
+               "orders": {"orders": [{"id": "o-1000", "status": "shipped"}]},
+               "cart": {"cart": {"items": 3, "total_cents": 4797}}})
+    );
+    let web = get(
+        addr,
+        "/v1/home",
+        &[
+            ("Authorization", &auth),
+            ("User-Agent", "Mozilla/5.0 (X11)"),
+        ],
+    )
+    .await
+    .json();
+    assert_eq!(web["user"]["user"]["email"], "alice@example.test");
+    assert_eq!(web["cart"]["cart"]["currency"], "USD");
+    stop.cancel();
+}
