@@ -30,8 +30,9 @@ pub struct QuickArgs {
     /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
     #[arg(long)]
     pub workers: Option<u32>,
-    /// Pipe size for splice, bytes.
-    #[arg(long, default_value_t = 1 << 16)]
+    /// Pipe size for splice, bytes (bigger pipes: fewer syscalls per bulk byte; a pipe is held
+    /// only while a direction carries bulk data).
+    #[arg(long, default_value_t = 1 << 18)]
     pub pipe_size: u32,
     /// Buffer size per direction for copy/auto, bytes.
     #[arg(long, default_value_t = 1 << 14)]

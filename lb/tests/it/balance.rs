@@ -211,3 +211,49 @@ async fn all_members_down_refuses_promptly_or_fails_open() {
     assert_eq!(round_trip(t.addr).await.unwrap(), "b0");
     assert!(t.lb.status().pools[0].all_down_picks >= 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_timeout_moves_on_to_another_backend() {
+    // a backend whose accept queue is full: SYNs are dropped, connects hang
+    let stuck = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    stuck
+        .bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
+        .unwrap();
+    stuck.listen(0).unwrap();
+    let stuck_addr = stuck.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(s)) =
+            tokio::time::timeout(Duration::from_millis(100), TcpStream::connect(stuck_addr)).await
+        {
+            fillers.push(s);
+        }
+    }
+    let hangs = tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(stuck_addr))
+        .await
+        .is_err();
+    assert!(
+        hangs,
+        "the stuck backend should not complete handshakes any more"
+    );
+    let good = Backend::start(Behaviour::Named("good".into())).await;
+    let mut p = pool(&[(stuck_addr, "a", 1), (good.addr, "b", 1)]);
+    p.check = None;
+    let mut l = listener();
+    l.connect_timeout = Duration::from_millis(150);
+    let t = start_lb(p, l).await;
+    let mut waited = 0;
+    for _ in 0..4 {
+        let t0 = std::time::Instant::now();
+        assert_eq!(round_trip(t.addr).await.unwrap(), "good");
+        let took = t0.elapsed();
+        assert!(took < Duration::from_secs(1), "{took:?}");
+        if took >= Duration::from_millis(140) {
+            waited += 1; // went to the stuck backend first and timed out
+        }
+    }
+    assert_eq!(
+        waited, 2,
+        "round robin sends every other connection to the stuck backend first"
+    );
+}

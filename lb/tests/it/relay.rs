@@ -273,3 +273,16 @@ async fn idle_timeout_and_max_lifetime_close_connections() {
         "{life:?}"
     );
 }
+
+#[tokio::test]
+async fn ipv6_listener_and_backend() {
+    let echo = Backend::start_on("[::1]:0".parse().unwrap(), Behaviour::Named("v6".into())).await;
+    let mut l = listener();
+    l.addrs = vec!["[::1]:0".parse().unwrap(), "127.0.0.1:0".parse().unwrap()];
+    let t = start_lb(pool(&[(echo.addr, "a", 1)]), l).await;
+    let bound = t.lb.listener_addrs("test", "l").unwrap();
+    assert!(bound[0].is_ipv6() && bound[1].is_ipv4());
+    for a in bound {
+        assert_eq!(round_trip(a).await.unwrap(), "v6");
+    }
+}
