@@ -56,6 +56,10 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Rehearse an outage under steady client load and report what clients saw (exit 1 on a failed expectation).
     Drill(crate::drill::DrillArgs),
+    /// Work with a world kept in etcd (`config push FILE --to etcd://...`).
+    Config(crate::cluster::ConfigArgs),
+    /// Register a service instance in etcd and keep its lease alive until Ctrl-C.
+    Register(crate::cluster::RegisterArgs),
 }
 
 /// How to reach a running node's admin API.
@@ -146,9 +150,16 @@ pub struct InstanceArgs {
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// World config file; without it, the embedded demo world runs on 127.0.x.y.
+    /// World config file, or etcd://HOST:PORT/KEY[?node=NAME&ttl=10s&quorum=1] to follow a world
+    /// kept in etcd (see docs/cluster.md); without it, the embedded demo world runs on 127.0.x.y.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// Serve the admin API here instead of the world's `[admin] listen` (several nodes on one host).
+    #[arg(long)]
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Serve DNS here instead of the world's `[dns] listen` (several DNS nodes on one host).
+    #[arg(long, value_delimiter = ',')]
+    pub dns_listen: Option<Vec<std::net::SocketAddr>>,
     /// Run only this region's L4 listeners, gateway instances and demo services.
     #[arg(long)]
     pub region: Option<String>,

@@ -5,6 +5,7 @@ mod admin;
 mod adminctl;
 mod check;
 mod cli;
+mod cluster;
 mod demo_services;
 mod drill;
 mod logging;
@@ -54,6 +55,8 @@ fn main() -> ExitCode {
                 .map_err(anyhow::Error::from)
         }),
         cli::Command::Explain(a) => runtime().and_then(|rt| rt.block_on(adminctl::explain(&a))),
+        cli::Command::Config(a) => return cluster::config(a),
+        cli::Command::Register(a) => runtime().and_then(|rt| rt.block_on(cluster::register(a))),
         cli::Command::Drill(a) => match runtime().and_then(|rt| rt.block_on(drill::run(a))) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Source {
     Demo,
     File(PathBuf),
+    /// A world kept in etcd and followed by a watch (see `crate::cluster`).
+    Etcd(Arc<crate::cluster::EtcdSource>),
 }
 
 /// The node's `--region`/`--only` choice, applied to every world loaded (start and reloads).
@@ -30,6 +32,8 @@ pub enum Source {
 pub struct Selection {
     region: Option<String>,
     only: Option<Vec<Part>>,
+    admin_listen: Option<std::net::SocketAddr>,
+    dns_listen: Option<Vec<std::net::SocketAddr>>,
 }
 
 impl Source {
@@ -38,10 +42,21 @@ impl Source {
         let world = match self {
             Source::Demo => switchyard_config::demo_world(),
             Source::File(p) => switchyard_config::load_file(p).map_err(|e| anyhow!("{e}"))?,
+            Source::Etcd(e) => e.load()?,
         };
-        world
+        let mut world = world
             .with_node(sel.region.clone(), sel.only.clone())
-            .map_err(|e| anyhow!(e))
+            .map_err(|e| anyhow!(e))?;
+        if let Some(a) = sel.admin_listen {
+            world.admin.listen = a;
+        }
+        if let Some(d) = &sel.dns_listen {
+            world.dns.listen = d.clone();
+        }
+        Ok(match self {
+            Source::Etcd(e) => e.for_node(world),
+            _ => world,
+        })
     }
 }
 
@@ -54,6 +69,9 @@ pub struct Parts {
     lb: Option<Arc<switchyard_lb::Lb>>,
     dns: Option<Arc<switchyard_dns::Dns>>,
     admin_ctx: Option<Arc<AdminCtx>>,
+    /// The shared views, for the cluster tasks (etcd).
+    registry: HealthRegistry,
+    admin: AdminState,
     /// Gateway instances stopped through the admin API (drills); kept across reloads.
     stopped_gateways: HashSet<String>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
@@ -107,7 +125,7 @@ impl Parts {
             let ctx = Arc::new(AdminCtx {
                 world: ArcSwap::new(world.clone()),
                 registry: registry.clone(),
-                admin,
+                admin: admin.clone(),
                 lb: lb.clone(),
                 dns: dns.clone(),
                 demo: demo.clone(),
@@ -130,6 +148,8 @@ impl Parts {
             lb,
             dns,
             admin_ctx,
+            registry,
+            admin,
             stopped_gateways: HashSet::new(),
             admin_task,
             shutdown,
@@ -228,9 +248,13 @@ impl Parts {
 
 /// Runs until a termination signal.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let source = match &args.config {
-        Some(p) => Source::File(p.clone()),
-        None => Source::Demo,
+    let (source, mut etcd_changes) = match &args.config {
+        Some(p) if crate::cluster::is_etcd(p) => {
+            let (src, changes) = crate::cluster::EtcdSource::connect(&p.to_string_lossy()).await?;
+            (Source::Etcd(src), Some(changes))
+        }
+        Some(p) => (Source::File(p.clone()), None),
+        None => (Source::Demo, None),
     };
     let only = match &args.only {
         Some(list) => Some(
@@ -243,6 +267,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let sel = Selection {
         region: args.region.clone(),
         only,
+        admin_listen: args.admin_listen,
+        dns_listen: args.dns_listen.clone(),
     };
     if args.print_config {
         match &source {
@@ -252,6 +278,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 std::fs::read_to_string(p)
                     .with_context(|| format!("cannot read {}", p.display()))?
             ),
+            Source::Etcd(e) => print!("{}", e.text()),
         }
         return Ok(());
     }
@@ -270,6 +297,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
     let root = CancellationToken::new();
     let mut parts = Parts::start(world.clone(), root.child_token(), reload_tx, prometheus).await?;
+    if let Source::Etcd(e) = &source {
+        e.applied(parts.world());
+        e.start_tasks(parts.registry.clone(), parts.admin.clone());
+    }
     crate::run::banner(&source, parts.world());
 
     loop {
@@ -289,11 +320,18 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     let _ = reply.send(r);
                 }
             },
+            Some(()) = crate::cluster::next_change(&mut etcd_changes) => {
+                tracing::info!("etcd: the world or the registry changed; reloading");
+                let _ = reload(&source, &sel, &mut parts).await;
+            }
             _ = term.recv() => break,
             _ = int.recv() => break,
         }
     }
     tracing::info!(grace = ?args.grace, "shutting down");
+    if let Source::Etcd(e) = &source {
+        e.stop().await;
+    }
     parts.stop(args.grace).await;
     tracing::info!("stopped");
     Ok(())
@@ -315,6 +353,9 @@ async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(
     match source.load(sel) {
         Ok(w) => match parts.reload(Arc::new(w)).await {
             Ok(()) => {
+                if let Source::Etcd(e) = source {
+                    e.applied(parts.world());
+                }
                 tracing::info!("configuration reloaded");
                 Ok(())
             }
@@ -343,6 +384,7 @@ pub fn banner(source: &Source, world: &World) {
             "the embedded demo world (print it with `switchyard demo-config`)".to_string()
         }
         Source::File(p) => p.display().to_string(),
+        Source::Etcd(e) => e.display(),
     };
     out.push_str(&format!(
         "switchyard {} running {origin}\n",

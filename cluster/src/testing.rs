@@ -19,6 +19,8 @@ pub struct Etcd {
     /// `127.0.0.1:PORT` of its client endpoint.
     pub endpoint: SocketAddr,
     dir: PathBuf,
+    bin: PathBuf,
+    peer: u16,
 }
 
 fn free_port() -> u16 {
@@ -58,33 +60,14 @@ impl Etcd {
             ));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).expect("etcd data dir");
-            let log = std::fs::File::create(dir.join("etcd.log")).expect("etcd log");
-            let curl = format!("http://127.0.0.1:{client}");
-            let purl = format!("http://127.0.0.1:{peer}");
-            let child = Command::new(&bin)
-                .args(["--name", "test", "--data-dir"])
-                .arg(dir.join("data"))
-                .args([
-                    "--listen-client-urls",
-                    &curl,
-                    "--advertise-client-urls",
-                    &curl,
-                ])
-                .args([
-                    "--listen-peer-urls",
-                    &purl,
-                    "--initial-advertise-peer-urls",
-                    &purl,
-                ])
-                .args(["--initial-cluster", &format!("test={purl}")])
-                .stdout(Stdio::null())
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+            let endpoint = SocketAddr::from(([127, 0, 0, 1], client));
+            let child = spawn(&bin, &dir, endpoint, peer);
             let mut etcd = Etcd {
                 child,
-                endpoint: SocketAddr::from(([127, 0, 0, 1], client)),
+                endpoint,
                 dir,
+                bin: bin.clone(),
+                peer,
             };
             if etcd.wait_ready(Duration::from_secs(15)) {
                 return etcd;
@@ -95,6 +78,17 @@ impl Etcd {
         panic!(
             "etcd did not become ready (see its log under {})",
             std::env::temp_dir().display()
+        );
+    }
+
+    /// Starts a killed etcd again on the same ports and data (keys without leases survive).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.child = spawn(&self.bin, &self.dir, self.endpoint, self.peer);
+        assert!(
+            self.wait_ready(Duration::from_secs(15)),
+            "etcd did not come back (log: {})",
+            self.dir.join("etcd.log").display()
         );
     }
 
@@ -143,6 +137,36 @@ impl Drop for Etcd {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+fn spawn(bin: &PathBuf, dir: &std::path::Path, endpoint: SocketAddr, peer: u16) -> Child {
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("etcd.log"))
+        .expect("etcd log");
+    let curl = format!("http://{endpoint}");
+    let purl = format!("http://127.0.0.1:{peer}");
+    Command::new(bin)
+        .args(["--name", "test", "--data-dir"])
+        .arg(dir.join("data"))
+        .args([
+            "--listen-client-urls",
+            &curl,
+            "--advertise-client-urls",
+            &curl,
+        ])
+        .args([
+            "--listen-peer-urls",
+            &purl,
+            "--initial-advertise-peer-urls",
+            &purl,
+        ])
+        .args(["--initial-cluster", &format!("test={purl}")])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()))
 }
 
 /// A TCP forwarder to `upstream` that can be cut (every connection closed, new ones refused)

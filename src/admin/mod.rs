@@ -219,6 +219,7 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
                 }
             };
             audit(who, peer, action, &target.to_string());
+            crate::cluster::admin_action(action, &target, who);
             Ok(json!({"target": target.to_string(), "action": action, "changed": changed}))
         }
         ["v1", "demo", "instances", name, action @ ("stop" | "start")] => {

@@ -6,6 +6,7 @@
 mod admin;
 mod chain;
 mod cli;
+mod cluster;
 mod drill;
 mod harness;
 mod run;
