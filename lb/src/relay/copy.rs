@@ -1,11 +1,13 @@
 //! Userspace forwarding of one direction through a bounded buffer (the fallback when splice is
-//! not wanted or not available, and the start of `auto` mode). The buffer is allocated on the
-//! first byte, not per connection. A short read means the socket is drained, so readiness is
-//! cleared without the extra `read` that would return `EAGAIN` (what tokio's own `poll_read`
-//! does).
+//! not wanted or not available, and the start of `auto` mode). Reads go to a per-thread scratch
+//! buffer and are written on at once; only bytes a slow destination cannot take yet are kept
+//! (bounded by the buffer size), so idle connections hold no buffer. A short read means the
+//! socket is drained, so readiness is cleared without the extra `read` that would return
+//! `EAGAIN` (what tokio's own `poll_read` does).
 
 use super::pipes::PipePool;
 use super::{splice, Activity, DirError};
+use std::cell::RefCell;
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +24,66 @@ fn sys_read(fd: i32, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
+thread_local! {
+    /// Per-thread scratch buffer: a read and the write that follows happen without an await in
+    /// between, so idle connections hold no buffer and the common case allocates nothing.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// What one read-and-write step did.
+enum Step {
+    Eof,
+    /// Readiness was stale: nothing to read.
+    Empty,
+    /// `n` bytes read; `rest` holds what the destination could not take yet.
+    Moved {
+        n: usize,
+        rest: Option<Vec<u8>>,
+    },
+    Failed(DirError),
+}
+
+/// Reads once into the scratch buffer and writes as much as the destination takes at once.
+fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
+    let fd = src.as_raw_fd();
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        if scratch.len() < buf_size {
+            scratch.resize(buf_size, 0);
+        }
+        let buf = &mut scratch[..buf_size];
+        let mut got = 0usize;
+        let r = src.try_io(Interest::READABLE, || {
+            let n = sys_read(fd, buf)?;
+            got = n;
+            if n > 0 && n < buf_size {
+                Err(io::ErrorKind::WouldBlock.into()) // drained: clear readiness
+            } else {
+                Ok(n)
+            }
+        });
+        let n = match r {
+            Ok(0) => return Step::Eof,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => got,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Empty,
+            Err(e) => return Step::Failed(DirError::Src(e)),
+        };
+        let mut off = 0;
+        while off < n {
+            match dst.try_write(&buf[off..n]) {
+                Ok(k) => off += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Step::Failed(DirError::Dst(e)),
+            }
+        }
+        Step::Moved {
+            n,
+            rest: (off < n).then(|| buf[off..n].to_vec()),
+        }
+    })
+}
+
 /// Moves bytes from `src` to `dst` until EOF (then half-closes `dst`) or an error. With
 /// `upgrade`, the first read that fills the whole buffer (bulk transfer) hands this direction
 /// over to splice(2).
@@ -33,47 +95,37 @@ pub async fn forward(
     bytes: &AtomicU64,
     act: &Activity,
 ) -> Result<(), DirError> {
-    let fd = src.as_raw_fd();
-    let mut buf: Vec<u8> = Vec::new();
     let mut upgrade = upgrade;
     loop {
         src.readable().await.map_err(DirError::Src)?;
-        if buf.is_empty() {
-            buf = vec![0u8; buf_size];
-        }
-        let mut got = 0usize;
-        let r = src.try_io(Interest::READABLE, || {
-            let n = sys_read(fd, &mut buf)?;
-            got = n;
-            if n > 0 && n < buf.len() {
-                Err(io::ErrorKind::WouldBlock.into()) // drained: clear readiness
-            } else {
-                Ok(n)
-            }
-        });
-        let n = match r {
-            Ok(0) => {
+        let n = match step(src, dst, buf_size) {
+            Step::Eof => {
                 super::half_close(dst);
                 return Ok(());
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => got,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            Err(e) => return Err(DirError::Src(e)),
-        };
-        let mut off = 0;
-        while off < n {
-            match dst.try_write(&buf[off..n]) {
-                Ok(k) => off += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    dst.writable().await.map_err(DirError::Dst)?
+            Step::Empty => continue,
+            Step::Failed(e) => return Err(e),
+            Step::Moved { n, rest: None } => n,
+            Step::Moved {
+                n,
+                rest: Some(rest),
+            } => {
+                // the destination is slow: keep the remainder (bounded by buf_size) until it drains
+                let mut off = 0;
+                while off < rest.len() {
+                    dst.writable().await.map_err(DirError::Dst)?;
+                    match dst.try_write(&rest[off..]) {
+                        Ok(k) => off += k,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                        Err(e) => return Err(DirError::Dst(e)),
+                    }
                 }
-                Err(e) => return Err(DirError::Dst(e)),
+                n
             }
-        }
+        };
         bytes.fetch_add(n as u64, Ordering::Relaxed);
         act.touch();
-        if n == buf.len() {
+        if n == buf_size {
             if let Some(pool) = upgrade {
                 match splice::forward(src, dst, pool, bytes, act).await {
                     Err(DirError::Unsupported) => upgrade = None,
