@@ -6,6 +6,7 @@
 //! through the same `reload()` as SIGHUP: validated off to the side, applied on success, rejected
 //! with every error logged (the old world keeps running) otherwise.
 
+mod cluster_metrics;
 mod commands;
 mod tasks;
 
@@ -129,6 +130,9 @@ impl EtcdSource {
         let origin = format!("{}@{rev}", self.url.display());
         st.tried = Some((text.clone(), rev));
         let world = switchyard_config::parse_str(&text, &origin).map_err(|e| {
+            if st.rejected != Some(rev) {
+                metrics::counter!(cluster_metrics::REJECTED).increment(1);
+            }
             st.rejected = Some(rev);
             tracing::error!(target: "switchyard::cluster", revision = rev, "world from etcd rejected");
             anyhow!("{e}")
@@ -169,7 +173,9 @@ impl EtcdSource {
             }
             st.running = Some(rev);
             st.good = Some((text, rev));
+            metrics::gauge!(cluster_metrics::REVISION).set(rev as f64);
         }
+        metrics::gauge!(cluster_metrics::REGISTERED).set(st.registered.len() as f64);
         self.running.store(Arc::new(Some(world.clone())));
     }
 
@@ -180,6 +186,7 @@ impl EtcdSource {
         registry: switchyard_balance::HealthRegistry,
         admin: switchyard_balance::AdminState,
     ) {
+        cluster_metrics::describe();
         tokio::spawn(tasks::run(self.clone(), registry, admin));
     }
 

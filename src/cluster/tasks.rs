@@ -87,6 +87,8 @@ pub async fn run(src: Arc<EtcdSource>, registry: HealthRegistry, admin: AdminSta
         let Some(world) = (**src.running.load()).clone() else {
             continue;
         };
+        let connected = src.link.down_since().is_none();
+        metrics::gauge!(super::cluster_metrics::CONNECTED).set(if connected { 1.0 } else { 0.0 });
         publish_reports(&src, &world, &registry);
         obey_admin(&src, &world, &admin, &mut obeyed);
         observe(&src, &world, &registry, &admin, &mut failed_by_us);
@@ -166,6 +168,8 @@ fn observe(
             Vec::new()
         };
         let fail = fail_over(own, &others, src.url.quorum);
+        metrics::gauge!(super::cluster_metrics::FAILED_OVER, "region" => r.name.clone())
+            .set(if fail { 1.0 } else { 0.0 });
         let target = AdminTarget::Region(r.name.clone());
         if fail {
             if admin.fail(target) {

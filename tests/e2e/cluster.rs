@@ -287,6 +287,17 @@ fn etcd_unreachable_at_start_is_a_clear_error_and_later_the_node_keeps_serving()
             .is_some_and(|t| t.starts_with("disconnected since "))
             && s["etcd"]["connected"] == false
     });
+    let metric = |line: &str| {
+        poll_until(Duration::from_secs(2), || {
+            http(admin, "GET", "/metrics", &[], "").is_ok_and(|r| r.body.lines().any(|l| l == line))
+        })
+        .is_ok()
+    };
+    assert!(
+        metric("switchyard_etcd_connected 0"),
+        "metrics say disconnected"
+    );
+    assert!(metric(&format!("switchyard_etcd_world_revision {rev}")));
     // Still serving the last good world: a demo service and DNS answer.
     assert_eq!(
         http(addr(101, "11.1:7001"), "GET", "/v1/users/a", &[], "")
@@ -302,6 +313,10 @@ fn etcd_unreachable_at_start_is_a_clear_error_and_later_the_node_keeps_serving()
         s["etcd"]["state"] == "connected" && s["etcd"]["revision"] == rev
     });
     node.wait_stderr("etcd: connected again", Duration::from_secs(1));
+    assert!(
+        metric("switchyard_etcd_connected 1"),
+        "metrics say connected"
+    );
 }
 
 /// A stand-in service instance: answers every request with its identity (JSON), `/healthz` too.
