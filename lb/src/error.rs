@@ -20,6 +20,8 @@ pub enum LbError {
     EmptyPool { pool: String },
     #[error("invalid quick-mode arguments: {0}")]
     Args(String),
+    #[error("cannot start worker threads: {0}")]
+    Workers(#[source] io::Error),
     #[error("the balancer has shut down")]
     Stopped,
 }

@@ -37,6 +37,7 @@ pub mod proxy_proto;
 pub mod quick;
 pub mod relay;
 pub mod status;
+pub mod workers;
 
 pub use error::LbError;
 pub use plan::{ListenerSpec, Plan, PoolSpec};
@@ -62,6 +63,9 @@ pub struct LbOptions {
     pub grace: Duration,
     /// Connections across all listeners.
     pub global_max_connections: usize,
+    /// Worker threads (each a current-thread runtime driving its accept loops and their
+    /// connections); default one per CPU.
+    pub workers: Option<usize>,
 }
 
 impl Default for LbOptions {
@@ -69,6 +73,7 @@ impl Default for LbOptions {
         LbOptions {
             grace: Duration::from_secs(10),
             global_max_connections: 100_000,
+            workers: None,
         }
     }
 }
@@ -86,6 +91,7 @@ pub struct Lb {
 
 struct Inner {
     ctx: Arc<ConnCtx>,
+    workers: workers::Workers,
     registry: HealthRegistry,
     state: Mutex<State>,
     /// Serialises reloads (the state mutex is never held across an await).
@@ -137,9 +143,14 @@ pub async fn start_plan(
         shutdown: shutdown.clone(),
         hard_stop: CancellationToken::new(),
     });
+    let n = opts
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workers = workers::Workers::start(n, ctx.hard_stop.clone()).map_err(LbError::Workers)?;
     let lb = Lb {
         inner: Arc::new(Inner {
             ctx: ctx.clone(),
+            workers,
             registry,
             state: Mutex::new(State {
                 pools: HashMap::new(),
@@ -247,7 +258,11 @@ impl Lb {
             if rebind {
                 let pool = pool_for(&l.pool, &mut new_pools, &st);
                 let old = st.listeners.get(&l.key).map(|o| o.settings.load_full());
-                match ListenerRt::start(Settings::new(l.clone(), pool, old.as_deref()), ctx) {
+                match ListenerRt::start(
+                    Settings::new(l.clone(), pool, old.as_deref()),
+                    ctx,
+                    &self.inner.workers,
+                ) {
                     Ok(rt) => {
                         fresh.insert(l.key.clone(), rt);
                     }

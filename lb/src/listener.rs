@@ -9,6 +9,7 @@ use crate::metrics::ListenerMetrics;
 use crate::plan::ListenerSpec;
 use crate::pool::PoolRt;
 use crate::relay::{self, pipes::PipePool};
+use crate::workers::Workers;
 use crate::LbError;
 use arc_swap::ArcSwap;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -86,12 +87,14 @@ pub struct ListenerRt {
 
 impl ListenerRt {
     /// Binds every socket (so "started" means bound) and starts the accept loops.
-    pub fn start(settings: Settings, ctx: &Arc<ConnCtx>) -> Result<Arc<ListenerRt>, LbError> {
+    /// Socket `j` of each address is driven by worker `j` of `workers`.
+    pub fn start(
+        settings: Settings,
+        ctx: &Arc<ConnCtx>,
+        pool: &Workers,
+    ) -> Result<Arc<ListenerRt>, LbError> {
         let spec = &settings.spec;
-        let workers = spec
-            .workers
-            .map(|w| w.max(1) as usize)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let workers = spec.workers.map_or(pool.len(), |w| w.max(1) as usize);
         let mut sockets = Vec::new();
         let mut bound = Vec::new();
         for &addr in &spec.addrs {
@@ -121,8 +124,16 @@ impl ListenerRt {
             stop: ctx.shutdown.child_token(),
             settings: ArcSwap::from_pointee(settings),
         });
-        for s in sockets {
-            ctx.tracker.spawn(accept_loop(rt.clone(), s, ctx.clone()));
+        for (j, s) in sockets.into_iter().enumerate() {
+            let (rt2, ctx2) = (rt.clone(), ctx.clone());
+            let accept = ctx.tracker.track_future(async move {
+                // registered with the worker's own reactor
+                match TcpListener::from_std(s) {
+                    Ok(l) => accept_loop(rt2, l, ctx2).await,
+                    Err(e) => tracing::error!(error = %e, "cannot register listener socket"),
+                }
+            });
+            pool.handle(j).spawn(accept);
         }
         tracing::info!(listener = %rt.name(), addrs = ?rt.bound, workers, "listening");
         Ok(rt)
@@ -167,8 +178,9 @@ impl ListenerRt {
     }
 }
 
-/// A non-blocking, SO_REUSEPORT, TCP_NODELAY listening socket.
-pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+/// A non-blocking, SO_REUSEPORT, TCP_NODELAY listening socket (not yet registered with a
+/// runtime).
+pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
@@ -179,7 +191,7 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
     s.listen(backlog.min(i32::MAX as u32) as i32)?;
-    TcpListener::from_std(s.into())
+    Ok(s.into())
 }
 
 fn is_resource_error(e: &io::Error) -> bool {

@@ -27,7 +27,7 @@ pub struct QuickArgs {
     /// auto (copy small messages, splice bulk), splice (always zero-copy) or copy.
     #[arg(long, default_value = "auto")]
     pub forwarding: String,
-    /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
+    /// Worker threads, each with its own SO_REUSEPORT socket; default one per CPU.
     #[arg(long)]
     pub workers: Option<u32>,
     /// Pipe size for splice, bytes (bigger pipes: fewer syscalls per bulk byte; a pipe is held
@@ -120,6 +120,7 @@ pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(
     let opts = LbOptions {
         grace: Duration::from_secs(2),
         global_max_connections: args.max_connections as usize,
+        workers: args.workers.map(|w| w as usize),
     };
     let lb = start_plan(plan, HealthRegistry::new(), shutdown, opts).await?;
     lb.wait().await;

@@ -100,7 +100,7 @@ pub async fn forward(
         src.readable().await.map_err(DirError::Src)?;
         let n = match step(src, dst, buf_size) {
             Step::Eof => {
-                super::half_close(dst);
+                act.eof(dst);
                 return Ok(());
             }
             Step::Empty => continue,

@@ -91,6 +91,8 @@ pub enum DirError {
 pub struct Activity {
     start: Instant,
     last_ms: AtomicU64,
+    /// Directions that reached EOF.
+    eofs: std::sync::atomic::AtomicU8,
 }
 
 impl Activity {
@@ -98,6 +100,7 @@ impl Activity {
         Activity {
             start: Instant::now(),
             last_ms: AtomicU64::new(0),
+            eofs: std::sync::atomic::AtomicU8::new(0),
         }
     }
     #[inline]
@@ -105,6 +108,15 @@ impl Activity {
         self.last_ms
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
+    /// A direction read EOF: forward it as a half-close of `dst`, unless the other direction
+    /// already ended (then both sockets are closed right away, and `close` sends the FIN: one
+    /// `shutdown` syscall saved per connection).
+    pub fn eof(&self, dst: &TcpStream) {
+        if self.eofs.fetch_add(1, Ordering::AcqRel) == 0 {
+            half_close(dst);
+        }
+    }
+
     async fn idle_for(&self, idle: Duration) {
         loop {
             let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
@@ -117,7 +129,7 @@ impl Activity {
     }
 }
 
-pub(crate) fn half_close(s: &TcpStream) {
+fn half_close(s: &TcpStream) {
     // ENOTCONN when the peer is already gone: the other direction will report it.
     let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
 }

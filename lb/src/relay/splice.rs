@@ -46,7 +46,7 @@ pub async fn forward(
             let n = match src.try_io(Interest::READABLE, || splice(sfd, pipe.write_fd(), size)) {
                 Ok(0) => {
                     pool.put(pipe);
-                    super::half_close(dst);
+                    act.eof(dst);
                     return Ok(());
                 }
                 Ok(n) => n,

@@ -53,7 +53,16 @@ impl Backend {
     }
 
     pub async fn start_on(addr: SocketAddr, b: Behaviour) -> Backend {
-        let l = TcpListener::bind(addr).await.expect("bind backend");
+        // a deep backlog: the 2000-connection test connects faster than a debug build accepts
+        let sock = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }
+        .expect("socket");
+        sock.set_reuseaddr(true).expect("reuseaddr");
+        sock.bind(addr).expect("bind backend");
+        let l = sock.listen(4096).expect("listen");
         let addr = l.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
         let stop = CancellationToken::new();
@@ -333,6 +342,7 @@ pub async fn start_lb(pool: PoolSpec, listener: ListenerSpec) -> TestLb {
     let opts = LbOptions {
         grace: Duration::from_millis(200),
         global_max_connections: 100_000,
+        workers: Some(2),
     };
     let plan = Plan {
         pools: vec![pool],

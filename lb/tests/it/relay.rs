@@ -182,7 +182,13 @@ async fn client_reset_reaches_the_backend() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_concurrent_connections_are_byte_exact() {
     let echo = Backend::start(Behaviour::Echo).await;
-    let t = lb_with(Forwarding::Splice, &echo).await;
+    let mut l = listener();
+    l.forwarding = Forwarding::Splice;
+    l.backlog = 4096;
+    l.connect_timeout = Duration::from_secs(5);
+    let mut p = pool(&[(echo.addr, "a", 1)]);
+    p.check = None;
+    let t = start_lb(p, l).await;
     const N: usize = 2000;
     let mut conns = Vec::with_capacity(N);
     for _ in 0..N {
