@@ -46,6 +46,10 @@ pub struct EtcdSource {
     observed: Mutex<Vec<Value>>,
     /// The VIP probes this node runs as a DNS observer (taken out of the world it runs).
     probes: Mutex<Vec<tasks::Probe>>,
+    /// Cluster-wide admin entries this node obeys, (mode, target) -> the store revision from
+    /// which their absence means "withdrawn" (0: seen in etcd; the put's revision for our own
+    /// writes; `i64::MAX` while our put is in flight or failed: then only we undo it).
+    obeyed: Mutex<std::collections::HashMap<(String, switchyard_balance::AdminTarget), i64>>,
     shutdown: CancellationToken,
 }
 
@@ -104,6 +108,7 @@ impl EtcdSource {
             publisher_task: Mutex::new(Some(task)),
             observed: Mutex::default(),
             probes: Mutex::default(),
+            obeyed: Mutex::default(),
             shutdown,
         });
         let _ = CURRENT.set(src.clone());

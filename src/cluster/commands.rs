@@ -147,6 +147,7 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     }
     stop.cancel();
     let _ = task.await;
-    println!("withdrawn {}", reg.name);
+    // stdout may be gone by now (a supervisor that only read the first line): not an error.
+    let _ = writeln!(std::io::stdout(), "withdrawn {}", reg.name);
     Ok(())
 }

@@ -76,7 +76,6 @@ pub fn take_probes(mut world: World) -> (World, Vec<Probe>) {
 /// The background loop; ends with the source's shutdown.
 pub async fn run(src: Arc<EtcdSource>, registry: HealthRegistry, admin: AdminState) {
     let mut failed_by_us: HashSet<String> = HashSet::new();
-    let mut obeyed: HashSet<(String, AdminTarget)> = HashSet::new();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -90,7 +89,7 @@ pub async fn run(src: Arc<EtcdSource>, registry: HealthRegistry, admin: AdminSta
         let connected = src.link.down_since().is_none();
         metrics::gauge!(super::cluster_metrics::CONNECTED).set(if connected { 1.0 } else { 0.0 });
         publish_reports(&src, &world, &registry);
-        obey_admin(&src, &world, &admin, &mut obeyed);
+        obey_admin(&src, &admin);
         observe(&src, &world, &registry, &admin, &mut failed_by_us);
     }
 }
@@ -209,16 +208,12 @@ fn target_of(kind: &str, name: &str) -> Option<AdminTarget> {
 }
 
 /// Applies cluster-wide admin entries that appeared and undoes those that went.
-fn obey_admin(
-    src: &EtcdSource,
-    _world: &World,
-    admin: &AdminState,
-    obeyed: &mut HashSet<(String, AdminTarget)>,
-) {
+fn obey_admin(src: &EtcdSource, admin: &AdminState) {
     if src.link.down_since().is_some() {
         return; // keep what we obey until we know better
     }
     let view = src.view.borrow().clone();
+    let mut obeyed = src.obeyed.lock().unwrap_or_else(|e| e.into_inner());
     let mut now: HashMap<(String, AdminTarget), &AdminEntry> = HashMap::new();
     for a in &view.admin {
         if let Some(t) = target_of(&a.kind, &a.name) {
@@ -226,7 +221,7 @@ fn obey_admin(
         }
     }
     for ((mode, t), a) in &now {
-        if obeyed.contains(&(mode.clone(), t.clone())) {
+        if obeyed.contains_key(&(mode.clone(), t.clone())) {
             continue;
         }
         let changed = match mode.as_str() {
@@ -235,12 +230,12 @@ fn obey_admin(
             _ => continue,
         };
         tracing::info!(target: "switchyard::audit", who = %a.who, node = %a.node, action = %mode, target = %t, changed, via = "etcd", "cluster admin action");
-        obeyed.insert((mode.clone(), t.clone()));
+        obeyed.insert((mode.clone(), t.clone()), 0);
     }
     let gone: Vec<(String, AdminTarget)> = obeyed
         .iter()
-        .filter(|k| !now.contains_key(*k))
-        .cloned()
+        .filter(|(k, since)| !now.contains_key(*k) && view.revision >= **since)
+        .map(|(k, _)| k.clone())
         .collect();
     for (mode, t) in gone {
         let changed = match mode.as_str() {
@@ -258,8 +253,11 @@ fn obey_admin(
 }
 
 /// Writes (drain/fail) or deletes (undrain/restore) the cluster-wide entry for an admin action.
+/// The action is already applied here: it counts as obeyed, so a withdrawal by another node
+/// undoes it here too (even if this node never saw the entry between its write and that delete).
 pub fn publish_admin(src: Arc<EtcdSource>, action: &str, target: &AdminTarget, who: &str) {
-    let (kind, name) = match target {
+    let target = target.clone();
+    let (kind, name) = match &target {
         AdminTarget::Region(n) => ("region", n),
         AdminTarget::Az(n) => ("az", n),
         AdminTarget::Instance(n) => ("instance", n),
@@ -271,6 +269,14 @@ pub fn publish_admin(src: Arc<EtcdSource>, action: &str, target: &AdminTarget, w
         "restore" => ("fail", false),
         _ => return,
     };
+    {
+        let mut obeyed = src.obeyed.lock().unwrap_or_else(|e| e.into_inner());
+        if put {
+            obeyed.insert((mode.to_string(), target.clone()), i64::MAX);
+        } else {
+            obeyed.remove(&(mode.to_string(), target.clone()));
+        }
+    }
     let entry = AdminEntry {
         kind: kind.into(),
         name: name.clone(),
@@ -282,7 +288,12 @@ pub fn publish_admin(src: Arc<EtcdSource>, action: &str, target: &AdminTarget, w
         let key = entry.key(&src.url.admin_prefix());
         let r = if put {
             let v = serde_json::to_vec(&entry).expect("plain struct");
-            src.client.put(&key, &v, None).await.map(|_| ())
+            src.client.put(&key, &v, None).await.map(|rev| {
+                let mut obeyed = src.obeyed.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(since) = obeyed.get_mut(&(entry.mode.clone(), target.clone())) {
+                    *since = (*since).min(rev);
+                }
+            })
         } else {
             src.client.delete(&key).await.map(|_| ())
         };

@@ -499,6 +499,49 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
         assert_eq!(r.status, 200, "{}", r.body);
         assert_ne!(r.json()["instance"], "user-extra");
     }
+    // A clean stop (SIGTERM) revokes the lease: gone at once, not after the TTL, while requests
+    // keep flowing (the instance is drained before it goes away).
+    let inst = FakeInstance::start(extra, "user-extra");
+    let reg = register(&[
+        "--service",
+        "user",
+        "--addr",
+        &extra.to_string(),
+        "--region",
+        "us-east",
+        "--az",
+        "us-east-a",
+        "--name",
+        "user-extra",
+        "--etcd",
+        &format!("{url}?ttl=2s"),
+    ]);
+    wait_status(admin, Duration::from_secs(5), "registered again", |s| {
+        user_instances(s).contains(&"user-extra".to_string())
+    });
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(reg.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let t0 = Instant::now();
+    wait_status(admin, Duration::from_secs(2), "withdrawn", |s| {
+        !user_instances(s).contains(&"user-extra".to_string())
+    });
+    let gone = t0.elapsed();
+    eprintln!("withdrawn {gone:?} after SIGTERM to register");
+    assert!(
+        gone < Duration::from_millis(1000),
+        "withdrawn after {gone:?}"
+    );
+    inst.stop();
+    for _ in 0..20 {
+        let r = http(vip, "GET", "/v1/users/alice", &[&auth], "").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_ne!(r.json()["instance"], "user-extra");
+    }
+    let mut reg = reg;
+    let _ = reg.wait();
     // A registration for a service the world lacks is ignored (and said so by register).
     let mut bad = Command::new(bin())
         .args([
