@@ -63,9 +63,11 @@ pub struct LbOptions {
     pub grace: Duration,
     /// Connections across all listeners.
     pub global_max_connections: usize,
-    /// Worker threads (each a current-thread runtime driving its accept loops and their
-    /// connections); default one per CPU.
-    pub workers: Option<usize>,
+    /// Dedicated worker threads (each a current-thread runtime driving its accept loops and
+    /// their connections, so a connection never crosses threads). `None` (default): accept
+    /// loops and connections run on the caller's runtime, whose work stealing copes better when
+    /// the balancer shares few CPUs with other busy processes.
+    pub worker_threads: Option<usize>,
 }
 
 impl Default for LbOptions {
@@ -73,7 +75,7 @@ impl Default for LbOptions {
         LbOptions {
             grace: Duration::from_secs(10),
             global_max_connections: 100_000,
-            workers: None,
+            worker_threads: None,
         }
     }
 }
@@ -91,7 +93,7 @@ pub struct Lb {
 
 struct Inner {
     ctx: Arc<ConnCtx>,
-    workers: workers::Workers,
+    workers: Option<workers::Workers>,
     registry: HealthRegistry,
     state: Mutex<State>,
     /// Serialises reloads (the state mutex is never held across an await).
@@ -143,10 +145,12 @@ pub async fn start_plan(
         shutdown: shutdown.clone(),
         hard_stop: CancellationToken::new(),
     });
-    let n = opts
-        .workers
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let workers = workers::Workers::start(n, ctx.hard_stop.clone()).map_err(LbError::Workers)?;
+    let workers = match opts.worker_threads {
+        Some(n) => {
+            Some(workers::Workers::start(n, ctx.hard_stop.clone()).map_err(LbError::Workers)?)
+        }
+        None => None,
+    };
     let lb = Lb {
         inner: Arc::new(Inner {
             ctx: ctx.clone(),
@@ -261,7 +265,7 @@ impl Lb {
                 match ListenerRt::start(
                     Settings::new(l.clone(), pool, old.as_deref()),
                     ctx,
-                    &self.inner.workers,
+                    self.inner.workers.as_ref(),
                 ) {
                     Ok(rt) => {
                         fresh.insert(l.key.clone(), rt);

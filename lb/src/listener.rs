@@ -87,14 +87,19 @@ pub struct ListenerRt {
 
 impl ListenerRt {
     /// Binds every socket (so "started" means bound) and starts the accept loops.
-    /// Socket `j` of each address is driven by worker `j` of `workers`.
+    /// With dedicated `threads`, socket `j` of each address is driven by worker thread `j`;
+    /// without, every accept loop runs on the caller's runtime.
     pub fn start(
         settings: Settings,
         ctx: &Arc<ConnCtx>,
-        pool: &Workers,
+        threads: Option<&Workers>,
     ) -> Result<Arc<ListenerRt>, LbError> {
         let spec = &settings.spec;
-        let workers = spec.workers.map_or(pool.len(), |w| w.max(1) as usize);
+        let default = threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |t| t.len(),
+        );
+        let workers = spec.workers.map_or(default, |w| w.max(1) as usize);
         let mut sockets = Vec::new();
         let mut bound = Vec::new();
         for &addr in &spec.addrs {
@@ -133,7 +138,10 @@ impl ListenerRt {
                     Err(e) => tracing::error!(error = %e, "cannot register listener socket"),
                 }
             });
-            pool.handle(j).spawn(accept);
+            match threads {
+                Some(t) => drop(t.handle(j).spawn(accept)),
+                None => drop(tokio::spawn(accept)),
+            }
         }
         tracing::info!(listener = %rt.name(), addrs = ?rt.bound, workers, "listening");
         Ok(rt)

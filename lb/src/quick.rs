@@ -27,9 +27,13 @@ pub struct QuickArgs {
     /// auto (copy small messages, splice bulk), splice (always zero-copy) or copy.
     #[arg(long, default_value = "auto")]
     pub forwarding: String,
-    /// Worker threads, each with its own SO_REUSEPORT socket; default one per CPU.
+    /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
     #[arg(long)]
     pub workers: Option<u32>,
+    /// Dedicated worker threads, one current-thread runtime each (thread per core); default:
+    /// the shared multi-threaded runtime.
+    #[arg(long)]
+    pub worker_threads: Option<usize>,
     /// Pipe size for splice, bytes (bigger pipes: fewer syscalls per bulk byte; a pipe is held
     /// only while a direction carries bulk data).
     #[arg(long, default_value_t = 1 << 18)]
@@ -120,7 +124,7 @@ pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(
     let opts = LbOptions {
         grace: Duration::from_secs(2),
         global_max_connections: args.max_connections as usize,
-        workers: args.workers.map(|w| w as usize),
+        worker_threads: args.worker_threads,
     };
     let lb = start_plan(plan, HealthRegistry::new(), shutdown, opts).await?;
     lb.wait().await;

@@ -335,15 +335,19 @@ pub fn listener() -> ListenerSpec {
 }
 
 pub async fn start_lb(pool: PoolSpec, listener: ListenerSpec) -> TestLb {
+    let opts = LbOptions {
+        grace: Duration::from_millis(200),
+        global_max_connections: 100_000,
+        worker_threads: None,
+    };
+    start_lb_with(pool, listener, opts).await
+}
+
+pub async fn start_lb_with(pool: PoolSpec, listener: ListenerSpec, opts: LbOptions) -> TestLb {
     raise_nofile();
     let admin = AdminState::new();
     let registry = HealthRegistry::with_admin(admin.clone());
     let shutdown = CancellationToken::new();
-    let opts = LbOptions {
-        grace: Duration::from_millis(200),
-        global_max_connections: 100_000,
-        workers: Some(2),
-    };
     let plan = Plan {
         pools: vec![pool],
         listeners: vec![listener],

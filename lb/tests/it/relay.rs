@@ -292,3 +292,44 @@ async fn ipv6_listener_and_backend() {
         assert_eq!(round_trip(a).await.unwrap(), "v6");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dedicated_worker_threads_relay_and_shutdown_closes_after_grace() {
+    let echo = Backend::start(Behaviour::Echo).await;
+    let mut p = pool(&[(echo.addr, "a", 1)]);
+    p.check = None;
+    let opts = switchyard_lb::LbOptions {
+        grace: Duration::from_millis(300),
+        global_max_connections: 1000,
+        worker_threads: Some(2),
+    };
+    let t = start_lb_with(p, listener(), opts).await;
+    for i in 0..20 {
+        echo_exact(t.addr, i, 10_000 + i as usize).await;
+    }
+    echo_exact(t.addr, 77, 64 << 20).await;
+    // an open connection: shutdown stops accepting at once, closes it after the grace period
+    let mut open = TcpStream::connect(t.addr).await.unwrap();
+    open.write_all(b"x").await.unwrap();
+    let mut one = [0u8; 1];
+    open.read_exact(&mut one).await.unwrap();
+    let t0 = Instant::now();
+    t.shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(5), t.lb.wait())
+        .await
+        .expect("wait() resolves");
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert_eq!(
+        open.read(&mut one).await.unwrap_or(0),
+        0,
+        "closed by the grace deadline"
+    );
+    assert!(
+        TcpStream::connect(t.addr).await.is_err(),
+        "no longer listening"
+    );
+}
