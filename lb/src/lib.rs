@@ -1,14 +1,19 @@
 //! # switchyard-lb: the L4 TCP load balancer of a region VIP
 //!
-//! Listeners ([`listener`]) accept on `SO_REUSEPORT` sockets, one accept loop per worker, with
-//! the connection cap taken before `accept`. Each connection ([`conn`]) is checked against the
-//! per-source rate limit, may carry a PROXY header in ([`proxy_proto`]), gets a backend from the
+//! Listeners ([`listener`]) accept on `SO_REUSEPORT` sockets, one accept loop per socket, with
+//! the connection cap checked before `accept` (refused at once with a RST over the cap) and
+//! EMFILE/ENFILE backing off. Each connection ([`conn`]) is checked against the per-source rate
+//! limit ([`limits`]), may carry a PROXY header in ([`proxy_proto`]), gets a backend from the
 //! pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect retry (another AZ
-//! first), may send a PROXY header out, and is relayed ([`relay`]) by splice(2) through pooled
-//! pipes or by a bounded userspace copy, with half-close, reset propagation, idle timeout,
-//! maximum lifetime and drain deadlines. Pools ([`pool`]) are immutable snapshots in an
-//! `ArcSwap`; reload ([`Lb::reload`]) diffs the [`Plan`] and rebinds only listeners whose sockets
-//! changed. Metrics are listed in [`metrics`].
+//! first) and passive health, may send a PROXY header out, and is relayed ([`relay`]) by
+//! splice(2) through pooled pipes, by a bounded userspace copy, or `auto` (copy for small
+//! messages, splice for bulk), with half-close, reset propagation, idle timeout, maximum
+//! lifetime and drain deadlines. Pools ([`pool`]) are immutable snapshots in an `ArcSwap`;
+//! reload ([`Lb::reload`]) diffs the [`Plan`] and rebinds only listeners whose sockets changed;
+//! removed or drained members keep their connections until the pool's drain deadline. By
+//! default everything runs on the caller's tokio runtime; [`LbOptions::worker_threads`] gives
+//! thread-per-core workers instead ([`workers`]). Metrics are listed in [`metrics`]; a status
+//! snapshot (AZ shares, member health with reasons, drain state) in [`status`].
 //!
 //! ## Wiring (the binary)
 //! ```no_run
