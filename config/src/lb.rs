@@ -386,3 +386,53 @@ impl RawListener {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Forwarding;
+
+    /// The demo world with `extra` added to the first listener.
+    fn with_listener_line(extra: &str) -> String {
+        crate::demo_toml().replacen(
+            "  pool = \"us-east-gateways\"\n",
+            &format!("  pool = \"us-east-gateways\"\n  {extra}\n"),
+            1,
+        )
+    }
+
+    #[test]
+    fn forwarding_defaults_to_auto_and_parses_each_mode() {
+        let w = crate::parse_str(&with_listener_line(""), "demo").unwrap();
+        assert_eq!(w.regions[0].listeners[0].forwarding, Forwarding::Auto);
+        for (s, f) in [
+            ("auto", Forwarding::Auto),
+            ("splice", Forwarding::Splice),
+            ("copy", Forwarding::Copy),
+        ] {
+            let w = crate::parse_str(
+                &with_listener_line(&format!("forwarding = \"{s}\"")),
+                "demo",
+            )
+            .unwrap();
+            assert_eq!(w.regions[0].listeners[0].forwarding, f);
+        }
+        let e = crate::parse_str(&with_listener_line("forwarding = \"zero\""), "demo").unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("forwarding") && msg.contains("\"auto\", \"splice\" or \"copy\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn listener_limits_are_validated() {
+        let e = crate::parse_str(&with_listener_line("pipe_size = 10"), "demo").unwrap_err();
+        assert!(e.to_string().contains("pipe_size"), "{e}");
+        let e = crate::parse_str(
+            &with_listener_line("source_rate = { per_second = 0.0, burst = 1 }"),
+            "demo",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("source_rate"), "{e}");
+    }
+}
