@@ -151,11 +151,18 @@ impl EtcdSource {
             .iter()
             .map(|r| r.name.clone())
             .filter(|n| {
-                world
+                let in_service = world
                     .services
                     .iter()
                     .flat_map(|s| &s.instances)
-                    .any(|i| &i.name == n)
+                    .any(|i| &i.name == n);
+                let in_pool = world
+                    .regions
+                    .iter()
+                    .flat_map(|r| &r.pools)
+                    .flat_map(|p| &p.members)
+                    .any(|m| &m.name == n);
+                in_service || in_pool
             })
             .collect();
         Ok(world)

@@ -1,10 +1,12 @@
-//! The service registry: instances register themselves under `BASE/registry/SERVICE/NAME` with a
-//! lease; every node adds the live ones to the service named in their record. This is a pure
-//! rewrite of the validated world ([`overlay`]); the binary then applies the result through its
-//! normal reload, so balancing, health checks and draining work exactly as for static instances.
+//! The registry: instances register themselves under `BASE/registry/GROUP/NAME` with a lease;
+//! every node adds the live ones to the service (gateway upstream) or the L4 pool named in their
+//! record. This is a pure rewrite of the validated world ([`overlay`]); the binary then applies
+//! the result through its normal reload, so balancing, health checks and draining work exactly
+//! as for static instances and members.
 
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
+use switchyard_config::lb::Member;
 use switchyard_config::region::valid_name;
 use switchyard_config::services::ServiceInstance;
 use switchyard_config::World;
@@ -12,7 +14,12 @@ use switchyard_config::World;
 /// What an instance publishes about itself (JSON in etcd).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Registration {
+    /// The service this instance belongs to (empty when it joins an L4 pool instead).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service: String,
+    /// The L4 pool of `region` this member joins, instead of a service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     pub name: String,
     pub addr: SocketAddr,
     pub region: String,
@@ -26,18 +33,23 @@ fn one() -> u32 {
 }
 
 impl Registration {
-    /// The default instance name: `SERVICE-IP-PORT` with dots as dashes.
-    pub fn default_name(service: &str, addr: SocketAddr) -> String {
-        format!("{service}-{}-{}", addr.ip(), addr.port())
+    /// The default instance name: `GROUP-IP-PORT` (group: the service or pool) with dots as dashes.
+    pub fn default_name(group: &str, addr: SocketAddr) -> String {
+        format!("{group}-{}-{}", addr.ip(), addr.port())
             .replace(['.', ':'], "-")
             .chars()
             .take(63)
             .collect()
     }
 
+    /// The service or pool it joins.
+    pub fn group(&self) -> &str {
+        self.pool.as_deref().unwrap_or(&self.service)
+    }
+
     /// Its key under the registry prefix.
     pub fn key(&self, registry_prefix: &str) -> String {
-        format!("{registry_prefix}{}/{}", self.service, self.name)
+        format!("{registry_prefix}{}/{}", self.group(), self.name)
     }
 }
 
@@ -49,40 +61,70 @@ pub fn overlay(world: &World, regs: &[Registration]) -> (World, Vec<String>) {
     let mut w = world.clone();
     let mut skipped = Vec::new();
     for r in regs {
-        let why = if !valid_name(&r.name) {
-            Some(format!("invalid instance name {:?}", r.name))
-        } else if r.weight == 0 {
-            Some("weight 0".to_string())
-        } else if w.service(&r.service).is_none() {
-            Some(format!("the world has no service {:?}", r.service))
-        } else {
-            match w.region(&r.region) {
-                None => Some(format!("the world has no region {:?}", r.region)),
-                Some(region) if region.az(&r.az).is_none() => {
-                    Some(format!("region {:?} has no AZ {:?}", r.region, r.az))
-                }
-                Some(_) => None,
-            }
-        };
-        if let Some(why) = why {
+        if let Err(why) = add(&mut w, r) {
             skipped.push(format!(
                 "registered instance {} ({}) of {}: {why}",
-                r.name, r.addr, r.service
+                r.name,
+                r.addr,
+                r.group()
             ));
-            continue;
         }
-        let svc = w
-            .services
+    }
+    (w, skipped)
+}
+
+/// Adds one registration; `Ok` also when the world already has it.
+fn add(w: &mut World, r: &Registration) -> Result<(), String> {
+    if !valid_name(&r.name) {
+        return Err(format!("invalid instance name {:?}", r.name));
+    }
+    if r.weight == 0 {
+        return Err("weight 0".into());
+    }
+    if r.pool.is_some() != r.service.is_empty() {
+        return Err("name either a service or a pool".into());
+    }
+    let region = w
+        .region(&r.region)
+        .ok_or_else(|| format!("the world has no region {:?}", r.region))?;
+    if region.az(&r.az).is_none() {
+        return Err(format!("region {:?} has no AZ {:?}", r.region, r.az));
+    }
+    if let Some(pool) = &r.pool {
+        let region = w
+            .regions
             .iter_mut()
-            .find(|s| s.name == r.service)
+            .find(|x| x.name == r.region)
             .expect("checked above");
-        if svc
-            .instances
+        let p = region
+            .pools
+            .iter_mut()
+            .find(|p| &p.name == pool)
+            .ok_or_else(|| format!("region {:?} has no pool {pool:?}", r.region))?;
+        if !p
+            .members
             .iter()
-            .any(|i| i.name == r.name || i.addr == r.addr)
+            .any(|m| m.name == r.name || m.addr == r.addr)
         {
-            continue;
+            p.members.push(Member {
+                name: r.name.clone(),
+                addr: r.addr,
+                az: r.az.clone(),
+                weight: r.weight,
+            });
         }
+        return Ok(());
+    }
+    let svc = w
+        .services
+        .iter_mut()
+        .find(|s| s.name == r.service)
+        .ok_or_else(|| format!("the world has no service {:?}", r.service))?;
+    if !svc
+        .instances
+        .iter()
+        .any(|i| i.name == r.name || i.addr == r.addr)
+    {
         svc.instances.push(ServiceInstance {
             name: r.name.clone(),
             addr: r.addr,
@@ -92,7 +134,7 @@ pub fn overlay(world: &World, regs: &[Registration]) -> (World, Vec<String>) {
             demo: false,
         });
     }
-    (w, skipped)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -102,6 +144,7 @@ mod tests {
     fn reg(service: &str, name: &str, addr: &str, region: &str, az: &str) -> Registration {
         Registration {
             service: service.into(),
+            pool: None,
             name: name.into(),
             addr: addr.parse().unwrap(),
             region: region.into(),
@@ -139,6 +182,28 @@ mod tests {
         assert!(skipped[1].contains("no region \"mars\""));
         assert!(skipped[2].contains("has no AZ \"eu-west-a\""));
         assert_eq!(overlay(&world, &[]).0, world);
+    }
+
+    #[test]
+    fn pool_members_join_their_regions_pool() {
+        let world = switchyard_config::demo_world();
+        let mut m = reg("", "gw-extra", "127.0.1.13:8000", "us-east", "us-east-b");
+        m.pool = Some("us-east-gateways".into());
+        let mut wrong_region = m.clone();
+        wrong_region.region = "eu-west".into();
+        wrong_region.az = "eu-west-a".into();
+        let mut both = m.clone();
+        both.service = "user".into();
+        let (w, skipped) = overlay(&world, &[m, wrong_region, both]);
+        let members = &w.region("us-east").unwrap().pools[0].members;
+        assert_eq!(members.len(), 3);
+        assert_eq!(members[2].name, "gw-extra");
+        assert_eq!(members[2].az, "us-east-b");
+        assert_eq!(w.region("eu-west").unwrap().pools[0].members.len(), 2);
+        assert_eq!(w.services, world.services, "services untouched");
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped[0].contains("region \"eu-west\" has no pool \"us-east-gateways\""));
+        assert!(skipped[1].contains("either a service or a pool"));
     }
 
     #[test]

@@ -30,8 +30,11 @@ pub enum ConfigWhat {
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     /// The service this instance belongs to (a `[[services]]` name of the world).
+    #[arg(long, required_unless_present = "pool", conflicts_with = "pool")]
+    pub service: Option<String>,
+    /// Or: the L4 pool of --region this member joins (a `[[regions.pools]]` name).
     #[arg(long)]
-    pub service: String,
+    pub pool: Option<String>,
     /// Where the instance listens.
     #[arg(long)]
     pub addr: SocketAddr,
@@ -39,7 +42,7 @@ pub struct RegisterArgs {
     pub region: String,
     #[arg(long)]
     pub az: String,
-    /// Instance name (default SERVICE-IP-PORT).
+    /// Instance name (default SERVICE-IP-PORT or POOL-IP-PORT).
     #[arg(long)]
     pub name: Option<String>,
     #[arg(long, default_value_t = 1)]
@@ -85,12 +88,18 @@ pub fn config(args: ConfigArgs) -> ExitCode {
 /// `register`: keeps the registration alive until SIGINT/SIGTERM, then withdraws it.
 pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     let url = EtcdUrl::parse(&args.etcd)?;
+    let group = args
+        .pool
+        .clone()
+        .or(args.service.clone())
+        .unwrap_or_default();
     let reg = Registration {
         name: args
             .name
             .clone()
-            .unwrap_or_else(|| Registration::default_name(&args.service, args.addr)),
-        service: args.service,
+            .unwrap_or_else(|| Registration::default_name(&group, args.addr)),
+        service: args.service.unwrap_or_default(),
+        pool: args.pool,
         addr: args.addr,
         region: args.region,
         az: args.az,
@@ -128,7 +137,7 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     println!(
         "registered {} ({} {} {}/{}) at {key} with a {}s lease; Ctrl-C withdraws it",
         reg.name,
-        reg.service,
+        reg.group(),
         reg.addr,
         reg.region,
         reg.az,

@@ -347,6 +347,7 @@ impl FakeInstance {
                         // One request head (bodies are not expected: GETs only).
                         let mut line = String::new();
                         let mut first = true;
+                        let mut close = false;
                         loop {
                             line.clear();
                             if r.read_line(&mut line).unwrap_or(0) == 0 {
@@ -356,12 +357,13 @@ impl FakeInstance {
                                 break;
                             }
                             first = false;
+                            close |= line.to_ascii_lowercase().starts_with("connection: close");
                         }
                         let resp = format!(
                             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                             body.len()
                         );
-                        if c.write_all(resp.as_bytes()).is_err() {
+                        if c.write_all(resp.as_bytes()).is_err() || close {
                             return;
                         }
                     }
@@ -572,6 +574,106 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
     bad.kill().unwrap();
     let _ = bad.wait();
     assert!(out.contains("the world has no service \"nope\""), "{out}");
+}
+
+/// Names and health of an L4 pool's members in `/status`.
+fn pool_members(s: &Value, pool: &str) -> Vec<(String, String)> {
+    s["regions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|r| r["pools"].as_array().cloned().unwrap_or_default())
+        .filter(|p| p["name"] == pool)
+        .flat_map(|p| p["members"].as_array().cloned().unwrap_or_default())
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap_or("").to_string(),
+                m["health"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_registered_l4_pool_member_joins_and_leaves_with_its_lease() {
+    let etcd = Etcd::start("e2e-pool");
+    let dir = TempDir::new("cluster-pool");
+    let url = etcd.url("/switchyard/world");
+    // eu-west gets a raw TCP listener on :9000 over a pool with one static member.
+    let text = format!(
+        "{}\n[[regions.pools]]\nname = \"eu-west-raw\"\n\
+         health = {{ type = \"tcp\", interval = \"200ms\", timeout = \"200ms\", rise = 1, fall = 1 }}\n\
+         members = [{{ name = \"raw-static\", addr = \"127.107.5.9:7001\", az = \"eu-west-a\" }}]\n\
+         [[regions.listeners]]\nname = \"eu-west-raw\"\nport = 9000\npool = \"eu-west-raw\"\n",
+        world(107)
+    );
+    push(&dir.write("world.toml", &text), &url);
+    let admin = addr(107, "0.1:9901");
+    let _node = Node::start(&["--config", &format!("{url}?node=solo&ttl=2s")]);
+    let _static = FakeInstance::start(addr(107, "5.9:7001"), "raw-static");
+    let extra = addr(107, "5.1:7001");
+    let inst = FakeInstance::start(extra, "raw-extra");
+    let mut reg = Command::new(bin())
+        .args([
+            "register",
+            "--pool",
+            "eu-west-raw",
+            "--addr",
+            &extra.to_string(),
+            "--region",
+            "eu-west",
+            "--az",
+            "eu-west-b",
+            "--name",
+            "raw-extra",
+            "--etcd",
+            &format!("{url}?ttl=2s"),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_status(
+        admin,
+        Duration::from_secs(5),
+        "pool member registered and up",
+        |s| {
+            pool_members(s, "eu-west-raw")
+                == vec![
+                    ("raw-static".to_string(), "up".to_string()),
+                    ("raw-extra".to_string(), "up".to_string()),
+                ]
+        },
+    );
+    let vip = addr(107, "2.1:9000");
+    let mut by_extra = 0;
+    for _ in 0..40 {
+        let r = http(vip, "GET", "/", &[], "").unwrap();
+        assert_eq!(r.status, 200);
+        if r.json()["instance"] == "raw-extra" {
+            by_extra += 1;
+        }
+    }
+    assert!(by_extra > 0, "the registered member never served");
+    reg.kill().unwrap();
+    let _ = reg.wait();
+    inst.stop();
+    let t0 = Instant::now();
+    wait_status(admin, TTL + Duration::from_secs(3), "member removed", |s| {
+        pool_members(s, "eu-west-raw") == vec![("raw-static".to_string(), "up".to_string())]
+    });
+    let gone = t0.elapsed();
+    eprintln!(
+        "registered pool member removed {gone:?} after its process was killed (lease TTL {TTL:?})"
+    );
+    assert!(
+        gone <= TTL + Duration::from_millis(1500),
+        "removed after {gone:?}"
+    );
+    for _ in 0..40 {
+        let r = http(vip, "GET", "/", &[], "").unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json()["instance"], "raw-static");
+    }
 }
 
 #[test]

@@ -125,6 +125,7 @@ async fn watcher_follows_changes_and_reports_a_lost_link() {
     let rev = c.put("/sy/world", b"second", None).await.unwrap();
     let reg = Registration {
         service: "user".into(),
+        pool: None,
         name: "u1".into(),
         addr: "127.0.5.1:7001".parse().unwrap(),
         region: "us-east".into(),
