@@ -302,3 +302,47 @@ pub fn publish_admin(src: Arc<EtcdSource>, action: &str, target: &AdminTarget, w
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo(region: Option<&str>, only: &[Part]) -> World {
+        switchyard_config::demo_world()
+            .with_node(region.map(str::to_string), Some(only.to_vec()))
+            .unwrap()
+    }
+
+    #[test]
+    fn a_dns_only_node_observes_every_region_and_the_dns_server_probes_none() {
+        let (w, probes) = take_probes(demo(None, &[Part::Dns, Part::Admin]));
+        assert!(w.dns.gslb.iter().all(|g| g.probe_port.is_none()));
+        let got: Vec<(String, String)> = probes
+            .iter()
+            .map(|p| (p.region.clone(), p.addr.to_string()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("us-east".to_string(), "127.0.1.1:8080".to_string()),
+                ("eu-west".to_string(), "127.0.2.1:8080".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_balancing_a_region_observes_only_the_others() {
+        let (_, probes) = take_probes(demo(Some("us-east"), &[Part::Dns, Part::Lb]));
+        assert_eq!(probes.len(), 1);
+        assert_eq!(probes[0].region, "eu-west");
+        assert_eq!(local_regions(&demo(Some("us-east"), &[Part::Lb])).len(), 1);
+    }
+
+    #[test]
+    fn nodes_without_dns_keep_the_world_as_is() {
+        let w = demo(Some("us-east"), &[Part::Lb, Part::Gateway]);
+        let (same, probes) = take_probes(w.clone());
+        assert_eq!(same, w);
+        assert!(probes.is_empty());
+    }
+}
