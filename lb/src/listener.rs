@@ -24,6 +24,9 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use tokio_util::sync::CancellationToken;
 
+/// Idle pipes a listener keeps for reuse (2 fds each; busy pipes are not limited by this).
+const IDLE_PIPES: usize = 256;
+
 /// Settings a listener reads per connection; swapped in place on reload.
 #[derive(Debug)]
 pub struct Settings {
@@ -54,7 +57,7 @@ impl Settings {
         let pipes = || {
             old_pool
                 .clone()
-                .unwrap_or_else(|| Arc::new(PipePool::new(spec.pipe_size as usize, 4096)))
+                .unwrap_or_else(|| Arc::new(PipePool::new(spec.pipe_size as usize, IDLE_PIPES)))
         };
         let mode = match spec.forwarding {
             Forwarding::Splice => relay::Mode::Splice(pipes()),

@@ -28,7 +28,8 @@ fn splice(from: RawFd, to: RawFd, len: usize) -> io::Result<usize> {
 }
 
 /// Moves bytes from `src` to `dst` until EOF (then half-closes `dst`) or an error.
-/// `Err(DirError::Unsupported)` means splice cannot be used on these fds: fall back to copy.
+/// `Err(DirError::Unsupported)` means splice cannot be used (on these fds, or no pipe could be
+/// created) and nothing is in flight: the caller falls back to copy.
 pub async fn forward(
     src: &TcpStream,
     dst: &TcpStream,
@@ -41,7 +42,10 @@ pub async fn forward(
     let mut moved_any = false;
     loop {
         src.readable().await.map_err(DirError::Src)?;
-        let pipe = pool.get().map_err(DirError::Local)?;
+        // No pipe (e.g. EMFILE): nothing is in flight here, so copying from now on is safe.
+        let Ok(pipe) = pool.get() else {
+            return Err(DirError::Unsupported);
+        };
         loop {
             let n = match src.try_io(Interest::READABLE, || splice(sfd, pipe.write_fd(), size)) {
                 Ok(0) => {
