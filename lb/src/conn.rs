@@ -65,13 +65,12 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         let idx = match sel.choose(src.ip(), &tried[..n]) {
             Choice::Member(i) => i,
             Choice::FailOpen(i) => {
-                tracing::warn!(pool = %pool.spec.key.1, "every member down: fail-open");
+                pool.note_all_down(true);
                 i
             }
             Choice::None => {
-                if n == 0 && sel.all_down_count() > 0 && !sel.members().any(|(_, h)| h.is_up()) {
-                    metrics::counter!(crate::metrics::POOL_ALL_DOWN, "pool" => pool.spec.key.1.clone()).increment(1);
-                    tracing::warn!(pool = %pool.spec.key.1, "every member down: refusing");
+                if n == 0 && !sel.members().any(|(_, h)| h.is_up()) {
+                    pool.note_all_down(false);
                 }
                 break;
             }

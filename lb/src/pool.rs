@@ -91,6 +91,37 @@ pub struct PoolSnap {
     /// Index-aligned with the selector's members.
     pub members: Vec<Arc<MemberRt>>,
     az_share_gauges: Vec<metrics::Gauge>,
+    all_down: metrics::Counter,
+    /// Milliseconds (since the snapshot was built) of the last all-down log line.
+    all_down_logged: AtomicU64,
+    built: std::time::Instant,
+}
+
+impl PoolSnap {
+    /// A new connection found every member down: counted always, logged at most once a second.
+    pub fn note_all_down(&self, fail_open: bool) {
+        self.all_down.increment(1);
+        let now = self.built.elapsed().as_millis() as u64 + 1000;
+        let last = self.all_down_logged.load(Ordering::Relaxed);
+        if now >= last + 1000
+            && self
+                .all_down_logged
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            let what = if fail_open {
+                "fail-open: trying a down member"
+            } else {
+                "refusing new connections"
+            };
+            tracing::warn!(
+                pool = %self.spec.key.1,
+                region = %self.spec.key.0,
+                picks = self.selector.all_down_count(),
+                "every member down: {what}"
+            );
+        }
+    }
 }
 
 /// A pool at run time.
@@ -215,6 +246,9 @@ fn build(
         })
         .collect();
     PoolSnap {
+        all_down: metrics::counter!(crate::metrics::POOL_ALL_DOWN, "region" => region.clone(), "pool" => name.clone()),
+        all_down_logged: AtomicU64::new(0),
+        built: std::time::Instant::now(),
         spec,
         selector,
         members,
