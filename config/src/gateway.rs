@@ -821,7 +821,7 @@ mod tests {
 
     const EXTRA: &str = r#"
 [[gateway.device_profiles]]
-name = "mobile"
+name = "handheld"
 client_types = ["ios", "android"]
 user_agent_contains = ["iPhone", "Android"]
 
@@ -833,7 +833,7 @@ compose = [
   { name = "reco", key = "recommendations", service = "order", path = "/v1/orders?fav={user.favorite}", required = false, depends_on = "user" },
 ]
 profiles = [
-  { profile = "mobile", fields = ["user.name", "recommendations"] },
+  { profile = "handheld", fields = ["user.name", "recommendations"] },
 ]
 "#;
 
@@ -841,7 +841,12 @@ profiles = [
     fn device_profiles_overrides_and_second_stage_parse() {
         let w = parse_str(&format!("{}{EXTRA}", demo_toml()), "<t>").unwrap();
         let g = &w.gateway;
-        assert_eq!(g.device_profiles[0].client_types, vec!["ios", "android"]);
+        let handheld = g
+            .device_profiles
+            .iter()
+            .find(|p| p.name == "handheld")
+            .unwrap();
+        assert_eq!(handheld.client_types, vec!["ios", "android"]);
         let r = g.routes.iter().find(|r| r.name == "home2").unwrap();
         assert_eq!(r.compose[1].name, "reco");
         assert_eq!(r.compose[1].depends_on.as_deref(), Some("user"));
@@ -854,7 +859,7 @@ profiles = [
     #[test]
     fn unknown_profile_and_late_dependency_are_reported() {
         let bad = EXTRA
-            .replace("profile = \"mobile\"", "profile = \"watch\"")
+            .replace("profile = \"handheld\"", "profile = \"watch\"")
             .replace("depends_on = \"user\"", "depends_on = \"cart\"");
         let e = parse_str(&format!("{}{bad}", demo_toml()), "<t>")
             .unwrap_err()

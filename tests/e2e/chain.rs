@@ -146,6 +146,24 @@ fn home_screen_through_vip_l4_gateway_and_services() {
         "{v}"
     );
     assert_eq!(v["cart"]["cart"]["items"], 3, "{v}");
+    // A phone gets the trimmed home screen (the demo's mobile profile allow-list).
+    let r = http(
+        vip,
+        "GET",
+        "/v1/home",
+        &[&alice, "X-Client-Type: mobile"],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let m = r.json();
+    assert_eq!(m["user"]["user"]["name"], "Alice", "{m}");
+    assert!(
+        m["user"]["user"].get("email").is_none(),
+        "mobile keeps only allowed fields: {m}"
+    );
+    assert!(m["user"].get("instance").is_none(), "{m}");
+    assert_eq!(m["cart"]["cart"]["items"], 3, "{m}");
     let r = http(vip, "GET", "/v1/home", &[], "").unwrap();
     assert_eq!(r.status, 401);
     assert!(r
