@@ -251,6 +251,7 @@ impl EtcdSource {
             "region_reports": view.reports.iter().map(|r| json!({"region": r.region, "node": r.node, "healthy": r.healthy, "min_healthy": r.min_healthy, "up": r.up()})).collect::<Vec<_>>(),
             "observers": view.observers.iter().map(|o| json!({"region": o.region, "node": o.node, "verdict": o.verdict.as_str()})).collect::<Vec<_>>(),
             "observed": self.observed.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            "nodes": view.nodes.iter().map(|n| json!({"node": n.node, "revision": n.revision, "region": n.region, "parts": n.parts})).collect::<Vec<_>>(),
             "admin": view.admin.iter().map(|a| json!({"kind": a.kind, "name": a.name, "mode": a.mode, "node": a.node, "who": a.who})).collect::<Vec<_>>(),
         })
     }

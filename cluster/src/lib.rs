@@ -35,4 +35,4 @@ pub use lease::Publisher;
 pub use link::{Backoff, Link};
 pub use registry::Registration;
 pub use url::EtcdUrl;
-pub use watcher::{AdminEntry, View, WorldText};
+pub use watcher::{AdminEntry, NodeRecord, View, WorldText};

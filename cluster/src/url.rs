@@ -7,7 +7,8 @@
 //! | `BASE/registry/SERVICE/INSTANCE` | a registered service instance (JSON), under its lease |
 //! | `BASE/health/REGION/NODE` | a region's health as its balancer node sees it (JSON), under its lease |
 //! | `BASE/observers/REGION/NODE` | a DNS node's verdict on a region (`up`/`down`), under its lease |
-//! | `BASE/admin/KIND/NAME` | a cluster-wide drain/fail (JSON: mode, node, who) |
+//! | `BASE/admin/MODE/KIND/NAME` | a cluster-wide drain/fail (JSON: mode, node, who) |
+//! | `BASE/nodes/NODE` | which world revision a node runs, and its part (JSON), under its lease |
 
 use crate::Error;
 use std::time::Duration;
@@ -107,6 +108,11 @@ impl EtcdUrl {
     /// Prefix of DNS observers' verdicts.
     pub fn observers_prefix(&self) -> String {
         format!("{}observers/", self.base())
+    }
+
+    /// Prefix of node records (which world revision each node runs).
+    pub fn nodes_prefix(&self) -> String {
+        format!("{}nodes/", self.base())
     }
 
     /// Prefix of cluster-wide admin actions.

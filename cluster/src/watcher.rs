@@ -46,6 +46,18 @@ impl AdminEntry {
     }
 }
 
+/// What a node says about itself (`BASE/nodes/NODE`): which world revision it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub node: String,
+    /// The world revision it runs (`None`: none yet).
+    pub revision: Option<i64>,
+    /// Its `--region`, if any.
+    pub region: Option<String>,
+    /// The parts it runs.
+    pub parts: Vec<String>,
+}
+
 /// An observer's verdict on a region (`BASE/observers/REGION/NODE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObserverVote {
@@ -64,6 +76,7 @@ pub struct View {
     pub reports: Vec<RegionReport>,
     pub observers: Vec<ObserverVote>,
     pub admin: Vec<AdminEntry>,
+    pub nodes: Vec<NodeRecord>,
     /// Records that could not be read (key: reason); logged once per view.
     pub unreadable: Vec<String>,
 }
@@ -74,11 +87,12 @@ impl View {
             revision,
             ..View::default()
         };
-        let (reg, health, obs, admin) = (
+        let (reg, health, obs, admin, nodes) = (
             url.registry_prefix(),
             url.health_prefix(),
             url.observers_prefix(),
             url.admin_prefix(),
+            url.nodes_prefix(),
         );
         for kv in kvs {
             let bad = |e: &dyn std::fmt::Display| format!("{}: {e}", kv.key);
@@ -116,6 +130,11 @@ impl View {
             } else if kv.key.starts_with(&admin) {
                 match serde_json::from_slice::<AdminEntry>(&kv.value) {
                     Ok(a) => v.admin.push(a),
+                    Err(e) => v.unreadable.push(bad(&e)),
+                }
+            } else if kv.key.starts_with(&nodes) {
+                match serde_json::from_slice::<NodeRecord>(&kv.value) {
+                    Ok(n) => v.nodes.push(n),
                     Err(e) => v.unreadable.push(bad(&e)),
                 }
             }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use switchyard_balance::{ActiveState, AdminState, AdminTarget, CheckSpec, HealthRegistry};
 use switchyard_cluster::health::{fail_over, verdict};
-use switchyard_cluster::{AdminEntry, RegionReport, Verdict};
+use switchyard_cluster::{AdminEntry, NodeRecord, RegionReport, Verdict};
 use switchyard_config::health::HealthCheck;
 use switchyard_config::{Part, World};
 
@@ -89,6 +89,7 @@ pub async fn run(src: Arc<EtcdSource>, registry: HealthRegistry, admin: AdminSta
         let connected = src.link.down_since().is_none();
         metrics::gauge!(super::cluster_metrics::CONNECTED).set(if connected { 1.0 } else { 0.0 });
         publish_reports(&src, &world, &registry);
+        publish_node(&src, &world);
         obey_admin(&src, &admin);
         observe(&src, &world, &registry, &admin, &mut failed_by_us);
     }
@@ -117,6 +118,25 @@ fn publish_reports(src: &EtcdSource, world: &World, registry: &HealthRegistry) {
         src.publisher
             .set(key, serde_json::to_vec(&report).expect("plain struct"));
     }
+}
+
+/// Says which world revision this node runs (so any node's `/status` lists every node's).
+fn publish_node(src: &EtcdSource, world: &World) {
+    let record = NodeRecord {
+        node: src.node.clone(),
+        revision: src.state.lock().unwrap_or_else(|e| e.into_inner()).running,
+        region: world.node.region.clone(),
+        parts: world
+            .node
+            .parts
+            .iter()
+            .map(|p| format!("{p:?}").to_lowercase())
+            .collect(),
+    };
+    src.publisher.set(
+        format!("{}{}", src.url.nodes_prefix(), src.node),
+        serde_json::to_vec(&record).expect("plain struct"),
+    );
 }
 
 fn observe(

@@ -185,6 +185,30 @@ fn a_pushed_world_reaches_every_node_and_a_bad_one_is_rejected_by_every_node() {
         "both nodes run revision {rev2} {:?} after `config push` started",
         t0.elapsed()
     );
+    // Any node's status says which revision every node runs.
+    let every_node_runs = |rev: i64| {
+        move |s: &Value| {
+            let mut nodes: Vec<(String, i64)> = s["etcd"]["nodes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|n| {
+                    (
+                        n["node"].as_str().unwrap_or("").to_string(),
+                        n["revision"].as_i64().unwrap_or(0),
+                    )
+                })
+                .collect();
+            nodes.sort();
+            nodes == [("east".to_string(), rev), ("west".to_string(), rev)]
+        }
+    };
+    wait_status(
+        a1,
+        Duration::from_secs(3),
+        "both nodes listed at rev2",
+        every_node_runs(rev2),
+    );
     // `config push` refuses an invalid file (exit 2, every error) and etcd keeps the world.
     let bad_text = changed.replace("failover = [\"eu-west\"]", "failover = [\"mars\"]");
     let bad = dir.write("bad.toml", &bad_text);
@@ -219,6 +243,12 @@ fn a_pushed_world_reaches_every_node_and_a_bad_one_is_rejected_by_every_node() {
             n.stderr()
         );
     }
+    wait_status(
+        a2,
+        Duration::from_secs(3),
+        "both nodes still at rev2",
+        every_node_runs(rev2),
+    );
     // The nodes still serve (a demo service of each region answers).
     assert_eq!(
         http(addr(100, "11.1:7001"), "GET", "/v1/users/a", &[], "")
