@@ -33,7 +33,7 @@ fn free_port() -> u16 {
 /// The etcd binary: `$ETCD_BIN`, else `etcd` on the `PATH`, else `/usr/bin/etcd`.
 pub fn etcd_bin() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("ETCD_BIN") {
-        return Some(PathBuf::from(p));
+        return Some(PathBuf::from(p)).filter(|p| p.is_file());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
@@ -47,9 +47,10 @@ impl Etcd {
     pub fn start(tag: &str) -> Etcd {
         let bin = etcd_bin().unwrap_or_else(|| {
             panic!(
-                "these tests need a real etcd and none was found (set ETCD_BIN or put `etcd` on the PATH). \
+                "these tests need a real etcd and none was found (ETCD_BIN={:?}; else `etcd` on the PATH or /usr/bin/etcd). \
                  Install it with `sudo apt-get install -y etcd-server` (Debian/Ubuntu), or run `scripts/test`, \
-                 which installs it when missing."
+                 which installs it when missing.",
+                std::env::var_os("ETCD_BIN")
             )
         });
         for _ in 0..3 {
