@@ -8,7 +8,8 @@
 //!   backend [`SocketAddr`](std::net::SocketAddr), whichever pools or services use it.
 //!   [`HealthRegistry::handle`] gets-or-creates the entry (no checker, for tests and for
 //!   passive-only use); [`HealthRegistry::ensure_checked`] also starts one active checker task per
-//!   address (the first spec wins); [`HealthRegistry::snapshot`] lists every backend for a status
+//!   address (the first spec wins; [`HealthRegistry::update_checker`] replaces a checker whose
+//!   spec changed, e.g. on reload); [`HealthRegistry::snapshot`] lists every backend for a status
 //!   page.
 //! - [`BackendHealth`]: lock-free reads. [`BackendHealth::is_up`] combines the active check
 //!   (rise/fall anti-flap), passive ejection (consecutive connect failures eject for a back-off

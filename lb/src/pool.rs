@@ -134,7 +134,7 @@ impl PoolRt {
     /// Builds the first version; starts active checkers through `registry`.
     pub fn new(spec: PoolSpec, registry: &HealthRegistry, shutdown: &CancellationToken) -> Self {
         PoolRt {
-            snap: ArcSwap::from_pointee(build(spec, registry, shutdown, &HashMap::new())),
+            snap: ArcSwap::from_pointee(build(spec, registry, shutdown, &HashMap::new(), false)),
         }
     }
 
@@ -152,7 +152,9 @@ impl PoolRt {
             .iter()
             .map(|m| (m.spec.addr, m.clone()))
             .collect();
-        let next = build(spec, registry, shutdown, &by_addr);
+        // a changed check replaces running checkers; otherwise the first spec keeps running
+        let replace = old.spec.check != spec.check;
+        let next = build(spec, registry, shutdown, &by_addr, replace);
         let removed = old
             .members
             .iter()
@@ -206,6 +208,7 @@ fn build(
     registry: &HealthRegistry,
     shutdown: &CancellationToken,
     reuse: &HashMap<SocketAddr, Arc<MemberRt>>,
+    replace_checks: bool,
 ) -> PoolSnap {
     let (region, name) = (&spec.key.0, &spec.key.1);
     let opts = SelectorOptions {
@@ -226,8 +229,14 @@ fn build(
         .iter()
         .enumerate()
         .map(|(i, m)| {
-            if let Some(check) = &spec.check {
-                registry.ensure_checked(m.addr, check, shutdown.clone());
+            match &spec.check {
+                Some(check) if replace_checks => {
+                    registry.update_checker(m.addr, check, shutdown.clone());
+                }
+                Some(check) => {
+                    registry.ensure_checked(m.addr, check, shutdown.clone());
+                }
+                None => {}
             }
             match reuse.get(&m.addr) {
                 Some(rt) if rt.spec == *m => {

@@ -18,7 +18,8 @@ pub type BackendSnapshot = HealthState;
 
 struct Inner {
     map: ArcSwap<HashMap<SocketAddr, Arc<BackendHealth>>>,
-    write: Mutex<HashMap<SocketAddr, CancellationToken>>,
+    /// Running checkers: their stop token and the spec they run.
+    write: Mutex<HashMap<SocketAddr, (CancellationToken, CheckSpec)>>,
     admin: Option<AdminState>,
     epoch: Instant,
 }
@@ -115,27 +116,64 @@ impl HealthRegistry {
         spec: &CheckSpec,
         shutdown: CancellationToken,
     ) -> Arc<BackendHealth> {
+        self.checker(addr, spec, shutdown, false)
+    }
+
+    /// Like [`ensure_checked`](Self::ensure_checked), but a checker running another spec is
+    /// replaced by one running `spec` (for reloads that change a pool's check). The backend's
+    /// current verdict carries over.
+    pub fn update_checker(
+        &self,
+        addr: SocketAddr,
+        spec: &CheckSpec,
+        shutdown: CancellationToken,
+    ) -> Arc<BackendHealth> {
+        self.checker(addr, spec, shutdown, true)
+    }
+
+    fn checker(
+        &self,
+        addr: SocketAddr,
+        spec: &CheckSpec,
+        shutdown: CancellationToken,
+        replace: bool,
+    ) -> Arc<BackendHealth> {
         let mut checkers = self.lock();
         let h = self.insert_locked(addr);
-        if checkers.get(&addr).is_some_and(|t| !t.is_cancelled()) {
-            return h;
+        if let Some((t, running)) = checkers.get(&addr) {
+            if !t.is_cancelled() {
+                if !replace || running == spec {
+                    return h;
+                }
+                t.cancel();
+            }
         }
         let token = shutdown.child_token();
-        checkers.insert(addr, token.clone());
+        checkers.insert(addr, (token.clone(), spec.clone()));
         tokio::spawn(run_checker(h.clone(), spec.clone(), token));
         h
     }
 
+    /// The spec of the checker running for `addr`, if any.
+    pub fn checker_spec(&self, addr: &SocketAddr) -> Option<CheckSpec> {
+        self.lock()
+            .get(addr)
+            .filter(|(t, _)| !t.is_cancelled())
+            .map(|(_, s)| s.clone())
+    }
+
     /// Stops the active checker of `addr` (e.g. no pool uses it any more). The last verdict stays.
     pub fn stop_checker(&self, addr: &SocketAddr) {
-        if let Some(t) = self.lock().remove(addr) {
+        if let Some((t, _)) = self.lock().remove(addr) {
             t.cancel();
         }
     }
 
     /// Is an active checker running for `addr`?
     pub fn is_checked(&self, addr: &SocketAddr) -> bool {
-        self.lock().get(addr).is_some_and(|t| !t.is_cancelled())
+        self.lock()
+            .get(addr)
+            .is_some_and(|(t, _)| !t.is_cancelled())
     }
 
     /// Every backend's state, sorted by address.
@@ -145,13 +183,16 @@ impl HealthRegistry {
         v
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, CancellationToken>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, (CancellationToken, CheckSpec)>> {
         self.inner.write.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
 async fn run_checker(h: Arc<BackendHealth>, spec: CheckSpec, stop: CancellationToken) {
-    let mut flap = Flap::default();
+    // a replacement checker continues from the backend's current verdict
+    let mut flap = Flap::new(h.active_state() != super::ActiveState::Down);
     let kind = spec.kind_name();
     loop {
         let res = tokio::select! {
@@ -236,5 +277,27 @@ mod tests {
         assert_eq!(reg.snapshot().len(), 1);
         stop.cancel();
         drop(l);
+    }
+
+    #[tokio::test]
+    async fn update_checker_replaces_a_different_spec_and_keeps_the_verdict() {
+        let reg = HealthRegistry::new();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        drop(l);
+        let stop = CancellationToken::new();
+        let h = reg.ensure_checked(addr, &quick(), stop.clone());
+        wait_for(&h, ActiveState::Down).await;
+        // first spec wins for ensure_checked...
+        let other = quick().with_thresholds(1, 1);
+        reg.ensure_checked(addr, &other, stop.clone());
+        assert_eq!(reg.checker_spec(&addr), Some(quick()));
+        // ...update_checker replaces it, starting from "down"
+        reg.update_checker(addr, &other, stop.clone());
+        assert_eq!(reg.checker_spec(&addr), Some(other.clone()));
+        let _l = tokio::net::TcpListener::bind(addr).await.unwrap();
+        wait_for(&h, ActiveState::Up).await;
+        assert!(h.reason().ends_with("1 in a row"), "{}", h.reason());
+        stop.cancel();
     }
 }

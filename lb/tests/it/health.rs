@@ -110,3 +110,41 @@ async fn http_check_follows_status_and_body() {
     healthy.store(true, std::sync::atomic::Ordering::Relaxed);
     wait_until(Duration::from_secs(2), "http up", || is_up(&t, addr)).await;
 }
+
+#[tokio::test]
+async fn reload_with_a_new_check_replaces_the_running_checker() {
+    let b = Backend::start(Behaviour::Named("b".into())).await;
+    let p = pool(&[(b.addr, "z", 1)]);
+    let t = start_lb(p.clone(), listener()).await;
+    wait_until(Duration::from_secs(2), "tcp check up", || {
+        t.registry.get(&b.addr).unwrap().active_state() == switchyard_balance::ActiveState::Up
+    })
+    .await;
+    // the backend does not speak HTTP: an HTTP check must take it down
+    let mut p2 = p.clone();
+    p2.check = Some(CheckSpec {
+        kind: CheckKind::Http {
+            method: "GET".into(),
+            path: "/".into(),
+            host: None,
+            expect_status: 200..=299,
+            body_contains: None,
+        },
+        ..fast_check()
+    });
+    let s =
+        t.lb.reload_plan(switchyard_lb::Plan {
+            pools: vec![p2.clone()],
+            listeners: vec![listener()],
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.pools_updated, 1);
+    assert_eq!(t.registry.checker_spec(&b.addr), p2.check);
+    wait_until(Duration::from_secs(2), "http check down", || {
+        !is_up(&t, b.addr)
+    })
+    .await;
+    let reason = t.registry.get(&b.addr).unwrap().reason();
+    assert!(reason.starts_with("http:"), "{reason}");
+}
