@@ -134,14 +134,7 @@ impl EtcdSource {
         };
         let origin = format!("{}@{rev}", self.url.display());
         st.tried = Some((text.clone(), rev));
-        let world = switchyard_config::parse_str(&text, &origin).map_err(|e| {
-            if st.rejected != Some(rev) {
-                metrics::counter!(cluster_metrics::REJECTED).increment(1);
-            }
-            st.rejected = Some(rev);
-            tracing::error!(target: "switchyard::cluster", revision = rev, "world from etcd rejected");
-            anyhow!("{e}")
-        })?;
+        let world = switchyard_config::parse_str(&text, &origin).map_err(|e| anyhow!("{e}"))?;
         let (world, skipped) = registry::overlay(&world, &view.registrations);
         for s in &skipped {
             tracing::warn!(target: "switchyard::cluster", "{s}");
@@ -174,6 +167,23 @@ impl EtcdSource {
         let (world, probes) = tasks::take_probes(world);
         *self.probes.lock().unwrap_or_else(|e| e.into_inner()) = probes;
         world
+    }
+
+    /// The world from the last `load` was refused (invalid, or not usable by this node): that
+    /// revision is not tried again; registry changes apply on top of the last good world.
+    pub fn rejected(&self) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((_, rev)) = st.tried.clone() else {
+            return;
+        };
+        if st.good.as_ref().is_some_and(|(_, good)| *good == rev) {
+            return; // the last good world itself failed for this node: nothing to fall back to
+        }
+        if st.rejected != Some(rev) {
+            metrics::counter!(cluster_metrics::REJECTED).increment(1);
+            tracing::error!(target: "switchyard::cluster", revision = rev, "world from etcd rejected; keeping revision {:?}", st.running);
+        }
+        st.rejected = Some(rev);
     }
 
     /// The world from the last `load` runs now.

@@ -371,6 +371,9 @@ async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(
                 tracing::error!("{line}");
             }
             tracing::error!("reload rejected: the running configuration is unchanged");
+            if let Source::Etcd(e) = source {
+                e.rejected();
+            }
             Err(msg)
         }
     }

@@ -249,6 +249,33 @@ fn a_pushed_world_reaches_every_node_and_a_bad_one_is_rejected_by_every_node() {
         "both nodes still at rev2",
         every_node_runs(rev2),
     );
+    // The registry keeps working on top of the last good world.
+    let mut reg = register(&[
+        "--service",
+        "user",
+        "--addr",
+        "127.100.5.1:7001",
+        "--region",
+        "us-east",
+        "--az",
+        "us-east-a",
+        "--name",
+        "user-extra",
+        "--etcd",
+        &url,
+    ]);
+    wait_status(
+        a1,
+        Duration::from_secs(5),
+        "registration applied on rev2",
+        |s| {
+            s["etcd"]["registered_instances"] == serde_json::json!(["user-extra"])
+                && s["etcd"]["revision"] == rev2
+                && s["regions"][0]["azs"][0]["weight"] == 3
+        },
+    );
+    reg.kill().unwrap();
+    let _ = reg.wait();
     // The nodes still serve (a demo service of each region answers).
     assert_eq!(
         http(addr(100, "11.1:7001"), "GET", "/v1/users/a", &[], "")
