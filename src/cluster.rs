@@ -300,10 +300,13 @@ async fn poke_on_change(
     }
 }
 
-/// The next change notice of an etcd source; never resolves for other sources.
+/// The next change notice of an etcd source; never resolves for other sources (nor once the
+/// source stopped), so a `select!` loop never spins on it.
 pub async fn next_change(changes: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
-    match changes {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
+    if let Some(rx) = changes {
+        if let Some(()) = rx.recv().await {
+            return Some(());
+        }
     }
+    std::future::pending().await
 }
