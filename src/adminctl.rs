@@ -155,6 +155,42 @@ pub fn render_status(v: &Value) -> String {
             d["preferred"]
         );
     }
+    let etcd = &v["etcd"];
+    if !etcd.is_null() {
+        let _ = writeln!(
+            out,
+            "etcd {} node {}: {} (world revision {}, store revision {})",
+            s(&etcd["url"]),
+            s(&etcd["node"]),
+            s(&etcd["state"]),
+            etcd["revision"],
+            etcd["store_revision"]
+        );
+        for n in etcd["nodes"].as_array().unwrap_or(&empty) {
+            let _ = writeln!(
+                out,
+                "  node {:<12} revision {}  region {}",
+                s(&n["node"]),
+                n["revision"],
+                n["region"]
+            );
+        }
+        for r in etcd["region_reports"].as_array().unwrap_or(&empty) {
+            let _ = writeln!(
+                out,
+                "  region {} from {}: {} healthy (min {}){}",
+                s(&r["region"]),
+                s(&r["node"]),
+                r["healthy"],
+                r["min_healthy"],
+                if r["up"] == Value::Bool(true) {
+                    ""
+                } else {
+                    " DOWN"
+                }
+            );
+        }
+    }
     let overrides = v["admin_overrides"].as_array().unwrap_or(&empty);
     if !overrides.is_empty() {
         let list: Vec<String> = overrides
