@@ -143,10 +143,43 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     }
 }
 
+/// Connects with `TCP_NODELAY`. A non-blocking connect usually completes inside the syscall on
+/// a local network (the handshake runs in the same softirq), so readiness is checked at once
+/// with `poll(0)` before waiting a reactor turn for it.
 async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let s = tokio::time::timeout(timeout, TcpStream::connect(addr))
-        .await
-        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
-    s.set_nodelay(true)?;
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        Some(Protocol::TCP),
+    )?;
+    sock.set_tcp_nodelay(true)?;
+    let pending = match sock.connect(&addr.into()) {
+        Ok(()) => false,
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => true,
+        Err(e) => return Err(e),
+    };
+    let s = TcpStream::from_std(std::net::TcpStream::from(sock))?;
+    if pending && !writable_now(&s) {
+        tokio::time::timeout(timeout, s.writable())
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
+    }
+    if let Some(e) = s.take_error()? {
+        return Err(e);
+    }
     Ok(s)
+}
+
+/// Is the socket writable (or failed) right now? One `poll` with a zero timeout.
+fn writable_now(s: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n == 1 && p.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
 }

@@ -43,6 +43,48 @@ enum Step {
     Failed(DirError),
 }
 
+fn sys_send(fd: i32, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `fd` is open.
+    let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Like [`step`] but straight on the fds, without waiting for the reactor to report readiness
+/// (a fresh connection's first bytes are usually there already, and a fresh backend socket is
+/// writable). Tokio's readiness is left alone: at worst a later read finds `EAGAIN` once.
+fn step_now(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
+    let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
+    SCRATCH.with(|cell| {
+        let mut scratch = cell.borrow_mut();
+        if scratch.len() < buf_size {
+            scratch.resize(buf_size, 0);
+        }
+        let buf = &mut scratch[..buf_size];
+        let n = match sys_read(sfd, buf) {
+            Ok(0) => return Step::Eof,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Empty,
+            Err(e) => return Step::Failed(DirError::Src(e)),
+        };
+        let mut off = 0;
+        while off < n {
+            match sys_send(dfd, &buf[off..n]) {
+                Ok(k) => off += k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Step::Failed(DirError::Dst(e)),
+            }
+        }
+        Step::Moved {
+            n,
+            rest: (off < n).then(|| buf[off..n].to_vec()),
+        }
+    })
+}
+
 /// Reads once into the scratch buffer and writes as much as the destination takes at once.
 fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
     let fd = src.as_raw_fd();
@@ -86,19 +128,26 @@ fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
 
 /// Moves bytes from `src` to `dst` until EOF (then half-closes `dst`) or an error. With
 /// `upgrade`, the first read that fills the whole buffer (bulk transfer) hands this direction
-/// over to splice(2).
+/// over to splice(2). With `eager`, the first read is tried before waiting for readiness.
 pub async fn forward(
     src: &TcpStream,
     dst: &TcpStream,
     buf_size: usize,
     upgrade: Option<&PipePool>,
+    eager: bool,
     bytes: &AtomicU64,
     act: &Activity,
 ) -> Result<(), DirError> {
     let mut upgrade = upgrade;
+    let mut eager = eager;
     loop {
-        src.readable().await.map_err(DirError::Src)?;
-        let n = match step(src, dst, buf_size) {
+        let st = if std::mem::take(&mut eager) {
+            step_now(src, dst, buf_size)
+        } else {
+            src.readable().await.map_err(DirError::Src)?;
+            step(src, dst, buf_size)
+        };
+        let n = match st {
             Step::Eof => {
                 act.eof(dst);
                 return Ok(());

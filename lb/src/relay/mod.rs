@@ -144,18 +144,21 @@ async fn forward(
     dst: &TcpStream,
     mode: &Mode,
     copy_size: usize,
+    eager: bool,
     bytes: &AtomicU64,
     act: &Activity,
 ) -> Result<(), DirError> {
     match mode {
         Mode::Splice(pool) => match splice::forward(src, dst, pool, bytes, act).await {
             Err(DirError::Unsupported) => {
-                copy::forward(src, dst, copy_size, None, bytes, act).await
+                copy::forward(src, dst, copy_size, None, false, bytes, act).await
             }
             r => r,
         },
-        Mode::Copy(size) => copy::forward(src, dst, *size, None, bytes, act).await,
-        Mode::Auto(pool, size) => copy::forward(src, dst, *size, Some(pool), bytes, act).await,
+        Mode::Copy(size) => copy::forward(src, dst, *size, None, eager, bytes, act).await,
+        Mode::Auto(pool, size) => {
+            copy::forward(src, dst, *size, Some(pool), eager, bytes, act).await
+        }
     }
 }
 
@@ -190,8 +193,9 @@ async fn run(
     act: &Activity,
 ) -> End {
     const FALLBACK_COPY: usize = 16 * 1024;
-    let fwd_up = forward(client, backend, mode, FALLBACK_COPY, up, act);
-    let fwd_down = forward(backend, client, mode, FALLBACK_COPY, down, act);
+    // the client has usually sent its first bytes already: try them before waiting
+    let fwd_up = forward(client, backend, mode, FALLBACK_COPY, true, up, act);
+    let fwd_down = forward(backend, client, mode, FALLBACK_COPY, false, down, act);
     tokio::pin!(fwd_up, fwd_down);
     let lifetime = async {
         match limits.max_lifetime {
