@@ -160,10 +160,19 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
         Err(e) => return Err(e),
     };
     let s = TcpStream::from_std(std::net::TcpStream::from(sock))?;
-    if pending && !writable_now(&s) {
-        tokio::time::timeout(timeout, s.writable())
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
+    if pending {
+        match poll_now(&s) {
+            // connected: writable without an error condition
+            Some(ev) if ev & (libc::POLLERR | libc::POLLHUP) == 0 => return Ok(s),
+            Some(_) => {}
+            None => {
+                tokio::time::timeout(timeout, s.writable())
+                    .await
+                    .map_err(|_| {
+                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")
+                    })??;
+            }
+        }
     }
     if let Some(e) = s.take_error()? {
         return Err(e);
@@ -171,8 +180,9 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
     Ok(s)
 }
 
-/// Is the socket writable (or failed) right now? One `poll` with a zero timeout.
-fn writable_now(s: &TcpStream) -> bool {
+/// The socket's write-side events right now (`None` if not yet writable): one `poll` with a
+/// zero timeout.
+fn poll_now(s: &TcpStream) -> Option<libc::c_short> {
     use std::os::fd::AsRawFd;
     let mut p = libc::pollfd {
         fd: s.as_raw_fd(),
@@ -181,5 +191,6 @@ fn writable_now(s: &TcpStream) -> bool {
     };
     // SAFETY: one valid pollfd, zero timeout.
     let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n == 1 && p.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0
+    (n == 1 && p.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0)
+        .then_some(p.revents)
 }
