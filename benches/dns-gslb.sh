@@ -8,7 +8,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-}"
-for d in "$BENCH_DIR" "$ROOT/../shared/bench" /work/shared/bench; do
+for d in "$BENCH_DIR" "$ROOT/../shared/bench" "$ROOT/benches/harness"; do
   if [ -n "$d" ] && [ -f "$d/lib.sh" ]; then BENCH_DIR="$d"; break; fi
 done
 . "$BENCH_DIR/lib.sh"

@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-}"
-for d in "$BENCH_DIR" "$ROOT/../shared/bench" /work/shared/bench; do
+for d in "$BENCH_DIR" "$ROOT/../shared/bench" "$ROOT/benches/harness"; do
   if [ -n "$d" ] && [ -f "$d/dns.sh" ]; then BENCH_DIR="$d"; break; fi
 done
 [ -f "$BENCH_DIR/dns.sh" ] || { echo "shared bench harness not found (set BENCH_DIR)" >&2; exit 2; }

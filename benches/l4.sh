@@ -24,7 +24,7 @@ if [ -n "${INSTALL:-}" ]; then
 fi
 
 BENCH_DIR="${BENCH_DIR:-}"
-for d in "$BENCH_DIR" "$ROOT/../shared/bench" /work/shared/bench; do
+for d in "$BENCH_DIR" "$ROOT/../shared/bench" "$ROOT/benches/harness"; do
   if [ -n "$d" ] && [ -f "$d/l4.sh" ]; then BENCH_DIR="$d"; break; fi
 done
 [ -f "$BENCH_DIR/l4.sh" ] || { echo "shared bench harness (l4.sh) not found: set BENCH_DIR" >&2; exit 2; }

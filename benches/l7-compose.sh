@@ -7,7 +7,7 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-/work/shared/bench}"
 . "$BENCH_DIR/lib.sh"
 SWITCHYARD="${SWITCHYARD:-${CARGO_TARGET_DIR:-$ROOT/target}/release/switchyard}"
-# the gateway quick-mode command (GW_CMD=path/to/examples/quick benchmarks the crate alone)
+# the gateway quick-mode command (GW_CMD=path/to/examples/gateway-quick benchmarks the crate alone)
 GW_CMD="${GW_CMD:-$SWITCHYARD gateway}"
 WRK_T="${WRK_T:-8}"; CONNS="${CONNS:-64}"
 GW_PORT=18321; PORTS=(18421 18422 18423); NAMES=(users orders cart)

@@ -13,7 +13,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BENCH_DIR="${BENCH_DIR:-}"
-for d in "$BENCH_DIR" "$ROOT/../shared/bench" /work/shared/bench; do
+for d in "$BENCH_DIR" "$ROOT/../shared/bench" "$ROOT/benches/harness"; do
   if [ -n "$d" ] && [ -f "$d/l7.sh" ]; then BENCH_DIR="$d"; break; fi
 done
 [ -f "$BENCH_DIR/l7.sh" ] || { echo "shared bench harness not found (set BENCH_DIR)" >&2; exit 2; }
@@ -23,7 +23,7 @@ if [ -z "${SWITCHYARD:-}" ] && [ -z "${GW_CMD:-}" ]; then
   SWITCHYARD="${CARGO_TARGET_DIR:-$ROOT/target}/release/switchyard"
 fi
 export SWITCHYARD
-# the gateway quick-mode command (GW_CMD=path/to/examples/quick benchmarks the crate alone)
+# the gateway quick-mode command (GW_CMD=path/to/examples/gateway-quick benchmarks the crate alone)
 export GW_CMD="${GW_CMD:-$SWITCHYARD gateway}"
 export CANDIDATE_GW_PORT="${CANDIDATE_GW_PORT:-18311}"
 # single quotes: the BENCH_* variables are exported by the harness to the candidate's shell
