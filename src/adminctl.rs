@@ -313,7 +313,46 @@ pub async fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             }
         }
         ExplainWhat::Lb { .. } => {
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v)?);
+            let chosen = match v["chosen"].as_object() {
+                Some(c) => format!("{} {} ({})", s(&c["name"]), s(&c["addr"]), s(&c["az"])),
+                None => "nothing".to_string(),
+            };
+            let _ = writeln!(
+                out,
+                "{} ({}, pool {}, {}): client {} -> {chosen}: {}",
+                s(&v["listener"]),
+                s(&v["region"]),
+                s(&v["pool"]),
+                s(&v["policy"]),
+                s(&v["client"]),
+                s(&v["why"])
+            );
+            for a in v["az_shares"].as_array().into_iter().flatten() {
+                let share = a["share"].as_f64().unwrap_or(0.0) * 100.0;
+                let _ = writeln!(
+                    out,
+                    "  az {:<12} share {share:>5.1}%  up {}/{}",
+                    s(&a["az"]),
+                    a["up_members"],
+                    a["members"]
+                );
+            }
+            for m in v["members"].as_array().into_iter().flatten() {
+                let avail = if m["available"] == Value::Bool(true) {
+                    "available"
+                } else {
+                    "unavailable"
+                };
+                let _ = writeln!(
+                    out,
+                    "  member {:<16} {:<21} {:<11} {avail:<11} {}",
+                    s(&m["name"]),
+                    s(&m["addr"]),
+                    s(&m["az"]),
+                    s(&m["reason"])
+                );
+            }
+            let _ = writeln!(out, "  note: {}", s(&v["note"]));
         }
     }
     print!("{out}");

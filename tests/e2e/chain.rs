@@ -349,3 +349,93 @@ fn metrics_from_every_subsystem_parse_as_prometheus_text() {
         "metrics are described"
     );
 }
+
+#[test]
+fn explain_says_why_for_dns_and_l4() {
+    let dir = TempDir::new("chain-explain");
+    let cfg = demo_config(&dir, 68);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    wait_vip(addr(68, "1.1:8080"));
+    let admin = addr(68, "0.1:9901");
+    let v = http(
+        admin,
+        "GET",
+        "/v1/explain/dns?name=api.example.test&client=127.0.0.1&ecs=81.2.69.160/27",
+        &[],
+        "",
+    )
+    .unwrap()
+    .json();
+    assert_eq!(v["chosen"], serde_json::json!(["eu-west"]), "{v}");
+    assert_eq!(v["addresses"], serde_json::json!(["127.68.2.1"]), "{v}");
+    assert_eq!(v["matched"], "continent EU -> eu-west", "{v}");
+    assert_eq!(v["client"]["country"], "GB", "{v}");
+    assert_eq!(v["client"]["source"], "ecs", "{v}");
+    assert_eq!(
+        (v["ttl"].as_u64(), v["ecs_scope"].as_u64()),
+        (Some(10), Some(24)),
+        "{v}"
+    );
+    let r = http(
+        admin,
+        "GET",
+        "/v1/explain/dns?name=nope.example.test",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = http(
+        admin,
+        "GET",
+        "/v1/explain/dns?name=api.example.test&client=banana",
+        &[],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 400);
+    // Fail us-east-a's gateway: the L4 explanation shows all of us-east's share on us-east-b.
+    assert_eq!(
+        http(
+            admin,
+            "POST",
+            "/v1/instances/gw-us-east-a/fail",
+            &[AUTH],
+            ""
+        )
+        .unwrap()
+        .status,
+        200
+    );
+    let v = http(
+        admin,
+        "GET",
+        "/v1/explain/lb?listener=us-east-http&client=10.1.2.3",
+        &[],
+        "",
+    )
+    .unwrap()
+    .json();
+    assert_eq!(v["chosen"]["name"], "gw-us-east-b", "{v}");
+    let shares: Vec<(String, f64)> = v["az_shares"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["az"].as_str().unwrap().to_string(),
+                a["share"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shares,
+        vec![
+            ("us-east-a".to_string(), 0.0),
+            ("us-east-b".to_string(), 1.0)
+        ],
+        "{v}"
+    );
+    let r = http(admin, "GET", "/v1/explain/lb?listener=nope", &[], "").unwrap();
+    assert_eq!(r.status, 404);
+}
