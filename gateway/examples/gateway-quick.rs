@@ -1,5 +1,5 @@
 //! Stand-alone quick mode (same as `switchyard gateway ...`), for benchmarking the crate alone:
-//! `cargo run --release -p switchyard-gateway --example quick -- --listen 127.0.0.1:18301 \
+//! `cargo run --release -p switchyard-gateway --example gateway-quick -- --listen 127.0.0.1:18301 \
 //!    --route /users/=127.0.0.1:18401 --route /orders/=127.0.0.1:18402 --jwt-alg HS256 --jwt-secret S`
 
 use clap::Parser;

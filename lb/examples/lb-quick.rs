@@ -1,4 +1,4 @@
-//! `cargo run --release -p switchyard-lb --example quick -- --listen A --backends B,C`: the
+//! `cargo run --release -p switchyard-lb --example lb-quick -- --listen A --backends B,C`: the
 //! balancer's quick mode without building the whole `switchyard` binary (handy for profiling).
 
 use clap::Parser;
