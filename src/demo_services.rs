@@ -112,6 +112,15 @@ impl DemoFleet {
         Ok(())
     }
 
+    /// Starts one demo instance of `service` outside any world (`switchyard register --demo`).
+    pub async fn spawn_instance(
+        &self,
+        service: String,
+        spec: ServiceInstance,
+    ) -> anyhow::Result<()> {
+        self.spawn(service, spec).await
+    }
+
     async fn spawn(&self, service: String, spec: ServiceInstance) -> anyhow::Result<()> {
         let listener = TcpListener::bind(spec.addr).await.with_context(|| {
             format!("demo service {} cannot listen on {}", spec.name, spec.addr)

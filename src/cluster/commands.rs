@@ -50,6 +50,10 @@ pub struct RegisterArgs {
     /// etcd://HOST:PORT[/KEY][?ttl=10s]: the lease TTL bounds how long a dead instance stays.
     #[arg(long)]
     pub etcd: String,
+    /// Also serve Switchyard's built-in demo implementation of --service at --addr in this process:
+    /// a demo service that registers itself (and dies with its registration).
+    #[arg(long, requires = "service")]
+    pub demo: bool,
 }
 
 /// `config push`: exit 0 (pushed), 1 (etcd trouble) or 2 (invalid file).
@@ -121,6 +125,22 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
             }
         }
     }
+    // A demo service that registers itself: listen first, then announce.
+    let demo = if args.demo {
+        let fleet = crate::demo_services::DemoFleet::default();
+        let spec = switchyard_config::services::ServiceInstance {
+            name: reg.name.clone(),
+            addr: reg.addr,
+            region: reg.region.clone(),
+            az: reg.az.clone(),
+            weight: reg.weight,
+            demo: true,
+        };
+        fleet.spawn_instance(reg.service.clone(), spec).await?;
+        Some(fleet)
+    } else {
+        None
+    };
     let stop = CancellationToken::new();
     let link = Arc::new(Link::default());
     let (publisher, task) = Publisher::start(client.clone(), url.ttl, link, stop.clone());
@@ -156,6 +176,9 @@ pub async fn register(args: RegisterArgs) -> anyhow::Result<()> {
     }
     stop.cancel();
     let _ = task.await;
+    if let Some(fleet) = demo {
+        fleet.shutdown().await;
+    }
     // stdout may be gone by now (a supervisor that only read the first line): not an error.
     let _ = writeln!(std::io::stdout(), "withdrawn {}", reg.name);
     Ok(())

@@ -998,3 +998,74 @@ fn an_admin_action_on_one_node_is_obeyed_by_every_node_with_an_audit_line() {
         !drained(s)
     });
 }
+
+#[test]
+fn a_demo_service_registers_itself_and_leaves_when_its_process_dies() {
+    let etcd = Etcd::start("e2e-demo-reg");
+    let dir = TempDir::new("cluster-demo-reg");
+    let url = etcd.url("/switchyard/world");
+    push(&dir.write("world.toml", &world(108)), &url);
+    let admin = addr(108, "0.1:9901");
+    let _node = Node::start(&["--config", &format!("{url}?node=solo&ttl=2s")]);
+    let extra = addr(108, "5.1:7001");
+    let mut reg = register(&[
+        "--service",
+        "user",
+        "--demo",
+        "--addr",
+        &extra.to_string(),
+        "--region",
+        "us-east",
+        "--az",
+        "us-east-a",
+        "--name",
+        "user-extra",
+        "--etcd",
+        &format!("{url}?ttl=2s"),
+    ]);
+    // The registrar serves the demo user service itself.
+    let r = http(extra, "GET", "/v1/users/bob", &[], "").unwrap();
+    assert_eq!(
+        (r.status, r.json()["instance"].as_str()),
+        (200, Some("user-extra"))
+    );
+    wait_status(
+        admin,
+        Duration::from_secs(5),
+        "self-registered demo instance up",
+        |s| {
+            s["services"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|x| x["name"] == "user")
+                .flat_map(|x| x["instances"].as_array().cloned().unwrap_or_default())
+                .any(|i| i["name"] == "user-extra" && i["health"] == "up")
+        },
+    );
+    let vip = addr(108, "1.1:8080");
+    let auth = token();
+    let served = (0..40)
+        .filter(|_| {
+            let r = http(vip, "GET", "/v1/users/alice", &[&auth], "").unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["instance"] == "user-extra"
+        })
+        .count();
+    assert!(served > 0, "the self-registered instance never served");
+    // SIGKILL: the service and its registration die together; the lease takes it out.
+    reg.kill().unwrap();
+    let _ = reg.wait();
+    assert!(http(extra, "GET", "/healthz", &[], "").is_err());
+    wait_status(
+        admin,
+        TTL + Duration::from_secs(3),
+        "instance removed",
+        |s| !user_instances(s).contains(&"user-extra".to_string()),
+    );
+    for _ in 0..40 {
+        let r = http(vip, "GET", "/v1/users/alice", &[&auth], "").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_ne!(r.json()["instance"], "user-extra");
+    }
+}
