@@ -78,8 +78,9 @@ pub async fn start(
         );
         local_addrs.push(bound);
     }
+    let sockets: Vec<Arc<std::net::UdpSocket>> = sockets.into_iter().map(Arc::new).collect();
     let mut threads = Vec::new();
-    for (i, socket) in sockets.into_iter().enumerate() {
+    for (i, socket) in sockets.iter().cloned().enumerate() {
         let (shared, stop) = (shared.clone(), stop.clone());
         let t = std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
@@ -100,12 +101,15 @@ pub async fn start(
             tracker.clone(),
         ));
     }
-    // UDP threads poll the flag; tie it to the token
+    // UDP threads block in recvmmsg with no timeout: on cancel, set the flag, then wake them
     {
         let (stop, shutdown) = (stop.clone(), shutdown.clone());
         tracker.spawn(async move {
             shutdown.cancelled().await;
-            stop.store(true, Ordering::Relaxed);
+            stop.store(true, Ordering::SeqCst);
+            for socket in &sockets {
+                udp::wake(socket);
+            }
         });
     }
     tracing::info!(addrs = ?local_addrs, workers, "dns listening");

@@ -18,8 +18,6 @@ use crate::answer::{handle, Ctx, Handled};
 const BATCH: usize = 32;
 /// Largest query accepted over UDP (longer datagrams are dropped).
 const MAX_QUERY: usize = 4096;
-/// How often an idle worker checks for shutdown.
-const POLL: Duration = Duration::from_millis(100);
 
 /// Binds one UDP socket with `SO_REUSEPORT` (so several workers can share the port).
 pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
@@ -30,16 +28,28 @@ pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
     }
     let _ = socket.set_recv_buffer_size(4 << 20);
     let _ = socket.set_send_buffer_size(4 << 20);
-    socket.set_read_timeout(Some(POLL))?;
     socket.bind(&SockAddr::from(addr))?;
     Ok(socket.into())
 }
 
-/// Runs one worker until `stop` is set.
-pub fn run(socket: UdpSocket, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+/// Wakes a worker blocked in `recvmmsg` on `socket` for good: after `shutdown(SHUT_RD)` every
+/// receive returns at once, so the worker sees `stop` (set before this call) and exits.
+/// Workers block without a receive timeout, which spares a timer per sleep on the hot path.
+pub fn wake(socket: &UdpSocket) {
+    // SAFETY: the fd is owned by `socket`, which is alive for the call. On an unconnected UDP
+    // socket this returns ENOTCONN but still marks the receive side shut and wakes the readers.
+    unsafe {
+        libc::shutdown(socket.as_raw_fd(), libc::SHUT_RD);
+    }
+}
+
+/// Runs one worker until `stop` is set (and the socket woken by [`wake`]).
+pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut batch = Batch::new();
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(&socket) {
+            // after `wake` a receive returns at once (with an empty pseudo-datagram): leave
+            Ok(_) if stop.load(Ordering::Relaxed) => break,
             Ok(n) => n,
             Err(e)
                 if matches!(
