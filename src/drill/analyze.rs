@@ -196,10 +196,6 @@ fn window_range(obs: &Observations, w: Window) -> Vec<(u64, u64)> {
     }
 }
 
-fn in_ranges(t: u64, ranges: &[(u64, u64)]) -> bool {
-    ranges.iter().any(|(a, b)| t >= *a && t < *b)
-}
-
 fn ms(v: u64) -> String {
     secs(Duration::from_millis(v))
 }
@@ -225,16 +221,21 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
     match e {
         Expectation::MaxFailed { max, window } => {
             let ranges = window_range(obs, *window);
+            // A request still in flight when the fault hit belongs to the fault, not to the
+            // window that ends there (it may be reset by the very stop the drill performs).
+            let fault_at = obs.fault_ms();
+            let counts = |s: &&crate::drill::model::Sample| {
+                ranges.iter().any(|(a, b)| {
+                    s.t_ms >= *a && s.t_ms < *b && !(Some(*b) == fault_at && s.end_ms() >= *b)
+                })
+            };
             let failed = obs
                 .samples
                 .iter()
-                .filter(|s| !s.ok() && in_ranges(s.t_ms, &ranges))
+                .filter(|s| !s.ok())
+                .filter(counts)
                 .count() as u64;
-            let total = obs
-                .samples
-                .iter()
-                .filter(|s| in_ranges(s.t_ms, &ranges))
-                .count();
+            let total = obs.samples.iter().filter(counts).count();
             (failed <= *max, format!("{failed} of {total} failed"))
         }
         Expectation::DetectWithin { within } => match (fault, obs.detection()) {

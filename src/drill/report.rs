@@ -355,7 +355,7 @@ mod tests {
         assert!(text.contains("  FAIL  at most 0 failed requests (window all): 1 of 25 failed\n"));
         assert!(text.contains("client errors       reset 1\n"));
         assert!(text
-            .contains("  PASS  at most 0 failed requests (window before_fault): 0 of 11 failed\n"));
+            .contains("  PASS  at most 0 failed requests (window before_fault): 0 of 10 failed\n"));
         assert!(
             text.ends_with("result: FAIL (1/2 expectations hold)\n"),
             "{text}"
