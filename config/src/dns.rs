@@ -279,39 +279,11 @@ fn valid_dns_name(n: &str) -> bool {
 impl RawDns {
     /// Validates the DNS section.
     pub fn validate(&self, names: &Names, errs: &mut Errors) -> Dns {
-        let listen = self
-            .listen
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s.parse() {
-                Ok(a) => Some(a),
-                Err(_) => {
-                    errs.push(
-                        format!("dns.listen[{i}]"),
-                        format!("{s:?} is not an address with a port"),
-                    );
-                    None
-                }
-            })
-            .collect();
+        let listen = errs.parse_list(&self.listen, "dns.listen", "an address with a port");
         if self.udp_payload < 512 {
             errs.push("dns.udp_payload", "must be at least 512");
         }
-        let axfr_allow = self
-            .axfr_allow
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s.parse::<IpNet>() {
-                Ok(n) => Some(n.trunc()),
-                Err(_) => {
-                    errs.push(
-                        format!("dns.axfr_allow[{i}]"),
-                        format!("{s:?} is not a CIDR network"),
-                    );
-                    None
-                }
-            })
-            .collect();
+        let axfr_allow = errs.networks(&self.axfr_allow, "dns.axfr_allow");
         let zones: Vec<Zone> = self
             .zones
             .iter()
@@ -360,18 +332,7 @@ impl RawDns {
                     "return_all" => AllDown::ReturnAll,
                     "servfail" => AllDown::Servfail,
                     "last_resort" => {
-                        let ips: Vec<_> = g
-                            .last_resort
-                            .iter()
-                            .enumerate()
-                            .filter_map(|(j, s)| match s.parse() {
-                                Ok(ip) => Some(ip),
-                                Err(_) => {
-                                    errs.push(format!("{p}.last_resort[{j}]"), format!("{s:?} is not an IP address"));
-                                    None
-                                }
-                            })
-                            .collect();
+                        let ips = errs.parse_list(&g.last_resort, &format!("{p}.last_resort"), "an IP address");
                         if g.last_resort.is_empty() {
                             errs.push(format!("{p}.last_resort"), "all_down = \"last_resort\" needs last_resort addresses");
                         }

@@ -68,6 +68,34 @@ impl Errors {
         self.list.is_empty()
     }
 
+    /// Parses every string of a list, recording `"{s:?} is not {what}"` at `{path}[i]` for each
+    /// one that does not parse; returns the ones that do.
+    pub fn parse_list<T: std::str::FromStr>(
+        &mut self,
+        items: &[String],
+        path: &str,
+        what: &str,
+    ) -> Vec<T> {
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| {
+                let v = s.parse().ok();
+                if v.is_none() {
+                    self.push(format!("{path}[{i}]"), format!("{s:?} is not {what}"));
+                }
+                v
+            })
+            .collect()
+    }
+
+    /// [`Errors::parse_list`] for CIDR networks, truncated to their prefix (`10.1.2.3/8` → `10.0.0.0/8`).
+    pub fn networks(&mut self, items: &[String], path: &str) -> Vec<ipnet::IpNet> {
+        let nets: Vec<ipnet::IpNet> =
+            self.parse_list(items, path, "a CIDR network (e.g. \"10.0.0.0/8\")");
+        nets.into_iter().map(|n| n.trunc()).collect()
+    }
+
     pub(crate) fn into_vec(self) -> Vec<ConfigError> {
         self.list
     }

@@ -490,21 +490,7 @@ impl RawGateway {
                 }
             })
             .collect();
-        let trusted_proxies = self
-            .trusted_proxies
-            .iter()
-            .enumerate()
-            .filter_map(|(i, s)| match s.parse::<IpNet>() {
-                Ok(n) => Some(n.trunc()),
-                Err(_) => {
-                    errs.push(
-                        format!("gateway.trusted_proxies[{i}]"),
-                        format!("{s:?} is not a CIDR network"),
-                    );
-                    None
-                }
-            })
-            .collect();
+        let trusted_proxies = errs.networks(&self.trusted_proxies, "gateway.trusted_proxies");
         let l = &self.limits;
         if l.max_concurrent_requests == 0 {
             errs.push(

@@ -294,20 +294,7 @@ impl RawListener {
         }
         let ips: Vec<IpAddr> = match &self.bind {
             None => vips.to_vec(),
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .filter_map(|(j, s)| match s.parse::<IpAddr>() {
-                    Ok(ip) => Some(ip),
-                    Err(_) => {
-                        errs.push(
-                            format!("{p}.bind[{j}]"),
-                            format!("{s:?} is not an IP address"),
-                        );
-                        None
-                    }
-                })
-                .collect(),
+            Some(list) => errs.parse_list(list, &format!("{p}.bind"), "an IP address"),
         };
         let pool_index = match pools.iter().position(|x| x.name == self.pool) {
             Some(i) => i,

@@ -177,16 +177,7 @@ impl RawRegion {
     /// Validates one region (pools and listeners included).
     pub fn validate(&self, i: usize, names: &Names, errs: &mut Errors) -> Region {
         let p = format!("regions[{i}]");
-        let mut vips = Vec::new();
-        for (j, v) in self.vips.iter().enumerate() {
-            match v.parse::<IpAddr>() {
-                Ok(ip) => vips.push(ip),
-                Err(_) => errs.push(
-                    format!("{p}.vips[{j}]"),
-                    format!("{v:?} is not an IP address"),
-                ),
-            }
-        }
+        let vips: Vec<IpAddr> = errs.parse_list(&self.vips, &format!("{p}.vips"), "an IP address");
         if self.vips.is_empty() {
             errs.push(format!("{p}.vips"), "a region needs at least one VIP");
         }
@@ -206,16 +197,7 @@ impl RawRegion {
                 );
             }
         }
-        let mut networks = Vec::new();
-        for (j, n) in self.networks.iter().enumerate() {
-            match n.parse::<IpNet>() {
-                Ok(net) => networks.push(net.trunc()),
-                Err(_) => errs.push(
-                    format!("{p}.networks[{j}]"),
-                    format!("{n:?} is not a CIDR network (e.g. \"10.0.0.0/8\")"),
-                ),
-            }
-        }
+        let networks = errs.networks(&self.networks, &format!("{p}.networks"));
         for (j, f) in self.failover.iter().enumerate() {
             if f == &self.name {
                 errs.push(
