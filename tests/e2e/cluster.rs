@@ -471,6 +471,17 @@ fn register(args: &[&str]) -> Child {
     child
 }
 
+/// The user service's instance `name` is in the status and healthy.
+fn user_instance_up(s: &Value, name: &str) -> bool {
+    s["services"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|x| x["name"] == "user")
+        .flat_map(|x| x["instances"].as_array().cloned().unwrap_or_default())
+        .any(|i| i["name"] == name && i["health"] == "up")
+}
+
 fn user_instances(s: &Value) -> Vec<String> {
     s["services"]
         .as_array()
@@ -512,13 +523,7 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
         "registered instance up",
         |s| {
             s["etcd"]["registered_instances"] == serde_json::json!(["user-extra"])
-                && s["services"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|x| x["name"] == "user")
-                    .flat_map(|x| x["instances"].as_array().cloned().unwrap_or_default())
-                    .any(|i| i["name"] == "user-extra" && i["health"] == "up")
+                && user_instance_up(s, "user-extra")
         },
     );
     // Through VIP -> L4 -> gateway: the new instance takes its share.
@@ -1033,15 +1038,7 @@ fn a_demo_service_registers_itself_and_leaves_when_its_process_dies() {
         admin,
         Duration::from_secs(5),
         "self-registered demo instance up",
-        |s| {
-            s["services"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter(|x| x["name"] == "user")
-                .flat_map(|x| x["instances"].as_array().cloned().unwrap_or_default())
-                .any(|i| i["name"] == "user-extra" && i["health"] == "up")
-        },
+        |s| user_instance_up(s, "user-extra"),
     );
     let vip = addr(108, "1.1:8080");
     let auth = token();
