@@ -88,10 +88,29 @@ async fn per_source_rate_limit_is_enforced_per_address() {
 
 const CHILD_ENV: &str = "SWITCHYARD_LB_EMFILE_CHILD";
 
+/// An echo server on plain threads (at most `max` connections), for the EMFILE test's parent.
+fn thread_echo(max: usize) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(max) {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                let _ = std::io::copy(&mut s.try_clone().unwrap(), &mut s);
+            });
+        }
+    });
+    addr
+}
+
 /// Parent side: the child runs a balancer with few spare fds; we exhaust them and measure its
-/// CPU while accept keeps failing.
+/// CPU while accept keeps failing. The echo backend lives here, in the parent: a backend under
+/// the child's fd limit could end up with every spare fd held by balancer connections waiting
+/// for it to accept, which is a test artefact, not the behaviour under test.
 #[test]
 fn emfile_backs_off_instead_of_spinning() {
+    let backend = thread_echo(200);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "limits::emfile_child",
@@ -99,7 +118,7 @@ fn emfile_backs_off_instead_of_spinning() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env(CHILD_ENV, "1")
+        .env(CHILD_ENV, backend.to_string())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -189,14 +208,13 @@ fn cpu_ms() -> u64 {
 /// Child side (does nothing unless started by the test above).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn emfile_child() {
-    if std::env::var_os(CHILD_ENV).is_none() {
+    let Some(backend) = std::env::var(CHILD_ENV).ok().and_then(|a| a.parse().ok()) else {
         return;
-    }
-    let echo = Backend::start(Behaviour::Echo).await;
+    };
     let mut l = listener();
     l.forwarding = Forwarding::Copy;
     l.workers = Some(1);
-    let mut p = pool(&[(echo.addr, "z", 1)]);
+    let mut p = pool(&[(backend, "z", 1)]);
     p.check = None;
     let t = start_lb(p, l).await;
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
