@@ -84,6 +84,14 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
                 chosen = Some((idx, s, guard));
                 break;
             }
+            Err(e) if is_local_shortage(&e) => {
+                // Out of fds, memory or ephemeral ports here: not the backend's fault, so no
+                // passive-health penalty, and another member would fail the same way.
+                drop(guard);
+                member.metrics.connect_errors.increment(1);
+                tracing::debug!(backend = %member.spec.addr, error = %e, "connect failed: local resources");
+                break;
+            }
             Err(e) => {
                 drop(guard);
                 member.metrics.connect_errors.increment(1);
@@ -141,6 +149,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
             "connection closed"
         );
     }
+}
+
+/// A connect error caused by this host running short (fds, memory, ephemeral ports), not by
+/// the backend.
+fn is_local_shortage(e: &std::io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)
+    )
 }
 
 /// Connects with `TCP_NODELAY`. A non-blocking connect usually completes inside the syscall on

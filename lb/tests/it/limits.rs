@@ -66,6 +66,12 @@ async fn per_source_rate_limit_is_enforced_per_address() {
     l.source_rate = Some((0.5, 3));
     let mut p = pool(&[(b.addr, "z", 1)]);
     p.check = None;
+    // running out of fds here is not the backend's fault: it must not be ejected for it
+    p.passive = switchyard_balance::health::PassiveSpec {
+        consecutive_failures: 1,
+        ejection: Duration::from_secs(60),
+        max_ejected_percent: 100,
+    };
     let t = start_lb(p, l).await;
     let ip5: IpAddr = "127.0.0.5".parse().unwrap();
     let ip6: IpAddr = "127.0.0.6".parse().unwrap();
@@ -216,6 +222,12 @@ async fn emfile_child() {
     l.workers = Some(1);
     let mut p = pool(&[(backend, "z", 1)]);
     p.check = None;
+    // running out of fds here is not the backend's fault: it must not be ejected for it
+    p.passive = switchyard_balance::health::PassiveSpec {
+        consecutive_failures: 1,
+        ejection: Duration::from_secs(60),
+        max_ejected_percent: 100,
+    };
     let t = start_lb(p, l).await;
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
     unsafe {
