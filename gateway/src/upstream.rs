@@ -11,7 +11,8 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response};
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderMap, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
@@ -26,6 +27,9 @@ pub struct ServicePool {
     pub name: String,
     local: Option<Selector>,
     remote: Option<Selector>,
+    /// Each member's URI authority (`ip:port`), built once instead of formatted per request.
+    local_authority: Vec<Authority>,
+    remote_authority: Vec<Authority>,
 }
 
 /// A chosen instance: which selector, which member.
@@ -60,10 +64,22 @@ impl ServicePool {
                 Selector::new(members, &[], spec.policy, registry, opts)
             })
         };
+        let authorities = |sel: &Option<Selector>| -> Vec<Authority> {
+            sel.iter()
+                .flat_map(|s| s.members())
+                .map(|(m, _)| {
+                    Authority::from_maybe_shared(Bytes::from(m.addr.to_string()))
+                        .expect("a socket address is a valid URI authority")
+                })
+                .collect()
+        };
+        let (local, remote) = (sel(local), sel(remote));
         ServicePool {
             name: spec.name.clone(),
-            local: sel(local),
-            remote: sel(remote),
+            local_authority: authorities(&local),
+            remote_authority: authorities(&remote),
+            local,
+            remote,
         }
     }
 
@@ -103,6 +119,16 @@ impl ServicePool {
         self.selector(p.remote)
             .map(|s| s.member(p.idx))
             .expect("pick from this pool")
+    }
+
+    /// The URI authority of a picked member.
+    pub fn authority(&self, p: Pick) -> &Authority {
+        let v = if p.remote {
+            &self.remote_authority
+        } else {
+            &self.local_authority
+        };
+        &v[p.idx]
     }
 
     pub fn record(&self, p: Pick, ok: bool) {
@@ -205,6 +231,9 @@ pub async fn send(
     retry_5xx: bool,
     deadline: Instant,
 ) -> Result<Sent, UpstreamError> {
+    // validated once; cloning it per attempt only bumps a reference count
+    let pq = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(out.path_and_query.as_bytes()))
+        .map_err(|_| UpstreamError::Protocol)?;
     let mut tried: Vec<Pick> = Vec::new();
     let mut last = UpstreamError::NoInstance;
     for attempt in 1..=attempts.max(1) {
@@ -212,11 +241,13 @@ pub async fn send(
             break;
         };
         tried.push(pick);
-        let addr = pool.member(pick).addr;
-        let uri = format!("http://{addr}{}", out.path_and_query);
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(Scheme::HTTP);
+        parts.authority = Some(pool.authority(pick).clone());
+        parts.path_and_query = Some(pq.clone());
         let mut req = Request::new(Full::new(out.body.clone()));
         *req.method_mut() = out.method.clone();
-        *req.uri_mut() = match uri.parse() {
+        *req.uri_mut() = match Uri::from_parts(parts) {
             Ok(u) => u,
             Err(_) => return Err(UpstreamError::Protocol),
         };
