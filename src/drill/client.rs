@@ -122,8 +122,11 @@ async fn client(
                 if at >= end {
                     break;
                 }
-                let t_ms = at.saturating_duration_since(t0).as_millis() as u64;
+                // When the request really starts: on a loaded machine the tick fires late, and
+                // its scheduled instant would place a request that was in flight when a fault
+                // hit before that fault (t_ms + latency_ms is when it ended).
                 let began = Instant::now();
+                let t_ms = began.saturating_duration_since(t0).as_millis() as u64;
                 let mut sample = Sample {
                     t_ms,
                     latency_ms: 0,
