@@ -230,7 +230,15 @@ async fn concurrency_cap_gives_503() {
     let gw = gateway(spec).await;
     let addr = gw.addr;
     let first = tokio::spawn(async move { get(addr, "/api/x", &[]).await.status });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // the first request holds the only slot once the upstream has it (it answers 500 ms later)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while slow.hits() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first request never reached the upstream"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     assert_eq!(get(gw.addr, "/api/x", &[]).await.status, 503);
     assert_eq!(first.await.unwrap(), 200);
 }
