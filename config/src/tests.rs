@@ -155,3 +155,24 @@ fn syntax_errors_have_a_position() {
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].position.map(|p| p.0), Some(1));
 }
+
+#[test]
+fn node_lb_max_connections_defaults_and_must_be_positive() {
+    assert_eq!(
+        demo_world().node.lb_max_connections,
+        crate::world::DEFAULT_LB_MAX_CONNECTIONS
+    );
+    let set = |n: u32| {
+        demo_toml().replacen(
+            "[admin]",
+            &format!("[node]\nlb_max_connections = {n}\n\n[admin]"),
+            1,
+        )
+    };
+    let w = parse_str(&set(5000), "t.toml").expect("valid");
+    assert_eq!(w.node.lb_max_connections, 5000);
+    let (path, line, msg) = single_error(|_| set(0));
+    assert_eq!(path, "node.lb_max_connections");
+    assert!(msg.contains("greater than 0"), "{msg}");
+    assert_eq!(line, line_of(demo_toml(), "[admin]") + 1);
+}

@@ -41,7 +41,14 @@ pub struct RawNode {
     /// Subset of `dns`, `lb`, `gateway`, `services`, `admin`; default: all.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub only: Option<Vec<String>>,
+    /// Global cap on L4 connections across every listener of this process (each listener also
+    /// has its own `max_connections`); default 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lb_max_connections: Option<u32>,
 }
+
+/// Default of `node.lb_max_connections`.
+pub const DEFAULT_LB_MAX_CONNECTIONS: u32 = 100_000;
 
 /// Raw `[admin]`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -116,6 +123,8 @@ impl Part {
 pub struct Node {
     pub region: Option<String>,
     pub parts: Vec<Part>,
+    /// Global cap on L4 connections across all listeners (acquired before accept).
+    pub lb_max_connections: u32,
 }
 
 impl Node {
@@ -389,9 +398,17 @@ impl RawWorld {
                 })
                 .collect(),
         };
+        let lb_max_connections = self
+            .node
+            .lb_max_connections
+            .unwrap_or(DEFAULT_LB_MAX_CONNECTIONS);
+        if lb_max_connections == 0 {
+            errs.push("node.lb_max_connections", "must be greater than 0");
+        }
         Node {
             region: self.node.region.clone(),
             parts,
+            lb_max_connections,
         }
     }
 }

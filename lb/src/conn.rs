@@ -18,7 +18,8 @@ use tokio_util::task::TaskTracker;
 pub struct ConnCtx {
     /// Global connection cap (all listeners).
     pub global: Arc<tokio::sync::Semaphore>,
-    pub global_max: usize,
+    /// The current size of `global` (changed by reloads, see [`ConnCtx::set_global_max`]).
+    pub global_max: std::sync::atomic::AtomicUsize,
     /// Woken whenever any connection ends.
     pub freed: Arc<tokio::sync::Notify>,
     pub tracker: TaskTracker,
@@ -26,6 +27,34 @@ pub struct ConnCtx {
     pub shutdown: CancellationToken,
     /// Closes every connection (fired a grace period after shutdown).
     pub hard_stop: CancellationToken,
+}
+
+impl ConnCtx {
+    /// Resizes the global cap. Growing adds slots at once; shrinking takes slots back as
+    /// connections end (a task holds the difference), so open connections are never cut and
+    /// new ones are refused until the process is under the new cap.
+    pub fn set_global_max(&self, new: usize) {
+        use std::sync::atomic::Ordering;
+        let old = self.global_max.swap(new, Ordering::AcqRel);
+        if new > old {
+            self.global.add_permits(new - old);
+            // accept loops waiting at the old cap refuse what arrives until woken
+            self.freed.notify_waiters();
+        } else if new < old {
+            let debt = (old - new).min(u32::MAX as usize) as u32;
+            let (global, stop) = (self.global.clone(), self.hard_stop.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    p = global.acquire_many_owned(debt) => {
+                        if let Ok(p) = p {
+                            p.forget();
+                        }
+                    }
+                    _ = stop.cancelled() => {}
+                }
+            });
+        }
+    }
 }
 
 /// Most backends tried for one client connection.

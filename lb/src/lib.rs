@@ -125,13 +125,11 @@ pub async fn start(
     registry: HealthRegistry,
     shutdown: CancellationToken,
 ) -> Result<Lb, LbError> {
-    start_plan(
-        Plan::from_world(&world),
-        registry,
-        shutdown,
-        LbOptions::default(),
-    )
-    .await
+    let opts = LbOptions {
+        global_max_connections: world.node.lb_max_connections as usize,
+        ..LbOptions::default()
+    };
+    start_plan(Plan::from_world(&world), registry, shutdown, opts).await
 }
 
 /// Like [`start`] with an explicit [`Plan`] and options (quick mode, tests).
@@ -144,7 +142,7 @@ pub async fn start_plan(
     metrics::describe();
     let ctx = Arc::new(ConnCtx {
         global: Arc::new(tokio::sync::Semaphore::new(opts.global_max_connections)),
-        global_max: opts.global_max_connections,
+        global_max: opts.global_max_connections.into(),
         freed: Arc::new(tokio::sync::Notify::new()),
         tracker: TaskTracker::new(),
         shutdown: shutdown.clone(),
@@ -324,6 +322,9 @@ impl Lb {
                 sum.pools_removed += 1;
             }
         }
+        if let Some(n) = plan.global_max_connections {
+            ctx.set_global_max(n);
+        }
         // 3. listeners: swap settings in place, replace rebound ones, stop removed ones
         for l in &plan.listeners {
             let pool = st.pools[&l.pool].clone();
@@ -392,7 +393,8 @@ async fn supervise(lb: Lb, grace: Duration) {
     }
     // grace: connections may finish on their own; then the rest are closed
     let deadline = tokio::time::Instant::now() + grace;
-    while ctx.global.available_permits() < ctx.global_max && tokio::time::Instant::now() < deadline
+    while ctx.global.available_permits() < ctx.global_max.load(std::sync::atomic::Ordering::Acquire)
+        && tokio::time::Instant::now() < deadline
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

@@ -106,12 +106,18 @@ impl ListenerSpec {
 pub struct Plan {
     pub pools: Vec<PoolSpec>,
     pub listeners: Vec<ListenerSpec>,
+    /// Global connection cap across all listeners (`None`: keep the one the balancer started
+    /// with, i.e. [`LbOptions::global_max_connections`](crate::LbOptions)).
+    pub global_max_connections: Option<usize>,
 }
 
 impl Plan {
     /// The pools and listeners of every region this node serves (`node.region`, or all).
     pub fn from_world(world: &World) -> Plan {
-        let mut plan = Plan::default();
+        let mut plan = Plan {
+            global_max_connections: Some(world.node.lb_max_connections as usize),
+            ..Plan::default()
+        };
         for region in world
             .regions
             .iter()

@@ -114,6 +114,7 @@ impl QuickArgs {
         Ok(Plan {
             pools: vec![pool],
             listeners: vec![l],
+            global_max_connections: None, // LbOptions carries --max-connections
         })
     }
 }

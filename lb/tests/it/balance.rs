@@ -90,6 +90,7 @@ async fn maglev_moves_about_one_nth_when_a_backend_leaves() {
     // b3 leaves the pool (reload): Maglev rebuilds its table
     p.members.remove(3);
     let plan = switchyard_lb::Plan {
+        global_max_connections: None,
         pools: vec![p],
         listeners: vec![listener()], // same sockets: no rebind
     };

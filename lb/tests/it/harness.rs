@@ -349,6 +349,7 @@ pub async fn start_lb_with(pool: PoolSpec, listener: ListenerSpec, opts: LbOptio
     let registry = HealthRegistry::with_admin(admin.clone());
     let shutdown = CancellationToken::new();
     let plan = Plan {
+        global_max_connections: None,
         pools: vec![pool],
         listeners: vec![listener],
     };

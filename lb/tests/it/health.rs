@@ -134,6 +134,7 @@ async fn reload_with_a_new_check_replaces_the_running_checker() {
     });
     let s =
         t.lb.reload_plan(switchyard_lb::Plan {
+            global_max_connections: None,
             pools: vec![p2.clone()],
             listeners: vec![listener()],
         })

@@ -53,7 +53,10 @@ async fn byte_exact(mode: Forwarding) {
     }
     // ≥ 256 MiB through the balancer, both directions at once
     let t0 = Instant::now();
-    echo_exact(t.addr, 99, 256 << 20).await;
+    // bounded: a stalled transfer fails with a message instead of hanging the suite
+    tokio::time::timeout(Duration::from_secs(240), echo_exact(t.addr, 99, 256 << 20))
+        .await
+        .unwrap_or_else(|_| panic!("{mode:?}: 2 x 256 MiB echo stalled for 240 s"));
     eprintln!("{mode:?}: 2 x 256 MiB echoed in {:?}", t0.elapsed());
     let sink = Backend::start(Behaviour::HashSink).await;
     let t2 = lb_with(mode, &sink).await;

@@ -60,6 +60,7 @@ async fn reload_during_traffic_drops_nothing() {
         async move {
             tokio::time::sleep(Duration::from_millis(100)).await;
             lb.reload_plan(Plan {
+                global_max_connections: None,
                 pools: vec![p],
                 listeners: vec![l],
             })
@@ -118,6 +119,7 @@ async fn listener_rebinds_only_when_its_sockets_change() {
     l2.key.1 = "l2".into();
     let s =
         t.lb.reload_plan(Plan {
+            global_max_connections: None,
             pools: vec![p.clone()],
             listeners: vec![listener(), l2],
         })
@@ -132,6 +134,7 @@ async fn listener_rebinds_only_when_its_sockets_change() {
     l1.backlog = 77;
     let s =
         t.lb.reload_plan(Plan {
+            global_max_connections: None,
             pools: vec![p],
             listeners: vec![l1],
         })
@@ -145,4 +148,65 @@ async fn listener_rebinds_only_when_its_sockets_change() {
     let mut one = [0u8; 1];
     kept.read_exact(&mut one).await.unwrap();
     assert_eq!(&one, b"x");
+}
+
+/// A connection the balancer refused: reset or closed at once, without a byte from a backend.
+async fn is_refused(c: std::io::Result<TcpStream>) -> bool {
+    let Ok(mut s) = c else { return true };
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), s.read(&mut b)).await,
+        Ok(Ok(0)) | Ok(Err(_))
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_connection_cap_follows_reload() {
+    let b = Backend::start(Behaviour::Named("b".into())).await;
+    let (p, l) = (pool(&[(b.addr, "z", 1)]), listener());
+    let t = start_lb(p.clone(), l.clone()).await;
+    let plan = |cap: usize| Plan {
+        global_max_connections: Some(cap),
+        pools: vec![p.clone()],
+        listeners: vec![l.clone()],
+    };
+    t.lb.reload_plan(plan(1)).await.unwrap();
+    let mut first = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(which_backend(&mut first).await.unwrap(), "b");
+    assert!(
+        is_refused(TcpStream::connect(t.addr).await).await,
+        "over the global cap of 1"
+    );
+    // growing the cap lets a second connection in
+    t.lb.reload_plan(plan(2)).await.unwrap();
+    let mut second = TcpStream::connect(t.addr).await.unwrap();
+    assert_eq!(which_backend(&mut second).await.unwrap(), "b");
+    // shrinking below what is open cuts nothing, refuses new connections...
+    t.lb.reload_plan(plan(1)).await.unwrap();
+    assert!(is_refused(TcpStream::connect(t.addr).await).await);
+    for s in [&mut first, &mut second] {
+        s.write_all(b"still here").await.unwrap();
+        let mut buf = [0u8; 10];
+        s.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"still here");
+    }
+    // ...and still refuses with one left open (the cap is 1)...
+    drop(second);
+    assert!(is_refused(TcpStream::connect(t.addr).await).await);
+    // ...until the process is under the new cap
+    drop(first);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        // a refusal's RST may beat the client's view of the handshake: then connect fails
+        if let Ok(mut s) = TcpStream::connect(t.addr).await {
+            if which_backend(&mut s).await.ok().as_deref() == Some("b") {
+                break;
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never accepted again"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
