@@ -18,7 +18,7 @@ const INTERVAL_MS: u64 = 100;
 const RISE: u64 = 3;
 const FALL: u64 = 2;
 /// Scheduling slack on a busy 2-core machine.
-const SLACK_MS: u64 = 250;
+const SLACK_MS: u64 = 600;
 
 /// A backend that accepts and closes connections; aborting the task closes the port.
 async fn backend(addr: SocketAddr) -> (SocketAddr, JoinHandle<()>) {

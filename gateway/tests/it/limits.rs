@@ -53,7 +53,8 @@ async fn slow_headers_get_408() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    s.write_all(b"X-Slow: 1\r\n").await.unwrap();
+    // on a loaded machine the 408 may already be out (and the socket closed) by now
+    let _ = s.write_all(b"X-Slow: 1\r\n").await;
     let r = read_response(&mut s).await;
     assert_eq!(r.status, 408);
     let took = start.elapsed();
