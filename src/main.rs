@@ -15,11 +15,6 @@ mod token;
 use clap::Parser;
 use std::process::ExitCode;
 
-/// mimalloc instead of glibc malloc: the gateway allocates per request (hyper's header maps,
-/// body frames), and glibc's arenas cost several percent of its CPU there (measured with perf).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
