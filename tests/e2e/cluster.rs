@@ -369,7 +369,7 @@ fn etcd_unreachable_at_start_is_a_clear_error_and_later_the_node_keeps_serving()
     wait_status(admin, Duration::from_secs(6), "reconnect", |s| {
         s["etcd"]["state"] == "connected" && s["etcd"]["revision"] == rev
     });
-    node.wait_stderr("etcd: connected again", Duration::from_secs(1));
+    node.wait_stderr("etcd: connected again", Duration::from_secs(5));
     assert!(
         metric("switchyard_etcd_connected 1"),
         "metrics say connected"
@@ -594,8 +594,9 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
     });
     let gone = t0.elapsed();
     eprintln!("withdrawn {gone:?} after SIGTERM to register");
+    // well under the 2 s lease TTL: SIGTERM revokes the lease instead of letting it expire
     assert!(
-        gone < Duration::from_millis(1000),
+        gone < Duration::from_millis(1500),
         "withdrawn after {gone:?}"
     );
     inst.stop();
@@ -787,7 +788,7 @@ fn a_killed_region_node_moves_dns_clients_within_lease_ttl_plus_probe_fall() {
         moved >= Duration::from_millis(900),
         "moved before the lease could expire: {moved:?}"
     );
-    d.wait_stderr("region failed over", Duration::from_secs(1));
+    d.wait_stderr("region failed over", Duration::from_secs(5));
     let s = status(ad);
     assert_eq!(
         s["admin_overrides"][0]["name"], "us-east",
@@ -972,7 +973,7 @@ fn an_admin_action_on_one_node_is_obeyed_by_every_node_with_an_audit_line() {
         "us-east node drains us-east-a",
         drained,
     );
-    east.wait_stderr("cluster admin action", Duration::from_secs(1));
+    east.wait_stderr("cluster admin action", Duration::from_secs(5));
     let line = east
         .stderr()
         .lines()
