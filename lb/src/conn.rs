@@ -41,7 +41,13 @@ impl ConnCtx {
             // accept loops waiting at the old cap refuse what arrives until woken
             self.freed.notify_waiters();
         } else if new < old {
-            let debt = (old - new).min(u32::MAX as usize) as u32;
+            // free slots go at once (so the new cap holds from this call on); the rest as
+            // connections end
+            let taken = self.global.forget_permits(old - new);
+            let debt = (old - new - taken).min(u32::MAX as usize) as u32;
+            if debt == 0 {
+                return;
+            }
             let (global, stop) = (self.global.clone(), self.hard_stop.clone());
             tokio::spawn(async move {
                 tokio::select! {

@@ -228,9 +228,16 @@ async fn accept_loop(rt: Arc<ListenerRt>, sock: TcpListener, ctx: Arc<ConnCtx>) 
                 _ = &mut local_freed => {}
                 _ = &mut global_freed => {}
                 r = sock.accept() => {
-                    if let Ok((s, _)) = r {
-                        rt.metrics.refused_max_conns.increment(1);
-                        refuse(s);
+                    if let Ok((s, peer)) = r {
+                        // a slot may have come free (or the cap grown) since the check: both
+                        // branches can be ready at once, so look again before refusing
+                        match take_permits(&rt, &ctx) {
+                            Some(p) => spawn_conn(&rt, &ctx, s, peer, p),
+                            None => {
+                                rt.metrics.refused_max_conns.increment(1);
+                                refuse(s);
+                            }
+                        }
                     }
                 }
                 _ = rt.stop.cancelled() => return,
