@@ -449,6 +449,24 @@ fn token() -> String {
 }
 
 /// Starts `switchyard register ...` and waits for its `registered` line.
+/// `switchyard register` for the instance `user-extra` of service `user` in us-east-a.
+fn register_user_extra(addr: SocketAddr, etcd: &str) -> Child {
+    register(&[
+        "--service",
+        "user",
+        "--addr",
+        &addr.to_string(),
+        "--region",
+        "us-east",
+        "--az",
+        "us-east-a",
+        "--name",
+        "user-extra",
+        "--etcd",
+        etcd,
+    ])
+}
+
 fn register(args: &[&str]) -> Child {
     let mut child = Command::new(bin())
         .arg("register")
@@ -503,20 +521,7 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
     let _node = Node::start(&["--config", &format!("{url}?node=solo&ttl=2s")]);
     let extra = addr(102, "5.1:7001");
     let inst = FakeInstance::start(extra, "user-extra");
-    let mut reg = register(&[
-        "--service",
-        "user",
-        "--addr",
-        &extra.to_string(),
-        "--region",
-        "us-east",
-        "--az",
-        "us-east-a",
-        "--name",
-        "user-extra",
-        "--etcd",
-        &format!("{url}?ttl=2s"),
-    ]);
+    let mut reg = register_user_extra(extra, &format!("{url}?ttl=2s"));
     wait_status(
         admin,
         Duration::from_secs(5),
@@ -566,22 +571,9 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
     // A clean stop (SIGTERM) revokes the lease: gone at once, not after the TTL, while requests
     // keep flowing (the instance is drained before it goes away).
     let inst = FakeInstance::start(extra, "user-extra");
-    let reg = register(&[
-        "--service",
-        "user",
-        "--addr",
-        &extra.to_string(),
-        "--region",
-        "us-east",
-        "--az",
-        "us-east-a",
-        "--name",
-        "user-extra",
-        "--etcd",
-        // a long lease: being gone well before it could expire proves the revoke, even on a
-        // loaded machine
-        &format!("{url}?ttl=10s"),
-    ]);
+    // a long lease: being gone well before it could expire proves the revoke, even on a
+    // loaded machine
+    let reg = register_user_extra(extra, &format!("{url}?ttl=10s"));
     wait_status(admin, Duration::from_secs(5), "registered again", |s| {
         user_instances(s).contains(&"user-extra".to_string())
     });
