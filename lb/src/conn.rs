@@ -30,9 +30,10 @@ pub struct ConnCtx {
 }
 
 impl ConnCtx {
-    /// Resizes the global cap. Growing adds slots at once; shrinking takes slots back as
-    /// connections end (a task holds the difference), so open connections are never cut and
-    /// new ones are refused until the process is under the new cap.
+    /// Resizes the global cap. Growing adds slots at once (and wakes accept loops waiting at
+    /// the old cap). Shrinking takes the free slots at once and the rest as connections end (a
+    /// task waits for them), so open connections are never cut and new ones are refused until
+    /// the process is under the new cap.
     pub fn set_global_max(&self, new: usize) {
         use std::sync::atomic::Ordering;
         let old = self.global_max.swap(new, Ordering::AcqRel);
