@@ -449,6 +449,17 @@ fn token() -> String {
 }
 
 /// Starts `switchyard register ...` and waits for its `registered` line.
+/// Of 40 GETs of `path` through `vip` (each must answer 200), how many `instance` served.
+fn served_by(vip: SocketAddr, path: &str, headers: &[&str], instance: &str) -> usize {
+    (0..40)
+        .filter(|_| {
+            let r = http(vip, "GET", path, headers, "").unwrap();
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.json()["instance"] == instance
+        })
+        .count()
+}
+
 /// `switchyard register` for the instance `user-extra` of service `user` in us-east-a.
 fn register_user_extra(addr: SocketAddr, etcd: &str) -> Child {
     register(&[
@@ -534,15 +545,10 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
     // Through VIP -> L4 -> gateway: the new instance takes its share.
     let vip = addr(102, "1.1:8080");
     let auth = token();
-    let mut served_by_extra = 0;
-    for _ in 0..40 {
-        let r = http(vip, "GET", "/v1/users/alice", &[&auth], "").unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
-        if r.json()["instance"] == "user-extra" {
-            served_by_extra += 1;
-        }
-    }
-    assert!(served_by_extra > 0, "the registered instance never served");
+    assert!(
+        served_by(vip, "/v1/users/alice", &[&auth], "user-extra") > 0,
+        "the registered instance never served"
+    );
     // The instance dies with its registrar (SIGKILL: no goodbye, the lease must expire).
     reg.kill().unwrap();
     let _ = reg.wait();
@@ -699,15 +705,10 @@ fn a_registered_l4_pool_member_joins_and_leaves_with_its_lease() {
         },
     );
     let vip = addr(107, "2.1:9000");
-    let mut by_extra = 0;
-    for _ in 0..40 {
-        let r = http(vip, "GET", "/", &[], "").unwrap();
-        assert_eq!(r.status, 200);
-        if r.json()["instance"] == "raw-extra" {
-            by_extra += 1;
-        }
-    }
-    assert!(by_extra > 0, "the registered member never served");
+    assert!(
+        served_by(vip, "/", &[], "raw-extra") > 0,
+        "the registered member never served"
+    );
     reg.kill().unwrap();
     let _ = reg.wait();
     inst.stop();
@@ -1034,14 +1035,10 @@ fn a_demo_service_registers_itself_and_leaves_when_its_process_dies() {
     );
     let vip = addr(108, "1.1:8080");
     let auth = token();
-    let served = (0..40)
-        .filter(|_| {
-            let r = http(vip, "GET", "/v1/users/alice", &[&auth], "").unwrap();
-            assert_eq!(r.status, 200, "{}", r.body);
-            r.json()["instance"] == "user-extra"
-        })
-        .count();
-    assert!(served > 0, "the self-registered instance never served");
+    assert!(
+        served_by(vip, "/v1/users/alice", &[&auth], "user-extra") > 0,
+        "the self-registered instance never served"
+    );
     // SIGKILL: the service and its registration die together; the lease takes it out.
     reg.kill().unwrap();
     let _ = reg.wait();
