@@ -1,8 +1,8 @@
 //! Switchyard's configuration: one TOML file describes the whole world (regions, AZs, L4 pools and
 //! listeners, gateway instances and routes, services, DNS zones and GSLB names, the admin API).
 //!
-//! Data flows one way: TOML text → raw serde structs ([`RawWorld`], unknown keys rejected) → one
-//! validation pass that reports *every* problem with its TOML path and line:column
+//! Data flows one way: TOML text → raw serde structs ([`RawWorld`], unknown keys rejected, each
+//! one reported) → one validation pass that reports *every* problem with its TOML path and line:column
 //! ([`ConfigErrors`]) → a typed [`World`] in which references are resolved and values typed.
 //! Runtime code never re-checks. This crate does no I/O beyond reading the file it is given, so
 //! any other source (etcd, an admin push) feeds the same validation through [`parse_str`].
@@ -27,8 +27,28 @@ pub use world::{Part, RawWorld, World};
 use std::path::Path;
 
 /// Parses and validates TOML text. `origin` names the source in error messages.
+///
+/// Every problem is reported at once, in source order: structural ones (unknown keys, wrong
+/// types) and, for what is left after taking those keys out, the validation's. Only a TOML
+/// syntax error stops at the first.
 pub fn parse_str(src: &str, origin: &str) -> Result<World, ConfigErrors> {
-    RawWorld::from_toml(src, origin)?.validate(Some(src), origin)
+    let (raw, mut errors) = RawWorld::parse_all(src);
+    let fail = |errors| ConfigErrors {
+        origin: origin.to_string(),
+        errors,
+    };
+    let Some(raw) = raw else {
+        return Err(fail(errors));
+    };
+    match raw.validate(Some(src), origin) {
+        Ok(world) if errors.is_empty() => Ok(world),
+        Ok(_) => Err(fail(errors)),
+        Err(semantic) => {
+            errors.extend(semantic.errors);
+            errors.sort_by_key(|e| e.position.unwrap_or((usize::MAX, 0)));
+            Err(fail(errors))
+        }
+    }
 }
 
 /// Reads, parses and validates a file; relative paths inside it are taken from its folder.

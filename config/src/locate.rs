@@ -27,6 +27,35 @@ pub fn position_of(src: &str, path: &str) -> Option<(usize, usize)> {
     best.map(|offset| line_col(src, offset))
 }
 
+/// Like [`position_of`], but the position of the key itself (where an unknown key is reported).
+pub fn key_position_of(src: &str, path: &str) -> Option<(usize, usize)> {
+    let (parent, key) = match path.rfind('.') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    };
+    let doc = Document::parse(src).ok()?;
+    let mut item: &Item = doc.as_item();
+    for seg in segments(parent) {
+        item = match seg {
+            Seg::Key(k) => item.get(k)?,
+            Seg::Index(i) => item.get(i)?,
+        };
+    }
+    let span = item.as_table_like()?.key(key)?.span()?;
+    Some(line_col(src, span.start))
+}
+
+/// The item at a dotted `path` (`regions[0].pools`), for editing.
+pub fn item_mut<'a>(mut item: &'a mut Item, path: &str) -> Option<&'a mut Item> {
+    for seg in segments(path) {
+        item = match seg {
+            Seg::Key(k) => item.get_mut(k)?,
+            Seg::Index(i) => item.get_mut(i)?,
+        };
+    }
+    Some(item)
+}
+
 /// Finds the dotted path of the key or value that covers byte `offset` (for serde errors, which
 /// carry a position but no path).
 pub fn path_at(src: &str, offset: usize) -> Option<String> {

@@ -142,6 +142,52 @@ fn every_error_in_a_file_is_reported_in_order() {
 }
 
 #[test]
+fn unknown_keys_and_wrong_types_are_reported_with_the_other_errors() {
+    let src = demo_toml()
+        // unknown key in an AZ, wrong type in a pool, unknown table at the end
+        .replacen("min_healthy = 1\n", "min_healthy = 1\nbogus_key = 3\n", 1)
+        .replacen("drain_deadline = \"10s\"", "drain_deadline = 10", 1)
+        // two validation errors
+        .replacen("az = \"us-east-b\" }", "az = \"nowhere\" }", 1)
+        .replacen("service = \"cart\"", "service = \"nope\"", 1)
+        + "\n[extras]\nx = 1\n";
+    let errs = parse_str(&src, "t.toml").unwrap_err().errors;
+    let got: Vec<_> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), e.position.map(|p| p.0)))
+        .collect();
+    let line = |needle: &str| Some(line_of(&src, needle));
+    assert_eq!(
+        got,
+        [
+            ("regions[0].bogus_key", line("bogus_key = 3")),
+            (
+                "regions[0].pools[0].drain_deadline",
+                line("drain_deadline = 10")
+            ),
+            (
+                "regions[0].pools[0].members[1].az",
+                line("az = \"nowhere\"")
+            ),
+            ("gateway.routes[4].service", line("service = \"nope\"")),
+            ("extras", line("[extras]")),
+        ],
+        "{errs:#?}"
+    );
+    assert!(errs[0].message.contains("unknown field `bogus_key`"));
+    assert!(errs[4].message.contains("unknown field `extras`"));
+}
+
+#[test]
+fn a_required_key_of_the_wrong_type_is_reported_once() {
+    let src = demo_toml().replacen("name = \"us-east-a\"", "name = 7", 1);
+    let errs = parse_str(&src, "t.toml").unwrap_err().errors;
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].path, "regions[0].azs[0].name");
+    assert!(errs[0].message.contains("invalid type"), "{errs:#?}");
+}
+
+#[test]
 fn non_loopback_admin_needs_a_token() {
     let src = demo_toml().replace("listen = \"127.0.0.1:9901\"\n# Documented demo token (loopback only). Use your own secret in a real deployment.\ntoken = \"demo-admin-token\"", "listen = \"0.0.0.0:9901\"");
     let errs = parse_str(&src, "t").unwrap_err().errors;

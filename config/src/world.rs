@@ -3,7 +3,7 @@
 use crate::dns::{Dns, RawDns};
 use crate::error::{ConfigError, ConfigErrors, Errors};
 use crate::gateway::{Gateway, KeySource, RawGateway};
-use crate::locate::{line_col, path_at, position_of};
+use crate::locate::{key_position_of, line_col, path_at, position_of};
 use crate::region::{collect_names, RawRegion, Region};
 use crate::services::{RawService, Service};
 use serde::{Deserialize, Serialize};
@@ -229,25 +229,76 @@ impl World {
 }
 
 impl RawWorld {
-    /// Parses TOML text into raw structs; the first structural error is reported with its position.
+    /// Parses TOML text into raw structs. A syntax error stops there (reported with its position);
+    /// structural errors (unknown keys, wrong types) are all reported, see [`RawWorld::parse_all`].
     pub fn from_toml(src: &str, origin: &str) -> Result<RawWorld, ConfigErrors> {
-        toml::from_str(src).map_err(|e| {
-            let (path, position) = match e.span() {
-                Some(span) => (
-                    path_at(src, span.start).unwrap_or_else(|| "(document)".into()),
-                    Some(line_col(src, span.start)),
-                ),
-                None => ("(document)".into(), None),
-            };
-            ConfigErrors {
+        match RawWorld::parse_all(src) {
+            (Some(raw), errors) if errors.is_empty() => Ok(raw),
+            (_, errors) => Err(ConfigErrors {
                 origin: origin.to_string(),
-                errors: vec![ConfigError {
-                    path,
-                    position,
-                    message: e.message().trim().to_string(),
-                }],
+                errors,
+            }),
+        }
+    }
+
+    /// Parses TOML text, collecting every structural error rather than only the first: after
+    /// an unknown key or a value of the wrong type, the offending key is taken out of a copy of
+    /// the document and the copy parsed again (at most [`MAX_STRUCTURAL_ERRORS`] times). Returns
+    /// the raw world of what is left, when it parses, so validation can report its problems
+    /// too. Positions refer to `src`.
+    pub fn parse_all(src: &str) -> (Option<RawWorld>, Vec<ConfigError>) {
+        let mut errors: Vec<ConfigError> = Vec::new();
+        let mut removed: Vec<String> = Vec::new();
+        let mut text = std::borrow::Cow::Borrowed(src);
+        let mut raw = None;
+        for _ in 0..MAX_STRUCTURAL_ERRORS {
+            let e = match toml::from_str::<RawWorld>(&text) {
+                Ok(r) => {
+                    raw = Some(r);
+                    break;
+                }
+                Err(e) => e,
+            };
+            let message = e.message().trim().to_string();
+            let path = e.span().and_then(|span| path_at(&text, span.start));
+            // a required key we took out because of its own error: nothing new to report
+            let table = path.as_deref().unwrap_or("");
+            if removed.iter().any(|r| is_missing_field(&message, table, r)) {
+                break;
             }
-        })
+            let Some(path) = path else {
+                // a syntax error (only possible in `src` itself), or a missing top-level table
+                errors.push(ConfigError {
+                    path: "(document)".into(),
+                    position: e
+                        .span()
+                        .filter(|_| removed.is_empty())
+                        .map(|s| line_col(src, s.start)),
+                    message,
+                });
+                break;
+            };
+            let position = if message.starts_with("unknown field") {
+                key_position_of(src, &path)
+            } else {
+                None
+            };
+            errors.push(ConfigError {
+                position: position.or_else(|| position_of(src, &path)),
+                path: path.clone(),
+                message,
+            });
+            let key = key_path(&path).to_string();
+            match remove_key(&text, &key) {
+                Some(next) if !removed.contains(&key) => {
+                    removed.push(key);
+                    text = std::borrow::Cow::Owned(next);
+                }
+                _ => break,
+            }
+        }
+        errors.sort_by_key(|e| e.position.unwrap_or((usize::MAX, 0)));
+        (raw, errors)
     }
 
     /// Validates everything at once and returns every problem, positioned in `src` when given.
@@ -456,4 +507,51 @@ impl World {
         }
         self
     }
+}
+
+/// How many structural errors one parse reports at most.
+pub const MAX_STRUCTURAL_ERRORS: usize = 32;
+
+/// The key a path ends in (`a.b[2]` → `a.b`): arrays are taken out whole.
+fn key_path(path: &str) -> &str {
+    let mut p = path;
+    while p.ends_with(']') {
+        match p.rfind('[') {
+            Some(i) => p = &p[..i],
+            None => break,
+        }
+    }
+    p
+}
+
+/// True when serde says "missing field `k`" for the table at `path` and `path.k` is `removed`
+/// (with no `path`, when `removed` ends in `k`).
+fn is_missing_field(message: &str, path: &str, removed: &str) -> bool {
+    let Some(rest) = message.strip_prefix("missing field `") else {
+        return false;
+    };
+    let field = rest.split('`').next().unwrap_or_default();
+    if path.is_empty() {
+        // serde gives no position for some of these: match the key's name alone
+        removed.rsplit('.').next() == Some(field)
+    } else {
+        removed == format!("{path}.{field}")
+    }
+}
+
+/// The document with the key at dotted `path` removed, re-serialised; `None` when it is not
+/// there.
+fn remove_key(src: &str, path: &str) -> Option<String> {
+    let mut doc: toml_edit::DocumentMut = src.parse().ok()?;
+    let (parent, key) = match path.rfind('.') {
+        Some(i) => (&path[..i], &path[i + 1..]),
+        None => ("", path),
+    };
+    let parent_item = if parent.is_empty() {
+        doc.as_item_mut()
+    } else {
+        crate::locate::item_mut(doc.as_item_mut(), parent)?
+    };
+    parent_item.as_table_like_mut()?.remove(key)?;
+    Some(doc.to_string())
 }

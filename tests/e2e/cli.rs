@@ -74,14 +74,17 @@ fn check_explains_syntax_errors_and_unknown_keys() {
     let dir = TempDir::new("check-syntax");
     let path = dir.write(
         "bad.toml",
-        "[admin]\nlisten = \"127.0.0.1:9901\"\ntokn = \"x\"\n",
+        "[admin]\nlisten = \"127.0.0.1:9901\"\ntokn = \"x\"\n\n[dsn]\nlisten = []\n",
     );
     let (code, _, err) = switchyard(&["check", "--config", path.to_str().unwrap()]);
     assert_eq!(code, 2);
+    // both unknown keys, not only the first
+    assert!(err.contains("2 errors in configuration"), "{err}");
     assert!(
         err.contains(":3:1: admin.tokn: unknown field `tokn`"),
         "{err}"
     );
+    assert!(err.contains(":5:2: dsn: unknown field `dsn`"), "{err}");
 }
 
 #[test]
