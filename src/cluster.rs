@@ -46,6 +46,8 @@ pub struct EtcdSource {
     observed: Mutex<Vec<Value>>,
     /// The VIP probes this node runs as a DNS observer (taken out of the world it runs).
     probes: Mutex<Vec<tasks::Probe>>,
+    /// The probes' health entries, held so their checkers keep running between observations.
+    probe_health: Mutex<Vec<Arc<switchyard_balance::BackendHealth>>>,
     /// Cluster-wide admin entries this node obeys, (mode, target) -> the store revision from
     /// which their absence means "withdrawn" (0: seen in etcd; the put's revision for our own
     /// writes; `i64::MAX` while our put is in flight or failed: then only we undo it).
@@ -108,6 +110,7 @@ impl EtcdSource {
             publisher_task: Mutex::new(Some(task)),
             observed: Mutex::default(),
             probes: Mutex::default(),
+            probe_health: Mutex::default(),
             obeyed: Mutex::default(),
             shutdown,
         });

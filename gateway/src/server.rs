@@ -77,7 +77,7 @@ pub async fn start_spec(
     shutdown: CancellationToken,
 ) -> Result<Handle, Error> {
     crate::metrics::describe();
-    upstream::ensure_checks(&spec.services, &registry, &shutdown);
+    let _held = upstream::ensure_checks(&spec.services, &registry, &shutdown);
     let runtime = Runtime::build(spec, &registry)?;
     runtime.auth.prime().await;
     let inner = Arc::new(Inner {
@@ -183,7 +183,8 @@ impl Handle {
     /// Apply a new spec: swap the runtime; bind new instances, stop removed or moved ones
     /// (their open connections finish on their own). On error the old spec stays.
     pub async fn reload_spec(&self, spec: GatewaySpec) -> Result<(), Error> {
-        upstream::ensure_checks(&spec.services, &self.inner.registry, &self.inner.shutdown);
+        let _held =
+            upstream::ensure_checks(&spec.services, &self.inner.registry, &self.inner.shutdown);
         let runtime = Runtime::build(spec, &self.inner.registry)?;
         runtime.auth.prime().await;
         let instances = runtime.spec.instances.clone();

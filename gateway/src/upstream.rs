@@ -298,18 +298,23 @@ pub fn is_idempotent(m: &Method) -> bool {
 }
 
 /// Start active health checks for every instance (one checker per address, shared registry).
+/// Hold what it returns until the selectors are built: a checker whose backend nobody holds
+/// stops.
+#[must_use = "a checker whose backend nobody holds stops"]
 pub fn ensure_checks(
     services: &[ServiceSpec],
     registry: &HealthRegistry,
     shutdown: &tokio_util::sync::CancellationToken,
-) {
+) -> Vec<std::sync::Arc<switchyard_balance::BackendHealth>> {
+    let mut held = Vec::new();
     for s in services {
         if let Some(check) = &s.check {
             for i in &s.instances {
-                registry.ensure_checked(i.addr, check, shutdown.clone());
+                held.push(registry.ensure_checked(i.addr, check, shutdown.clone()));
             }
         }
     }
+    held
 }
 
 /// Default passive settings when a spec is built by hand.

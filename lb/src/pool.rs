@@ -217,6 +217,19 @@ fn build(
         max_conns_per_member: spec.max_conns_per_member,
         region: Some(region.clone()),
     };
+    // Checkers first, their backends held while the selector takes its own references (a
+    // checker whose backend nobody holds stops).
+    let _held: Vec<_> = spec
+        .members
+        .iter()
+        .filter_map(|m| match &spec.check {
+            Some(check) if replace_checks => {
+                Some(registry.update_checker(m.addr, check, shutdown.clone()))
+            }
+            Some(check) => Some(registry.ensure_checked(m.addr, check, shutdown.clone())),
+            None => None,
+        })
+        .collect();
     let selector = Selector::new(
         spec.members.clone(),
         &spec.az_weights,
@@ -228,23 +241,12 @@ fn build(
         .members
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            match &spec.check {
-                Some(check) if replace_checks => {
-                    registry.update_checker(m.addr, check, shutdown.clone());
-                }
-                Some(check) => {
-                    registry.ensure_checked(m.addr, check, shutdown.clone());
-                }
-                None => {}
+        .map(|(i, m)| match reuse.get(&m.addr) {
+            Some(rt) if rt.spec == *m => {
+                rt.removed.store(false, Ordering::Relaxed);
+                rt.clone()
             }
-            match reuse.get(&m.addr) {
-                Some(rt) if rt.spec == *m => {
-                    rt.removed.store(false, Ordering::Relaxed);
-                    rt.clone()
-                }
-                _ => Arc::new(MemberRt::new(name, m.clone(), selector.health(i).clone())),
-            }
+            _ => Arc::new(MemberRt::new(name, m.clone(), selector.health(i).clone())),
         })
         .collect();
     let az_share_gauges = selector

@@ -154,18 +154,23 @@ fn observe(
     let view = src.view.borrow().clone();
     let local = local_regions(world);
     let mut observed = Vec::new();
+    // held until the next observation: a checker whose backend nobody holds stops
+    let mut held = Vec::with_capacity(probes.len());
     for r in world.regions.iter().filter(|r| !local.contains(&r.name)) {
-        let mine: Vec<&Probe> = probes.iter().filter(|p| p.region == r.name).collect();
-        let probe_up = (!mine.is_empty()).then(|| {
-            mine.iter().any(|p| {
-                let h = registry.ensure_checked(
+        let mine: Vec<_> = probes
+            .iter()
+            .filter(|p| p.region == r.name)
+            .map(|p| {
+                registry.ensure_checked(
                     p.addr,
                     &CheckSpec::from(&p.check),
                     src.shutdown.child_token(),
-                );
-                h.active_state() != ActiveState::Down
+                )
             })
-        });
+            .collect();
+        let probe_up =
+            (!mine.is_empty()).then(|| mine.iter().any(|h| h.active_state() != ActiveState::Down));
+        held.extend(mine);
         let reports: Vec<RegionReport> = view
             .reports
             .iter()
@@ -216,6 +221,7 @@ fn observe(
         }));
     }
     *src.observed.lock().unwrap_or_else(|e| e.into_inner()) = observed;
+    *src.probe_health.lock().unwrap_or_else(|e| e.into_inner()) = held;
 }
 
 fn target_of(kind: &str, name: &str) -> Option<AdminTarget> {

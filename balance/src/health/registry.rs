@@ -1,5 +1,10 @@
 //! The process-wide health registry: exactly one [`BackendHealth`] per backend address and at
 //! most one active checker task per address, whichever pools or services use it.
+//!
+//! Users (pools, selectors, DNS views) hold the `Arc<BackendHealth>` they were given for as long
+//! as they use the backend. A checker whose backend nobody else holds any more (a reload or a
+//! registry change removed it everywhere) stops and the entry is forgotten, so removed backends
+//! are not probed for ever; see [`UNUSED_ROUNDS`].
 
 use super::check::{probe, CheckSpec};
 use super::flap::{Flap, Transition};
@@ -12,6 +17,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+
+/// A checker stops after this many consecutive rounds in which only the registry and the
+/// checker itself held its backend.
+pub const UNUSED_ROUNDS: u32 = 2;
 
 /// One entry of [`HealthRegistry::snapshot`].
 pub type BackendSnapshot = HealthState;
@@ -106,7 +115,9 @@ impl HealthRegistry {
     }
 
     /// Gets or creates the entry and makes sure one active checker runs for it (the first spec
-    /// wins while it runs). The checker stops when `shutdown` (or [`stop_checker`]) fires.
+    /// wins while it runs). The checker stops when `shutdown` (or [`stop_checker`]) fires, or
+    /// [`UNUSED_ROUNDS`] rounds after the last `Arc` outside the registry was dropped: hold the
+    /// returned `Arc` for as long as the backend is in use.
     /// Must be called inside a tokio runtime.
     ///
     /// [`stop_checker`]: Self::stop_checker
@@ -150,8 +161,42 @@ impl HealthRegistry {
         }
         let token = shutdown.child_token();
         checkers.insert(addr, (token.clone(), spec.clone()));
-        tokio::spawn(run_checker(h.clone(), spec.clone(), token));
+        tokio::spawn(run_checker(self.clone(), h.clone(), spec.clone(), token));
         h
+    }
+
+    /// Stops the checker of `h` and forgets the backend when nobody but the registry (its map)
+    /// and the checker holds it. Called by the checker itself; `stop` is its token.
+    fn retire_if_unused(&self, h: &Arc<BackendHealth>, stop: &CancellationToken) -> bool {
+        // held: the map's reference and the checker's
+        const HELD: usize = 2;
+        let mut checkers = self.lock();
+        // a replaced checker's token is cancelled under this lock: not ours to retire any more
+        if stop.is_cancelled() || Arc::strong_count(h) > HELD {
+            return false;
+        }
+        let addr = h.addr();
+        let cur = self.inner.map.load_full();
+        if !cur.get(&addr).is_some_and(|x| Arc::ptr_eq(x, h)) {
+            return false;
+        }
+        let mut next = HashMap::clone(&cur);
+        next.remove(&addr);
+        self.inner.map.store(Arc::new(next));
+        drop(cur);
+        // A lock-free reader (`get`, `handle`) may have cloned it from the old map meanwhile:
+        // then it is in use after all, so put it back. (Users that matter take it through
+        // `ensure_checked`, under the lock, so they never race this.)
+        if Arc::strong_count(h) > HELD {
+            let cur = self.inner.map.load();
+            let mut back = HashMap::clone(&cur);
+            back.insert(addr, h.clone());
+            self.inner.map.store(Arc::new(back));
+            return false;
+        }
+        checkers.remove(&addr);
+        stop.cancel();
+        true
     }
 
     /// The spec of the checker running for `addr`, if any.
@@ -190,11 +235,27 @@ impl HealthRegistry {
     }
 }
 
-async fn run_checker(h: Arc<BackendHealth>, spec: CheckSpec, stop: CancellationToken) {
+async fn run_checker(
+    registry: HealthRegistry,
+    h: Arc<BackendHealth>,
+    spec: CheckSpec,
+    stop: CancellationToken,
+) {
     // a replacement checker continues from the backend's current verdict
     let mut flap = Flap::new(h.active_state() != super::ActiveState::Down);
     let kind = spec.kind_name();
+    let mut unused_rounds = 0;
     loop {
+        // the map's reference and ours: nobody uses this backend any more
+        unused_rounds = if Arc::strong_count(&h) <= 2 {
+            unused_rounds + 1
+        } else {
+            0
+        };
+        if unused_rounds >= UNUSED_ROUNDS && registry.retire_if_unused(&h, &stop) {
+            tracing::debug!(backend = %h.addr(), "health checker stopped: no pool uses the backend any more");
+            return;
+        }
         let res = tokio::select! {
             _ = stop.cancelled() => return,
             r = tokio::time::timeout(spec.timeout, probe(h.addr(), &spec.kind)) => r,
@@ -277,6 +338,54 @@ mod tests {
         assert_eq!(reg.snapshot().len(), 1);
         stop.cancel();
         drop(l);
+    }
+
+    /// Counts the probe connections a listener accepts.
+    async fn counting_listener() -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        let n = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let n2 = n.clone();
+        tokio::spawn(async move {
+            while let Ok((s, _)) = l.accept().await {
+                n2.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                drop(s);
+            }
+        });
+        (addr, n)
+    }
+
+    #[tokio::test]
+    async fn a_checker_stops_once_nobody_holds_its_backend() {
+        let reg = HealthRegistry::new();
+        let (addr, probes) = counting_listener().await;
+        let stop = CancellationToken::new();
+        let h = reg.ensure_checked(addr, &quick(), stop.clone());
+        wait_for(&h, ActiveState::Up).await;
+        // held: it keeps being checked, round after round
+        let before = probes.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(reg.is_checked(&addr));
+        assert!(probes.load(std::sync::atomic::Ordering::Relaxed) >= before + 3);
+        // released (a reload removed it everywhere): the checker stops, the entry goes
+        drop(h);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while reg.is_checked(&addr) || reg.get(&addr).is_some() {
+            assert!(Instant::now() < deadline, "checker still running");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(reg.snapshot().is_empty());
+        let after = probes.load(std::sync::atomic::Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            probes.load(std::sync::atomic::Ordering::Relaxed) <= after + 1,
+            "still probing"
+        );
+        // used again later: a new checker starts from scratch
+        let h = reg.ensure_checked(addr, &quick(), stop.clone());
+        assert!(reg.is_checked(&addr));
+        wait_for(&h, ActiveState::Up).await;
+        stop.cancel();
     }
 
     #[tokio::test]

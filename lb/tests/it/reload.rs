@@ -210,3 +210,39 @@ async fn global_connection_cap_follows_reload() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test]
+async fn a_removed_member_is_no_longer_health_checked() {
+    let b0 = Backend::start(Behaviour::Named("b0".into())).await;
+    let b1 = Backend::start(Behaviour::Named("b1".into())).await;
+    // a removed member drains (and stays checked) until this deadline
+    let drained = |mut p: switchyard_lb::PoolSpec| {
+        p.drain_deadline = Duration::from_millis(100);
+        p
+    };
+    let (p, l) = (
+        drained(pool(&[(b0.addr, "z", 1), (b1.addr, "z", 1)])),
+        listener(),
+    );
+    let t = start_lb(p, l.clone()).await;
+    wait_until(Duration::from_secs(5), "both up", || {
+        is_up(&t, b0.addr) && is_up(&t, b1.addr)
+    })
+    .await;
+    assert!(t.registry.is_checked(&b1.addr));
+    t.lb.reload_plan(Plan {
+        global_max_connections: None,
+        pools: vec![drained(pool(&[(b0.addr, "z", 1)]))],
+        listeners: vec![l],
+    })
+    .await
+    .unwrap();
+    // its checker stops within a few check intervals, and it leaves the registry
+    wait_until(Duration::from_secs(5), "b1's checker stops", || {
+        !t.registry.is_checked(&b1.addr) && t.registry.get(&b1.addr).is_none()
+    })
+    .await;
+    // the member that stayed is still checked
+    assert!(t.registry.is_checked(&b0.addr));
+    assert_eq!(round_trip(t.addr).await.unwrap(), "b0");
+}
