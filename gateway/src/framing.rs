@@ -117,6 +117,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
         }
     }
 
+    /// Gives the socket back, with what was read from it but not yet handed to hyper (a
+    /// WebSocket takes the connection over after its handshake).
+    pub fn into_buffered(self) -> BytesMut {
+        let mut b = self.ready;
+        b.extend_from_slice(&self.raw);
+        b
+    }
+
     fn fail(&mut self, v: Violation) {
         crate::metrics::framing_violation(v);
         self.violation = Some(v);

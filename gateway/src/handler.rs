@@ -47,6 +47,8 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     /// The peer is a trusted proxy (its X-Forwarded-For is extended, not replaced).
     pub trusted: bool,
+    /// The connection can be taken over by a WebSocket (HTTP/1.1, not h2c).
+    pub upgrades: bool,
 }
 
 #[derive(Default)]
@@ -297,8 +299,21 @@ async fn pipeline(
         .find(|(p, _)| p == profile)
         .map(|(_, a)| a);
 
+    let composition = over
+        .and_then(|o| o.composition.as_deref())
+        .or(match &route.action {
+            Action::Compose(c) => Some(c.as_str()),
+            Action::Service(_) => None,
+        });
+    // a composition answers with its own JSON: nothing to upgrade to
+    let ws = conn.upgrades
+        && composition.is_none()
+        && crate::websocket::is_upgrade(&parts.method, parts.version, &parts.headers);
     let mut headers = parts.headers;
     strip_hop_by_hop(&mut headers);
+    if ws {
+        crate::websocket::restore_headers(&mut headers);
+    }
     headers.remove(&rt.spec.identity.user_id);
     headers.remove(&rt.spec.identity.roles);
     if let Some(id) = &identity {
@@ -307,12 +322,6 @@ async fn pipeline(
     }
     forwarded_headers(&mut headers, conn, host.as_deref(), rid);
 
-    let composition = over
-        .and_then(|o| o.composition.as_deref())
-        .or(match &route.action {
-            Action::Compose(c) => Some(c.as_str()),
-            Action::Service(_) => None,
-        });
     let upstreams = rt.upstreams(&inst.region);
     let mut resp = if let Some(name) = composition {
         let comp = rt
@@ -366,6 +375,7 @@ async fn pipeline(
             &headers,
             body,
             allow,
+            ws,
             log,
         )
         .await?
@@ -498,6 +508,7 @@ async fn proxy(
     headers: &HeaderMap,
     body: Bytes,
     allow: Option<&crate::json::AllowList>,
+    websocket: bool,
     log: &mut Log,
 ) -> Result<Response<Body>, Response<Body>> {
     let pool = upstreams
@@ -538,7 +549,20 @@ async fn proxy(
         log.upstream = Some((member.name.clone(), member.addr));
         log.az = Some(member.az.clone());
     }
-    let (mut parts, body) = sent.response.into_parts();
+    let mut response = sent.response;
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // only to the handshake it was asked for; anything else is the instance's mistake
+        if !websocket {
+            return Err(error(StatusCode::BAD_GATEWAY, "bad_gateway"));
+        }
+        let upgraded = hyper::upgrade::on(&mut response);
+        let (mut parts, _) = response.into_parts();
+        strip_hop_by_hop(&mut parts.headers);
+        crate::websocket::restore_headers(&mut parts.headers);
+        parts.extensions.insert(crate::websocket::Pending(upgraded));
+        return Ok(Response::from_parts(parts, Either::Left(Full::default())));
+    }
+    let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if let Some(allow) = allow {
         let bytes = tokio::time::timeout_at(deadline, Limited::new(body, 4 << 20).collect())

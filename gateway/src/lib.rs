@@ -64,6 +64,7 @@ pub mod runtime;
 pub mod server;
 pub mod spec;
 pub mod upstream;
+pub mod websocket;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,6 +26,7 @@ use crate::proxy_protocol::{self, Parsed};
 use crate::runtime::Runtime;
 use crate::spec::{GatewaySpec, InstanceSpec};
 use crate::upstream;
+use crate::websocket::{Pending, UpgradeSlot};
 use crate::Error;
 
 /// Time given to open connections to finish after shutdown.
@@ -337,10 +338,11 @@ async fn serve_conn(
         }
     }
     drop(rt);
-    let conn = ConnInfo {
+    let mut conn = ConnInfo {
         peer,
         client,
         trusted,
+        upgrades: false,
     };
     if !crate::h2c::sniff(&mut stream, &mut initial, limits.header_timeout).await {
         return;
@@ -363,12 +365,22 @@ async fn serve_conn(
         .await;
         return;
     }
+    conn.upgrades = true;
+    let slot = Arc::new(UpgradeSlot::default());
     let mut gate = Gate::new(&mut stream, limits, &initial);
     {
         let inner2 = inner.clone();
+        let slot = slot.clone();
         let svc = service_fn(move |req| {
             let rt = inner2.runtime.load_full();
-            handler::handle(rt, ctx.clone(), conn, req)
+            let (ctx, slot) = (ctx.clone(), slot.clone());
+            async move {
+                let mut resp = handler::handle(rt, ctx, conn, req).await?;
+                if let Some(Pending(up)) = resp.extensions_mut().remove::<Pending>() {
+                    slot.put(up);
+                }
+                Ok::<_, std::convert::Infallible>(resp)
+            }
         });
         let mut builder = http1::Builder::new();
         builder
@@ -388,6 +400,19 @@ async fn serve_conn(
                 let _ = tokio::time::timeout(GRACE, serving.as_mut()).await;
             }
         }
+    }
+    if let Some(upstream) = slot.take() {
+        // hyper has written the 101 and let go of the connection: it is a WebSocket now
+        let early = gate.into_buffered();
+        crate::websocket::relay(
+            stream,
+            early,
+            upstream,
+            limits.idle_timeout,
+            inner.shutdown.clone(),
+        )
+        .await;
+        return;
     }
     gate.finish().await;
 }

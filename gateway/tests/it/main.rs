@@ -12,3 +12,4 @@ mod paths;
 mod rbac;
 mod reload;
 mod routing;
+mod websocket;
