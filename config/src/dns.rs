@@ -33,6 +33,75 @@ pub struct RawDns {
     pub zones: Vec<RawZone>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gslb: Vec<RawGslb>,
+    /// Response rate limiting on UDP; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rrl: Option<RawRrl>,
+}
+
+/// Raw `[dns.rrl]` table: response rate limiting per client network, UDP only (TCP proves
+/// the source address, so it is never limited).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRrl {
+    /// Responses per second to one client network.
+    pub responses_per_second: u32,
+    /// Responses a quiet network may get at once; default: one second's worth.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub burst: Option<u32>,
+    /// Every `slip`-th limited response is sent truncated (TC=1, question only) so a real
+    /// client retries over TCP; the others are dropped. 0: drop them all.
+    #[serde(default = "default_slip")]
+    pub slip: u32,
+    /// Client networks: IPv4 addresses are grouped by this prefix length...
+    #[serde(default = "default_rrl_v4")]
+    pub ipv4_prefix: u8,
+    /// ...and IPv6 addresses by this one.
+    #[serde(default = "default_rrl_v6")]
+    pub ipv6_prefix: u8,
+}
+
+fn default_slip() -> u32 {
+    2
+}
+fn default_rrl_v4() -> u8 {
+    24
+}
+fn default_rrl_v6() -> u8 {
+    56
+}
+
+/// Validated response rate limiting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rrl {
+    pub responses_per_second: u32,
+    pub burst: u32,
+    pub slip: u32,
+    pub ipv4_prefix: u8,
+    pub ipv6_prefix: u8,
+}
+
+impl RawRrl {
+    fn validate(&self, errs: &mut Errors) -> Rrl {
+        if self.responses_per_second == 0 {
+            errs.push("dns.rrl.responses_per_second", "must be greater than 0");
+        }
+        if self.burst == Some(0) {
+            errs.push("dns.rrl.burst", "must be greater than 0");
+        }
+        if self.ipv4_prefix > 32 {
+            errs.push("dns.rrl.ipv4_prefix", "must be at most 32");
+        }
+        if self.ipv6_prefix > 128 {
+            errs.push("dns.rrl.ipv6_prefix", "must be at most 128");
+        }
+        Rrl {
+            responses_per_second: self.responses_per_second.max(1),
+            burst: self.burst.unwrap_or(self.responses_per_second).max(1),
+            slip: self.slip,
+            ipv4_prefix: self.ipv4_prefix.min(32),
+            ipv6_prefix: self.ipv6_prefix.min(128),
+        }
+    }
 }
 
 impl Default for RawDns {
@@ -46,6 +115,7 @@ impl Default for RawDns {
             axfr_allow: Vec::new(),
             zones: Vec::new(),
             gslb: Vec::new(),
+            rrl: None,
         }
     }
 }
@@ -185,6 +255,7 @@ pub struct Dns {
     pub axfr_allow: Vec<IpNet>,
     pub zones: Vec<Zone>,
     pub gslb: Vec<Gslb>,
+    pub rrl: Option<Rrl>,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -365,6 +436,7 @@ impl RawDns {
             axfr_allow,
             zones,
             gslb,
+            rrl: self.rrl.as_ref().map(|r| r.validate(errs)),
         }
     }
 }

@@ -222,3 +222,37 @@ fn node_lb_max_connections_defaults_and_must_be_positive() {
     assert!(msg.contains("greater than 0"), "{msg}");
     assert_eq!(line, line_of(demo_toml(), "[admin]") + 1);
 }
+
+#[test]
+fn dns_rrl_is_optional_defaulted_and_checked() {
+    assert_eq!(demo_world().dns.rrl, None);
+    let w = parse_str(
+        &format!("{}\n[dns.rrl]\nresponses_per_second = 20\n", demo_toml()),
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(
+        w.dns.rrl,
+        Some(crate::dns::Rrl {
+            responses_per_second: 20,
+            burst: 20,
+            slip: 2,
+            ipv4_prefix: 24,
+            ipv6_prefix: 56,
+        })
+    );
+    let errs = parse_str(
+        &format!(
+            "{}\n[dns.rrl]\nresponses_per_second = 0\nipv4_prefix = 33\n",
+            demo_toml()
+        ),
+        "t.toml",
+    )
+    .unwrap_err()
+    .errors;
+    let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["dns.rrl.responses_per_second", "dns.rrl.ipv4_prefix"]
+    );
+}

@@ -38,6 +38,7 @@ pub mod health;
 pub mod metrics;
 pub mod names;
 pub mod quick;
+pub mod rrl;
 pub mod server;
 pub mod snapshot;
 pub mod spec;

@@ -15,6 +15,7 @@ pub const TCP_CONNECTIONS: &str = "switchyard_dns_tcp_connections";
 pub const TCP_REJECTED: &str = "switchyard_dns_tcp_rejected_total";
 pub const MALFORMED: &str = "switchyard_dns_malformed_dropped_total";
 pub const RELOADS: &str = "switchyard_dns_reloads_total";
+pub const RRL: &str = "switchyard_dns_rrl_limited_total";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
@@ -46,6 +47,10 @@ pub fn describe() {
         "Messages dropped unanswered (too short to answer or QR=1)"
     );
     describe_counter!(RELOADS, "Zone/policy/geo reloads, by result (ok|error)");
+    describe_counter!(
+        RRL,
+        "UDP responses over the rate limit, by action (dropped|slipped: sent truncated)"
+    );
 }
 
 const QTYPES: [(u16, &str); 12] = [
@@ -83,6 +88,8 @@ pub struct Metrics {
     pub tcp_connections: Gauge,
     pub tcp_rejected: Counter,
     pub malformed: Counter,
+    pub rrl_dropped: Counter,
+    pub rrl_slipped: Counter,
 }
 
 impl Metrics {
@@ -103,6 +110,8 @@ impl Metrics {
             tcp_connections: gauge!(TCP_CONNECTIONS),
             tcp_rejected: counter!(TCP_REJECTED),
             malformed: counter!(MALFORMED),
+            rrl_dropped: counter!(RRL, "action" => "dropped"),
+            rrl_slipped: counter!(RRL, "action" => "slipped"),
         }
     }
 

@@ -27,6 +27,8 @@ pub struct Snapshot {
     pub udp_payload: u16,
     /// Clients allowed to AXFR.
     pub axfr_allow: Vec<IpNet>,
+    /// UDP response rate limiting, when on.
+    pub rrl: Option<switchyard_config::dns::Rrl>,
 }
 
 impl Snapshot {
@@ -49,6 +51,7 @@ impl Snapshot {
             geo,
             udp_payload,
             axfr_allow,
+            rrl: None,
         }
     }
 

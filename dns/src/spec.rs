@@ -37,6 +37,8 @@ pub struct DnsSpec {
     pub zones: Vec<ZoneText>,
     pub gslb: Vec<GslbSpec>,
     pub geo: Option<GeoSpec>,
+    /// UDP response rate limiting (off when `None`).
+    pub rrl: Option<cfg::Rrl>,
 }
 
 /// A zone as RFC 1035 text (config records are rendered into this form too).
@@ -97,6 +99,7 @@ impl DnsSpec {
             zones: vec![ZoneText { origin, text }],
             gslb: Vec::new(),
             geo: None,
+            rrl: None,
         }
     }
 
@@ -122,6 +125,7 @@ impl DnsSpec {
             zones,
             gslb,
             geo,
+            rrl: d.rrl.clone(),
         })
     }
 
@@ -175,13 +179,10 @@ impl DnsSpec {
         if gslb.iter().any(|g| g.policy.uses_location()) && geo.is_none() {
             tracing::warn!("geo/nearest GSLB names without a geo database: only CIDR maps apply");
         }
-        Ok(Snapshot::new(
-            zones,
-            gslb,
-            geo,
-            self.udp_payload,
-            self.axfr_allow.clone(),
-        ))
+        let mut snapshot =
+            Snapshot::new(zones, gslb, geo, self.udp_payload, self.axfr_allow.clone());
+        snapshot.rrl = self.rrl.clone();
+        Ok(snapshot)
     }
 }
 

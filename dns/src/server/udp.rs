@@ -13,6 +13,7 @@ use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::Shared;
 use crate::answer::{handle, Ctx, Handled};
+use crate::rrl::{Limiter, Verdict};
 
 /// Datagrams handled per system call.
 const BATCH: usize = 32;
@@ -46,6 +47,8 @@ pub fn wake(socket: &UdpSocket) {
 /// Runs one worker until `stop` is set (and the socket woken by [`wake`]).
 pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut batch = Batch::new();
+    let mut rrl = Limiter::default();
+    let epoch = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(&socket) {
             // after `wake` a receive returns at once (with an empty pseudo-datagram): leave
@@ -68,6 +71,11 @@ pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
             }
         };
         let state = shared.state.load();
+        // one clock read per batch, only when rate limiting is on
+        let now_ms = match state.snapshot.rrl {
+            Some(_) => epoch.elapsed().as_millis() as u64,
+            None => 0,
+        };
         let mut replies = 0;
         for i in 0..n {
             let Some(client) = batch.peer(i) else {
@@ -91,8 +99,22 @@ pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 handle(&ctx, &batch.bufs[i][..len], &mut out)
             }))
             .unwrap_or(Handled::Drop);
+            if let (Handled::Reply { .. }, Some(spec)) = (&handled, &state.snapshot.rrl) {
+                match rrl.check(spec, client.ip(), now_ms) {
+                    Verdict::Send => {}
+                    Verdict::Slip => {
+                        shared.metrics.rrl_slipped.increment(1);
+                        crate::rrl::truncate(&mut out);
+                    }
+                    Verdict::Drop => {
+                        shared.metrics.rrl_dropped.increment(1);
+                        out.clear();
+                    }
+                }
+            }
+            let send = matches!(handled, Handled::Reply { .. }) && !out.is_empty();
             batch.out[replies] = out;
-            if let Handled::Reply { .. } = handled {
+            if send {
                 batch.reply_to[replies] = i;
                 replies += 1;
             }

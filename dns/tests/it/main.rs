@@ -9,3 +9,4 @@ mod harness;
 mod hostile;
 mod policies;
 mod reload;
+mod rrl;
