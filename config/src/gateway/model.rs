@@ -1,0 +1,136 @@
+//! The validated, typed gateway model that `RawGateway::validate` produces.
+
+use ipnet::IpNet;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// A validated gateway section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gateway {
+    pub instances: Vec<GatewayInstance>,
+    pub limits: Limits,
+    pub trusted_proxies: Vec<IpNet>,
+    pub jwt: Jwt,
+    pub routes: Vec<Route>,
+    pub device_profiles: Vec<DeviceProfile>,
+    pub version_header: Option<String>,
+    pub access_log: bool,
+    /// (user id header, roles header).
+    pub identity_headers: (String, String),
+}
+
+/// A validated device profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceProfile {
+    pub name: String,
+    pub client_types: Vec<String>,
+    pub user_agent_contains: Vec<String>,
+}
+
+/// A validated per-route device override.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileOverride {
+    pub profile: String,
+    /// Index into `World::services` (resolved).
+    pub service: Option<usize>,
+    pub compose: Vec<Part>,
+    pub fields: Vec<String>,
+}
+
+/// A validated gateway instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayInstance {
+    pub name: String,
+    pub listen: SocketAddr,
+    pub region: String,
+    pub az: String,
+}
+
+/// Validated limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub rate_per_second: Option<f64>,
+    pub rate_burst: u32,
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
+    pub upstream_attempts: u32,
+}
+
+/// Validated JWT settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Jwt {
+    pub leeway: Duration,
+    pub roles_claim: String,
+    pub issuer: Option<String>,
+    pub audience: Option<String>,
+    pub keys: Vec<JwtKey>,
+    pub jwks_url: Option<String>,
+    pub jwks_min_refresh: Duration,
+}
+
+/// Where a key's material comes from (read by the gateway at start and on reload).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Secret(String),
+    SecretFile(String),
+    SecretEnv(String),
+    PemFile(String),
+    JwksFile(String),
+}
+
+/// A validated JWT key with its pinned algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtKey {
+    pub kid: Option<String>,
+    pub alg: String,
+    pub source: KeySource,
+    pub sign: bool,
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Access {
+    Public,
+    Authenticated,
+    Roles { any: Vec<String>, all: Vec<String> },
+}
+
+/// A validated route.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Route {
+    pub name: String,
+    pub host: Option<String>,
+    pub path: Option<String>,
+    pub prefix: Option<String>,
+    pub methods: Vec<String>,
+    pub headers: Vec<(String, String)>,
+    pub access: Access,
+    /// Index into `World::services` (resolved).
+    pub service: Option<usize>,
+    pub strip_prefix: Option<String>,
+    pub rewrite: Option<String>,
+    pub deprecated: bool,
+    pub sunset: Option<String>,
+    pub compose: Vec<Part>,
+    pub deadline: Duration,
+    pub retry_on_5xx: bool,
+    pub profiles: Vec<ProfileOverride>,
+}
+
+/// A validated composition part.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Part {
+    pub name: String,
+    pub key: String,
+    /// Index into `World::services` (resolved).
+    pub service: usize,
+    pub path: String,
+    pub required: bool,
+    pub timeout: Option<Duration>,
+    pub depends_on: Option<String>,
+}
