@@ -256,3 +256,46 @@ fn dns_rrl_is_optional_defaulted_and_checked() {
         ["dns.rrl.responses_per_second", "dns.rrl.ipv4_prefix"]
     );
 }
+
+#[test]
+fn gateway_cors_is_optional_defaulted_and_checked() {
+    assert_eq!(demo_world().gateway.cors, None);
+    let w = parse_str(
+        &format!(
+            "{}\n[gateway.cors]\nallow_origins = [\"https://App.example.test\"]\n",
+            demo_toml()
+        ),
+        "t.toml",
+    )
+    .expect("valid");
+    let c = w.gateway.cors.expect("cors");
+    assert_eq!(
+        c.allow_origins,
+        Some(vec!["https://app.example.test".to_string()])
+    );
+    assert_eq!(
+        c.allow_methods,
+        ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    );
+    assert_eq!(c.max_age, std::time::Duration::from_secs(600));
+    let errs = parse_str(
+        &format!(
+            "{}\n[gateway.cors]\nallow_origins = [\"*\", \"app.example.test/x\"]\nallow_methods = [\"G ET\"]\nallow_credentials = true\n",
+            demo_toml()
+        ),
+        "t.toml",
+    )
+    .unwrap_err()
+    .errors;
+    let mut paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+    paths.sort();
+    assert_eq!(
+        paths,
+        [
+            "gateway.cors.allow_credentials",
+            "gateway.cors.allow_methods[0]",
+            "gateway.cors.allow_origins",
+            "gateway.cors.allow_origins[1]",
+        ]
+    );
+}

@@ -76,6 +76,20 @@ impl GatewaySpec {
                 az: i.az.clone(),
             })
             .collect();
+        spec.cors = match &g.cors {
+            Some(c) => Some(
+                crate::cors::CorsSpec::new(
+                    c.allow_origins.clone(),
+                    &c.allow_methods,
+                    &c.allow_headers,
+                    &c.expose_headers,
+                    c.allow_credentials,
+                    c.max_age,
+                )
+                .map_err(Error::Config)?,
+            ),
+            None => None,
+        };
         spec.trusted_proxies = g.trusted_proxies.clone();
         spec.limits.max_header_bytes = g.limits.max_header_bytes;
         spec.limits.max_body_bytes = g.limits.max_body_bytes;

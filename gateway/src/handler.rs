@@ -164,6 +164,14 @@ pub async fn handle(
     let start = Instant::now();
     let method = req.method().clone();
     let rid = request_id(req.headers());
+    // a preflight's answer is complete as `pipeline` makes it (and a refused one gets no CORS
+    // headers); other responses to an allowed origin get them added below
+    let origin = match &rt.spec.cors {
+        Some(_) if !crate::cors::is_preflight(req.method(), req.headers()) => {
+            req.headers().get(header::ORIGIN).cloned()
+        }
+        _ => None,
+    };
     let mut log = Log {
         enabled: rt.spec.access_log,
         ..Default::default()
@@ -172,6 +180,9 @@ pub async fn handle(
         Ok(r) | Err(r) => r,
     };
     resp.headers_mut().insert(X_REQUEST_ID.clone(), rid.clone());
+    if let (Some(cors), Some(origin)) = (&rt.spec.cors, &origin) {
+        crate::cors::decorate(cors, origin, &mut resp);
+    }
     let status = resp.status().as_u16();
     let metrics = log.route.unwrap_or(rt.route_metrics.len() - 1);
     rt.route_metrics[metrics].record(status, start.elapsed().as_secs_f64());
@@ -224,6 +235,27 @@ async fn pipeline(
         log.path = Some(path.to_string());
     }
 
+    if let Some(cors) = &rt.spec.cors {
+        if crate::cors::is_preflight(&parts.method, &parts.headers) {
+            // answered here, before authentication: browsers send no credentials on a preflight
+            let routed = crate::cors::requested_method(&parts.headers).is_some_and(|m| {
+                matches!(
+                    rt.router.lookup(host.as_deref(), &path, &m, &parts.headers),
+                    Lookup::Found(..)
+                )
+            });
+            return match crate::cors::preflight(cors, &parts.headers, routed) {
+                Ok(h) => {
+                    let mut r = Response::new(Either::Left(Full::default()));
+                    *r.status_mut() = StatusCode::NO_CONTENT;
+                    r.headers_mut().extend(h);
+                    Ok(r)
+                }
+                Err("not_found") => Err(error(StatusCode::NOT_FOUND, "not_found")),
+                Err(code) => Err(error(StatusCode::FORBIDDEN, code)),
+            };
+        }
+    }
     let (idx, params) = match rt.router.lookup(
         host.as_deref(),
         &path,

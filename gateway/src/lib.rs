@@ -47,6 +47,7 @@
 pub mod adapter;
 pub mod auth;
 pub mod compose;
+pub mod cors;
 pub mod device;
 mod error;
 pub mod framing;

@@ -34,6 +34,8 @@ pub struct GatewaySpec {
     pub upstream: UpstreamSpec,
     /// One `tracing` line (target `switchyard::access`) per request.
     pub access_log: bool,
+    /// Cross-origin requests from browsers (off when `None`).
+    pub cors: Option<crate::cors::CorsSpec>,
 }
 
 #[derive(Debug, Clone)]
@@ -314,6 +316,7 @@ impl GatewaySpec {
             services: Vec::new(),
             upstream: UpstreamSpec::default(),
             access_log: false,
+            cors: None,
         }
     }
 }

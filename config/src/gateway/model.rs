@@ -17,6 +17,7 @@ pub struct Gateway {
     pub access_log: bool,
     /// (user id header, roles header).
     pub identity_headers: (String, String),
+    pub cors: Option<super::Cors>,
 }
 
 /// A validated device profile.

@@ -32,6 +32,9 @@ pub struct RawGateway {
     /// Headers carrying the verified identity upstream (client copies are always removed).
     #[serde(default)]
     pub identity_headers: RawIdentityHeaders,
+    /// Cross-origin requests from browsers; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<super::RawCors>,
 }
 
 /// Raw `[gateway.identity_headers]` table.

@@ -308,6 +308,7 @@ impl RawGateway {
             version_header: self.version_header.clone(),
             access_log: self.access_log,
             identity_headers: (ih.user_id.clone(), ih.roles.clone()),
+            cors: self.cors.as_ref().map(|c| c.validate(errs)),
         }
     }
 }

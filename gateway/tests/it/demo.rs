@@ -98,7 +98,8 @@ profiles = [ { profile = "tablet", fields = ["user.service", "more.path"] } ]
         "[gateway]\n",
         "[gateway]\nversion_header = \"X-Api-Version\"\n",
     );
-    let world = switchyard_config::parse_str(&format!("{toml}{extra}"), "<demo>").unwrap();
+    let cors = "\n[gateway.cors]\nallow_origins = [\"https://app.example.test\"]\n";
+    let world = switchyard_config::parse_str(&format!("{toml}{extra}{cors}"), "<demo>").unwrap();
     let mut ups = Vec::new();
     for s in &world.services {
         for i in &s.instances {
@@ -156,6 +157,18 @@ profiles = [ { profile = "tablet", fields = ["user.service", "more.path"] } ]
     )
     .await;
     assert_eq!(r.json()["path"], "/v2/users/7");
+    // [gateway.cors] from the config: a browser's preflight is answered by the gateway
+    let r = raw(
+        addr,
+        b"OPTIONS /v2/home HTTP/1.1\r\nHost: a\r\nOrigin: https://app.example.test\r\n\
+          Access-Control-Request-Method: GET\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 204);
+    assert_eq!(
+        r.header("access-control-allow-origin"),
+        Some("https://app.example.test")
+    );
     stop.cancel();
 }
 

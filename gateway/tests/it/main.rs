@@ -1,6 +1,7 @@
 //! Integration tests: real HTTP over 127.0.0.1, real JWTs, tiny in-process upstreams.
 
 mod compose;
+mod cors;
 mod demo;
 mod device;
 mod failover;
