@@ -17,7 +17,7 @@ pub use model::{
 };
 pub use raw::{
     RawDeviceProfile, RawGateway, RawGatewayInstance, RawIdentityHeaders, RawJwt, RawJwtKey,
-    RawLimits, RawPart, RawProfileOverride, RawRoute,
+    RawLimits, RawPart, RawProfileOverride, RawRoute, RawSplit,
 };
 
 #[cfg(test)]

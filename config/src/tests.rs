@@ -299,3 +299,37 @@ fn gateway_cors_is_optional_defaulted_and_checked() {
         ]
     );
 }
+
+#[test]
+fn a_route_split_names_services_with_positive_weights() {
+    let ok = demo_toml().replacen(
+        "service = \"cart\"",
+        "split = [{ service = \"cart\", weight = 9 }, { service = \"order\", weight = 1 }]\n  sticky = false",
+        1,
+    );
+    let w = parse_str(&ok, "t.toml").expect("valid");
+    let r = &w.gateway.routes[4];
+    let names: Vec<_> = r
+        .split
+        .iter()
+        .map(|(i, wt)| (w.services[*i].name.as_str(), *wt))
+        .collect();
+    assert_eq!(names, [("cart", 9), ("order", 1)]);
+    assert!(!r.sticky && r.service.is_none());
+    let bad = demo_toml().replacen(
+        "service = \"cart\"",
+        "service = \"cart\"\n  split = [{ service = \"cart\", weight = 0 }, { service = \"nope\", weight = 1 }]",
+        1,
+    );
+    let errs = parse_str(&bad, "t.toml").unwrap_err().errors;
+    let paths: Vec<_> = errs.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "gateway.routes[4]",
+            "gateway.routes[4].split[0].weight",
+            "gateway.routes[4].split[1].service"
+        ],
+        "{errs:#?}"
+    );
+}

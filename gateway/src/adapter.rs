@@ -171,6 +171,14 @@ impl GatewaySpec {
             };
             let action = match r.service {
                 Some(i) => Action::Service(world.services[i].name.clone()),
+                None if !r.split.is_empty() => Action::Split(SplitSpec {
+                    targets: r
+                        .split
+                        .iter()
+                        .map(|(i, w)| (world.services[*i].name.clone(), *w))
+                        .collect(),
+                    sticky: r.sticky,
+                }),
                 None => {
                     let parts = parts(world, &r.compose, r.deadline);
                     spec.compositions.push(CompositionSpec {

@@ -335,7 +335,7 @@ async fn pipeline(
         .and_then(|o| o.composition.as_deref())
         .or(match &route.action {
             Action::Compose(c) => Some(c.as_str()),
-            Action::Service(_) => None,
+            Action::Service(_) | Action::Split(_) => None,
         });
     // a composition answers with its own JSON: nothing to upgrade to
     let ws = conn.upgrades
@@ -387,12 +387,21 @@ async fn pipeline(
         }
         json_response(status, &value)
     } else {
-        let service = over
-            .and_then(|o| o.service.as_deref())
-            .unwrap_or(match &route.action {
-                Action::Service(s) => s.as_str(),
-                Action::Compose(_) => unreachable!("compositions handled above"),
-            });
+        let service = match (over.and_then(|o| o.service.as_deref()), &route.action) {
+            (Some(s), _) => s,
+            (None, Action::Service(s)) => s.as_str(),
+            (None, Action::Split(split)) => {
+                let key = match &identity {
+                    Some(id) => std::borrow::Cow::Borrowed(id.sub.as_bytes()),
+                    None => std::borrow::Cow::Owned(match conn.client.ip() {
+                        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+                        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+                    }),
+                };
+                split.pick(&key, rand::random())
+            }
+            (None, Action::Compose(_)) => unreachable!("compositions handled above"),
+        };
         proxy(
             rt,
             inst,

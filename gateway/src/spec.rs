@@ -176,8 +176,51 @@ pub enum Policy {
 pub enum Action {
     /// Proxy to a service.
     Service(String),
+    /// Proxy to one of several services, by weight (see [`SplitSpec`]).
+    Split(SplitSpec),
     /// Run a named composition.
     Compose(String),
+}
+
+/// Services sharing a route's traffic by weight.
+#[derive(Debug, Clone)]
+pub struct SplitSpec {
+    /// (service, weight > 0).
+    pub targets: Vec<(String, u32)>,
+    /// The same subject (or client address) always gets the same service.
+    pub sticky: bool,
+}
+
+impl SplitSpec {
+    /// The service for a request: by `key` (a stable hash of the subject or client address)
+    /// when sticky, else by `random`.
+    pub fn pick(&self, key: &[u8], random: u32) -> &str {
+        let total: u64 = self.targets.iter().map(|(_, w)| u64::from(*w)).sum();
+        let point = if self.sticky {
+            fnv1a(key)
+        } else {
+            u64::from(random)
+        } % total.max(1);
+        let mut acc = 0;
+        for (service, w) in &self.targets {
+            acc += u64::from(*w);
+            if point < acc {
+                return service;
+            }
+        }
+        &self.targets[self.targets.len() - 1].0
+    }
+}
+
+/// FNV-1a: stable across processes and versions, so every gateway instance sends one user to
+/// the same side of a split.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 #[derive(Debug, Clone)]

@@ -113,6 +113,9 @@ pub struct Route {
     pub access: Access,
     /// Index into `World::services` (resolved).
     pub service: Option<usize>,
+    /// Instead of `service`: (index into `World::services`, weight > 0).
+    pub split: Vec<(usize, u32)>,
+    pub sticky: bool,
     pub strip_prefix: Option<String>,
     pub rewrite: Option<String>,
     pub deprecated: bool,

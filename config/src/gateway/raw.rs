@@ -275,6 +275,14 @@ pub struct RawRoute {
     /// Target service (not for composite routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<String>,
+    /// Instead of `service`: several services sharing the route's traffic by weight (a canary
+    /// or a gradual move to a new version).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub split: Vec<RawSplit>,
+    /// With `split`: the same subject (or client address, without a token) always gets the same
+    /// service, on every gateway instance (default); `false` picks per request.
+    #[serde(default = "yes")]
+    pub sticky: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strip_prefix: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -294,6 +302,14 @@ pub struct RawRoute {
     /// Per device class: BFF service, other composition, field allow-list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<RawProfileOverride>,
+}
+
+/// One target of a route's `split`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSplit {
+    pub service: String,
+    pub weight: u32,
 }
 
 fn default_auth() -> String {

@@ -200,17 +200,40 @@ impl RawGateway {
                     Access::Authenticated
                 }
             };
-            let service = match (&r.service, r.compose.is_empty()) {
-                (Some(s), true) => service_index(s, format!("{p}.service"), errs),
-                (None, false) => None,
-                _ => {
-                    errs.push(
-                        p.clone(),
-                        "a route needs exactly one of `service` or `compose` parts",
-                    );
-                    None
-                }
-            };
+            let targets = usize::from(r.service.is_some())
+                + usize::from(!r.split.is_empty())
+                + usize::from(!r.compose.is_empty());
+            if targets != 1 {
+                errs.push(
+                    p.clone(),
+                    "a route needs exactly one of `service`, `split` or `compose` parts",
+                );
+            }
+            let service = r
+                .service
+                .as_ref()
+                .and_then(|s| service_index(s, format!("{p}.service"), errs));
+            let split: Vec<(usize, u32)> = r
+                .split
+                .iter()
+                .enumerate()
+                .filter_map(|(j, t)| {
+                    if t.weight == 0 {
+                        errs.push(
+                            format!("{p}.split[{j}].weight"),
+                            "weight must be greater than 0",
+                        );
+                    }
+                    if r.split[..j].iter().any(|o| o.service == t.service) {
+                        errs.push(
+                            format!("{p}.split[{j}].service"),
+                            format!("{:?} is listed twice", t.service),
+                        );
+                    }
+                    service_index(&t.service, format!("{p}.split[{j}].service"), errs)
+                        .map(|i| (i, t.weight.max(1)))
+                })
+                .collect();
             let compose = validate_parts(&r.compose, &format!("{p}.compose"), &service_index, errs);
             let profiles = r
                 .profiles
@@ -254,6 +277,8 @@ impl RawGateway {
                 headers,
                 access,
                 service,
+                split,
+                sticky: r.sticky,
                 strip_prefix: r.strip_prefix.clone(),
                 rewrite: r.rewrite.clone(),
                 deprecated: r.deprecated,

@@ -94,10 +94,17 @@ compose = [
 ]
 profiles = [ { profile = "tablet", fields = ["user.service", "more.path"] } ]
 "#;
-    let toml = switchyard_config::demo_toml_on(232).replace(
-        "[gateway]\n",
-        "[gateway]\nversion_header = \"X-Api-Version\"\n",
-    );
+    let toml = switchyard_config::demo_toml_on(232)
+        .replace(
+            "[gateway]\n",
+            "[gateway]\nversion_header = \"X-Api-Version\"\n",
+        )
+        // the cart route's traffic, all of it, to the order service
+        .replacen(
+            "service = \"cart\"",
+            "split = [{ service = \"order\", weight = 1 }]",
+            1,
+        );
     let cors = "\n[gateway.cors]\nallow_origins = [\"https://app.example.test\"]\n";
     let world = switchyard_config::parse_str(&format!("{toml}{extra}{cors}"), "<demo>").unwrap();
     let mut ups = Vec::new();
@@ -157,6 +164,9 @@ profiles = [ { profile = "tablet", fields = ["user.service", "more.path"] } ]
     )
     .await;
     assert_eq!(r.json()["path"], "/v2/users/7");
+    // a split from the config
+    let r = get(addr, "/v1/cart/7", &[("Authorization", &auth)]).await;
+    assert_eq!(r.json()["service"], "order");
     // [gateway.cors] from the config: a browser's preflight is answered by the gateway
     let r = raw(
         addr,

@@ -13,4 +13,5 @@ mod paths;
 mod rbac;
 mod reload;
 mod routing;
+mod split;
 mod websocket;
