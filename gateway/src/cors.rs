@@ -94,20 +94,25 @@ pub fn requested_method(headers: &HeaderMap) -> Option<Method> {
         .and_then(|v| Method::from_bytes(v.as_bytes()).ok())
 }
 
+/// Why a preflight is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Another origin, or a method not allowed (403).
+    Forbidden,
+    /// No route serves the path with that method (404).
+    NotFound,
+}
+
 /// The headers of a `204` answer to a preflight whose path a route serves with the requested
-/// method (`routed`), or the error code to refuse it with (`cors_forbidden`, `not_found`).
-pub fn preflight(
-    cors: &CorsSpec,
-    headers: &HeaderMap,
-    routed: bool,
-) -> Result<HeaderMap, &'static str> {
-    let origin = headers.get(header::ORIGIN).ok_or("cors_forbidden")?;
+/// method (`routed`), or why it is refused.
+pub fn preflight(cors: &CorsSpec, headers: &HeaderMap, routed: bool) -> Result<HeaderMap, Refused> {
+    let origin = headers.get(header::ORIGIN).ok_or(Refused::Forbidden)?;
     let method_ok = requested_method(headers).is_some_and(|m| cors.methods.contains(&m));
     if !cors.allows(origin) || !method_ok {
-        return Err("cors_forbidden");
+        return Err(Refused::Forbidden);
     }
     if !routed {
-        return Err("not_found");
+        return Err(Refused::NotFound);
     }
     let mut h = HeaderMap::new();
     cors.allow_origin(origin, &mut h);

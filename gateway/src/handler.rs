@@ -251,8 +251,12 @@ async fn pipeline(
                     r.headers_mut().extend(h);
                     Ok(r)
                 }
-                Err("not_found") => Err(error(StatusCode::NOT_FOUND, "not_found")),
-                Err(code) => Err(error(StatusCode::FORBIDDEN, code)),
+                Err(crate::cors::Refused::NotFound) => {
+                    Err(error(StatusCode::NOT_FOUND, "not_found"))
+                }
+                Err(crate::cors::Refused::Forbidden) => {
+                    Err(error(StatusCode::FORBIDDEN, "cors_forbidden"))
+                }
             };
         }
     }
@@ -391,14 +395,12 @@ async fn pipeline(
             (Some(s), _) => s,
             (None, Action::Service(s)) => s.as_str(),
             (None, Action::Split(split)) => {
-                let key = match &identity {
-                    Some(id) => std::borrow::Cow::Borrowed(id.sub.as_bytes()),
-                    None => std::borrow::Cow::Owned(match conn.client.ip() {
-                        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
-                        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
-                    }),
+                let ip = match conn.client.ip() {
+                    std::net::IpAddr::V4(v4) => v4.to_ipv6_mapped().octets(),
+                    std::net::IpAddr::V6(v6) => v6.octets(),
                 };
-                split.pick(&key, rand::random())
+                let key = identity.as_ref().map_or(&ip[..], |id| id.sub.as_bytes());
+                split.pick(key, rand::random())
             }
             (None, Action::Compose(_)) => unreachable!("compositions handled above"),
         };
