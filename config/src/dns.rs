@@ -36,6 +36,9 @@ pub struct RawDns {
     /// Response rate limiting on UDP; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rrl: Option<RawRrl>,
+    /// Secondaries (`ip:port`) sent a NOTIFY when a zone loads or its serial changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<String>,
 }
 
 /// Raw `[dns.rrl]` table: response rate limiting per client network, UDP only (TCP proves
@@ -116,6 +119,7 @@ impl Default for RawDns {
             zones: Vec::new(),
             gslb: Vec::new(),
             rrl: None,
+            notify: Vec::new(),
         }
     }
 }
@@ -256,6 +260,7 @@ pub struct Dns {
     pub zones: Vec<Zone>,
     pub gslb: Vec<Gslb>,
     pub rrl: Option<Rrl>,
+    pub notify: Vec<SocketAddr>,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -437,6 +442,7 @@ impl RawDns {
             zones,
             gslb,
             rrl: self.rrl.as_ref().map(|r| r.validate(errs)),
+            notify: errs.parse_list(&self.notify, "dns.notify", "an address with a port"),
         }
     }
 }

@@ -333,3 +333,13 @@ fn a_route_split_names_services_with_positive_weights() {
         "{errs:#?}"
     );
 }
+
+#[test]
+fn dns_notify_takes_addresses_with_ports() {
+    let with = |v: &str| demo_toml().replacen("[dns]\n", &format!("[dns]\nnotify = [{v}]\n"), 1);
+    let w = parse_str(&with("\"127.0.0.2:5353\""), "t.toml").expect("valid");
+    assert_eq!(w.dns.notify, ["127.0.0.2:5353".parse().unwrap()]);
+    let (path, _, msg) = single_error(|_| with("\"127.0.0.2\""));
+    assert_eq!(path, "dns.notify[0]");
+    assert!(msg.contains("an address with a port"), "{msg}");
+}

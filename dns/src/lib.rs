@@ -37,6 +37,7 @@ pub mod gslb;
 pub mod health;
 pub mod metrics;
 pub mod names;
+pub mod notify;
 pub mod quick;
 pub mod rrl;
 pub mod server;

@@ -16,6 +16,7 @@ pub const TCP_REJECTED: &str = "switchyard_dns_tcp_rejected_total";
 pub const MALFORMED: &str = "switchyard_dns_malformed_dropped_total";
 pub const RELOADS: &str = "switchyard_dns_reloads_total";
 pub const RRL: &str = "switchyard_dns_rrl_limited_total";
+pub const NOTIFY: &str = "switchyard_dns_notify_total";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
@@ -47,6 +48,10 @@ pub fn describe() {
         "Messages dropped unanswered (too short to answer or QR=1)"
     );
     describe_counter!(RELOADS, "Zone/policy/geo reloads, by result (ok|error)");
+    describe_counter!(
+        NOTIFY,
+        "NOTIFY messages to secondaries, by how they ended (acked|refused|unanswered)"
+    );
     describe_counter!(
         RRL,
         "UDP responses over the rate limit, by action (dropped|slipped: sent truncated)"
@@ -139,6 +144,16 @@ pub fn gslb_answer(name: &str, region: &str) -> Counter {
 
 pub fn gslb_all_down(name: &str) -> Counter {
     counter!(GSLB_ALL_DOWN, "name" => name.to_string())
+}
+
+pub fn notify(outcome: crate::notify::Outcome) {
+    use crate::notify::Outcome;
+    let result = match outcome {
+        Outcome::Acked => "acked",
+        Outcome::Refused(_) => "refused",
+        Outcome::Unanswered => "unanswered",
+    };
+    counter!(NOTIFY, "result" => result).increment(1);
 }
 
 pub fn reload(ok: bool) {

@@ -55,6 +55,14 @@ impl Snapshot {
         }
     }
 
+    /// Every zone's apex (lowercase wire) with its SOA serial.
+    pub fn serials(&self) -> HashMap<Box<[u8]>, u32> {
+        self.zones
+            .iter()
+            .filter_map(|(o, z)| Some((o.clone(), crate::notify::soa_serial(&z.soa)?)))
+            .collect()
+    }
+
     /// The most specific served zone containing `qname` (lowercase wire).
     pub fn find_zone(&self, qname: &[u8]) -> Option<&Zone> {
         let mut labels = label_count(qname);

@@ -39,6 +39,8 @@ pub struct DnsSpec {
     pub geo: Option<GeoSpec>,
     /// UDP response rate limiting (off when `None`).
     pub rrl: Option<cfg::Rrl>,
+    /// Secondaries told about zone changes (off when it has no targets).
+    pub notify: crate::notify::NotifySpec,
 }
 
 /// A zone as RFC 1035 text (config records are rendered into this form too).
@@ -100,6 +102,7 @@ impl DnsSpec {
             gslb: Vec::new(),
             geo: None,
             rrl: None,
+            notify: Default::default(),
         }
     }
 
@@ -126,6 +129,10 @@ impl DnsSpec {
             gslb,
             geo,
             rrl: d.rrl.clone(),
+            notify: crate::notify::NotifySpec {
+                targets: d.notify.clone(),
+                ..Default::default()
+            },
         })
     }
 

@@ -5,6 +5,7 @@ mod udp;
 
 pub use tcp::MAX_TCP_QUERY;
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -113,6 +114,13 @@ pub async fn start(
         });
     }
     tracing::info!(addrs = ?local_addrs, workers, "dns listening");
+    notify_changes(
+        &HashMap::new(),
+        &shared.state.load().snapshot,
+        &spec.notify,
+        &tracker,
+        &shutdown,
+    );
     Ok(Handle {
         shared,
         local_addrs,
@@ -122,6 +130,32 @@ pub async fn start(
         shutdown,
         spec_listen: spec.listen,
     })
+}
+
+/// Sends NOTIFY for each zone of `now` that `before` did not have with the same serial.
+fn notify_changes(
+    before: &HashMap<Box<[u8]>, u32>,
+    now: &Snapshot,
+    spec: &crate::notify::NotifySpec,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) {
+    if spec.targets.is_empty() {
+        return;
+    }
+    for (origin, serial) in now.serials() {
+        if before.get(&origin) == Some(&serial) {
+            continue;
+        }
+        for &target in &spec.targets {
+            tracker.spawn(crate::notify::send(
+                origin.clone(),
+                target,
+                spec.clone(),
+                shutdown.clone(),
+            ));
+        }
+    }
 }
 
 /// Binds one TCP listener and `workers` UDP sockets on the same port.
@@ -180,10 +214,18 @@ impl Handle {
         if spec.listen != self.spec_listen {
             tracing::warn!("dns listen addresses changed: takes effect on restart");
         }
+        let before = self.shared.state.load().snapshot.serials();
         self.shared
             .state
             .store(Arc::new(State { snapshot, health }));
         crate::metrics::reload(true);
+        notify_changes(
+            &before,
+            &self.shared.state.load().snapshot,
+            &spec.notify,
+            &self.tracker,
+            &self.shutdown,
+        );
         Ok(())
     }
 
