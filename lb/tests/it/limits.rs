@@ -135,13 +135,11 @@ fn emfile_backs_off_instead_of_spinning() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // watchdog: a stuck child must not hang the suite
+    // watchdog: a stuck child must not hang the suite (killed unless the test finishes first)
     let pid = child.id() as libc::pid_t;
-    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let f2 = finished.clone();
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(40));
-        if !f2.load(std::sync::atomic::Ordering::Relaxed) {
+        if watch.recv_timeout(Duration::from_secs(40)).is_err() {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     });
@@ -212,7 +210,7 @@ fn emfile_backs_off_instead_of_spinning() {
     }
     writeln!(stdin, "done").unwrap();
     let status = child.wait().unwrap();
-    finished.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = finished.send(());
     assert!(status.success());
 }
 
