@@ -178,3 +178,21 @@ fn register(args: &[&str]) -> Child {
     assert!(line.starts_with("registered user-extra"), "{line}");
     child
 }
+
+/// `switchyard register` for the instance `user-extra` of service `user` in us-east-a.
+pub fn register_user_extra(addr: SocketAddr, etcd: &str) -> Child {
+    register(&[
+        "--service",
+        "user",
+        "--addr",
+        &addr.to_string(),
+        "--region",
+        "us-east",
+        "--az",
+        "us-east-a",
+        "--name",
+        "user-extra",
+        "--etcd",
+        etcd,
+    ])
+}

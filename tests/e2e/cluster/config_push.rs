@@ -1,7 +1,9 @@
 //! Pushing worlds through etcd to every node (a bad one rejected everywhere), and a node whose
 //! etcd is unreachable at start.
 
-use super::{dig_a, ip, push, put_raw, region_node, register, status, wait_status, world, US};
+use super::{
+    dig_a, ip, push, put_raw, region_node, register_user_extra, status, wait_status, world, US,
+};
 use crate::harness::{addr, bin, http, poll_until, Node, TempDir};
 use serde_json::Value;
 use std::net::TcpListener;
@@ -112,20 +114,7 @@ fn a_pushed_world_reaches_every_node_and_a_bad_one_is_rejected_by_every_node() {
         every_node_runs(rev2),
     );
     // The registry keeps working on top of the last good world.
-    let mut reg = register(&[
-        "--service",
-        "user",
-        "--addr",
-        "127.100.5.1:7001",
-        "--region",
-        "us-east",
-        "--az",
-        "us-east-a",
-        "--name",
-        "user-extra",
-        "--etcd",
-        &url,
-    ]);
+    let mut reg = register_user_extra("127.100.5.1:7001".parse().unwrap(), &url);
     wait_status(
         a1,
         Duration::from_secs(5),

@@ -1,12 +1,12 @@
 //! The etcd registry: a `switchyard register`ed service instance or L4 pool member joins and
 //! leaves with its lease (no failed requests), and a demo service registers itself.
 
-use super::{push, register, wait_status, world, TTL};
+use super::{push, register, register_user_extra, wait_status, world, TTL};
 use crate::harness::{addr, bin, http, Node, TempDir};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,24 +93,6 @@ fn served_by(vip: SocketAddr, path: &str, headers: &[&str], instance: &str) -> u
             r.json()["instance"] == instance
         })
         .count()
-}
-
-/// `switchyard register` for the instance `user-extra` of service `user` in us-east-a.
-fn register_user_extra(addr: SocketAddr, etcd: &str) -> Child {
-    register(&[
-        "--service",
-        "user",
-        "--addr",
-        &addr.to_string(),
-        "--region",
-        "us-east",
-        "--az",
-        "us-east-a",
-        "--name",
-        "user-extra",
-        "--etcd",
-        etcd,
-    ])
 }
 
 /// The user service's instance `name` is in the status and healthy.
