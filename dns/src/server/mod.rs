@@ -102,15 +102,18 @@ pub async fn start(
             tracker.clone(),
         ));
     }
-    // UDP threads block in recvmmsg with no timeout: on cancel, set the flag, then wake them
+    // UDP threads block in recvmmsg with no timeout: on cancel, set the flag, then wake them.
+    // The guard also does it when the runtime goes away first (it drops this task unpolled):
+    // otherwise the threads would answer on their port for ever with the last snapshot.
     {
-        let (stop, shutdown) = (stop.clone(), shutdown.clone());
+        let guard = StopUdp {
+            stop: stop.clone(),
+            sockets,
+        };
+        let shutdown = shutdown.clone();
         tracker.spawn(async move {
             shutdown.cancelled().await;
-            stop.store(true, Ordering::SeqCst);
-            for socket in &sockets {
-                udp::wake(socket);
-            }
+            drop(guard);
         });
     }
     tracing::info!(addrs = ?local_addrs, workers, "dns listening");
@@ -130,6 +133,21 @@ pub async fn start(
         shutdown,
         spec_listen: spec.listen,
     })
+}
+
+/// Stops the UDP worker threads when dropped.
+struct StopUdp {
+    stop: Arc<AtomicBool>,
+    sockets: Vec<Arc<std::net::UdpSocket>>,
+}
+
+impl Drop for StopUdp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        for socket in &self.sockets {
+            udp::wake(socket);
+        }
+    }
 }
 
 /// Sends NOTIFY for each zone of `now` that `before` did not have with the same serial.

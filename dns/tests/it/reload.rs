@@ -66,3 +66,34 @@ async fn reload_swaps_zones_without_losing_queries() {
     let r = udp(s.addr, &query("www.example.test.", RecordType::A)).await;
     assert_eq!(addrs(&r.answers), vec![ip("192.0.2.119")]);
 }
+
+/// A server whose runtime goes away (a test ending, say) stops its UDP worker threads too,
+/// instead of answering on its port for ever with the last snapshot.
+#[test]
+fn udp_workers_stop_when_their_runtime_is_dropped() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = rt.block_on(static_server());
+    let addr = server.addr;
+    let q = query("www.example.test.", RecordType::A).to_vec().unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let answered = |sock: &std::net::UdpSocket| {
+        let mut buf = [0u8; 1500];
+        sock.send_to(&q, addr).is_ok() && sock.recv_from(&mut buf).is_ok()
+    };
+    assert!(answered(&sock), "served while the runtime runs");
+    // the runtime goes first; the server's token is never cancelled while it runs
+    std::mem::forget(server);
+    drop(rt);
+    let t0 = std::time::Instant::now();
+    while answered(&sock) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(3),
+            "UDP workers still answering after their runtime was dropped"
+        );
+    }
+}
