@@ -91,12 +91,25 @@ impl GatewaySpec {
             None => None,
         };
         spec.trusted_proxies = g.trusted_proxies.clone();
+        spec.trusted_forwarders = g.trusted_forwarders.clone();
+        spec.strip_request_headers = g
+            .strip_request_headers
+            .iter()
+            .map(|h| {
+                HeaderName::from_bytes(h.as_bytes())
+                    .map_err(|_| Error::Config(format!("bad strip_request_headers entry {h}")))
+            })
+            .collect::<Result<_, _>>()?;
         spec.limits.max_header_bytes = g.limits.max_header_bytes;
         spec.limits.max_body_bytes = g.limits.max_body_bytes;
         spec.limits.header_timeout = g.limits.header_read_timeout;
         spec.limits.max_concurrent_requests = g.limits.max_concurrent_requests;
         spec.limits.idle_timeout = g.limits.idle_timeout;
         spec.limits.max_connections = g.limits.max_connections;
+        spec.limits.body_timeout = g.limits.body_timeout;
+        spec.limits.min_body_rate = g.limits.min_body_rate;
+        spec.limits.max_connections_per_client = g.limits.max_connections_per_client;
+        spec.limits.max_requests_per_client = g.limits.max_requests_per_client;
         spec.limits.rate = g.limits.rate_per_second.map(|r| RateSpec {
             per_second: r,
             burst: g.limits.rate_burst,

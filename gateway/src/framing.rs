@@ -6,6 +6,16 @@
 //! and releases a request head to hyper only once it is complete and valid. On a violation it
 //! stops feeding hyper (which sees a clean end of stream at a message boundary), and the status
 //! (400, 408, 431) is written after hyper's last response, before the connection closes.
+//!
+//! Exactly one response per request: a violation inside a head (a request hyper never saw) is
+//! answered by the gate; a violation inside a body (malformed chunking, a stalled body) belongs
+//! to a request hyper already has, so hyper's handler answers it (the body read fails: a
+//! timeout as `io::ErrorKind::TimedOut`, which the handler maps to 408) and the gate only closes.
+//!
+//! Line endings: every line of a head must end in CRLF. A bare LF is refused (400) wherever it
+//! appears, in every message of the connection (RFC 9112 §2.2 lets a recipient either accept or
+//! reject it; accepting it in the gate but not in a later parser is how a second, unjudged head
+//! slips through).
 
 use std::io;
 use std::pin::Pin;
@@ -22,6 +32,8 @@ pub struct GateLimits {
     pub max_head: usize,
     pub header_timeout: Duration,
     pub idle_timeout: Duration,
+    /// Longest silence inside a request body (the body read then fails with `TimedOut`).
+    pub body_timeout: Duration,
 }
 
 /// A framing violation: the status written before closing.
@@ -30,13 +42,15 @@ pub enum Violation {
     BadRequest,
     HeaderTimeout,
     HeadTooLarge,
+    /// A body stalled (answered 408 by the handler that was reading it).
+    BodyTimeout,
 }
 
 impl Violation {
     pub fn response(self) -> &'static [u8] {
         match self {
             Violation::BadRequest => b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 25\r\nconnection: close\r\n\r\n{\"error\":\"bad_request\"}\r\n",
-            Violation::HeaderTimeout => b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"error\":\"request_timeout\"}\r\n",
+            Violation::HeaderTimeout | Violation::BodyTimeout => b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\ncontent-length: 29\r\nconnection: close\r\n\r\n{\"error\":\"request_timeout\"}\r\n",
             Violation::HeadTooLarge => b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\ncontent-length: 32\r\nconnection: close\r\n\r\n{\"error\":\"headers_too_large\"}\r\n",
         }
     }
@@ -71,12 +85,16 @@ pub struct Gate<'a, S> {
     /// Where to resume searching for the end of the head.
     scan: usize,
     head_started: Instant,
+    /// Last bytes read (a body's silence is measured from here).
+    last_read: Instant,
     first: bool,
     eof: bool,
     activity: bool,
     sleep: Option<Pin<Box<Sleep>>>,
     armed: Option<Instant>,
     pub violation: Option<Violation>,
+    /// The violation is inside a head, so the gate answers it (see the module doc).
+    answer: bool,
     written: usize,
 }
 
@@ -93,12 +111,14 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
             ready: BytesMut::new(),
             scan: 0,
             head_started: Instant::now(),
+            last_read: Instant::now(),
             first: true,
             eof: false,
             activity: false,
             sleep: None,
             armed: None,
             violation: None,
+            answer: false,
             written: 0,
         }
     }
@@ -107,6 +127,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
     pub async fn finish(&mut self) {
         use tokio::io::AsyncWriteExt;
         if let Some(v) = self.violation {
+            if !self.answer {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
+                return;
+            }
             let bytes = &v.response()[self.written.min(v.response().len())..];
             if !bytes.is_empty() {
                 let _ =
@@ -127,6 +151,7 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
 
     fn fail(&mut self, v: Violation) {
         crate::metrics::framing_violation(v);
+        self.answer = self.state == State::Head;
         self.violation = Some(v);
         self.raw.clear();
     }
@@ -190,15 +215,28 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
                 self.head_started = Instant::now();
             }
         }
-        let from = self.scan.saturating_sub(3);
-        let end = match memfind(&self.raw[from..], b"\r\n\r\n") {
-            Some(i) => from + i + 4,
-            None => {
-                self.scan = self.raw.len();
-                if self.raw.len() > self.limits.max_head {
-                    self.fail(Violation::HeadTooLarge);
+        // find the blank line that ends the head; every LF must follow a CR
+        let mut i = self.scan;
+        let end = loop {
+            match self.raw[i..].iter().position(|b| *b == b'\n') {
+                Some(off) => {
+                    let p = i + off;
+                    if p == 0 || self.raw[p - 1] != b'\r' {
+                        self.fail(Violation::BadRequest);
+                        return false;
+                    }
+                    if p >= 3 && &self.raw[p - 3..p] == b"\r\n\r" {
+                        break p + 1;
+                    }
+                    i = p + 1;
                 }
-                return false;
+                None => {
+                    self.scan = self.raw.len();
+                    if self.raw.len() > self.limits.max_head {
+                        self.fail(Violation::HeadTooLarge);
+                    }
+                    return false;
+                }
             }
         };
         if end > self.limits.max_head {
@@ -289,6 +327,8 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
                     i += 1;
                     match b {
                         b'\r' => Chunk::TrailerLf(len),
+                        // a bare LF would end the trailer line for some parsers, not for us
+                        b'\n' => return self.fail(Violation::BadRequest),
                         _ if len < 8192 => Chunk::Trailer(len + 1),
                         _ => return self.fail(Violation::HeadTooLarge),
                     }
@@ -313,11 +353,10 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
 
     /// Arm the timer for the current wait; returns true when the wait is over (timed out).
     fn timed_out(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.state != State::Head {
-            return false;
-        }
         let partial = !self.raw.is_empty();
-        let deadline = if partial || self.first {
+        let deadline = if self.state != State::Head {
+            self.last_read + self.limits.body_timeout
+        } else if partial || self.first {
             self.head_started + self.limits.header_timeout
         } else {
             match self.armed {
@@ -342,7 +381,9 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
         if sleep.as_mut().poll(cx).is_pending() {
             return false;
         }
-        if partial {
+        if self.state != State::Head {
+            self.fail(Violation::BodyTimeout);
+        } else if partial {
             self.fail(Violation::HeaderTimeout);
         } else {
             self.eof = true;
@@ -353,16 +394,13 @@ impl<'a, S: AsyncRead + AsyncWrite + Unpin> Gate<'a, S> {
 
 use std::future::Future;
 
-fn memfind(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    hay.windows(needle.len()).position(|w| w == needle)
-}
-
 /// Validate a complete head; returns the framing of what follows it.
 fn judge_head(head: &[u8]) -> Result<State, Violation> {
     let mut headers = [httparse::EMPTY_HEADER; 128];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(head) {
-        Ok(httparse::Status::Complete(_)) => {}
+        // the parser must agree with the gate on where the head ends
+        Ok(httparse::Status::Complete(n)) if n == head.len() => {}
         Err(httparse::Error::TooManyHeaders) => return Err(Violation::HeadTooLarge),
         _ => return Err(Violation::BadRequest),
     }
@@ -418,6 +456,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gate<'_, S> {
                 this.ready.advance(k);
                 return Poll::Ready(Ok(()));
             }
+            if this.violation == Some(Violation::BodyTimeout) {
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "request body stalled",
+                )));
+            }
             if this.violation.is_some() || this.eof {
                 return Poll::Ready(Ok(()));
             }
@@ -439,6 +483,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gate<'_, S> {
                 }
                 Poll::Ready(Ok(_)) => {
                     this.activity = true;
+                    this.last_read = Instant::now();
                     this.process();
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
@@ -482,7 +527,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Gate<'_, S> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
-        if let Some(v) = this.violation {
+        if let (Some(v), true) = (this.violation, this.answer) {
             let resp = v.response();
             while this.written < resp.len() {
                 match Pin::new(&mut *this.io).poll_write(cx, &resp[this.written..]) {

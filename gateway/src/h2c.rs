@@ -1,6 +1,14 @@
 //! h2c with prior knowledge: a connection whose first bytes are the HTTP/2 preface is served by
 //! hyper's HTTP/2 server with the same request handler; everything else goes to the HTTP/1 gate.
+//!
+//! Deadlines: hyper's HTTP/2 server has none for a connection that opens no stream (a client
+//! that sends the preface and answers PINGs would hold a connection slot for ever), so
+//! [`serve`] watches [`Activity`]: no request within `first_request_timeout` of the preface, or
+//! no request in flight for `idle_timeout`, ends the connection gracefully (GOAWAY; streams in
+//! progress finish). A stalled request body is bounded by the handler's body deadline.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -31,14 +39,81 @@ pub fn is_preface(initial: &[u8]) -> bool {
     initial.starts_with(H2_PREFACE)
 }
 
+/// Requests in flight on one HTTP/2 connection and when the last one ended.
+pub struct Activity {
+    start: tokio::time::Instant,
+    in_flight: AtomicUsize,
+    /// Requests ever started (0: still waiting for the first).
+    started: AtomicUsize,
+    /// Milliseconds after `start` when the connection last became idle.
+    idle_since_ms: AtomicU64,
+}
+
+/// Held while a request is being handled.
+pub struct Busy(Arc<Activity>);
+
+impl Activity {
+    /// A new connection's activity, starting now.
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            start: tokio::time::Instant::now(),
+            in_flight: AtomicUsize::new(0),
+            started: AtomicUsize::new(0),
+            idle_since_ms: AtomicU64::new(0),
+        })
+    }
+
+    /// Mark a request in flight until the returned guard drops.
+    pub fn busy(self: &Arc<Self>) -> Busy {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// When the connection may be closed if nothing happens before (None: a request is in
+    /// flight).
+    fn deadline(&self, s: &Settings) -> Option<(tokio::time::Instant, &'static str)> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        if self.started.load(Ordering::Relaxed) == 0 {
+            return Some((self.start + s.first_request_timeout, "h2_first_request"));
+        }
+        let idle = Duration::from_millis(self.idle_since_ms.load(Ordering::Acquire));
+        Some((self.start + idle + s.idle_timeout, "h2_idle"))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let a = &self.0;
+        let ms = a.start.elapsed().as_millis() as u64;
+        a.idle_since_ms.store(ms, Ordering::Release);
+        a.in_flight.fetch_sub(1, Ordering::Release);
+    }
+}
+
+/// Limits of one h2c connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// Largest header list (431-equivalent: the stream is refused).
+    pub max_head: usize,
+    /// The first request must arrive within this after the preface.
+    pub first_request_timeout: Duration,
+    /// With no request in flight for this long, the connection ends (GOAWAY).
+    pub idle_timeout: Duration,
+    /// Time given to streams in progress once the connection ends.
+    pub grace: Duration,
+}
+
 /// Serve one h2c connection with the same service as HTTP/1 (hyper's HTTP/2 framing and limits).
 pub async fn serve<S>(
     mut stream: TcpStream,
     initial: Vec<u8>,
     svc: S,
-    max_head: usize,
+    settings: Settings,
+    activity: Arc<Activity>,
     shutdown: CancellationToken,
-    grace: Duration,
 ) where
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
@@ -56,18 +131,31 @@ pub async fn serve<S>(
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
-        .max_header_list_size(max_head as u32)
+        .max_header_list_size(settings.max_head as u32)
         .max_concurrent_streams(256)
         .keep_alive_interval(Duration::from_secs(30));
     let serving = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(serving);
-    tokio::select! {
-        _ = serving.as_mut() => {}
-        _ = shutdown.cancelled() => {
-            serving.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(grace, serving.as_mut()).await;
+    // re-checked at least this often while requests are in flight
+    let poll = settings.idle_timeout.min(settings.first_request_timeout);
+    loop {
+        let (at, phase) = activity
+            .deadline(&settings)
+            .unwrap_or((tokio::time::Instant::now() + poll, ""));
+        tokio::select! {
+            _ = serving.as_mut() => return,
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep_until(at) => {
+                if phase.is_empty() || activity.deadline(&settings).is_none_or(|(now_at, _)| now_at > at) {
+                    continue;
+                }
+                crate::metrics::timeout(phase);
+                break;
+            }
         }
     }
+    serving.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(settings.grace, serving.as_mut()).await;
 }
 
 /// A stream with some bytes already read in front of it.

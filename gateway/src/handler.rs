@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full, Limited};
@@ -36,19 +36,22 @@ pub struct InstanceCtx {
     pub region: Option<String>,
     pub az: String,
     pub concurrency: Arc<Semaphore>,
+    /// Per-client-address connection and request counts of this instance.
+    pub clients: Arc<crate::clients::ClientTable>,
 }
 
 /// Who is on the other end of a connection.
-#[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
     /// The TCP peer.
     pub peer: SocketAddr,
     /// The real client (from a trusted PROXY header, else the peer).
     pub client: SocketAddr,
-    /// The peer is a trusted proxy (its X-Forwarded-For is extended, not replaced).
-    pub trusted: bool,
+    /// The client is a trusted HTTP forwarder (its X-Forwarded-For is extended, not replaced).
+    pub xff_trusted: bool,
     /// The connection can be taken over by a WebSocket (HTTP/1.1, not h2c).
     pub upgrades: bool,
+    /// The connection's claim on its client address's counters (per-client caps).
+    pub slot: crate::clients::ClientSlot,
 }
 
 #[derive(Default)]
@@ -72,6 +75,7 @@ static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
 static SUNSET: HeaderName = HeaderName::from_static("sunset");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// A small JSON error response.
 pub fn error(status: StatusCode, code: &'static str) -> Response<Body> {
@@ -158,7 +162,7 @@ fn strip_hop_by_hop(h: &mut HeaderMap) {
 pub async fn handle(
     rt: Arc<Runtime>,
     inst: Arc<InstanceCtx>,
-    conn: ConnInfo,
+    conn: Arc<ConnInfo>,
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
@@ -176,7 +180,7 @@ pub async fn handle(
         enabled: rt.spec.access_log,
         ..Default::default()
     };
-    let mut resp = match pipeline(&rt, &inst, conn, req, &rid, &mut log).await {
+    let mut resp = match pipeline(&rt, &inst, &conn, req, &rid, &mut log).await {
         Ok(r) | Err(r) => r,
     };
     resp.headers_mut().insert(X_REQUEST_ID.clone(), rid.clone());
@@ -209,7 +213,7 @@ pub async fn handle(
 async fn pipeline(
     rt: &Runtime,
     inst: &InstanceCtx,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
     rid: &HeaderValue,
     log: &mut Log,
@@ -218,16 +222,23 @@ async fn pipeline(
         .concurrency
         .try_acquire()
         .map_err(|_| error(StatusCode::SERVICE_UNAVAILABLE, "overloaded"))?;
+    let _client_permit = conn
+        .slot
+        .request(rt.spec.limits.max_requests_per_client)
+        .ok_or_else(|| {
+            crate::metrics::client_refused("requests");
+            error(StatusCode::TOO_MANY_REQUESTS, "too_many_requests_in_flight")
+        })?;
     if req.method() == http::Method::CONNECT {
         return Err(error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
     }
     let (parts, body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| parts.uri.authority().map(|a| a.as_str()))
-        .map(str::to_string);
+    let host = request_host(&parts)?.map(str::to_string);
+    // raw bytes outside ASCII are not a URI (RFC 3986 §2); some upstreams fold them into
+    // ASCII look-alikes (U+2025 "‥" into ".."), so they never pass
+    if parts.uri.query().is_some_and(|q| !q.is_ascii()) {
+        return Err(error(StatusCode::BAD_REQUEST, "bad_path"));
+    }
     let normalised = crate::path::normalize(parts.uri.path())
         .map_err(|_| error(StatusCode::BAD_REQUEST, "bad_path"))?;
     let path = versioned(rt, &parts.headers, normalised)?;
@@ -289,12 +300,33 @@ async fn pipeline(
     };
     let route = &rt.spec.routes[idx];
     log.route = Some(idx);
+    // TRACE reflects the request, credentials included (cross-site tracing): only where a
+    // route names it
+    if parts.method == http::Method::TRACE && !route.methods.contains(&parts.method) {
+        return Err(error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    }
 
+    // rate limit, stage 1: a client address whose bucket is empty is refused before any
+    // signature is checked (bad tokens cost a verification each)
+    let now = Instant::now();
+    let addr = conn.client.ip();
+    if let Some(l) = &rt.limiter {
+        l.by_addr.peek(&addr, now).map_err(rate_limited)?;
+    }
     let identity = if route.policy == crate::spec::Policy::Public {
         None
     } else {
         Some(rt.auth.authenticate(&parts.headers).await)
     };
+    // stage 2: a verified subject is charged to its own bucket; everything else (anonymous,
+    // rejected tokens) to the client address's
+    if let Some(l) = &rt.limiter {
+        match &identity {
+            Some(Ok(id)) => l.by_sub.check(id.sub.as_str(), now),
+            _ => l.by_addr.check(&addr, now),
+        }
+        .map_err(rate_limited)?;
+    }
     if let Err(denied) = authorize(&route.policy, identity.as_ref()) {
         return Err(match denied {
             Denied::Unauthenticated(e) => {
@@ -312,21 +344,7 @@ async fn pipeline(
         log.sub = identity.as_ref().map(|i| i.sub.clone());
     }
 
-    if let Some(limiter) = &rt.limiter {
-        let key = match &identity {
-            Some(id) => format!("s:{}", id.sub),
-            None => format!("a:{}", conn.client.ip()),
-        };
-        if let Err(retry) = limiter.check(&key, Instant::now()) {
-            crate::metrics::rate_limited();
-            let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry));
-            return Err(r);
-        }
-    }
-
-    let body = read_body(rt, &parts.headers, body).await?;
+    let body = read_body(&rt.spec.limits, &parts.headers, body).await?;
 
     let profile = device::classify(&rt.spec.device_profiles, &parts.headers);
     let over = route.profiles.iter().find(|p| p.profile == profile);
@@ -350,8 +368,14 @@ async fn pipeline(
     if ws {
         crate::websocket::restore_headers(&mut headers);
     }
-    headers.remove(&rt.spec.identity.user_id);
-    headers.remove(&rt.spec.identity.roles);
+    strip_protected(&mut headers, rt);
+    if let Some(a) = parts.uri.authority() {
+        // the request target's authority won (absolute-form, h2 :authority): the upstream
+        // sees the same host that routing saw
+        if let Ok(v) = HeaderValue::from_str(a.as_str()) {
+            headers.insert(header::HOST, v);
+        }
+    }
     if let Some(id) = &identity {
         headers.insert(rt.spec.identity.user_id.clone(), id.sub_header.clone());
         headers.insert(rt.spec.identity.roles.clone(), id.roles_header.clone());
@@ -463,38 +487,181 @@ fn versioned<'a>(
     }
 }
 
+fn rate_limited(retry: u64) -> Response<Body> {
+    crate::metrics::rate_limited();
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry));
+    r
+}
+
+/// The host a request is for, by RFC 9112 §3.2: exactly one valid `Host` (400 for none on
+/// HTTP/1.1, several, or a malformed one); the request target's authority wins over it
+/// (absolute-form, §3.2.2; h2 `:authority`, RFC 9113 §8.3.1).
+fn request_host(parts: &http::request::Parts) -> Result<Option<&str>, Response<Body>> {
+    let bad = || error(StatusCode::BAD_REQUEST, "bad_host");
+    let mut all = parts.headers.get_all(header::HOST).iter();
+    let header = all.next();
+    if all.next().is_some() {
+        return Err(bad());
+    }
+    let header = match header {
+        Some(v) => {
+            let h = v.to_str().map_err(|_| bad())?;
+            if !valid_host(h) {
+                return Err(bad());
+            }
+            Some(h)
+        }
+        None if parts.version == http::Version::HTTP_11 => return Err(bad()),
+        None => None,
+    };
+    match parts.uri.authority() {
+        Some(a) if !valid_host(a.as_str()) || a.as_str().is_empty() => Err(bad()),
+        Some(a) => Ok(Some(a.as_str())),
+        None => Ok(header),
+    }
+}
+
+/// `uri-host [ ":" port ]` without userinfo; empty is allowed (RFC 9112 §3.2).
+fn valid_host(h: &str) -> bool {
+    h.is_empty()
+        || (!h.contains('@')
+            && h.bytes().all(|b| b.is_ascii_graphic())
+            && h.parse::<http::uri::Authority>().is_ok())
+}
+
+/// Remove what a client must not set: the identity headers, the forwarding headers the
+/// gateway writes, and the configured strip list, in every spelling that normalises to one of
+/// them (`X_User_Id` becomes `HTTP_X_USER_ID` in CGI, WSGI, Rack and PHP, the same variable as
+/// `X-User-Id`).
+fn strip_protected(h: &mut HeaderMap, rt: &Runtime) {
+    let protected = [
+        &rt.spec.identity.user_id,
+        &rt.spec.identity.roles,
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &FORWARDED,
+        &X_REAL_IP,
+    ];
+    // X-Forwarded-For itself stays for `forwarded_headers`, which extends (trusted forwarder)
+    // or replaces it; the others the gateway writes or never forwards
+    for n in protected[..2]
+        .iter()
+        .copied()
+        .chain(protected[3..].iter().copied())
+        .chain(&rt.spec.strip_request_headers)
+    {
+        h.remove(n);
+    }
+    if !h.keys().any(|k| k.as_str().contains('_')) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.contains('_')
+                && protected
+                    .into_iter()
+                    .chain(&rt.spec.strip_request_headers)
+                    .any(|p| same_name(k, p.as_str()))
+        })
+        .cloned()
+        .collect();
+    for n in doomed {
+        h.remove(n);
+    }
+}
+
+/// Header names equal once `_` is read as `-` (both are lower case already).
+fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
+}
+
+/// Read a request body within the limits: at most `max_body_bytes` (413), started and never
+/// paused beyond `body_timeout`, and complete within `body_timeout + len / min_body_rate`
+/// (408). Either refusal closes the connection (the rest of the body is never read).
 async fn read_body(
-    rt: &Runtime,
+    limits: &crate::spec::Limits,
     headers: &HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
 ) -> Result<Bytes, Response<Body>> {
-    let max = rt.spec.limits.max_body_bytes;
-    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    let max = limits.max_body_bytes;
+    let closing = |mut r: Response<Body>| {
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    let too_large = || closing(error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"));
+    let timed_out = || {
+        crate::metrics::timeout("body");
+        closing(error(StatusCode::REQUEST_TIMEOUT, "request_timeout"))
+    };
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
     {
         if len > max as u64 {
-            let mut r = too_large();
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            return Err(r);
+            return Err(too_large());
         }
     }
     if body.is_end_stream() {
         return Ok(Bytes::new());
     }
-    match Limited::new(body, max).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            let mut r = too_large();
-            r.headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(r)
+    let start = tokio::time::Instant::now();
+    let mut first: Option<Bytes> = None;
+    let mut rest = BytesMut::new();
+    let mut received = 0usize;
+    loop {
+        let by_rate = match limits.min_body_rate {
+            0 => std::time::Duration::MAX / 4,
+            r => std::time::Duration::from_secs_f64(received as f64 / r as f64),
+        };
+        let pause = tokio::time::Instant::now() + limits.body_timeout;
+        let deadline = pause.min(start + limits.body_timeout + by_rate);
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(timed_out()),
+            Ok(None) => break,
+            Ok(Some(Ok(f))) => f,
+            Ok(Some(Err(e))) if is_timeout(&e) => return Err(timed_out()),
+            Ok(Some(Err(_))) => return Err(closing(error(StatusCode::BAD_REQUEST, "bad_body"))),
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        received += data.len();
+        if received > max {
+            return Err(too_large());
         }
-        Err(_) => Err(error(StatusCode::BAD_REQUEST, "bad_body")),
+        match &first {
+            None if rest.is_empty() => first = Some(data),
+            _ => {
+                if let Some(f) = first.take() {
+                    rest.extend_from_slice(&f);
+                }
+                rest.extend_from_slice(&data);
+            }
+        }
     }
+    Ok(first.unwrap_or_else(|| rest.freeze()))
+}
+
+/// The body read failed because the framing gate's body deadline passed.
+fn is_timeout(e: &hyper::Error) -> bool {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::TimedOut;
+        }
+        src = s.source();
+    }
+    false
 }
 
 /// A header value from a string we built (the buffer moves, no copy).
@@ -502,12 +669,12 @@ fn owned_value(s: String) -> Option<HeaderValue> {
     HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
 }
 
-fn forwarded_headers(h: &mut HeaderMap, conn: ConnInfo, host: Option<&str>, rid: &HeaderValue) {
+fn forwarded_headers(h: &mut HeaderMap, conn: &ConnInfo, host: Option<&str>, rid: &HeaderValue) {
     use std::fmt::Write;
     let ip = conn.client.ip();
     let mut xff = String::with_capacity(48);
     if let (true, Some(prev)) = (
-        conn.trusted,
+        conn.xff_trusted,
         h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
     ) {
         let _ = write!(xff, "{prev}, ");
@@ -543,7 +710,7 @@ async fn proxy(
     route: &RouteSpec,
     upstreams: &upstream::Upstreams,
     service: &str,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     method: &http::Method,
     path: &str,
     query: Option<&str>,
@@ -595,7 +762,14 @@ async fn proxy(
     let mut response = sent.response;
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
         // only to the handshake it was asked for; anything else is the instance's mistake
-        if !websocket {
+        // and only to the protocol that was asked for (RFC 9110 §7.8)
+        let mut offered = response.headers().get_all(header::UPGRADE).iter();
+        let agreed = offered
+            .next()
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+            && offered.next().is_none();
+        if !websocket || !agreed {
             return Err(error(StatusCode::BAD_GATEWAY, "bad_gateway"));
         }
         let upgraded = hyper::upgrade::on(&mut response);
@@ -606,6 +780,11 @@ async fn proxy(
         return Ok(Response::from_parts(parts, Either::Left(Full::default())));
     }
     let (mut parts, body) = response.into_parts();
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        // both framings from the instance: Transfer-Encoding wins and an intermediary must drop
+        // the Content-Length before forwarding (RFC 9112 §6.3)
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     strip_hop_by_hop(&mut parts.headers);
     if let Some(allow) = allow {
         let bytes = tokio::time::timeout_at(deadline, Limited::new(body, 4 << 20).collect())

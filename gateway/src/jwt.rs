@@ -34,6 +34,12 @@ pub enum AuthError {
     NotYetValid,
     Issuer,
     Audience,
+    /// No `sub`, a non-string `sub` (RFC 7519 §4.1.2: StringOrURI), an empty one, or one with
+    /// control characters: nothing to forward as the identity or to rate-limit by.
+    Subject,
+    /// A role that cannot be forwarded unambiguously in the comma-joined roles header (a comma,
+    /// whitespace, a quote or a control character in it, or an empty role).
+    Roles,
 }
 
 impl AuthError {
@@ -50,6 +56,8 @@ impl AuthError {
             AuthError::NotYetValid => "not_yet_valid",
             AuthError::Issuer => "issuer",
             AuthError::Audience => "audience",
+            AuthError::Subject => "subject",
+            AuthError::Roles => "roles",
         }
     }
 }
@@ -238,7 +246,7 @@ impl KeySet {
                 &key.key,
                 &key.validation,
             ) {
-                Ok(data) => return Ok(identity(data.claims, roles_claim, leeway)),
+                Ok(data) => return identity(data.claims, roles_claim, leeway),
                 Err(e) => {
                     last = classify(e.kind());
                     if last != AuthError::BadSignature {
@@ -277,35 +285,52 @@ fn classify(kind: &ErrorKind) -> AuthError {
     }
 }
 
+/// The most bytes of a subject forwarded upstream.
+const MAX_SUBJECT: usize = 256;
+
 fn identity(
     claims: serde_json::Map<String, serde_json::Value>,
     roles_claim: &str,
     leeway: u64,
-) -> Identity {
-    let sub = claims
-        .get("sub")
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_string();
+) -> Result<Identity, AuthError> {
+    let sub = match claims.get("sub") {
+        Some(serde_json::Value::String(s))
+            if !s.is_empty() && s.len() <= MAX_SUBJECT && !s.chars().any(char::is_control) =>
+        {
+            s.clone()
+        }
+        _ => return Err(AuthError::Subject),
+    };
     let roles: Vec<String> = match claims.get(roles_claim) {
         Some(serde_json::Value::Array(a)) => a
             .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect(),
+            .map(|v| v.as_str().map(str::to_string).ok_or(AuthError::Roles))
+            .collect::<Result<_, _>>()?,
         Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
+        Some(_) => return Err(AuthError::Roles),
     };
+    if !roles.iter().all(|r| valid_role(r)) {
+        return Err(AuthError::Roles);
+    }
     let exp = claims.get("exp").and_then(|v| v.as_u64()).unwrap_or(0);
-    let header =
-        |s: &str| HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""));
-    Identity {
-        sub_header: header(&sub),
-        roles_header: header(&roles.join(",")),
+    let header = |s: &str| HeaderValue::from_str(s).map_err(|_| AuthError::Subject);
+    Ok(Identity {
+        sub_header: header(&sub)?,
+        roles_header: header(&roles.join(","))?,
         sub,
         roles,
         claims,
         valid_until: exp.saturating_add(leeway),
-    }
+    })
+}
+
+/// A role survives the comma-joined roles header unambiguously.
+fn valid_role(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 128
+        && r.bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b'"' | b'\\' | b';'))
 }
 
 pub fn unix_now() -> u64 {
@@ -377,7 +402,24 @@ struct MintClaims<'a> {
 }
 
 /// Sign a token with the first issuer that has a signing key (or an HS256 secret key).
+/// Empty roles are dropped (`--roles ""` means none); a subject or role the gateway would
+/// refuse is an error here rather than a token that never works.
 pub fn mint(spec: &JwtSpec, sub: &str, roles: &[String], ttl: Duration) -> Result<String, Error> {
+    if sub.is_empty() || sub.len() > MAX_SUBJECT || sub.chars().any(char::is_control) {
+        return Err(Error::Key(format!(
+            "subject {sub:?}: must be 1 to {MAX_SUBJECT} bytes without control characters"
+        )));
+    }
+    let roles: Vec<&str> = roles
+        .iter()
+        .map(|r| r.trim())
+        .filter(|r| !r.is_empty())
+        .collect();
+    if let Some(bad) = roles.iter().find(|r| !valid_role(r)) {
+        return Err(Error::Key(format!(
+            "role {bad:?}: roles are visible ASCII without , \" \\ or ;"
+        )));
+    }
     for issuer in &spec.issuers {
         let signing = issuer.signing.clone().or_else(|| {
             issuer.keys.iter().find_map(|k| match (&k.material, k.alg) {
@@ -413,8 +455,7 @@ pub fn mint(spec: &JwtSpec, sub: &str, roles: &[String], ttl: Duration) -> Resul
             serde_json::Value::Array(
                 roles
                     .iter()
-                    .cloned()
-                    .map(serde_json::Value::String)
+                    .map(|r| serde_json::Value::String(r.to_string()))
                     .collect(),
             ),
         );

@@ -46,6 +46,7 @@
 
 pub mod adapter;
 pub mod auth;
+pub mod clients;
 pub mod compose;
 pub mod cors;
 pub mod device;

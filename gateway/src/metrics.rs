@@ -12,6 +12,8 @@ pub const RATE_LIMITED: &str = "switchyard_gateway_rate_limited_total";
 pub const FRAMING: &str = "switchyard_gateway_framing_violations_total";
 pub const COMPOSE_FAILED: &str = "switchyard_gateway_compose_part_failures_total";
 pub const JWKS_FAILED: &str = "switchyard_gateway_jwks_fetch_failures_total";
+pub const CLIENT_REFUSED: &str = "switchyard_gateway_client_cap_refusals_total";
+pub const TIMEOUTS: &str = "switchyard_gateway_timeouts_total";
 
 /// Register descriptions with whatever recorder the binary installed.
 pub fn describe() {
@@ -26,6 +28,14 @@ pub fn describe() {
         "Composition parts that failed, by part and reason"
     );
     describe_counter!(JWKS_FAILED, "JWKS fetches that failed (stale keys kept)");
+    describe_counter!(
+        CLIENT_REFUSED,
+        "Connections closed and requests refused (429) by the per-client-address caps, by what was capped"
+    );
+    describe_counter!(
+        TIMEOUTS,
+        "Client-side deadlines that passed, by phase (body, h2_idle, h2_first_request)"
+    );
 }
 
 const STATUSES: usize = 23;
@@ -111,11 +121,22 @@ pub fn rate_limited() {
     counter!(RATE_LIMITED).increment(1);
 }
 
+/// A per-client cap refused a connection (`connections`) or a request (`requests`).
+pub fn client_refused(what: &'static str) {
+    counter!(CLIENT_REFUSED, "what" => what).increment(1);
+}
+
+/// A client-side deadline passed in `phase`.
+pub fn timeout(phase: &'static str) {
+    counter!(TIMEOUTS, "phase" => phase).increment(1);
+}
+
 pub fn framing_violation(v: crate::framing::Violation) {
     let kind = match v {
         crate::framing::Violation::BadRequest => "bad_request",
         crate::framing::Violation::HeaderTimeout => "header_timeout",
         crate::framing::Violation::HeadTooLarge => "head_too_large",
+        crate::framing::Violation::BodyTimeout => "body_timeout",
     };
     counter!(FRAMING, "kind" => kind).increment(1);
 }

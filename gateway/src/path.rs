@@ -17,6 +17,8 @@ pub enum PathError {
     AmbiguousEncoding,
     BadEscape,
     ControlByte,
+    /// A raw byte outside ASCII (it must be percent-encoded).
+    NonAscii,
     EscapesRoot,
 }
 
@@ -46,6 +48,9 @@ pub fn normalize(raw: &str) -> Result<Cow<'_, str>, PathError> {
             // `;` starts a path parameter on some upstreams (`/admin;x=1` = `/admin` there)
             b'\\' | b';' => return Err(PathError::AmbiguousEncoding),
             0..=0x1f | 0x7f => return Err(PathError::ControlByte),
+            // not a URI character (RFC 3986 §2); some upstreams fold such characters into
+            // ASCII look-alikes (U+2025 into "..") after our checks
+            0x80.. => return Err(PathError::NonAscii),
             b'%' | b'.' => needs_work = true,
             b'/' if prev == b'/' => needs_work = true,
             _ => {}

@@ -1,10 +1,14 @@
-//! Per-client token buckets (key: subject when authenticated, else client address).
+//! Per-client token buckets, in two stages ([`Limiters`]): by client address before
+//! authentication, by subject after it.
 //!
 //! [`Bucket::take`] is a pure function of the bucket, the rate and the time, so it is unit tested
-//! without clocks; [`RateLimiter`] keeps a bounded, sharded map of buckets.
+//! without clocks; [`RateLimiter`] keeps a bounded, sharded map of buckets. Keys are typed (an
+//! address, a subject), so a lookup formats nothing and allocates only for a new key.
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -26,11 +30,17 @@ impl Bucket {
 
     /// Take one token, or say how long until one is available.
     pub fn take(&mut self, rate: RateSpec, now: Instant) -> Result<(), Duration> {
+        self.peek(rate, now)?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Whether a token is available (refilled to `now`), without taking it.
+    pub fn peek(&mut self, rate: RateSpec, now: Instant) -> Result<(), Duration> {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + elapsed * rate.per_second).min(rate.burst as f64);
         self.last = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else if rate.per_second <= 0.0 {
             Err(Duration::from_secs(3600))
@@ -45,14 +55,35 @@ impl Bucket {
 const SHARDS: usize = 16;
 const MAX_PER_SHARD: usize = 8192;
 
-pub struct RateLimiter {
+/// A bounded, sharded map of token buckets keyed by `K`.
+pub struct RateLimiter<K> {
     rate: RateSpec,
-    shards: Vec<Mutex<HashMap<Box<str>, Bucket>>>,
+    shards: Vec<Mutex<HashMap<K, Bucket>>>,
     hasher: std::collections::hash_map::RandomState,
 }
 
-impl RateLimiter {
-    pub fn new(rate: RateSpec) -> RateLimiter {
+/// The two stages of per-client limiting (one rate for both).
+pub struct Limiters {
+    /// Before authentication, by client address: charged for requests without a verified
+    /// token (anonymous or rejected), consulted (not charged) before any signature check, so
+    /// a client sending bad tokens is refused (429) without costing a verification.
+    pub by_addr: RateLimiter<IpAddr>,
+    /// After authentication, by token subject.
+    pub by_sub: RateLimiter<String>,
+}
+
+impl Limiters {
+    /// Both stages at `rate`.
+    pub fn new(rate: RateSpec) -> Limiters {
+        Limiters {
+            by_addr: RateLimiter::new(rate),
+            by_sub: RateLimiter::new(rate),
+        }
+    }
+}
+
+impl<K: Hash + Eq> RateLimiter<K> {
+    pub fn new(rate: RateSpec) -> RateLimiter<K> {
         RateLimiter {
             rate,
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -60,13 +91,42 @@ impl RateLimiter {
         }
     }
 
-    /// `Err(retry_after_secs)` when the key is over its rate.
-    pub fn check(&self, key: &str, now: Instant) -> Result<(), u64> {
+    /// Take a token: `Err(retry_after_secs)` when the key is over its rate.
+    pub fn check<Q>(&self, key: &Q, now: Instant) -> Result<(), u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with(key, now, |b, rate| b.take(rate, now))
+    }
+
+    /// Whether the key has a token left, without taking it (`Err(retry_after_secs)`).
+    pub fn peek<Q>(&self, key: &Q, now: Instant) -> Result<(), u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        self.with(key, now, |b, rate| b.peek(rate, now))
+    }
+
+    fn with<Q>(
+        &self,
+        key: &Q,
+        now: Instant,
+        f: impl FnOnce(&mut Bucket, RateSpec) -> Result<(), Duration>,
+    ) -> Result<(), u64>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let mut shard = self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if shard.len() >= MAX_PER_SHARD && !shard.contains_key(key) {
-            let rate = self.rate;
+        let rate = self.rate;
+        if let Some(bucket) = shard.get_mut(key) {
+            return f(bucket, rate).map_err(retry_secs);
+        }
+        if shard.len() >= MAX_PER_SHARD {
             // drop buckets that have refilled completely: they carry no state
             shard.retain(|_, b| {
                 let refill = now.saturating_duration_since(b.last).as_secs_f64() * rate.per_second;
@@ -76,14 +136,15 @@ impl RateLimiter {
                 shard.clear();
             }
         }
-        let rate = self.rate;
         let bucket = shard
-            .entry(key.into())
+            .entry(key.to_owned())
             .or_insert_with(|| Bucket::full(rate, now));
-        bucket
-            .take(rate, now)
-            .map_err(|d| d.as_secs_f64().ceil().max(1.0) as u64)
+        f(bucket, rate).map_err(retry_secs)
     }
+}
+
+fn retry_secs(d: Duration) -> u64 {
+    d.as_secs_f64().ceil().max(1.0) as u64
 }
 
 #[cfg(test)]
@@ -109,7 +170,7 @@ mod tests {
 
     #[test]
     fn limiter_keys_are_independent() {
-        let l = RateLimiter::new(RateSpec {
+        let l = RateLimiter::<String>::new(RateSpec {
             per_second: 0.5,
             burst: 1,
         });
@@ -117,5 +178,21 @@ mod tests {
         assert_eq!(l.check("alice", t), Ok(()));
         assert_eq!(l.check("alice", t), Err(2));
         assert_eq!(l.check("bob", t), Ok(()));
+    }
+
+    #[test]
+    fn peek_does_not_take() {
+        let l = RateLimiter::<IpAddr>::new(RateSpec {
+            per_second: 1.0,
+            burst: 2,
+        });
+        let (a, t) = (IpAddr::from([192, 0, 2, 1]), Instant::now());
+        for _ in 0..5 {
+            assert_eq!(l.peek(&a, t), Ok(()));
+        }
+        assert_eq!(l.check(&a, t), Ok(()));
+        assert_eq!(l.check(&a, t), Ok(()));
+        assert_eq!(l.peek(&a, t), Err(1));
+        assert_eq!(l.peek(&a, t + Duration::from_secs(1)), Ok(()));
     }
 }

@@ -8,7 +8,7 @@ use switchyard_balance::HealthRegistry;
 
 use crate::auth::Authenticator;
 use crate::json::AllowList;
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::Limiters;
 use crate::router::Router;
 use crate::spec::{CompositionSpec, GatewaySpec};
 use crate::upstream::Upstreams;
@@ -26,7 +26,7 @@ pub struct Runtime {
     pub allow_lists: Vec<Vec<(String, AllowList)>>,
     /// Upstreams per gateway region (`None` key: no region, e.g. quick mode).
     pub upstreams: HashMap<Option<String>, Upstreams>,
-    pub limiter: Option<RateLimiter>,
+    pub limiter: Option<Limiters>,
 }
 
 /// Intern a label for metrics (bounded by the distinct names ever configured).
@@ -92,7 +92,7 @@ impl Runtime {
                 (r, u)
             })
             .collect();
-        let limiter = spec.limits.rate.map(RateLimiter::new);
+        let limiter = spec.limits.rate.map(Limiters::new);
         Ok(Runtime {
             router,
             route_metrics,
@@ -112,8 +112,14 @@ impl Runtime {
             .expect("None region always built")
     }
 
+    /// Whether `ip` may send a PROXY protocol header.
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         self.spec.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+
+    /// Whether `ip`'s `X-Forwarded-For` is extended (else replaced).
+    pub fn forwards_trusted(&self, ip: IpAddr) -> bool {
+        self.spec.trusted_forwarders.iter().any(|n| n.contains(&ip))
     }
 }
 

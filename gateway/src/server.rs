@@ -20,6 +20,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clients::ClientTable;
 use crate::framing::{Gate, GateLimits};
 use crate::handler::{self, ConnInfo, InstanceCtx};
 use crate::proxy_protocol::{self, Parsed};
@@ -123,9 +124,11 @@ impl Handle {
         drop(rt);
         let concurrency = Arc::new(Semaphore::new(limits.max_concurrent_requests));
         let conns = Arc::new(Semaphore::new(limits.max_connections));
+        let clients = ClientTable::new(limits.max_connections_per_client);
         for (i, sock) in sockets.into_iter().enumerate() {
             let inner = self.inner.clone();
             let (stop, conns, concurrency) = (stop.clone(), conns.clone(), concurrency.clone());
+            let clients = clients.clone();
             let (name, region, az) = (inst.name.clone(), inst.region.clone(), inst.az.clone());
             let upstream_spec = upstream_spec.clone();
             // counted from now, not from when the worker thread first polls
@@ -144,6 +147,7 @@ impl Handle {
                     region: Some(region).filter(|r| !r.is_empty()),
                     az,
                     concurrency,
+                    clients,
                 });
                 let conns_tracker = TaskTracker::new();
                 accept_loop(inner, listener, ctx, conns, stop, &conns_tracker).await;
@@ -322,11 +326,11 @@ async fn serve_conn(
         max_head: rt.spec.limits.max_header_bytes,
         header_timeout: rt.spec.limits.header_timeout,
         idle_timeout: rt.spec.limits.idle_timeout,
+        body_timeout: rt.spec.limits.body_timeout,
     };
-    let trusted = rt.is_trusted(peer.ip());
     let mut client = peer;
     let mut initial = Vec::new();
-    if trusted {
+    if rt.is_trusted(peer.ip()) {
         match read_proxy_header(&mut stream, limits.header_timeout).await {
             Some((bytes, addr)) => {
                 initial = bytes;
@@ -337,35 +341,55 @@ async fn serve_conn(
             None => return,
         }
     }
+    // whoever speaks HTTP to us: the PROXY header's client, else the TCP peer
+    let xff_trusted = rt.forwards_trusted(client.ip());
     drop(rt);
+    let Some(slot) = ctx.clients.open(client.ip()) else {
+        crate::metrics::client_refused("connections");
+        return;
+    };
     let mut conn = ConnInfo {
         peer,
         client,
-        trusted,
+        xff_trusted,
         upgrades: false,
+        slot,
     };
     if !crate::h2c::sniff(&mut stream, &mut initial, limits.header_timeout).await {
         return;
     }
     if crate::h2c::is_preface(&initial) {
         let max_head = inner.runtime.load().spec.limits.max_header_bytes;
+        let conn = Arc::new(conn);
+        let activity = crate::h2c::Activity::new();
         let inner2 = inner.clone();
+        let act = activity.clone();
         let svc = service_fn(move |req| {
             let rt = inner2.runtime.load_full();
-            handler::handle(rt, ctx.clone(), conn, req)
+            let (ctx, conn, act) = (ctx.clone(), conn.clone(), act.clone());
+            async move {
+                let _busy = act.busy();
+                handler::handle(rt, ctx, conn, req).await
+            }
         });
         crate::h2c::serve(
             stream,
             initial,
             svc,
-            max_head,
+            crate::h2c::Settings {
+                max_head,
+                first_request_timeout: limits.header_timeout,
+                idle_timeout: limits.idle_timeout,
+                grace: GRACE,
+            },
+            activity,
             inner.shutdown.clone(),
-            GRACE,
         )
         .await;
         return;
     }
     conn.upgrades = true;
+    let conn = Arc::new(conn);
     let slot = Arc::new(UpgradeSlot::default());
     let mut gate = Gate::new(&mut stream, limits, &initial);
     {
@@ -373,7 +397,7 @@ async fn serve_conn(
         let slot = slot.clone();
         let svc = service_fn(move |req| {
             let rt = inner2.runtime.load_full();
-            let (ctx, slot) = (ctx.clone(), slot.clone());
+            let (ctx, slot, conn) = (ctx.clone(), slot.clone(), conn.clone());
             async move {
                 let mut resp = handler::handle(rt, ctx, conn, req).await?;
                 if let Some(Pending(up)) = resp.extensions_mut().remove::<Pending>() {

@@ -18,8 +18,15 @@ pub struct GatewaySpec {
     /// Listening instances (one HTTP server each).
     pub instances: Vec<InstanceSpec>,
     pub limits: Limits,
-    /// Peers whose PROXY protocol header and `X-Forwarded-For` are believed.
+    /// Peers whose PROXY protocol header is believed (the L4 balancers).
     pub trusted_proxies: Vec<IpNet>,
+    /// HTTP-level clients whose `X-Forwarded-For` is extended rather than replaced (HTTP proxies
+    /// or CDNs in front). A separate decision from PROXY trust: an L4 hop carries the client's
+    /// address in its PROXY header but never vouches for the client's own `X-Forwarded-For`.
+    pub trusted_forwarders: Vec<IpNet>,
+    /// Request headers removed before forwarding, in every spelling that normalises to the same
+    /// name (`_` for `-`, any case): method/URL override headers by default.
+    pub strip_request_headers: Vec<HeaderName>,
     pub jwt: JwtSpec,
     pub identity: IdentityHeaders,
     pub routes: Vec<RouteSpec>,
@@ -60,9 +67,31 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Open client connections per instance; accept waits beyond this.
     pub max_connections: usize,
-    /// Per client (subject if authenticated, else client address) token bucket.
+    /// Per client token bucket, in two stages: by client address before authentication
+    /// (requests without a valid token are charged, and an empty bucket refuses before any
+    /// signature check), then by subject after it.
     pub rate: Option<RateSpec>,
+    /// A request body must start within this and may pause at most this long (408).
+    pub body_timeout: Duration,
+    /// Minimum body rate in bytes/s on top of `body_timeout` (0: none): a body of n bytes must
+    /// arrive within `body_timeout + n / min_body_rate` (408), so a drip feed cannot hold a
+    /// request slot.
+    pub min_body_rate: u64,
+    /// Open connections per client address (the PROXY header's address when trusted).
+    pub max_connections_per_client: usize,
+    /// Requests in flight per client address; more get 429.
+    pub max_requests_per_client: usize,
 }
+
+/// Override headers stripped by default (CVE-2018-14773 class: upstream frameworks that honour
+/// them let a client bypass method or path rules the gateway enforced).
+pub const DEFAULT_STRIPPED: &[&str] = &[
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-url",
+    "x-rewrite-url",
+];
 
 #[derive(Debug, Clone, Copy)]
 pub struct RateSpec {
@@ -306,6 +335,10 @@ impl Default for Limits {
             max_concurrent_requests: 10_000,
             max_connections: 20_000,
             rate: None,
+            body_timeout: Duration::from_secs(10),
+            min_body_rate: 1024,
+            max_connections_per_client: 5_000,
+            max_requests_per_client: 2_500,
         }
     }
 }
@@ -349,6 +382,11 @@ impl GatewaySpec {
             instances: Vec::new(),
             limits: Limits::default(),
             trusted_proxies: Vec::new(),
+            trusted_forwarders: Vec::new(),
+            strip_request_headers: DEFAULT_STRIPPED
+                .iter()
+                .map(|h| HeaderName::from_static(h))
+                .collect(),
             jwt: JwtSpec::default(),
             identity: IdentityHeaders::default(),
             routes: Vec::new(),

@@ -10,6 +10,10 @@ pub struct Gateway {
     pub instances: Vec<GatewayInstance>,
     pub limits: Limits,
     pub trusted_proxies: Vec<IpNet>,
+    /// HTTP proxies whose `X-Forwarded-For` is extended.
+    pub trusted_forwarders: Vec<IpNet>,
+    /// Lower-case header names never forwarded.
+    pub strip_request_headers: Vec<String>,
     pub jwt: Jwt,
     pub routes: Vec<Route>,
     pub device_profiles: Vec<DeviceProfile>,
@@ -60,6 +64,10 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub max_connections: usize,
     pub upstream_attempts: u32,
+    pub body_timeout: Duration,
+    pub min_body_rate: u64,
+    pub max_connections_per_client: usize,
+    pub max_requests_per_client: usize,
 }
 
 /// Validated JWT settings.

@@ -16,6 +16,13 @@ pub struct RawGateway {
     /// Peers allowed to send a PROXY protocol header (the L4 balancers).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub trusted_proxies: Vec<String>,
+    /// HTTP proxies whose `X-Forwarded-For` is extended (everyone else's is replaced).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub trusted_forwarders: Vec<String>,
+    /// Request headers never forwarded (every `_`/case spelling); default: the method and URL
+    /// override headers.
+    #[serde(default = "default_stripped")]
+    pub strip_request_headers: Vec<String>,
     #[serde(default)]
     pub jwt: RawJwt,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -35,6 +42,18 @@ pub struct RawGateway {
     /// Cross-origin requests from browsers; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<super::RawCors>,
+}
+
+fn default_stripped() -> Vec<String> {
+    [
+        "X-HTTP-Method-Override",
+        "X-HTTP-Method",
+        "X-Method-Override",
+        "X-Original-URL",
+        "X-Rewrite-URL",
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
 /// Raw `[gateway.identity_headers]` table.
@@ -129,6 +148,19 @@ pub struct RawLimits {
     /// Instances tried per request (connect failures; idempotent 502/503 with `retry_on_5xx`).
     #[serde(default = "default_attempts")]
     pub upstream_attempts: u32,
+    /// A request body must start within this and never pause longer (408).
+    #[serde(default = "default_body_timeout")]
+    pub body_timeout: HumanDuration,
+    /// Minimum request body rate in bytes/s beyond `body_timeout` (0: none).
+    #[serde(default = "default_min_body_rate")]
+    pub min_body_rate: u64,
+    /// Open connections per client address (default: a quarter of `max_connections`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_connections_per_client: Option<usize>,
+    /// Requests in flight per client address (default: a quarter of
+    /// `max_concurrent_requests`); more get 429.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_requests_per_client: Option<usize>,
 }
 
 impl Default for RawLimits {
@@ -144,10 +176,20 @@ impl Default for RawLimits {
             idle_timeout: default_idle_timeout(),
             max_connections: default_max_connections(),
             upstream_attempts: default_attempts(),
+            body_timeout: default_body_timeout(),
+            min_body_rate: default_min_body_rate(),
+            max_connections_per_client: None,
+            max_requests_per_client: None,
         }
     }
 }
 
+fn default_body_timeout() -> HumanDuration {
+    secs(10)
+}
+fn default_min_body_rate() -> u64 {
+    1024
+}
 fn default_attempts() -> u32 {
     2
 }

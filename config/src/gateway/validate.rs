@@ -44,6 +44,23 @@ impl RawGateway {
             })
             .collect();
         let trusted_proxies = errs.networks(&self.trusted_proxies, "gateway.trusted_proxies");
+        let trusted_forwarders =
+            errs.networks(&self.trusted_forwarders, "gateway.trusted_forwarders");
+        let mut strip_request_headers = Vec::new();
+        for (i, h) in self.strip_request_headers.iter().enumerate() {
+            if h.is_empty()
+                || !h
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                errs.push(
+                    format!("gateway.strip_request_headers[{i}]"),
+                    format!("{h:?} is not a header name"),
+                );
+            } else {
+                strip_request_headers.push(h.to_ascii_lowercase().replace('_', "-"));
+            }
+        }
         let l = &self.limits;
         if l.max_concurrent_requests == 0 {
             errs.push(
@@ -56,6 +73,30 @@ impl RawGateway {
                 errs.push("gateway.limits.rate_per_second", "must be greater than 0");
             }
         }
+        if l.body_timeout.0.is_zero() {
+            errs.push("gateway.limits.body_timeout", "must be greater than 0");
+        }
+        let max_connections = l.max_connections.max(1);
+        let per_client = |v: Option<usize>, of: usize, key: &str, errs: &mut Errors| match v {
+            Some(0) => {
+                errs.push(format!("gateway.limits.{key}"), "must be greater than 0");
+                1
+            }
+            Some(n) => n,
+            None => (of / 4).max(1),
+        };
+        let max_connections_per_client = per_client(
+            l.max_connections_per_client,
+            max_connections,
+            "max_connections_per_client",
+            errs,
+        );
+        let max_requests_per_client = per_client(
+            l.max_requests_per_client,
+            l.max_concurrent_requests,
+            "max_requests_per_client",
+            errs,
+        );
         let limits = Limits {
             max_header_bytes: l.max_header_bytes,
             max_body_bytes: l.max_body_bytes,
@@ -65,8 +106,12 @@ impl RawGateway {
             rate_per_second: l.rate_per_second,
             rate_burst: l.rate_burst.max(1),
             idle_timeout: l.idle_timeout.0,
-            max_connections: l.max_connections.max(1),
+            max_connections,
             upstream_attempts: l.upstream_attempts.clamp(1, 10),
+            body_timeout: l.body_timeout.0,
+            min_body_rate: l.min_body_rate,
+            max_connections_per_client,
+            max_requests_per_client,
         };
         let keys = self
             .jwt
@@ -327,6 +372,8 @@ impl RawGateway {
             instances,
             limits,
             trusted_proxies,
+            trusted_forwarders,
+            strip_request_headers,
             jwt,
             routes,
             device_profiles,

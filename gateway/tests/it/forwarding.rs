@@ -4,11 +4,16 @@ use crate::harness::*;
 use switchyard_gateway::spec::Policy;
 
 async fn world(trusted: bool) -> (Upstream, Gw) {
+    world_with(trusted, &[]).await
+}
+
+async fn world_with(trusted: bool, forwarders: &[&str]) -> (Upstream, Gw) {
     let up = upstream("svc").await;
     let mut spec = base_spec();
     if trusted {
         spec.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     }
+    spec.trusted_forwarders = forwarders.iter().map(|n| n.parse().unwrap()).collect();
     spec.services.push(service("svc", &[(up.addr, "a")]));
     spec.routes
         .push(route("api", "/api", true, "svc", Policy::Public));
@@ -29,9 +34,20 @@ async fn proxy_v1_from_trusted_peer_sets_client_address() {
     assert_eq!(v["forwarded"], "for=203.0.113.7;host=\"a\";proto=http");
 }
 
+/// PROXY trust and X-Forwarded-For trust are separate decisions: an L4 hop vouches for the
+/// client's address, never for the client's own X-Forwarded-For.
 #[tokio::test]
 async fn proxy_v2_from_trusted_peer_sets_client_address() {
-    let (_u, gw) = world(true).await;
+    for (forwarders, xff) in [
+        (&[][..], "198.51.100.9"),
+        (&["198.51.100.0/24"][..], "10.9.9.9, 198.51.100.9"),
+    ] {
+        let (_u, gw) = world_with(true, forwarders).await;
+        assert_eq!(proxy_v2_request(gw.addr).await, xff, "{forwarders:?}");
+    }
+}
+
+async fn proxy_v2_request(addr: std::net::SocketAddr) -> String {
     let mut b = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
     b.extend_from_slice(&[
         0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80,
@@ -39,8 +55,8 @@ async fn proxy_v2_from_trusted_peer_sets_client_address() {
     b.extend_from_slice(
         b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.9.9.9\r\nConnection: close\r\n\r\n",
     );
-    let r = raw(gw.addr, &b).await;
-    assert_eq!(r.json()["xff"], "10.9.9.9, 198.51.100.9");
+    let r = raw(addr, &b).await;
+    r.json()["xff"].as_str().unwrap().to_string()
 }
 
 #[tokio::test]
