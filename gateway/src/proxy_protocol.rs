@@ -53,18 +53,34 @@ fn parse_v1(buf: &[u8]) -> Parsed {
     let parts: Vec<&str> = line.split(' ').collect();
     match parts.as_slice() {
         ["PROXY", "UNKNOWN", ..] => Parsed::Header(end + 2, None),
-        ["PROXY", fam @ ("TCP4" | "TCP6"), src, _dst, sport, _dport] => {
-            let ip: Option<IpAddr> = match *fam {
-                "TCP4" => src.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
-                _ => src.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+        ["PROXY", fam @ ("TCP4" | "TCP6"), src, dst, sport, dport] => {
+            let (ip, dst_ok) = match *fam {
+                "TCP4" => (
+                    src.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+                    dst.parse::<Ipv4Addr>().is_ok(),
+                ),
+                _ => (
+                    src.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+                    dst.parse::<Ipv6Addr>().is_ok(),
+                ),
             };
-            match (ip, sport.parse::<u16>()) {
-                (Some(ip), Ok(port)) => Parsed::Header(end + 2, Some(SocketAddr::new(ip, port))),
+            match (ip, dst_ok, port(sport), port(dport)) {
+                (Some(ip), true, Some(p), Some(_)) => {
+                    Parsed::Header(end + 2, Some(SocketAddr::new(ip, p)))
+                }
                 _ => Parsed::Invalid,
             }
         }
         _ => Parsed::Invalid,
     }
+}
+
+/// A v1 port: 1 to 5 decimal digits (no sign: `str::parse::<u16>` would take `+1234`).
+fn port(s: &str) -> Option<u16> {
+    if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
 }
 
 fn parse_v2(buf: &[u8]) -> Parsed {
@@ -80,19 +96,24 @@ fn parse_v2(buf: &[u8]) -> Parsed {
     if buf.len() < total {
         return Parsed::Incomplete;
     }
-    if ver_cmd & 0x0f == 0 {
-        return Parsed::Header(total, None); // LOCAL
+    match ver_cmd & 0x0f {
+        0 => return Parsed::Header(total, None), // LOCAL
+        1 => {}                                  // PROXY
+        _ => return Parsed::Invalid,
     }
     let body = &buf[16..total];
     let addr = match buf[13] >> 4 {
-        1 if body.len() >= 12 => {
+        // an address family whose addresses do not fit the announced length is a lie
+        1 if body.len() < 12 => return Parsed::Invalid,
+        2 if body.len() < 36 => return Parsed::Invalid,
+        1 => {
             let ip = Ipv4Addr::new(body[0], body[1], body[2], body[3]);
             Some(SocketAddr::new(
                 IpAddr::V4(ip),
                 u16::from_be_bytes([body[8], body[9]]),
             ))
         }
-        2 if body.len() >= 36 => {
+        2 => {
             let mut o = [0u8; 16];
             o.copy_from_slice(&body[..16]);
             Some(SocketAddr::new(
@@ -106,7 +127,7 @@ fn parse_v2(buf: &[u8]) -> Parsed {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -134,5 +155,84 @@ mod tests {
             Parsed::Header(28, Some("198.51.100.9:8080".parse().unwrap()))
         );
         assert_eq!(parse(&h[..20]), Parsed::Incomplete);
+        // command 2 does not exist; INET with fewer than 12 address bytes
+        let mut bad = h.clone();
+        bad[12] = 0x22;
+        assert_eq!(parse(&bad), Parsed::Invalid);
+        let mut short = V2_SIG.to_vec();
+        short.extend_from_slice(&[0x21, 0x11, 0, 4, 1, 2, 3, 4]);
+        assert_eq!(parse(&short), Parsed::Invalid);
+    }
+
+    #[test]
+    fn v1_ports_are_plain_decimal() {
+        for bad in [
+            &b"PROXY TCP4 203.0.113.7 127.0.0.1 +1234 80\r\n"[..],
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 1234 -80\r\n",
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 65536 80\r\n",
+            b"PROXY TCP4 203.0.113.7 127.0.0.1 001234 80\r\n",
+            b"PROXY TCP4 203.0.113.7 nope 1234 80\r\n",
+            b"PROXY TCP6 203.0.113.7 ::1 1234 80\r\n",
+        ] {
+            assert_eq!(parse(bad), Parsed::Invalid, "{}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    /// A small deterministic generator (xorshift64*): the property tests need no extra crate
+    /// and fail the same way every run.
+    pub(crate) struct Rng(pub u64);
+    impl Rng {
+        pub fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        pub fn below(&mut self, n: usize) -> usize {
+            (self.next() % n.max(1) as u64) as usize
+        }
+    }
+
+    /// Random bytes, truncations and mutations of valid headers (20,000 cases): no panic; a
+    /// header's length never exceeds the input; every strict prefix of a valid header is
+    /// `Incomplete` (never a shorter header or `Absent`).
+    #[test]
+    fn random_and_truncated_headers() {
+        let mut v2 = V2_SIG.to_vec();
+        v2.extend_from_slice(&[
+            0x21, 0x11, 0, 12, 198, 51, 100, 9, 127, 0, 0, 1, 0x1f, 0x90, 0, 80,
+        ]);
+        let mut v2_6 = V2_SIG.to_vec();
+        v2_6.extend_from_slice(&[0x21, 0x21, 0, 36]);
+        v2_6.extend((0..36).map(|i| i as u8));
+        let valid: [&[u8]; 4] = [
+            b"PROXY TCP4 203.0.113.7 127.0.1.11 5555 8000\r\n",
+            b"PROXY TCP6 2001:db8::1 ::1 65535 443\r\n",
+            &v2,
+            &v2_6,
+        ];
+        for h in valid {
+            assert!(matches!(parse(h), Parsed::Header(n, Some(_)) if n == h.len()));
+            for cut in 1..h.len() {
+                assert_eq!(parse(&h[..cut]), Parsed::Incomplete, "{cut} of {h:?}");
+            }
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..20_000 {
+            let mut buf = valid[rng.below(4)].to_vec();
+            match case % 3 {
+                0 => buf = (0..rng.below(120)).map(|_| rng.next() as u8).collect(),
+                1 => {
+                    for _ in 0..=rng.below(4) {
+                        let i = rng.below(buf.len());
+                        buf[i] = rng.next() as u8;
+                    }
+                }
+                _ => buf.truncate(rng.below(buf.len() + 1)),
+            }
+            if let Parsed::Header(n, _) = parse(&buf) {
+                assert!(n <= buf.len(), "{buf:?}");
+            }
+        }
     }
 }
