@@ -581,7 +581,10 @@ mod tests {
 
     /// Run `input` through a gate (fed in random pieces); what it hands to hyper and whether it
     /// found a violation.
-    async fn through_gate(input: Vec<u8>, rng: &mut crate::proxy_protocol::tests::Rng) -> (Vec<u8>, Option<Violation>) {
+    async fn through_gate(
+        input: Vec<u8>,
+        rng: &mut crate::proxy_protocol::tests::Rng,
+    ) -> (Vec<u8>, Option<Violation>) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (mut client, mut server) = tokio::io::duplex(1 << 16);
         let mut pieces = Vec::new();
@@ -696,7 +699,13 @@ mod tests {
             " folded",
         ];
         const EOLS: &[&str] = &["\r\n", "\r\n", "\r\n", "\r\n", "\n", "\r"];
-        const BODIES: &[&str] = &["hello", "5\r\nhello\r\n0\r\n\r\n", "0\r\n\r\n", "zz\r\n", ""];
+        const BODIES: &[&str] = &[
+            "hello",
+            "5\r\nhello\r\n0\r\n\r\n",
+            "0\r\n\r\n",
+            "zz\r\n",
+            "",
+        ];
         let mut rng = crate::proxy_protocol::tests::Rng(0x51_7cc1_b727_220a);
         let mut rejected = 0;
         for _ in 0..3_000 {

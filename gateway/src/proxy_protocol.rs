@@ -174,7 +174,12 @@ pub(crate) mod tests {
             b"PROXY TCP4 203.0.113.7 nope 1234 80\r\n",
             b"PROXY TCP6 203.0.113.7 ::1 1234 80\r\n",
         ] {
-            assert_eq!(parse(bad), Parsed::Invalid, "{}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse(bad),
+                Parsed::Invalid,
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

@@ -177,9 +177,7 @@ async fn one_address_cannot_take_every_connection() {
     }
     // the fourth from the same address is closed without an answer
     let mut s = connect_from("127.0.0.1", gw.addr).await;
-    let _ = s
-        .write_all(b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n")
-        .await;
+    let _ = s.write_all(b"GET /api/x HTTP/1.1\r\nHost: a\r\n\r\n").await;
     let (text, closed) = read_until_close(&mut s, Duration::from_secs(3)).await;
     assert!(closed && text.is_empty(), "{text:?}");
     // another client address is served meanwhile
@@ -217,36 +215,38 @@ async fn one_address_cannot_take_every_request_slot() {
         s.limits.body_timeout = Duration::from_secs(30);
     })
     .await;
-    let mut stalled = Vec::new();
-    for _ in 0..2 {
-        let mut s = connect_from("127.0.0.1", gw.addr).await;
+    async fn stall(addr: std::net::SocketAddr) -> TcpStream {
+        let mut s = connect_from("127.0.0.1", addr).await;
         s.write_all(b"POST /api/x HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nx")
             .await
             .unwrap();
-        stalled.push(s);
+        s
     }
-    // wait until both stalled requests hold their slots: a third from the address gets 429
-    let mut third = Vec::new();
+    let mut stalled = [stall(gw.addr).await, stall(gw.addr).await];
+    // wait until both stalled requests hold their slots: a third from the address gets 429. A
+    // probe can race a stalled request to the last slot; the stalled one then got the 429 and
+    // is replaced.
     let mut history = Vec::new();
-    let started = Instant::now();
     for _ in 0..100 {
         let mut s = connect_from("127.0.0.1", gw.addr).await;
         s.write_all(b"GET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
             .await
             .unwrap();
-        third = statuses(&read_until_close(&mut s, Duration::from_secs(3)).await.0);
-        history.push(third.clone());
+        let third = statuses(&read_until_close(&mut s, Duration::from_secs(3)).await.0);
         if third == vec![429] {
             break;
         }
+        history.push(third);
+        for st in stalled.iter_mut() {
+            let mut buf = [0u8; 256];
+            if !matches!(st.try_read(&mut buf), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock)
+            {
+                *st = stall(gw.addr).await;
+            }
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert_eq!(
-        third,
-        vec![429],
-        "answers to the third request over {:?}: {history:?}",
-        started.elapsed()
-    );
+    assert!(history.len() < 100, "never 429: {history:?}");
     let mut s = connect_from("127.0.0.3", gw.addr).await;
     s.write_all(b"GET /api/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
         .await

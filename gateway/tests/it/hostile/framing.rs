@@ -105,7 +105,10 @@ async fn host_rules() {
     }
     assert!(rec.seen().is_empty(), "{:?}", rec.seen());
     let text = exchange(gw.addr, b"GET /api/old HTTP/1.0\r\n\r\n").await;
-    assert!(text.starts_with("HTTP/1.0 404") || text.starts_with("HTTP/1.1 404"), "{text}");
+    assert!(
+        text.starts_with("HTTP/1.0 404") || text.starts_with("HTTP/1.1 404"),
+        "{text}"
+    );
     let text = exchange(
         gw.addr,
         b"GET http://other.test/api/abs HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",

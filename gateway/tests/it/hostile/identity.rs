@@ -61,7 +61,11 @@ async fn client_cannot_set_identity_forwarding_or_override_headers() {
         "x-original-url",
         "x-rewrite-url",
     ] {
-        assert!(seen.spellings(gone).is_empty(), "{gone}: {:?}", seen.headers);
+        assert!(
+            seen.spellings(gone).is_empty(),
+            "{gone}: {:?}",
+            seen.headers
+        );
     }
 }
 
@@ -103,7 +107,10 @@ async fn tokens_without_a_usable_identity_are_refused() {
     assert!(rec.seen().is_empty(), "{:?}", rec.seen());
     let good = base(json!("eve"), json!(["customer", "beta:tester"]));
     assert_eq!(get_auth(gw.addr, "/api/x", &good).await.status, 200);
-    assert_eq!(rec.seen()[0].all("x-user-roles"), vec!["customer,beta:tester"]);
+    assert_eq!(
+        rec.seen()[0].all("x-user-roles"),
+        vec!["customer,beta:tester"]
+    );
 }
 
 /// Stage 1 limits a client address before any signature check: 20 pipelined bad tokens get
