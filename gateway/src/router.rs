@@ -117,7 +117,12 @@ impl Router {
             let Some(params) = r.path_matches(path) else {
                 continue;
             };
-            if r.methods.is_empty() || r.methods.iter().any(|m| m == method) {
+            // HEAD is served wherever GET is (RFC 9110 §9.3.2)
+            if r.methods.is_empty()
+                || r.methods
+                    .iter()
+                    .any(|m| m == method || (m == Method::GET && method == Method::HEAD))
+            {
                 return Lookup::Found(r.index, params);
             }
             allow.extend(r.methods.iter());

@@ -7,6 +7,7 @@ mod device;
 mod failover;
 mod forwarding;
 mod harness;
+mod head;
 mod hostile;
 mod jwt;
 mod limits;
