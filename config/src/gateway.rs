@@ -16,8 +16,8 @@ pub use model::{
     ProfileOverride, Route,
 };
 pub use raw::{
-    RawDeviceProfile, RawGateway, RawGatewayInstance, RawIdentityHeaders, RawJwt, RawJwtKey,
-    RawLimits, RawPart, RawProfileOverride, RawRoute, RawSplit,
+    RawAccessLog, RawDeviceProfile, RawGateway, RawGatewayInstance, RawIdentityHeaders, RawJwt,
+    RawJwtKey, RawLimits, RawPart, RawProfileOverride, RawRoute, RawSplit,
 };
 
 #[cfg(test)]

@@ -42,6 +42,7 @@ impl GatewaySpec {
         let g = &world.gateway;
         let mut spec = GatewaySpec::empty();
         spec.access_log = g.access_log;
+        spec.log_health_probes = g.log_health_probes;
         let header = |h: &str| {
             HeaderName::from_bytes(h.as_bytes())
                 .map_err(|_| Error::Config(format!("bad header name {h}")))

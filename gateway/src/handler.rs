@@ -65,6 +65,10 @@ struct Log {
     upstream: Option<(String, SocketAddr)>,
     az: Option<String>,
     sub: Option<String>,
+    /// Why the gateway refused the request (401/403/429/...), in the log's words.
+    reason: Option<&'static str>,
+    /// Answered by the gateway's own `/healthz` (a probe).
+    probe: bool,
 }
 
 static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -190,7 +194,11 @@ pub async fn handle(
     let status = resp.status().as_u16();
     let metrics = log.route.unwrap_or(rt.route_metrics.len() - 1);
     rt.route_metrics[metrics].record(status, start.elapsed().as_secs_f64());
-    if rt.spec.access_log {
+    if log.probe {
+        crate::metrics::health_probe();
+    }
+    if rt.spec.access_log && (!log.probe || rt.spec.log_health_probes) {
+        let upstream_addr = log.upstream.as_ref().map(|u| u.1.to_string());
         tracing::info!(
             target: "switchyard::access",
             instance = %inst.name,
@@ -200,9 +208,10 @@ pub async fn handle(
             route = log.route.map(|i| rt.spec.routes[i].name.as_str()).unwrap_or("-"),
             status,
             upstream = log.upstream.as_ref().map(|u| u.0.as_str()).unwrap_or("-"),
-            upstream_addr = ?log.upstream.as_ref().map(|u| u.1),
+            upstream_addr = upstream_addr.as_deref().unwrap_or("-"),
             az = log.az.as_deref().unwrap_or("-"),
             sub = log.sub.as_deref().unwrap_or("-"),
+            reason = log.reason.unwrap_or("-"),
             micros = start.elapsed().as_micros() as u64,
             request_id = rid.to_str().unwrap_or("-"),
         );
@@ -284,6 +293,7 @@ async fn pipeline(
             if path == "/healthz"
                 && matches!(parts.method, http::Method::GET | http::Method::HEAD) =>
         {
+            log.probe = true;
             return Ok(json_response(
                 StatusCode::OK,
                 &serde_json::json!({"status": "ok", "instance": inst.name, "az": inst.az, "region": inst.region}),
@@ -311,7 +321,10 @@ async fn pipeline(
     let now = Instant::now();
     let addr = conn.client.ip();
     if let Some(l) = &rt.limiter {
-        l.by_addr.peek(&addr, now).map_err(rate_limited)?;
+        l.by_addr.peek(&addr, now).map_err(|r| {
+            log.reason = Some("rate_limited_client");
+            rate_limited(r)
+        })?;
     }
     let identity = if route.policy == crate::spec::Policy::Public {
         None
@@ -320,29 +333,36 @@ async fn pipeline(
     };
     // stage 2: a verified subject is charged to its own bucket; everything else (anonymous,
     // rejected tokens) to the client address's
-    if let Some(l) = &rt.limiter {
-        match &identity {
-            Some(Ok(id)) => l.by_sub.check(id.sub.as_str(), now),
-            _ => l.by_addr.check(&addr, now),
+    if log.enabled {
+        if let Some(Ok(id)) = &identity {
+            log.sub = Some(id.sub.clone());
         }
-        .map_err(rate_limited)?;
+    }
+    if let Some(l) = &rt.limiter {
+        let (stage, checked) = match &identity {
+            Some(Ok(id)) => ("rate_limited_subject", l.by_sub.check(id.sub.as_str(), now)),
+            _ => ("rate_limited_client", l.by_addr.check(&addr, now)),
+        };
+        checked.map_err(|r| {
+            log.reason = Some(stage);
+            rate_limited(r)
+        })?;
     }
     if let Err(denied) = authorize(&route.policy, identity.as_ref()) {
         return Err(match denied {
             Denied::Unauthenticated(e) => {
                 crate::metrics::auth_failure(e.as_str());
+                log.reason = Some(e.as_str());
                 unauthorized(e == crate::jwt::AuthError::Missing)
             }
             Denied::Forbidden => {
                 crate::metrics::auth_failure("forbidden");
+                log.reason = Some("role_missing");
                 error(StatusCode::FORBIDDEN, "forbidden")
             }
         });
     }
     let identity: Option<Arc<Identity>> = identity.and_then(Result::ok);
-    if log.enabled {
-        log.sub = identity.as_ref().map(|i| i.sub.clone());
-    }
 
     let body = read_body(&rt.spec.limits, &parts.headers, body).await?;
 

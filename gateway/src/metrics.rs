@@ -14,6 +14,7 @@ pub const COMPOSE_FAILED: &str = "switchyard_gateway_compose_part_failures_total
 pub const JWKS_FAILED: &str = "switchyard_gateway_jwks_fetch_failures_total";
 pub const CLIENT_REFUSED: &str = "switchyard_gateway_client_cap_refusals_total";
 pub const TIMEOUTS: &str = "switchyard_gateway_timeouts_total";
+pub const HEALTH_PROBES: &str = "switchyard_gateway_health_probes_total";
 
 /// Register descriptions with whatever recorder the binary installed.
 pub fn describe() {
@@ -31,6 +32,10 @@ pub fn describe() {
     describe_counter!(
         CLIENT_REFUSED,
         "Connections closed and requests refused (429) by the per-client-address caps, by what was capped"
+    );
+    describe_counter!(
+        HEALTH_PROBES,
+        "Requests answered by the gateway's own /healthz (not in the access log unless access_log = \"all\")"
     );
     describe_counter!(
         TIMEOUTS,
@@ -124,6 +129,12 @@ pub fn rate_limited() {
 /// A per-client cap refused a connection (`connections`) or a request (`requests`).
 pub fn client_refused(what: &'static str) {
     counter!(CLIENT_REFUSED, "what" => what).increment(1);
+}
+
+/// The gateway's own `/healthz` answered a probe.
+pub fn health_probe() {
+    static C: OnceLock<Counter> = OnceLock::new();
+    C.get_or_init(|| counter!(HEALTH_PROBES)).increment(1);
 }
 
 /// A client-side deadline passed in `phase`.

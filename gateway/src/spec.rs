@@ -41,6 +41,8 @@ pub struct GatewaySpec {
     pub upstream: UpstreamSpec,
     /// One `tracing` line (target `switchyard::access`) per request.
     pub access_log: bool,
+    /// Log the health probes of the gateway's own `/healthz` too (else only counted).
+    pub log_health_probes: bool,
     /// Cross-origin requests from browsers (off when `None`).
     pub cors: Option<crate::cors::CorsSpec>,
 }
@@ -397,6 +399,7 @@ impl GatewaySpec {
             services: Vec::new(),
             upstream: UpstreamSpec::default(),
             access_log: false,
+            log_health_probes: false,
             cors: None,
         }
     }

@@ -19,6 +19,8 @@ pub struct Gateway {
     pub device_profiles: Vec<DeviceProfile>,
     pub version_header: Option<String>,
     pub access_log: bool,
+    /// Health probes of the gateway's own `/healthz` are logged too (`access_log = "all"`).
+    pub log_health_probes: bool,
     /// (user id header, roles header).
     pub identity_headers: (String, String),
     pub cors: Option<super::Cors>,

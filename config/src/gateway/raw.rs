@@ -33,9 +33,11 @@ pub struct RawGateway {
     /// Request header naming the API version for unversioned paths (e.g. `X-Api-Version`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version_header: Option<String>,
-    /// One access log line per request (target `switchyard::access`).
-    #[serde(default = "yes")]
-    pub access_log: bool,
+    /// One access log line per request (target `switchyard::access`): `true` (requests, not the
+    /// health probes of the gateway's own `/healthz`, which are counted instead), `"all"`
+    /// (probes too), `false`.
+    #[serde(default)]
+    pub access_log: RawAccessLog,
     /// Headers carrying the verified identity upstream (client copies are always removed).
     #[serde(default)]
     pub identity_headers: RawIdentityHeaders,
@@ -54,6 +56,20 @@ fn default_stripped() -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// `access_log = true | false | "all" | "requests" | "off"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RawAccessLog {
+    Bool(bool),
+    Mode(String),
+}
+
+impl Default for RawAccessLog {
+    fn default() -> Self {
+        RawAccessLog::Bool(true)
+    }
 }
 
 /// Raw `[gateway.identity_headers]` table.

@@ -68,3 +68,38 @@ fn jwks_url_must_be_http() {
     let e = parse_str(&t, "<t>").unwrap_err().to_string();
     assert!(e.contains("gateway.jwt.jwks_url"), "{e}");
 }
+
+#[test]
+fn hardening_keys_parse_with_defaults_and_errors() {
+    let w = parse_str(demo_toml(), "<t>").unwrap();
+    let g = &w.gateway;
+    assert!(g.access_log && !g.log_health_probes);
+    assert!(g.trusted_forwarders.is_empty());
+    assert_eq!(g.strip_request_headers[0], "x-http-method-override");
+    assert_eq!(g.limits.body_timeout, std::time::Duration::from_secs(10));
+    assert_eq!(g.limits.min_body_rate, 1024);
+    assert_eq!(
+        g.limits.max_connections_per_client,
+        g.limits.max_connections / 4
+    );
+    let set = demo_toml().replace(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "trusted_proxies = [\"127.0.0.0/8\"]\naccess_log = \"all\"\ntrusted_forwarders = [\"10.0.0.0/8\"]\nstrip_request_headers = [\"X_Debug\"]",
+    );
+    let g = parse_str(&set, "<t>").unwrap().gateway;
+    assert!(g.access_log && g.log_health_probes);
+    assert_eq!(g.trusted_forwarders, vec!["10.0.0.0/8".parse().unwrap()]);
+    assert_eq!(g.strip_request_headers, vec!["x-debug"]);
+    let bad = demo_toml().replace(
+        "trusted_proxies = [\"127.0.0.0/8\"]",
+        "trusted_proxies = [\"127.0.0.0/8\"]\naccess_log = \"loud\"\ntrusted_forwarders = [\"nope\"]\nstrip_request_headers = [\"a b\"]",
+    );
+    let err = parse_str(&bad, "<t>").unwrap_err().to_string();
+    for want in [
+        "gateway.access_log",
+        "gateway.trusted_forwarders",
+        "gateway.strip_request_headers[0]",
+    ] {
+        assert!(err.contains(want), "{want} missing in {err}");
+    }
+}

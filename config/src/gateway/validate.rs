@@ -368,6 +368,23 @@ impl RawGateway {
                 );
             }
         }
+        let (access_log, log_health_probes) = match &self.access_log {
+            super::RawAccessLog::Bool(b) => (*b, false),
+            super::RawAccessLog::Mode(m) => match m.as_str() {
+                "all" => (true, true),
+                "requests" => (true, false),
+                "off" => (false, false),
+                other => {
+                    errs.push(
+                        "gateway.access_log",
+                        format!(
+                            "{other:?}: expected true, false, \"all\", \"requests\" or \"off\""
+                        ),
+                    );
+                    (true, false)
+                }
+            },
+        };
         Gateway {
             instances,
             limits,
@@ -378,7 +395,8 @@ impl RawGateway {
             routes,
             device_profiles,
             version_header: self.version_header.clone(),
-            access_log: self.access_log,
+            access_log,
+            log_health_probes,
             identity_headers: (ih.user_id.clone(), ih.roles.clone()),
             cors: self.cors.as_ref().map(|c| c.validate(errs)),
         }

@@ -1,5 +1,6 @@
 //! Integration tests: real HTTP over 127.0.0.1, real JWTs, tiny in-process upstreams.
 
+mod access_log;
 mod compose;
 mod cors;
 mod demo;
