@@ -135,10 +135,13 @@ impl Authenticator {
         for src in &self.jwks {
             {
                 let mut last = src.last_fetch.lock().unwrap_or_else(|e| e.into_inner());
-                if !force && last.is_some_and(|t| t.elapsed() < src.min_refresh) {
+                let now = self.spec.clock.now();
+                if !force
+                    && last.is_some_and(|t| now.saturating_duration_since(t) < src.min_refresh)
+                {
                     continue;
                 }
-                *last = Some(Instant::now());
+                *last = Some(now);
             }
             match self.fetch(&src.url).await {
                 Ok(text) => {

@@ -386,6 +386,19 @@ impl VerifyCache {
         }
         shard.insert(token.into(), id);
     }
+
+    /// Tokens cached now.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| s.lock().map(|s| s.len()).unwrap_or(0))
+            .sum()
+    }
+
+    /// Nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[derive(serde::Serialize)]
@@ -471,3 +484,6 @@ pub fn mint(spec: &JwtSpec, sub: &str, roles: &[String], ttl: Duration) -> Resul
     }
     Err(Error::Key("no issuer has a signing key".into()))
 }
+
+#[cfg(test)]
+mod tests;

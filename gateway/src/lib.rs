@@ -47,6 +47,7 @@
 pub mod adapter;
 pub mod auth;
 pub mod clients;
+pub mod clock;
 pub mod compose;
 pub mod cors;
 pub mod device;

@@ -109,6 +109,8 @@ pub struct JwtSpec {
     pub roles_claim: String,
     /// Bounded verification cache (entries); 0 disables it.
     pub cache_entries: usize,
+    /// The clock JWKS refresh intervals are measured with (tests advance a manual one).
+    pub clock: crate::clock::Clock,
 }
 
 #[derive(Debug, Clone)]
@@ -373,6 +375,7 @@ impl Default for JwtSpec {
             leeway: Duration::from_secs(30),
             roles_claim: "roles".into(),
             cache_entries: 65_536,
+            clock: crate::clock::Clock::default(),
         }
     }
 }

@@ -1,4 +1,6 @@
-//! The JWT attack suite: every rejection is a 401 with `WWW-Authenticate: Bearer error="invalid_token"`.
+//! JWT over real sockets: the 401 / `WWW-Authenticate` shape of an accepted and a rejected token,
+//! credentials in the wrong places, JWKS files and URLs. Every token shape (algorithms, key
+//! confusion, claims, subjects, roles) is checked without sockets in `src/jwt/tests.rs`.
 
 use crate::harness::*;
 use base64::Engine;
@@ -25,50 +27,9 @@ async fn expect_accepted(token: &str) {
     assert_eq!(up.hits(), 1);
 }
 
-fn b64(v: &serde_json::Value) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
 #[tokio::test]
 async fn valid_hs256_passes() {
     expect_accepted(&sign(Algorithm::HS256, Some("hs"), &claims("alice", &[]))).await;
-}
-
-#[tokio::test]
-async fn valid_rs256_passes() {
-    expect_accepted(&sign(Algorithm::RS256, Some("rs"), &claims("alice", &[]))).await;
-}
-
-#[tokio::test]
-async fn valid_es256_passes() {
-    expect_accepted(&sign(Algorithm::ES256, Some("es"), &claims("alice", &[]))).await;
-}
-
-#[tokio::test]
-async fn valid_eddsa_passes() {
-    expect_accepted(&sign(Algorithm::EdDSA, Some("ed"), &claims("alice", &[]))).await;
-}
-
-#[tokio::test]
-async fn alg_none_is_rejected() {
-    let h = b64(&json!({"alg": "none", "typ": "JWT", "kid": "hs"}));
-    let p = b64(&claims("alice", &[]));
-    expect_rejected(&format!("{h}.{p}.")).await;
-}
-
-#[tokio::test]
-async fn hs_rs_confusion_is_rejected() {
-    // HS256 signed with the RSA *public* key as the HMAC secret, pointing at the RS256 key
-    let c = claims("alice", &[]);
-    let mut h = jsonwebtoken::Header::new(Algorithm::HS256);
-    h.kid = Some("rs".into());
-    let t = jsonwebtoken::encode(&h, &c, &jsonwebtoken::EncodingKey::from_secret(RS_PUB)).unwrap();
-    expect_rejected(&t).await;
-}
-
-#[tokio::test]
-async fn unknown_kid_is_rejected() {
-    expect_rejected(&sign(Algorithm::HS256, Some("nope"), &claims("alice", &[]))).await;
 }
 
 #[tokio::test]
@@ -79,68 +40,6 @@ async fn bad_signature_is_rejected() {
     let mid = sig.len() / 2;
     sig[mid] = if sig[mid] == b'A' { b'B' } else { b'A' };
     expect_rejected(&format!("{head}.{}", String::from_utf8(sig).unwrap())).await;
-}
-
-#[tokio::test]
-async fn tampered_payload_is_rejected() {
-    let t = sign(Algorithm::RS256, Some("rs"), &claims("alice", &[]));
-    let parts: Vec<&str> = t.split('.').collect();
-    let forged = b64(&claims("alice", &["admin"]));
-    expect_rejected(&format!("{}.{}.{}", parts[0], forged, parts[2])).await;
-}
-
-#[tokio::test]
-async fn expired_is_rejected() {
-    let mut c = claims("alice", &[]);
-    c["exp"] = json!(now() - 120); // beyond the 30 s leeway
-    expect_rejected(&sign(Algorithm::HS256, Some("hs"), &c)).await;
-}
-
-#[tokio::test]
-async fn expired_within_leeway_passes() {
-    let mut c = claims("alice", &[]);
-    c["exp"] = json!(now() - 5);
-    expect_accepted(&sign(Algorithm::HS256, Some("hs"), &c)).await;
-}
-
-#[tokio::test]
-async fn not_yet_valid_is_rejected() {
-    let mut c = claims("alice", &[]);
-    c["nbf"] = json!(now() + 300);
-    expect_rejected(&sign(Algorithm::HS256, Some("hs"), &c)).await;
-}
-
-#[tokio::test]
-async fn wrong_issuer_is_rejected() {
-    let mut c = claims("alice", &[]);
-    c["iss"] = json!("evil");
-    expect_rejected(&sign(Algorithm::HS256, Some("hs"), &c)).await;
-}
-
-#[tokio::test]
-async fn missing_issuer_is_rejected() {
-    let mut c = claims("alice", &[]);
-    c.as_object_mut().unwrap().remove("iss");
-    expect_rejected(&sign(Algorithm::HS256, Some("hs"), &c)).await;
-}
-
-#[tokio::test]
-async fn wrong_audience_is_rejected() {
-    let mut c = claims("alice", &[]);
-    c["aud"] = json!("other-api");
-    expect_rejected(&sign(Algorithm::RS256, Some("rs"), &c)).await;
-}
-
-#[tokio::test]
-async fn missing_exp_is_rejected() {
-    let mut c = claims("alice", &[]);
-    c.as_object_mut().unwrap().remove("exp");
-    expect_rejected(&sign(Algorithm::HS256, Some("hs"), &c)).await;
-}
-
-#[tokio::test]
-async fn garbage_token_is_rejected() {
-    expect_rejected("not.a.jwt").await;
 }
 
 #[tokio::test]
@@ -255,7 +154,9 @@ async fn unknown_kid_refreshes_jwks_url_rate_limited_and_stale_on_failure() {
     let up = upstream("svc").await;
     let mut spec = base_spec();
     spec.jwt.issuers[0].jwks_url = Some(format!("http://{}/jwks.json", jwks.addr));
-    spec.jwt.issuers[0].jwks_min_refresh = std::time::Duration::from_millis(300);
+    spec.jwt.issuers[0].jwks_min_refresh = std::time::Duration::from_secs(300);
+    let clock = switchyard_gateway::clock::Clock::manual();
+    spec.jwt.clock = clock.clone();
     spec.services.push(service("svc", &[(up.addr, "a")]));
     spec.routes
         .push(route("api", "/api", true, "svc", Policy::Authenticated));
@@ -286,7 +187,7 @@ async fn unknown_kid_refreshes_jwks_url_rate_limited_and_stale_on_failure() {
             ("k2", b"secret-two-0123456789"),
         ]),
     );
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    clock.advance(std::time::Duration::from_secs(301));
     let k2 = mint("k2", b"secret-two-0123456789");
     assert_eq!(get_auth(gw.addr, "/api/x", &k2).await.status, 200);
     assert_eq!(jwks.hits(), 2, "unknown kid triggered one refresh");
@@ -300,21 +201,18 @@ async fn unknown_kid_refreshes_jwks_url_rate_limited_and_stale_on_failure() {
             401
         );
     }
-    assert!(
-        jwks.hits() <= 3,
-        "rate limited, got {} fetches",
-        jwks.hits()
-    );
+    assert_eq!(jwks.hits(), 2, "no fetch within the refresh interval");
 
     // the JWKS server fails: the cached keys keep working
     *doc.lock().unwrap() = (500, json!({}));
-    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    clock.advance(std::time::Duration::from_secs(301));
     assert_eq!(
         get_auth(gw.addr, "/api/x", &mint("k7", b"whatever-0123456789"))
             .await
             .status,
         401
     );
+    assert_eq!(jwks.hits(), 3, "one fetch after the interval (it failed)");
     let fresh_k1 = mint("k1", b"secret-one-0123456789");
     assert_eq!(
         get_auth(gw.addr, "/api/x", &fresh_k1).await.status,
