@@ -1,5 +1,6 @@
 //! `switchyard`: the binary. Parses the command line and hands off to the subcommand; the work
 //! lives in the library crates (`config`, `balance`, `lb`, `dns`, `gateway`).
+#![allow(unreachable_pub)] // a binary exports nothing: `pub` marks a module's interface to its siblings
 
 mod admin;
 mod adminctl;

@@ -1,4 +1,5 @@
 //! PROXY header encode/parse cost (per connection when enabled).
+#![allow(missing_docs)] // criterion's macros define undocumented pub fns
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;

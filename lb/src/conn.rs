@@ -22,6 +22,7 @@ pub struct ConnCtx {
     pub global_max: std::sync::atomic::AtomicUsize,
     /// Woken whenever any connection ends.
     pub freed: Arc<tokio::sync::Notify>,
+    /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
     /// Stops accepting (the balancer's shutdown token).
     pub shutdown: CancellationToken,
@@ -67,6 +68,7 @@ impl ConnCtx {
 /// Most backends tried for one client connection.
 pub const MAX_ATTEMPTS: usize = 8;
 
+/// Serves one accepted client connection to its end: PROXY header in, source rate limit, backend choice with retry, PROXY header out, relay, metrics and access log.
 pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ctx: &ConnCtx) {
     let started = Instant::now();
     let cfg = l.settings.load_full();
@@ -235,6 +237,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
 
 /// The socket's write-side events right now (`None` if not yet writable): one `poll` with a
 /// zero timeout.
+#[allow(unsafe_code)] // poll(2); SAFETY comment on the block
 fn poll_now(s: &TcpStream) -> Option<libc::c_short> {
     use std::os::fd::AsRawFd;
     let mut p = libc::pollfd {

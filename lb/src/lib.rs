@@ -108,12 +108,19 @@ struct Inner {
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReloadSummary {
+    /// Pools that did not exist before.
     pub pools_added: usize,
+    /// Pools whose spec changed.
     pub pools_updated: usize,
+    /// Pools no longer configured.
     pub pools_removed: usize,
+    /// Listeners bound anew.
     pub listeners_bound: usize,
+    /// Listeners whose settings were swapped in place.
     pub listeners_updated: usize,
+    /// Listeners closed.
     pub listeners_stopped: usize,
+    /// Members removed that still drain connections.
     pub members_draining: usize,
 }
 
@@ -213,6 +220,7 @@ impl Lb {
         status::collect(&st.pools, &st.listeners)
     }
 
+    /// The health entries of every pool member.
     pub fn registry(&self) -> &HealthRegistry {
         &self.inner.registry
     }

@@ -15,6 +15,7 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// A bucket holding `burst` tokens at `now`.
     pub fn full(burst: u32, now: Instant) -> Self {
         Bucket {
             tokens: burst as f64,
@@ -50,6 +51,7 @@ pub struct SourceLimiter {
 }
 
 impl SourceLimiter {
+    /// A limiter that refills `per_second` tokens per source, holding at most `burst`.
     pub fn new(per_second: f64, burst: u32) -> Self {
         SourceLimiter {
             per_second,

@@ -30,13 +30,18 @@ const IDLE_PIPES: usize = 256;
 /// Settings a listener reads per connection; swapped in place on reload.
 #[derive(Debug)]
 pub struct Settings {
+    /// The listener as configured.
     pub spec: ListenerSpec,
+    /// The pool it feeds.
     pub pool: Arc<PoolRt>,
+    /// The per-source rate limiter, if configured.
     pub limiter: Option<Arc<SourceLimiter>>,
+    /// How bytes are relayed.
     pub mode: relay::Mode,
 }
 
 impl Settings {
+    /// Settings for `spec` over `pool`; the rate limiter is kept from `old` if its rate did not change.
     pub fn new(spec: ListenerSpec, pool: Arc<PoolRt>, old: Option<&Settings>) -> Self {
         // keep the buckets when the rate did not change
         let limiter = spec
@@ -76,7 +81,9 @@ impl Settings {
 /// A running listener (all its sockets).
 #[derive(Debug)]
 pub struct ListenerRt {
+    /// What each connection reads; swapped by reloads.
     pub settings: ArcSwap<Settings>,
+    /// Metric handles, resolved once.
     pub metrics: ListenerMetrics,
     /// The actual bound addresses (port 0 resolved), one per configured address.
     pub bound: Vec<SocketAddr>,
@@ -150,6 +157,7 @@ impl ListenerRt {
         Ok(rt)
     }
 
+    /// `region/name`, for logs and metrics labels.
     pub fn name(&self) -> String {
         self.settings.load().spec.key.1.clone()
     }

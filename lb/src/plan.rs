@@ -1,6 +1,7 @@
 //! The balancer's own view of its configuration: [`Plan`] = pools + listeners, built from the
 //! validated [`World`] (or directly, by quick mode and tests). Comparing two plans is how
 //! reload decides what changed.
+#![allow(missing_docs)] // unlabelled fields are the `[[lb.pools]]`/`[[lb.listeners]]` keys of the same name (docs/config.md)
 
 use crate::proxy_proto::ProxyVersion;
 use std::net::SocketAddr;

@@ -99,9 +99,11 @@ pub struct Header {
 /// Result of [`parse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parse {
+    /// A whole header.
     Complete(Header),
     /// A valid prefix; more bytes are needed.
     Incomplete,
+    /// Not a PROXY header, or a malformed one; the reason.
     Invalid(&'static str),
 }
 

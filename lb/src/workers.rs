@@ -43,10 +43,12 @@ impl Workers {
         &self.handles[i % self.handles.len()]
     }
 
+    /// Number of workers.
     pub fn len(&self) -> usize {
         self.handles.len()
     }
 
+    /// True when there are no workers.
     pub fn is_empty(&self) -> bool {
         self.handles.is_empty()
     }

@@ -111,6 +111,7 @@ impl Node {
     }
 
     /// Sends a signal to the process.
+    #[allow(unsafe_code)] // kill(2)
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };

@@ -1,4 +1,5 @@
 //! Integration tests against a real etcd (started per test by `switchyard_cluster::testing`).
+#![allow(unreachable_pub)] // a test binary exports nothing: `pub` marks the harness's interface
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! Test harness: backends with simple behaviours on 127.0.0.1:0, a balancer over them, clients
 //! that can pick their source address, and a fast word-wise PRNG/hash for byte-exact checks.
+#![allow(unsafe_code)] // getrlimit/setrlimit; SAFETY comment on the block
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// Raises the soft fd limit to the hard limit once (2000-connection tests need it).
 pub fn raise_nofile() {
     static ONCE: Once = Once::new();
+    // SAFETY: getrlimit/setrlimit read and write one local `rlimit`.
     ONCE.call_once(|| unsafe {
         let mut r = libc::rlimit {
             rlim_cur: 0,
