@@ -4,9 +4,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `--version`: the package version, the git revision and the build date (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SWITCHYARD_GIT_REV"),
+    ", built ",
+    env!("SWITCHYARD_BUILD_DATE"),
+    ")"
+);
+
 /// Switchyard: authoritative geo DNS + L4 load balancer + L7 gateway, in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about, long_about = None, propagate_version = true)]
+#[command(name = "switchyard", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log format on stderr (filter with RUST_LOG, default `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -60,6 +70,25 @@ pub enum Command {
     Config(crate::cluster::ConfigArgs),
     /// Register a service instance in etcd and keep its lease alive until Ctrl-C.
     Register(crate::cluster::RegisterArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+/// Writes the completion script for `shell` (generated from these definitions) to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "switchyard", out);
+}
+
+/// Writes the man page (generated from these definitions) to `out`.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 /// How to reach a running node's admin API.

@@ -11,6 +11,7 @@ mod demo_services;
 mod drill;
 mod logging;
 mod run;
+mod systemd;
 mod token;
 
 use clap::Parser;
@@ -21,6 +22,11 @@ fn main() -> ExitCode {
     logging::init(cli.log_format);
     let result = match cli.command {
         cli::Command::Check(args) => return check::run(&args),
+        cli::Command::Completions { shell } => {
+            cli::completions(shell, &mut std::io::stdout());
+            Ok(())
+        }
+        cli::Command::Man => cli::man(&mut std::io::stdout()).map_err(anyhow::Error::from),
         cli::Command::DemoConfig => {
             print!("{}", switchyard_config::demo_toml());
             Ok(())

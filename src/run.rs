@@ -302,6 +302,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         e.start_tasks(parts.registry.clone(), parts.admin.clone());
     }
     crate::run::banner(&source, parts.world());
+    crate::systemd::ready();
 
     loop {
         tokio::select! {
@@ -328,6 +329,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = int.recv() => break,
         }
     }
+    crate::systemd::stopping();
     tracing::info!(grace = ?args.grace, "shutting down");
     if let Source::Etcd(e) = &source {
         e.stop().await;
@@ -347,9 +349,17 @@ fn gateway_world(world: &World, stopped: &HashSet<String>) -> World {
     w
 }
 
+/// Reloads, telling systemd (`RELOADING=1` ... `READY=1`) while it runs.
+async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
+    crate::systemd::reloading();
+    let r = reload_now(source, sel, parts).await;
+    crate::systemd::ready();
+    r
+}
+
 /// Loads, validates and applies the world again; on any error the running world stays and every
 /// error is logged (and returned, for the admin API).
-async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
+async fn reload_now(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
     match source.load(sel) {
         Ok(w) => match parts.reload(Arc::new(w)).await {
             Ok(()) => {

@@ -48,10 +48,16 @@ pub struct Node {
 impl Node {
     /// Starts `switchyard run` with `args` and waits (bounded) for its `ready` line.
     pub fn start(args: &[&str]) -> Node {
+        Node::start_env(args, &[])
+    }
+
+    /// [`Node::start`] with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(bin())
             .arg("run")
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

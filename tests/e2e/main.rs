@@ -10,4 +10,5 @@ mod cli;
 mod cluster;
 mod drill;
 mod harness;
+mod packaging;
 mod run;
