@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Source {
     Demo,
     File(PathBuf),
-    /// A world kept in etcd and followed by a watch (see `crate::cluster`).
-    Etcd(Arc<crate::cluster::EtcdSource>),
+    /// A world kept in etcd and followed by a watch (see `crate::etcd`).
+    Etcd(Arc<crate::etcd::EtcdSource>),
 }
 
 /// The node's `--region`/`--only` choice, applied to every world loaded (start and reloads).
@@ -249,8 +249,8 @@ impl Parts {
 /// Runs until a termination signal.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (source, mut etcd_changes) = match &args.config {
-        Some(p) if crate::cluster::is_etcd(p) => {
-            let (src, changes) = crate::cluster::EtcdSource::connect(&p.to_string_lossy()).await?;
+        Some(p) if crate::etcd::is_etcd(p) => {
+            let (src, changes) = crate::etcd::EtcdSource::connect(&p.to_string_lossy()).await?;
             (Source::Etcd(src), Some(changes))
         }
         Some(p) => (Source::File(p.clone()), None),
@@ -321,7 +321,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     let _ = reply.send(r);
                 }
             },
-            Some(()) = crate::cluster::next_change(&mut etcd_changes) => {
+            Some(()) = crate::etcd::next_change(&mut etcd_changes) => {
                 tracing::info!("etcd: the world or the registry changed; reloading");
                 let _ = reload(&source, &sel, &mut parts).await;
             }

@@ -34,6 +34,12 @@
 //!   [`Selector::record_success`], which apply the pool's [`PassiveSpec`] including the cap on
 //!   the fraction of the pool that may be ejected at once.
 //!
+//! ## Layout
+//! [`admin`] (drain/fail state), [`health`] (the registry, one entry per backend: `check` for
+//! active probes, `flap` for rise/fall, `registry`), [`select`] (the AZ-aware selector and its
+//! policies: `smooth` weighted round robin, `maglev`, `hash`), [`from_config`] (specs from the
+//! validated world).
+//!
 //! The deciding code ([`select`], [`health::flap`]) is pure: no sockets, no clocks hidden inside,
 //! unit-tested and benchmarked with criterion (`benches/pick.rs`).
 //!

@@ -33,7 +33,7 @@ fn default_rate() -> u32 {
 }
 
 /// The default request: a customer reading a user through the gateway.
-pub fn default_path() -> String {
+pub(crate) fn default_path() -> String {
     "/v1/users/drill".into()
 }
 
@@ -78,7 +78,7 @@ struct RawExpect {
 }
 
 /// The US and EU clients of the demo world (MaxMind test networks).
-pub fn default_clients_groups() -> Vec<ClientGroup> {
+pub(crate) fn default_clients_groups() -> Vec<ClientGroup> {
     vec![
         ClientGroup {
             name: "us".into(),
@@ -104,7 +104,7 @@ fn duration(s: &str, path: &str, errs: &mut Vec<String>) -> Duration {
 
 /// Parses and validates a scenario file's text; `origin` names it in errors. Every problem is
 /// reported, one per line.
-pub fn parse(src: &str, origin: &str) -> Result<Scenario, String> {
+pub(crate) fn parse(src: &str, origin: &str) -> Result<Scenario, String> {
     let raw: RawScenario = toml::from_str(src).map_err(|e| format!("{origin}: {e}"))?;
     let mut errs = Vec::new();
     let dur = duration(&raw.duration, "duration", &mut errs);

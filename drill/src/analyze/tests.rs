@@ -1,7 +1,7 @@
 //! Tests of `analyze`.
 
 use super::*;
-use crate::drill::model::{CheckParams, DnsAnswer, HealthChange, StepRun};
+use crate::model::{CheckParams, DnsAnswer, HealthChange, StepRun};
 
 fn sample(t: u64, group: &str, dns: &str, az: Option<&str>) -> Sample {
     Sample {

@@ -18,7 +18,7 @@ const PALETTE: [&str; 8] = [
 const FAILED: &str = "#d62728";
 
 /// Escapes text for XML content and attribute values.
-pub fn escape(s: &str) -> String {
+pub(crate) fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -89,7 +89,7 @@ fn markers(steps: &[StepRun]) -> Vec<Marker> {
 }
 
 /// Renders the chart. `title` is escaped.
-pub fn render(title: &str, buckets: &[Bucket], steps: &[StepRun]) -> String {
+pub(crate) fn render(title: &str, buckets: &[Bucket], steps: &[StepRun]) -> String {
     let seconds = buckets.len().max(1) as f64;
     let azs: BTreeSet<&String> = buckets.iter().flat_map(|b| b.ok.keys()).collect();
     let failed: Vec<u64> = buckets.iter().map(|b| b.failed.values().sum()).collect();

@@ -5,41 +5,33 @@
 //!
 //! Also: the client bearer token, minted with the world's signing key by the gateway's code.
 
-use crate::cli::AdminArgs;
 use anyhow::{anyhow, bail, Context};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
+use switchyard_admin_client::AdminClient;
 use switchyard_config::World;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// True when an admin API answers `GET /healthz` at `url`.
-pub async fn answers(url: &str) -> bool {
-    let admin = AdminArgs {
-        admin: url.to_string(),
-        token: String::new(),
-        json: false,
-    };
+pub(crate) async fn answers(url: &str) -> bool {
+    let admin = AdminClient::new(url, "");
     matches!(
-        tokio::time::timeout(
-            Duration::from_millis(800),
-            crate::adminctl::call(&admin, "GET", "/healthz")
-        )
-        .await,
+        tokio::time::timeout(Duration::from_millis(800), admin.call("GET", "/healthz")).await,
         Ok(Ok((200, _)))
     )
 }
 
 /// A world started by the drill; stopped (killed) on [`OwnWorld::stop`] or drop.
-pub struct OwnWorld {
+pub(crate) struct OwnWorld {
     child: Child,
 }
 
 impl OwnWorld {
     /// Starts `switchyard run` (with `--config` when given) and waits for its `ready` line.
-    pub async fn start(config: Option<&Path>, log: &Path) -> anyhow::Result<OwnWorld> {
+    pub(crate) async fn start(config: Option<&Path>, log: &Path) -> anyhow::Result<OwnWorld> {
         let exe = std::env::current_exe().context("cannot find this executable")?;
         let log_file = std::fs::File::create(log)
             .with_context(|| format!("cannot create {}", log.display()))?;
@@ -79,7 +71,7 @@ impl OwnWorld {
     }
 
     /// Stops the world.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
@@ -87,7 +79,7 @@ impl OwnWorld {
 
 /// The DNS address to query: the world's first DNS listener (a wildcard listener is asked on
 /// loopback).
-pub fn dns_addr(world: &World) -> Option<SocketAddr> {
+pub(crate) fn dns_addr(world: &World) -> Option<SocketAddr> {
     let a = *world.dns.listen.first()?;
     Some(if a.ip().is_unspecified() {
         SocketAddr::new(
@@ -105,7 +97,7 @@ pub fn dns_addr(world: &World) -> Option<SocketAddr> {
 
 /// A customer token signed with the world's signing key (`sub` = `drill`, role `customer`),
 /// minted by the gateway's own code so it is exactly what the gateway accepts.
-pub fn mint_token(world: &World) -> anyhow::Result<String> {
+pub(crate) fn mint_token(world: &World) -> anyhow::Result<String> {
     if !world.gateway.jwt.keys.iter().any(|k| k.sign) {
         bail!("the config has no signing key (`sign = true`): pass --token");
     }

@@ -29,7 +29,7 @@ const MAX_IN_FLIGHT: usize = 512;
 
 /// What the clients do.
 #[derive(Debug, Clone)]
-pub struct LoadSpec {
+pub(crate) struct LoadSpec {
     pub dns: SocketAddr,
     pub name: Name,
     /// The VIP listener port.
@@ -49,26 +49,26 @@ pub struct LoadSpec {
 }
 
 impl LoadSpec {
-    pub fn clients(&self) -> u32 {
+    pub(crate) fn clients(&self) -> u32 {
         self.groups.iter().map(|g| g.count).sum::<u32>().max(1)
     }
 
     /// Time between two requests of one client.
-    pub fn client_interval(&self) -> Duration {
+    pub(crate) fn client_interval(&self) -> Duration {
         Duration::from_secs_f64(f64::from(self.clients()) / f64::from(self.rate.max(1)))
     }
 }
 
 /// Live counters for the progress line.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub sent: AtomicU64,
     pub ok: AtomicU64,
     pub failed: AtomicU64,
 }
 
 /// Runs the load from `t0` for the spec's duration; returns every sample (unordered).
-pub async fn run(spec: Arc<LoadSpec>, t0: Instant, counters: Arc<Counters>) -> Vec<Sample> {
+pub(crate) async fn run(spec: Arc<LoadSpec>, t0: Instant, counters: Arc<Counters>) -> Vec<Sample> {
     let limit = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let total = spec.clients();
     let interval = spec.client_interval();
@@ -220,7 +220,7 @@ async fn client(
 
 /// A parsed HTTP response.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status: u16,
     pub body: Option<Value>,
 }
@@ -232,7 +232,7 @@ impl Response {
 }
 
 /// One request on a fresh connection; Err is the error kind.
-pub async fn request(
+pub(crate) async fn request(
     spec: &LoadSpec,
     addr: SocketAddr,
     request_id: &str,
@@ -312,7 +312,7 @@ fn complete(raw: &[u8]) -> bool {
 }
 
 /// Parses status, and the body as JSON when it is (chunked or not).
-pub fn parse_response(raw: &[u8]) -> Option<Response> {
+pub(crate) fn parse_response(raw: &[u8]) -> Option<Response> {
     let h = head_end(raw)?;
     let head = std::str::from_utf8(&raw[..h]).ok()?;
     let status: u16 = head

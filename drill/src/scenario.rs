@@ -9,15 +9,15 @@
 mod file;
 mod model;
 
-pub use file::{default_clients_groups, default_path, parse};
-pub use model::{
+pub(crate) use file::{default_clients_groups, default_path, parse};
+pub(crate) use model::{
     Action, AdminVerb, ClientGroup, Expectation, Scenario, Served, Step, Subnet, TargetKind, Window,
 };
 
 use std::time::Duration;
 
 /// Seconds with millisecond precision, for humans.
-pub fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.2}s", d.as_secs_f64())
 }
 

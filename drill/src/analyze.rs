@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Requests started in one second of the drill.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Bucket {
+pub(crate) struct Bucket {
     pub second: u64,
     /// Successful requests by the AZ that served them (`?` when the answer did not say).
     pub ok: BTreeMap<String, u64>,
@@ -19,7 +19,7 @@ pub struct Bucket {
 }
 
 /// Buckets samples by the second they started in; every second of the drill has a bucket.
-pub fn timeline(obs: &Observations) -> Vec<Bucket> {
+pub(crate) fn timeline(obs: &Observations) -> Vec<Bucket> {
     let seconds = obs.duration_ms.div_ceil(1000).max(1);
     let mut out: Vec<Bucket> = (0..seconds)
         .map(|second| Bucket {
@@ -46,7 +46,7 @@ pub fn timeline(obs: &Observations) -> Vec<Bucket> {
 
 /// Share of successful requests per served region and AZ in one phase.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Shares {
+pub(crate) struct Shares {
     pub phase: String,
     pub from_ms: u64,
     pub to_ms: u64,
@@ -84,7 +84,7 @@ fn shares_in(phase: &str, samples: &[Sample], from: u64, to: u64) -> Shares {
 }
 
 /// Traffic shares before the fault, during it, and after recovery.
-pub fn shares(obs: &Observations) -> Vec<Shares> {
+pub(crate) fn shares(obs: &Observations) -> Vec<Shares> {
     let end = obs.duration_ms + 1;
     match obs.fault_ms() {
         None => vec![shares_in("all", &obs.samples, 0, end)],
@@ -100,7 +100,7 @@ pub fn shares(obs: &Observations) -> Vec<Shares> {
 }
 
 /// Failed requests by error kind.
-pub fn errors_by_kind(obs: &Observations) -> BTreeMap<String, u64> {
+pub(crate) fn errors_by_kind(obs: &Observations) -> BTreeMap<String, u64> {
     let mut m = BTreeMap::new();
     for e in obs.samples.iter().filter_map(|s| s.error.as_ref()) {
         *m.entry(e.clone()).or_default() += 1;
@@ -110,7 +110,7 @@ pub fn errors_by_kind(obs: &Observations) -> BTreeMap<String, u64> {
 
 /// How DNS moved one client group away from the region it had before the fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DnsMove {
+pub(crate) struct DnsMove {
     pub group: String,
     pub from_region: String,
     pub to_region: Option<String>,
@@ -123,7 +123,7 @@ pub struct DnsMove {
 }
 
 /// For every group, whether and when DNS moved it after the fault.
-pub fn dns_moves(obs: &Observations) -> Vec<DnsMove> {
+pub(crate) fn dns_moves(obs: &Observations) -> Vec<DnsMove> {
     let Some(fault) = obs.fault_ms() else {
         return Vec::new();
     };
@@ -172,7 +172,7 @@ pub fn dns_moves(obs: &Observations) -> Vec<DnsMove> {
 
 /// An expectation and its verdict.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub expectation: Expectation,
     pub description: String,
     pub pass: bool,
@@ -201,7 +201,7 @@ fn ms(v: u64) -> String {
 }
 
 /// Judges every expectation.
-pub fn evaluate(expect: &[Expectation], obs: &Observations) -> Vec<Verdict> {
+pub(crate) fn evaluate(expect: &[Expectation], obs: &Observations) -> Vec<Verdict> {
     expect
         .iter()
         .map(|e| {
@@ -224,7 +224,7 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
             // A request still in flight when the fault hit belongs to the fault, not to the
             // window that ends there (it may be reset by the very stop the drill performs).
             let fault_at = obs.fault_ms();
-            let counts = |s: &&crate::drill::model::Sample| {
+            let counts = |s: &&crate::model::Sample| {
                 ranges.iter().any(|(a, b)| {
                     s.t_ms >= *a && s.t_ms < *b && !(Some(*b) == fault_at && s.end_ms() >= *b)
                 })
@@ -400,7 +400,7 @@ fn served_by(s: &Sample, target: &Served) -> bool {
 /// outage of length D can fail at most `floor((D + timeout) / (interval × (1 - jitter))) + 1`
 /// checks (a check in flight when it begins fails too); only with `fall` of them can the instance
 /// go down, and then come back up: two changes. Admin fail/restore steps count one each.
-pub fn allowed_changes(obs: &Observations, instance: &str) -> Option<(u32, String)> {
+pub(crate) fn allowed_changes(obs: &Observations, instance: &str) -> Option<(u32, String)> {
     let p = obs.checks.get(instance)?;
     let min_gap = (p.interval_ms as f64 * (1.0 - p.jitter)).max(1.0);
     let mut allowed = 0;

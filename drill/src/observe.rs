@@ -5,12 +5,12 @@
 use super::dns;
 use super::model::{DnsAnswer, HealthChange};
 use super::scenario::ClientGroup;
-use crate::cli::AdminArgs;
 use hickory_proto::rr::Name;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+use switchyard_admin_client::AdminClient;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Health fields by (instance name, field) from a `/status` document. Pool members and service
 /// instances; gateway instances that are also pool members appear once.
-pub fn health_fields(status: &Value) -> BTreeMap<(String, String), String> {
+pub(crate) fn health_fields(status: &Value) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     let empty = Vec::new();
     let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
@@ -47,7 +47,7 @@ pub fn health_fields(status: &Value) -> BTreeMap<(String, String), String> {
 }
 
 /// The changes between two snapshots, at `t_ms`.
-pub fn diff(
+pub(crate) fn diff(
     before: &BTreeMap<(String, String), String>,
     after: &BTreeMap<(String, String), String>,
     t_ms: u64,
@@ -69,7 +69,7 @@ pub fn diff(
 
 /// What the status watcher saw.
 #[derive(Debug, Default)]
-pub struct StatusWatch {
+pub(crate) struct StatusWatch {
     pub changes: Vec<HealthChange>,
     /// Instances with an active check verdict (not `unchecked`) at some point.
     pub checked: BTreeSet<String>,
@@ -77,7 +77,11 @@ pub struct StatusWatch {
 }
 
 /// Polls `/status` until `stop`.
-pub async fn watch_status(admin: AdminArgs, t0: Instant, stop: CancellationToken) -> StatusWatch {
+pub(crate) async fn watch_status(
+    admin: AdminClient,
+    t0: Instant,
+    stop: CancellationToken,
+) -> StatusWatch {
     let mut last: Option<BTreeMap<(String, String), String>> = None;
     let mut w = StatusWatch::default();
     let mut tick = tokio::time::interval(POLL);
@@ -88,11 +92,8 @@ pub async fn watch_status(admin: AdminArgs, t0: Instant, stop: CancellationToken
             _ = tick.tick() => {}
         }
         let sent = Instant::now();
-        let polled = tokio::time::timeout(
-            Duration::from_secs(2),
-            crate::adminctl::call(&admin, "GET", "/status"),
-        )
-        .await;
+        let polled =
+            tokio::time::timeout(Duration::from_secs(2), admin.call("GET", "/status")).await;
         match polled {
             Ok(Ok((200, v))) => {
                 // The state is from somewhere between sending and answering: take the midpoint.
@@ -116,7 +117,7 @@ pub async fn watch_status(admin: AdminArgs, t0: Instant, stop: CancellationToken
 }
 
 /// Asks DNS for every group every 100 ms until `stop`; records the first answer and each change.
-pub async fn watch_dns(
+pub(crate) async fn watch_dns(
     server: SocketAddr,
     name: Name,
     groups: Vec<ClientGroup>,

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 /// One client request, as the client saw it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// When the request started (DNS lookup included when the cache had expired).
     pub t_ms: u64,
     pub latency_ms: u64,
@@ -30,18 +30,18 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn ok(&self) -> bool {
+    pub(crate) fn ok(&self) -> bool {
         self.error.is_none()
     }
 
-    pub fn end_ms(&self) -> u64 {
+    pub(crate) fn end_ms(&self) -> u64 {
         self.t_ms + self.latency_ms
     }
 }
 
 /// A health field of one instance changed in the admin API's `/status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HealthChange {
+pub(crate) struct HealthChange {
     pub t_ms: u64,
     pub name: String,
     /// `health` (overall) or `active_check`.
@@ -52,7 +52,7 @@ pub struct HealthChange {
 
 impl HealthChange {
     /// A real up/down transition (not the first result after `unchecked`).
-    pub fn is_transition(&self) -> bool {
+    pub(crate) fn is_transition(&self) -> bool {
         matches!(
             (self.from.as_str(), self.to.as_str()),
             ("up", "down") | ("down", "up")
@@ -62,7 +62,7 @@ impl HealthChange {
 
 /// What DNS answered a client group (recorded at the first probe and on every change).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DnsAnswer {
+pub(crate) struct DnsAnswer {
     pub t_ms: u64,
     pub group: String,
     pub answers: Vec<IpAddr>,
@@ -74,7 +74,7 @@ pub struct DnsAnswer {
 
 /// A step as it ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StepRun {
+pub(crate) struct StepRun {
     /// Planned offset.
     pub at_ms: u64,
     /// When the admin request was sent, and when it was answered.
@@ -92,7 +92,7 @@ pub struct StepRun {
 
 /// Active health check parameters of one instance (for damping bounds).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct CheckParams {
+pub(crate) struct CheckParams {
     pub interval_ms: u64,
     pub timeout_ms: u64,
     pub jitter: f64,
@@ -102,7 +102,7 @@ pub struct CheckParams {
 
 /// Everything one drill observed.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Observations {
+pub(crate) struct Observations {
     pub duration_ms: u64,
     /// Interval between two requests of one client.
     pub client_interval_ms: u64,
@@ -119,12 +119,12 @@ pub struct Observations {
 
 impl Observations {
     /// When the fault began (the fault step was sent); None without steps.
-    pub fn fault_ms(&self) -> Option<u64> {
+    pub(crate) fn fault_ms(&self) -> Option<u64> {
         self.steps.iter().find(|s| s.fault).map(|s| s.t_ms)
     }
 
     /// When the fault ended (the recovery step was sent), else the end of the drill.
-    pub fn recover_ms(&self) -> u64 {
+    pub(crate) fn recover_ms(&self) -> u64 {
         self.steps
             .iter()
             .find(|s| s.recover)
@@ -134,7 +134,7 @@ impl Observations {
 
     /// The first up/down health change at or after the fault. When steps stopped instances for
     /// real, only their changes count (a `fail` lever changes health at once: nothing to detect).
-    pub fn detection(&self) -> Option<&HealthChange> {
+    pub(crate) fn detection(&self) -> Option<&HealthChange> {
         let fault = self.fault_ms()?;
         let stopped: BTreeSet<&str> = self
             .steps

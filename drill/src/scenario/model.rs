@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// A validated scenario.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Scenario {
+pub(crate) struct Scenario {
     pub name: String,
     pub description: String,
     /// How long the load runs (steps must fall inside).
@@ -25,7 +25,7 @@ pub struct Scenario {
 
 /// A group of clients posing as users from one place (through EDNS Client Subnet).
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClientGroup {
+pub(crate) struct ClientGroup {
     pub name: String,
     /// The ECS subnet sent with every DNS query, e.g. `216.160.83.56/29`.
     pub ecs: Subnet,
@@ -35,7 +35,7 @@ pub struct ClientGroup {
 
 /// An address prefix (`addr/len`) as sent in EDNS Client Subnet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Subnet {
+pub(crate) struct Subnet {
     pub addr: IpAddr,
     pub prefix: u8,
 }
@@ -74,7 +74,7 @@ impl Serialize for Subnet {
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     /// Stop a demo instance for real (listener closed, connections reset).
     Stop { instance: String },
     /// Start a stopped demo instance again.
@@ -89,7 +89,7 @@ pub enum Action {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AdminVerb {
+pub(crate) enum AdminVerb {
     Drain,
     Undrain,
     Fail,
@@ -97,7 +97,7 @@ pub enum AdminVerb {
 }
 
 impl AdminVerb {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AdminVerb::Drain => "drain",
             AdminVerb::Undrain => "undrain",
@@ -109,7 +109,7 @@ impl AdminVerb {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TargetKind {
+pub(crate) enum TargetKind {
     Region,
     Az,
     Instance,
@@ -117,7 +117,7 @@ pub enum TargetKind {
 
 impl TargetKind {
     /// The admin API path segment.
-    pub fn plural(self) -> &'static str {
+    pub(crate) fn plural(self) -> &'static str {
         match self {
             TargetKind::Region => "regions",
             TargetKind::Az => "azs",
@@ -128,7 +128,7 @@ impl TargetKind {
 
 impl Action {
     /// Human label, e.g. `stop user-us-east-a`, `drain az us-east-a`.
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Action::Stop { instance } => format!("stop {instance}"),
             Action::Start { instance } => format!("start {instance}"),
@@ -144,7 +144,7 @@ impl Action {
     }
 
     /// The action that undoes this one (used to leave the world as it was found).
-    pub fn undo(&self) -> Option<Action> {
+    pub(crate) fn undo(&self) -> Option<Action> {
         Some(match self {
             Action::Stop { instance } => Action::Start {
                 instance: instance.clone(),
@@ -165,7 +165,7 @@ impl Action {
 
 /// One timed step.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
+pub(crate) struct Step {
     /// Offset from the start of the load.
     #[serde(with = "ms")]
     pub at: Duration,
@@ -180,7 +180,7 @@ pub struct Step {
 /// What must hold. Times are measured from the fault step unless said otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum Expectation {
+pub(crate) enum Expectation {
     /// At most `max` client requests (started in `window`) fail.
     MaxFailed { max: u64, window: Window },
     /// The first health change after the fault is seen within `within`.
@@ -217,14 +217,14 @@ pub enum Expectation {
 /// Which served requests a `moved_away` expectation is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Served {
+pub(crate) enum Served {
     Region(String),
     Az(String),
     Instance(String),
 }
 
 impl Served {
-    pub fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match self {
             Served::Region(n) => format!("region {n}"),
             Served::Az(n) => format!("az {n}"),
@@ -236,7 +236,7 @@ impl Served {
 /// A window of the drill, by request start time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Window {
+pub(crate) enum Window {
     /// The whole drill.
     All,
     /// Before the fault step.
@@ -252,7 +252,7 @@ pub enum Window {
 }
 
 impl Window {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Window::All => "all",
             Window::BeforeFault => "before_fault",
@@ -278,7 +278,7 @@ impl Window {
 
 impl Expectation {
     /// One line saying what is expected.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Expectation::MaxFailed { max, window } => {
                 format!("at most {max} failed requests (window {})", window.as_str())
@@ -312,7 +312,7 @@ impl Expectation {
 mod ms {
     use serde::Serializer;
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_u64(d.as_millis() as u64)
     }
 }
@@ -320,7 +320,7 @@ mod ms {
 mod ms_opt {
     use serde::Serializer;
     use std::time::Duration;
-    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
         match d {
             Some(d) => s.serialize_u64(d.as_millis() as u64),
             None => s.serialize_none(),

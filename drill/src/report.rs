@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Latency percentiles of successful requests, in milliseconds.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Latency {
+pub(crate) struct Latency {
     pub p50_ms: u64,
     pub p99_ms: u64,
     pub max_ms: u64,
@@ -18,7 +18,7 @@ pub struct Latency {
 
 /// Everything the drill found, in the JSON file's shape (field names are stable).
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub scenario: Scenario,
     pub target: String,
     pub dns: String,
@@ -62,7 +62,7 @@ fn latency(samples: &[Sample]) -> Option<Latency> {
 
 impl Report {
     /// Builds the report; pure.
-    pub fn build(
+    pub(crate) fn build(
         scenario: Scenario,
         target: String,
         dns: String,
@@ -102,7 +102,7 @@ impl Report {
     }
 
     /// The human table.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let ms = |v: u64| secs(Duration::from_millis(v));
         let mut o = String::new();
         let _ = writeln!(
@@ -299,7 +299,7 @@ fn short(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::drill::builtin;
+    use crate::builtin;
 
     #[test]
     fn report_renders_and_serializes() {

@@ -17,7 +17,7 @@ use switchyard_config::health::HealthCheck;
 use switchyard_config::World;
 
 /// Names of the built-in scenarios.
-pub const NAMES: [&str; 5] = [
+pub(crate) const NAMES: [&str; 5] = [
     "instance-crash",
     "az-outage",
     "region-outage",
@@ -31,7 +31,7 @@ const OBSERVE: Duration = Duration::from_millis(150);
 const RATE: u32 = 40;
 
 /// Health check parameters of every checked instance (pool members and service instances).
-pub fn check_params(world: &World) -> BTreeMap<String, CheckParams> {
+pub(crate) fn check_params(world: &World) -> BTreeMap<String, CheckParams> {
     let p = |h: &HealthCheck| CheckParams {
         interval_ms: h.interval.as_millis() as u64,
         timeout_ms: h.timeout.as_millis() as u64,
@@ -244,7 +244,7 @@ fn outage(
 }
 
 /// Builds a built-in scenario for `world`; None if `name` is not a built-in.
-pub fn scenario(name: &str, world: &World) -> Option<Result<Scenario, String>> {
+pub(crate) fn scenario(name: &str, world: &World) -> Option<Result<Scenario, String>> {
     if !NAMES.contains(&name) {
         return None;
     }

@@ -14,13 +14,13 @@ use tokio::time::Instant;
 
 /// An answer: the addresses and their TTL (the smallest of the A records).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Answer {
+pub(crate) struct Answer {
     pub addrs: Vec<IpAddr>,
     pub ttl_s: u32,
 }
 
 /// Builds the query message bytes.
-pub fn query_bytes(id: u16, name: &Name, ecs: Subnet) -> Vec<u8> {
+pub(crate) fn query_bytes(id: u16, name: &Name, ecs: Subnet) -> Vec<u8> {
     let mut m = Message::query();
     m.metadata.id = id;
     m.metadata.recursion_desired = false;
@@ -37,7 +37,7 @@ pub fn query_bytes(id: u16, name: &Name, ecs: Subnet) -> Vec<u8> {
 }
 
 /// Parses a response to query `id`; Err is a short error kind.
-pub fn parse_answer(id: u16, bytes: &[u8]) -> Result<Answer, String> {
+pub(crate) fn parse_answer(id: u16, bytes: &[u8]) -> Result<Answer, String> {
     let m = Message::from_vec(bytes).map_err(|_| "dns_bad_response".to_string())?;
     if m.metadata.id != id {
         return Err("dns_wrong_id".into());
@@ -67,7 +67,7 @@ pub fn parse_answer(id: u16, bytes: &[u8]) -> Result<Answer, String> {
 static NEXT_ID: AtomicU16 = AtomicU16::new(1);
 
 /// One query over UDP with one retry; `timeout` per attempt.
-pub async fn resolve(
+pub(crate) async fn resolve(
     server: SocketAddr,
     name: &Name,
     ecs: Subnet,
@@ -108,14 +108,14 @@ pub async fn resolve(
 
 /// A client's cache: one answer until its TTL runs out.
 #[derive(Debug, Default)]
-pub struct Cache {
+pub(crate) struct Cache {
     /// The answer, when it was fetched, and until when it may be used.
     entry: Option<(Answer, Instant, Instant)>,
 }
 
 impl Cache {
     /// The cached answer and when it was fetched, if still fresh at `now`.
-    pub fn get(&self, now: Instant) -> Option<(&Answer, Instant)> {
+    pub(crate) fn get(&self, now: Instant) -> Option<(&Answer, Instant)> {
         self.entry
             .as_ref()
             .filter(|(_, _, until)| now < *until)
@@ -123,7 +123,7 @@ impl Cache {
     }
 
     /// Stores an answer received at `now`.
-    pub fn put(&mut self, answer: Answer, now: Instant) {
+    pub(crate) fn put(&mut self, answer: Answer, now: Instant) {
         let until = now + Duration::from_secs(u64::from(answer.ttl_s));
         self.entry = Some((answer, now, until));
     }

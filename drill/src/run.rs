@@ -7,8 +7,7 @@ use super::model::{Observations, StepRun};
 use super::report::Report;
 use super::scenario::{Action, Expectation, Scenario, Served};
 use super::target::{self, OwnWorld};
-use super::{builtin, observe, svg, DrillArgs};
-use crate::cli::AdminArgs;
+use super::{builtin, observe, svg, DrillOptions};
 use anyhow::{anyhow, bail, Context};
 use hickory_proto::rr::Name;
 use std::collections::HashMap;
@@ -19,11 +18,12 @@ use std::str::FromStr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use switchyard_admin_client::AdminClient;
 use switchyard_config::World;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub async fn drill(args: DrillArgs) -> anyhow::Result<u8> {
+pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
     let world = match &args.config {
         Some(p) => switchyard_config::load_file(p).map_err(|e| anyhow!("{e}"))?,
         None => switchyard_config::demo_world(),
@@ -76,11 +76,7 @@ pub async fn drill(args: DrillArgs) -> anyhow::Result<u8> {
             }
         }
     };
-    let admin = AdminArgs {
-        admin: target_url.clone(),
-        token: admin_token,
-        json: false,
-    };
+    let admin = AdminClient::new(target_url.clone(), admin_token);
     let outcome = drive(&args, &world, &scenario, &admin, own.is_some()).await;
     if let Some(w) = own {
         w.stop().await;
@@ -204,21 +200,21 @@ fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
 }
 
 /// Waits until the node is ready, every checked instance has a health verdict, and DNS answers.
-async fn preflight(admin: &AdminArgs, spec: &LoadSpec, steps: bool) -> anyhow::Result<()> {
+async fn preflight(admin: &AdminClient, spec: &LoadSpec, steps: bool) -> anyhow::Result<()> {
     if steps {
         // A mutation on a name that cannot exist: 404 proves the token, 401 refuses it, and
         // nothing changes either way.
-        match crate::adminctl::call(admin, "POST", "/v1/regions/drill-token-check/drain").await {
+        match admin.call("POST", "/v1/regions/drill-token-check/drain").await {
             Ok((401, _)) => bail!(
                 "the admin API refused the admin token (401): pass --admin-token or set SWITCHYARD_ADMIN_TOKEN"
             ),
             Ok(_) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(e.into()),
         }
     }
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let status = crate::adminctl::call(admin, "GET", "/status").await;
+        let status = admin.call("GET", "/status").await;
         let settled = match &status {
             // Every actively checked instance has had its first verdict.
             Ok((200, v)) => {
@@ -257,7 +253,7 @@ async fn preflight(admin: &AdminArgs, spec: &LoadSpec, steps: bool) -> anyhow::R
 }
 
 fn load_spec(
-    args: &DrillArgs,
+    args: &DrillOptions,
     world: &World,
     scenario: &Scenario,
     bearer: String,
@@ -305,10 +301,10 @@ fn load_spec(
 type Outcome = (Observations, u32, SocketAddr);
 
 async fn drive(
-    args: &DrillArgs,
+    args: &DrillOptions,
     world: &World,
     scenario: &Scenario,
-    admin: &AdminArgs,
+    admin: &AdminClient,
     own_world: bool,
 ) -> anyhow::Result<Outcome> {
     let bearer = match &args.token {
@@ -395,7 +391,7 @@ async fn drive(
 }
 
 /// Sends one step to the admin API.
-async fn apply(admin: &AdminArgs, a: &Action) -> Result<(), String> {
+async fn apply(admin: &AdminClient, a: &Action) -> Result<(), String> {
     let path = match a {
         Action::Stop { instance } => format!("/v1/demo/instances/{instance}/stop"),
         Action::Start { instance } => format!("/v1/demo/instances/{instance}/start"),
@@ -403,20 +399,20 @@ async fn apply(admin: &AdminArgs, a: &Action) -> Result<(), String> {
             format!("/v1/{}/{name}/{}", kind.plural(), verb.as_str())
         }
     };
-    match crate::adminctl::call(admin, "POST", &path).await {
+    match admin.call("POST", &path).await {
         Ok((code, _)) if code < 400 => Ok(()),
         Ok((code, v)) => Err(format!(
             "admin API answered {code}: {}",
             v.get("error").and_then(|e| e.as_str()).unwrap_or("")
         )),
-        Err(e) => Err(format!("{e:#}")),
+        Err(e) => Err(format!("{:#}", anyhow::Error::from(e))),
     }
 }
 
 /// Runs the steps at their times; returns what ran. `pending` holds the actions that undo what
 /// is still broken (kept up to date, so an interrupted drill can repair too).
 async fn run_steps(
-    admin: &AdminArgs,
+    admin: &AdminClient,
     scenario: &Scenario,
     t0: Instant,
     pending: &Mutex<Vec<Action>>,
