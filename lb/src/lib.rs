@@ -3,17 +3,18 @@
 //! Listeners ([`listener`]) accept on `SO_REUSEPORT` sockets, one accept loop per socket, with
 //! the connection cap checked before `accept` (refused at once with a RST over the cap) and
 //! EMFILE/ENFILE backing off. Each connection ([`conn`]) is checked against the per-source rate
-//! limit ([`limits`]), may carry a PROXY header in ([`proxy_proto`]), gets a backend from the
-//! pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect retry (another AZ
-//! first) and passive health, may send a PROXY header out, and is relayed ([`relay`]) by
+//! limit (`switchyard_net::limit`), may carry a PROXY header in (`switchyard_net::proxy`), gets
+//! a backend from the pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect
+//! retry (another AZ first) and passive health, may send a PROXY header out, and is relayed ([`relay`]) by
 //! splice(2) through pooled pipes, by a bounded userspace copy, or `auto` (copy for small
 //! messages, splice for bulk), with half-close, reset propagation, idle timeout, maximum
 //! lifetime and drain deadlines. Pools ([`pool`]) are immutable snapshots in an `ArcSwap`;
 //! reload ([`Lb::reload`]) diffs the [`Plan`] and rebinds only listeners whose sockets changed;
 //! removed or drained members keep their connections until the pool's drain deadline. By
 //! default everything runs on the caller's tokio runtime; [`LbOptions::worker_threads`] gives
-//! thread-per-core workers instead ([`workers`]). Metrics are listed in [`metrics`]; a status
-//! snapshot (AZ shares, member health with reasons, drain state) in [`status`].
+//! thread-per-core workers instead (`switchyard_net::workers`); listening sockets are bound by
+//! `switchyard_net::socket`. Metrics are listed in [`metrics`]; a status snapshot (AZ shares,
+//! member health with reasons, drain state) in [`status`].
 //!
 //! ## Wiring (the binary)
 //! ```no_run
@@ -33,16 +34,13 @@
 
 pub mod conn;
 pub mod error;
-pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod plan;
 pub mod pool;
-pub mod proxy_proto;
 pub mod quick;
 pub mod relay;
 pub mod status;
-pub mod workers;
 
 pub use error::LbError;
 pub use plan::{ListenerSpec, Plan, PoolSpec};
@@ -98,7 +96,7 @@ pub struct Lb {
 
 struct Inner {
     ctx: Arc<ConnCtx>,
-    workers: Option<workers::Workers>,
+    workers: Option<switchyard_net::workers::Workers>,
     registry: HealthRegistry,
     state: Mutex<State>,
     /// Serialises reloads (the state mutex is never held across an await).
@@ -156,9 +154,10 @@ pub async fn start_plan(
         hard_stop: CancellationToken::new(),
     });
     let workers = match opts.worker_threads {
-        Some(n) => {
-            Some(workers::Workers::start(n, ctx.hard_stop.clone()).map_err(LbError::Workers)?)
-        }
+        Some(n) => Some(
+            switchyard_net::workers::Workers::start(n, "lb-worker", ctx.hard_stop.clone())
+                .map_err(LbError::Workers)?,
+        ),
         None => None,
     };
     let lb = Lb {

@@ -3,11 +3,10 @@
 //! reload decides what changed.
 #![allow(missing_docs)] // unlabelled fields are the `[[lb.pools]]`/`[[lb.listeners]]` keys of the same name (docs/config.md)
 
-use crate::proxy_proto::ProxyVersion;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchyard_balance::{CheckSpec, MemberSpec, PassiveSpec, Policy};
-use switchyard_config::lb::Forwarding;
+use switchyard_config::lb::{Forwarding, ProxyVersion};
 use switchyard_config::World;
 
 /// `(region, name)`: pools and listeners are named per region.
