@@ -5,7 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchyard_balance::{AdminState, CheckSpec, HealthRegistry, MemberSpec, PassiveSpec};
 use switchyard_lb::{start_plan, Lb, LbOptions, ListenerSpec, Plan, PoolSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -407,17 +407,11 @@ pub async fn round_trip(to: SocketAddr) -> std::io::Result<String> {
     Ok(name)
 }
 
-/// Polls `f` every 5 ms until it is true or `limit` passes; returns the time it took.
+/// Polls `f` until it is true or `limit` passes (panics then); returns the time it took.
 pub async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    t0.elapsed()
+    switchyard_testkit::eventually(limit, || std::future::ready(f()))
+        .await
+        .unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
 }
 
 /// Is the backend at `addr` up in the balancer's view?
