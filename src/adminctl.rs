@@ -1,42 +1,17 @@
 //! The CLI side of the admin API: `status`, `drain|undrain|fail|restore`, `reload`, `instance`.
-//! Human output by default, the raw JSON with `--json`.
+//! Human output by default, the raw JSON with `--json`. Requests go through
+//! `switchyard-admin-client`, which the drill uses too.
 
 use crate::cli::{
     AdminArgs, ExplainArgs, ExplainWhat, InstanceAction, InstanceArgs, TargetArgs, TargetKind,
 };
-use anyhow::{anyhow, bail, Context};
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use anyhow::bail;
 use serde_json::Value;
 use std::fmt::Write as _;
-use std::time::Duration;
 
 /// Sends one request to the admin API; returns (status, JSON body).
-pub async fn call(admin: &AdminArgs, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
-    let url = format!("{}{path}", admin.admin.trim_end_matches('/'));
-    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
-    let req = hyper::Request::builder()
-        .method(method)
-        .uri(&url)
-        .header("authorization", format!("Bearer {}", admin.token))
-        .body(Full::new(Bytes::new()))
-        .with_context(|| format!("bad admin URL {url:?}"))?;
-    let resp = tokio::time::timeout(Duration::from_secs(30), client.request(req))
-        .await
-        .map_err(|_| anyhow!("admin API at {} did not answer within 30s", admin.admin))?
-        .with_context(|| {
-            format!(
-                "cannot reach the admin API at {} (is `switchyard run` running?)",
-                admin.admin
-            )
-        })?;
-    let status = resp.status().as_u16();
-    let body = resp.into_body().collect().await?.to_bytes();
-    let v = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
-    Ok((status, v))
+async fn call(admin: &AdminArgs, method: &str, path: &str) -> anyhow::Result<(u16, Value)> {
+    Ok(admin.client().call(method, path).await?)
 }
 
 fn fail_on_error(status: u16, v: &Value) -> anyhow::Result<()> {

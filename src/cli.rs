@@ -4,9 +4,19 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// `--version`: the package version, the git revision and the build date (see `build.rs`).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("SWITCHYARD_GIT_REV"),
+    ", built ",
+    env!("SWITCHYARD_BUILD_DATE"),
+    ")"
+);
+
 /// Switchyard: authoritative geo DNS + L4 load balancer + L7 gateway, in one binary.
 #[derive(Debug, Parser)]
-#[command(name = "switchyard", version, about, long_about = None, propagate_version = true)]
+#[command(name = "switchyard", version = VERSION, about, long_about = None, propagate_version = true)]
 pub struct Cli {
     /// Log format on stderr (filter with RUST_LOG, default `info`).
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
@@ -55,11 +65,30 @@ pub enum Command {
     /// Explain a decision of a running node: which region DNS would answer, and why.
     Explain(ExplainArgs),
     /// Rehearse an outage under steady client load and report what clients saw (exit 1 on a failed expectation).
-    Drill(crate::drill::DrillArgs),
+    Drill(DrillArgs),
     /// Work with a world kept in etcd (`config push FILE --to etcd://...`).
-    Config(crate::cluster::ConfigArgs),
+    Config(crate::etcd::ConfigArgs),
     /// Register a service instance in etcd and keep its lease alive until Ctrl-C.
-    Register(crate::cluster::RegisterArgs),
+    Register(crate::etcd::RegisterArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell) to stdout.
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
+}
+
+/// Writes the completion script for `shell` (generated from these definitions) to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "switchyard", out);
+}
+
+/// Writes the man page (generated from these definitions) to `out`.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Cli::command()).render(out)
 }
 
 /// How to reach a running node's admin API.
@@ -83,6 +112,13 @@ pub struct AdminArgs {
     /// Print the raw JSON answer.
     #[arg(long)]
     pub json: bool,
+}
+
+impl AdminArgs {
+    /// The admin API client these arguments describe.
+    pub fn client(&self) -> switchyard_admin_client::AdminClient {
+        switchyard_admin_client::AdminClient::new(self.admin.clone(), self.token.clone())
+    }
 }
 
 /// What kind of thing an admin action targets.
@@ -195,6 +231,64 @@ pub struct TokenArgs {
     /// Config whose signing key to use (default: the demo world).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+}
+
+/// Arguments of `switchyard drill` (turned into the drill crate's own options).
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// Built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap) or a
+    /// scenario TOML file.
+    pub scenario: String,
+    /// Admin API of the running node to drill. Without it, the node at the world's admin address
+    /// is used if it answers; otherwise the drill starts the world itself and stops it afterwards.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// The world's config (names, addresses, health settings, signing key); default: the demo world.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// DNS server to query (default: the world's first DNS listener).
+    #[arg(long)]
+    pub dns: Option<std::net::SocketAddr>,
+    /// Skip DNS: send every request straight to this address (a VIP, a gateway or a service
+    /// instance). DNS expectations then fail: nothing was resolved.
+    #[arg(long)]
+    pub direct: Option<std::net::SocketAddr>,
+    /// Run the load this long instead of the scenario's duration (must cover every step).
+    #[arg(long, value_parser = drill_duration)]
+    pub duration: Option<Duration>,
+    /// Total client requests per second instead of the scenario's rate.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Where to write `report.json`, `timeline.svg` (and `world.log` for a world the drill started).
+    #[arg(long, default_value = "drill-report")]
+    pub out: PathBuf,
+    /// Bearer token the clients send (default: minted with the world's signing key).
+    #[arg(long, env = "SWITCHYARD_DRILL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// Admin API token (default: SWITCHYARD_ADMIN_TOKEN, else the world's configured token).
+    #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+}
+
+impl From<DrillArgs> for switchyard_drill::DrillOptions {
+    fn from(a: DrillArgs) -> Self {
+        switchyard_drill::DrillOptions {
+            scenario: a.scenario,
+            target: a.target,
+            config: a.config,
+            dns: a.dns,
+            direct: a.direct,
+            duration: a.duration,
+            rate: a.rate,
+            out: a.out,
+            token: a.token,
+            admin_token: a.admin_token,
+        }
+    }
+}
+
+fn drill_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{s:?}: {e} (write e.g. \"8s\")"))
 }
 
 fn humantime_duration(s: &str) -> Result<Duration, String> {

@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Source {
     Demo,
     File(PathBuf),
-    /// A world kept in etcd and followed by a watch (see `crate::cluster`).
-    Etcd(Arc<crate::cluster::EtcdSource>),
+    /// A world kept in etcd and followed by a watch (see `crate::etcd`).
+    Etcd(Arc<crate::etcd::EtcdSource>),
 }
 
 /// The node's `--region`/`--only` choice, applied to every world loaded (start and reloads).
@@ -249,8 +249,8 @@ impl Parts {
 /// Runs until a termination signal.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (source, mut etcd_changes) = match &args.config {
-        Some(p) if crate::cluster::is_etcd(p) => {
-            let (src, changes) = crate::cluster::EtcdSource::connect(&p.to_string_lossy()).await?;
+        Some(p) if crate::etcd::is_etcd(p) => {
+            let (src, changes) = crate::etcd::EtcdSource::connect(&p.to_string_lossy()).await?;
             (Source::Etcd(src), Some(changes))
         }
         Some(p) => (Source::File(p.clone()), None),
@@ -302,6 +302,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         e.start_tasks(parts.registry.clone(), parts.admin.clone());
     }
     crate::run::banner(&source, parts.world());
+    crate::systemd::ready();
 
     loop {
         tokio::select! {
@@ -320,7 +321,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                     let _ = reply.send(r);
                 }
             },
-            Some(()) = crate::cluster::next_change(&mut etcd_changes) => {
+            Some(()) = crate::etcd::next_change(&mut etcd_changes) => {
                 tracing::info!("etcd: the world or the registry changed; reloading");
                 let _ = reload(&source, &sel, &mut parts).await;
             }
@@ -328,6 +329,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = int.recv() => break,
         }
     }
+    crate::systemd::stopping();
     tracing::info!(grace = ?args.grace, "shutting down");
     if let Source::Etcd(e) = &source {
         e.stop().await;
@@ -347,9 +349,17 @@ fn gateway_world(world: &World, stopped: &HashSet<String>) -> World {
     w
 }
 
+/// Reloads, telling systemd (`RELOADING=1` ... `READY=1`) while it runs.
+async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
+    crate::systemd::reloading();
+    let r = reload_now(source, sel, parts).await;
+    crate::systemd::ready();
+    r
+}
+
 /// Loads, validates and applies the world again; on any error the running world stays and every
 /// error is logged (and returned, for the admin API).
-async fn reload(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
+async fn reload_now(source: &Source, sel: &Selection, parts: &mut Parts) -> Result<(), String> {
     match source.load(sel) {
         Ok(w) => match parts.reload(Arc::new(w)).await {
             Ok(()) => {

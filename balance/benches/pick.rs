@@ -1,4 +1,5 @@
 //! ns per pick per policy (4 members in 2 AZs, all up) and Maglev table build time.
+#![allow(missing_docs)] // criterion's macros define undocumented pub fns
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use std::hint::black_box;

@@ -16,8 +16,11 @@ use tokio::sync::watch;
 /// What an administrative action applies to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum AdminTarget {
+    /// Every backend of the region.
     Region(String),
+    /// Every backend of the availability zone.
     Az(String),
+    /// One backend, by instance name.
     Instance(String),
 }
 
@@ -41,6 +44,7 @@ pub enum AdminMode {
 }
 
 impl AdminMode {
+    /// The lowercase name used in the admin API and logs.
     pub fn as_str(self) -> &'static str {
         match self {
             AdminMode::Drain => "drain",
@@ -55,8 +59,11 @@ const FAIL: u8 = 2;
 /// The names a backend is known by, used to match administrative targets.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Labels {
+    /// The region the backend runs in.
     pub region: Option<String>,
+    /// The availability zone the backend runs in.
     pub az: Option<String>,
+    /// The backend's instance name.
     pub instance: Option<String>,
 }
 
@@ -113,6 +120,7 @@ impl fmt::Debug for AdminState {
 }
 
 impl AdminState {
+    /// An empty state: nothing drained or failed.
     pub fn new() -> Self {
         let (tx, _) = watch::channel(0);
         AdminState {

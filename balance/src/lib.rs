@@ -34,8 +34,23 @@
 //!   [`Selector::record_success`], which apply the pool's [`PassiveSpec`] including the cap on
 //!   the fraction of the pool that may be ejected at once.
 //!
-//! The deciding code ([`select`], [`health::flap`]) is pure: no sockets, no clocks hidden inside,
-//! unit-tested and benchmarked with criterion (`benches/pick.rs`).
+//! ## Layout
+//! [`admin`] (drain/fail state), [`health`] (the registry, one entry per backend: `check` for
+//! active probes, `flap` for rise/fall, `registry`), [`select`] (the AZ-aware selector and its
+//! policies: `smooth` weighted round robin, `maglev`, `hash`), [`from_config`] (specs from the
+//! validated world).
+//!
+//! The deciding code ([`select`], [`health::flap`]) does no I/O and is unit-tested and
+//! benchmarked with criterion (`benches/pick.rs`). Where its clock and randomness come from:
+//! - [`health::flap`] takes every probe result as an argument: no clock, no randomness.
+//! - [`Selector::pick`] reads two things besides its arguments: each member's health
+//!   ([`BackendHealth::is_up`]), whose passive ejection compares the monotonic clock (read once
+//!   per member: nanoseconds since the registry's epoch) with the ejection deadline; and, to
+//!   choose the AZ under the other policies and the member under `random` and `power_of_two`,
+//!   a per-thread wyrand generator seeded once from the OS (`select::hash::fast_rand`). Round robin, least connections and
+//!   Maglev use no randomness. Tests therefore assert distributions over many picks, or set
+//!   health explicitly, rather than exact sequences.
+//! - Active checks add a random jitter per wait (`rand`), outside the decision.
 //!
 //! ## Typical wiring
 //! ```no_run

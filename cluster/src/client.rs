@@ -20,7 +20,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 /// One key-value pair as etcd returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Kv {
+    /// The key.
     pub key: String,
+    /// The value, raw bytes.
     pub value: Vec<u8>,
     /// Revision of the last change of this key.
     pub mod_revision: i64,

@@ -1,4 +1,5 @@
 //! The crate's one error type: where a failure came from, and whether retrying may help.
+#![allow(missing_docs)] // each variant's `#[error]` message documents it and its fields
 
 use std::time::Duration;
 

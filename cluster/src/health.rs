@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 /// What a region's balancer node publishes about the region.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionReport {
+    /// The region reported on.
     pub region: String,
+    /// The node that publishes the report.
     pub node: String,
     /// Healthy members over all the region's pools on that node.
     pub healthy: u32,
@@ -29,11 +31,14 @@ impl RegionReport {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
+    /// The observer reaches the region.
     Up,
+    /// The observer cannot reach the region.
     Down,
 }
 
 impl Verdict {
+    /// The lowercase name stored in etcd.
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Up => "up",

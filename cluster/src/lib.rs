@@ -14,7 +14,7 @@
 //! - [`registry::overlay`] and [`health::verdict`]/[`health::fail_over`]: the deciding code, pure
 //!   functions of a world or of reports, probes and votes.
 //!
-//! The binary (`src/cluster.rs`) wires these to `switchyard run --config etcd://...`,
+//! The binary (`src/etcd.rs`) wires these to `switchyard run --config etcd://...`,
 //! `switchyard config push` and `switchyard register`. Validation of the world is the config
 //! crate's: what arrives from etcd goes through `switchyard_config::parse_str` like a file.
 

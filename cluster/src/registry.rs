@@ -20,11 +20,16 @@ pub struct Registration {
     /// The L4 pool of `region` this member joins, instead of a service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool: Option<String>,
+    /// Instance name (admin targets, logs).
     pub name: String,
+    /// Where it serves.
     pub addr: SocketAddr,
+    /// Its region.
     pub region: String,
+    /// Its availability zone.
     pub az: String,
     #[serde(default = "one")]
+    /// Relative weight (default 1).
     pub weight: u32,
 }
 

@@ -20,6 +20,7 @@ const PING_EVERY: Duration = Duration::from_secs(1);
 /// The world as stored in etcd.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorldText {
+    /// The world's TOML.
     pub text: String,
     /// The key's `mod_revision`: what `/status` reports as the node's config revision.
     pub revision: i64,
@@ -30,6 +31,7 @@ pub struct WorldText {
 pub struct AdminEntry {
     /// `region`, `az` or `instance`.
     pub kind: String,
+    /// The target's name.
     pub name: String,
     /// `drain` or `fail`.
     pub mode: String,
@@ -49,6 +51,7 @@ impl AdminEntry {
 /// What a node says about itself (`BASE/nodes/NODE`): which world revision it runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeRecord {
+    /// The node's name.
     pub node: String,
     /// The world revision it runs (`None`: none yet).
     pub revision: Option<i64>,
@@ -61,8 +64,11 @@ pub struct NodeRecord {
 /// An observer's verdict on a region (`BASE/observers/REGION/NODE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObserverVote {
+    /// The region judged.
     pub region: String,
+    /// The observing node.
     pub node: String,
+    /// What it sees.
     pub verdict: Verdict,
 }
 
@@ -71,11 +77,17 @@ pub struct ObserverVote {
 pub struct View {
     /// The store's revision when this view was read.
     pub revision: i64,
+    /// The world, if one was pushed.
     pub world: Option<WorldText>,
+    /// Instances registered with a lease.
     pub registrations: Vec<Registration>,
+    /// What each region's balancer node reports.
     pub reports: Vec<RegionReport>,
+    /// Observers' verdicts on regions.
     pub observers: Vec<ObserverVote>,
+    /// Cluster-wide admin actions in force.
     pub admin: Vec<AdminEntry>,
+    /// What each node says it runs.
     pub nodes: Vec<NodeRecord>,
     /// Records that could not be read (key: reason); logged once per view.
     pub unreadable: Vec<String>,

@@ -1,4 +1,5 @@
 //! The authoritative DNS server: listeners, zones and GSLB names.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::duration::{secs, HumanDuration};
 use crate::error::Errors;

@@ -1,5 +1,6 @@
 //! Health checks, passive ejection and balancing policies: shared by L4 pools and service
 //! upstreams (the gateway's internal balancer), so both sides read the same settings.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::duration::{millis, secs, HumanDuration};
 use crate::error::Errors;

@@ -1,4 +1,5 @@
 //! L4 pools (members across AZs, policy, health) and the listeners that bind region VIPs.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::duration::{secs, HumanDuration};
 use crate::error::Errors;

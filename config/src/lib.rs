@@ -6,6 +6,14 @@
 //! ([`ConfigErrors`]) → a typed [`World`] in which references are resolved and values typed.
 //! Runtime code never re-checks. This crate does no I/O beyond reading the file it is given, so
 //! any other source (etcd, an admin push) feeds the same validation through [`parse_str`].
+//!
+//! ## Layout
+//! - [`world`]: the top-level raw document and the validated [`World`]; one module per part of
+//!   it: [`region`] (regions, AZs), [`lb`] (L4 pools and listeners), [`health`] (checks, passive
+//!   ejection, policies), [`services`], [`gateway`] (raw structs, validation, model, CORS),
+//!   [`dns`] (listeners, zones, GSLB names);
+//! - [`error`] (every problem in one pass), [`locate`] (TOML path → line:column),
+//!   [`duration`] (human durations); `demo` (the embedded demo world) and `tests`.
 
 pub mod dns;
 pub mod duration;

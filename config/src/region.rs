@@ -1,4 +1,5 @@
 //! Regions and their availability zones: where clients are, what DNS hands out, failover order.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::error::Errors;
 use crate::lb::{Listener, Pool, RawListener, RawPool};

@@ -1,4 +1,5 @@
 //! Internal services behind the gateway, with their instances spread over regions and AZs.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::duration::{secs, HumanDuration};
 use crate::error::Errors;

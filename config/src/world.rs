@@ -1,4 +1,5 @@
 //! The whole world in one file: the top-level raw document and the validated [`World`].
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::dns::{Dns, RawDns};
 use crate::error::{ConfigError, ConfigErrors, Errors};

@@ -2,12 +2,13 @@
 //! connect retry (another AZ first), PROXY header out, relay, then metrics and access log.
 
 use crate::listener::{refuse, ListenerRt};
-use crate::proxy_proto;
 use crate::relay::{self, End, Limits};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_balance::Choice;
+use switchyard_config::lb::ProxyVersion;
+use switchyard_net::proxy;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +23,7 @@ pub struct ConnCtx {
     pub global_max: std::sync::atomic::AtomicUsize,
     /// Woken whenever any connection ends.
     pub freed: Arc<tokio::sync::Notify>,
+    /// Tracks connection tasks so shutdown can wait for them.
     pub tracker: TaskTracker,
     /// Stops accepting (the balancer's shutdown token).
     pub shutdown: CancellationToken,
@@ -64,15 +66,24 @@ impl ConnCtx {
     }
 }
 
+/// The configured PROXY protocol version as the wire format's.
+fn wire_version(v: ProxyVersion) -> proxy::Version {
+    match v {
+        ProxyVersion::V1 => proxy::Version::V1,
+        ProxyVersion::V2 => proxy::Version::V2,
+    }
+}
+
 /// Most backends tried for one client connection.
 pub const MAX_ATTEMPTS: usize = 8;
 
+/// Serves one accepted client connection to its end: PROXY header in, source rate limit, backend choice with retry, PROXY header out, relay, metrics and access log.
 pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ctx: &ConnCtx) {
     let started = Instant::now();
     let cfg = l.settings.load_full();
     let spec = &cfg.spec;
     if let Some(lim) = &cfg.limiter {
-        if !lim.allow(peer.ip()) {
+        if lim.check(&peer.ip(), std::time::Instant::now()).is_err() {
             l.metrics.refused_rate.increment(1);
             return refuse(client);
         }
@@ -80,7 +91,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     // the local address is needed only for PROXY headers (saves a getsockname otherwise)
     let local = || client.local_addr().unwrap_or(peer);
     let (src, dst) = if spec.accept_proxy {
-        match proxy_proto::read_header(&client, spec.connect_timeout).await {
+        match proxy::read_header(&client, spec.connect_timeout).await {
             Ok(h) => h.addrs.map_or((peer, None), |(s, d)| (s, Some(d))),
             Err(e) => {
                 tracing::debug!(listener = %spec.key.1, %peer, error = %e, "bad PROXY header");
@@ -145,8 +156,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     member.metrics.conns.increment(1);
 
     if let Some(v) = pool.spec.proxy_protocol {
-        let mut hdr = [0u8; proxy_proto::MAX_ENCODED];
-        let n = proxy_proto::encode(v, src, dst.unwrap_or_else(local), &mut hdr);
+        let mut hdr = [0u8; proxy::MAX_ENCODED];
+        let n = proxy::encode(wire_version(v), src, dst.unwrap_or_else(local), &mut hdr);
         if backend.write_all(&hdr[..n]).await.is_err() {
             relay::set_reset_on_close(&client);
             return;
@@ -235,6 +246,7 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
 
 /// The socket's write-side events right now (`None` if not yet writable): one `poll` with a
 /// zero timeout.
+#[allow(unsafe_code)] // poll(2); SAFETY comment on the block
 fn poll_now(s: &TcpStream) -> Option<libc::c_short> {
     use std::os::fd::AsRawFd;
     let mut p = libc::pollfd {

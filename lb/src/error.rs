@@ -1,4 +1,5 @@
 //! The crate's error type: where a failure came from, with the address involved.
+#![allow(missing_docs)] // each variant's `#[error]` message documents it and its fields
 
 use std::io;
 use std::net::SocketAddr;

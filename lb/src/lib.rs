@@ -3,17 +3,18 @@
 //! Listeners ([`listener`]) accept on `SO_REUSEPORT` sockets, one accept loop per socket, with
 //! the connection cap checked before `accept` (refused at once with a RST over the cap) and
 //! EMFILE/ENFILE backing off. Each connection ([`conn`]) is checked against the per-source rate
-//! limit ([`limits`]), may carry a PROXY header in ([`proxy_proto`]), gets a backend from the
-//! pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect retry (another AZ
-//! first) and passive health, may send a PROXY header out, and is relayed ([`relay`]) by
+//! limit (`switchyard_net::limit`), may carry a PROXY header in (`switchyard_net::proxy`), gets
+//! a backend from the pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect
+//! retry (another AZ first) and passive health, may send a PROXY header out, and is relayed ([`relay`]) by
 //! splice(2) through pooled pipes, by a bounded userspace copy, or `auto` (copy for small
 //! messages, splice for bulk), with half-close, reset propagation, idle timeout, maximum
 //! lifetime and drain deadlines. Pools ([`pool`]) are immutable snapshots in an `ArcSwap`;
-//! reload ([`Lb::reload`]) diffs the [`Plan`] and rebinds only listeners whose sockets changed;
-//! removed or drained members keep their connections until the pool's drain deadline. By
-//! default everything runs on the caller's tokio runtime; [`LbOptions::worker_threads`] gives
-//! thread-per-core workers instead ([`workers`]). Metrics are listed in [`metrics`]; a status
-//! snapshot (AZ shares, member health with reasons, drain state) in [`status`].
+//! reload ([`Lb::reload`]) diffs the [`Plan`] ([`diff`], pure) and rebinds only listeners whose
+//! sockets changed; removed or drained members keep their connections until the pool's drain
+//! deadline. By default everything runs on the caller's tokio runtime;
+//! [`LbOptions::worker_threads`] gives thread-per-core workers instead
+//! (`switchyard_net::workers`); listening sockets are bound by `switchyard_net::socket`. Metrics are listed in [`metrics`]; a status snapshot (AZ shares,
+//! member health with reasons, drain state) in [`status`].
 //!
 //! ## Wiring (the binary)
 //! ```no_run
@@ -32,17 +33,15 @@
 //! Quick mode (`switchyard lb --listen A --backend B ...`): [`QuickArgs`] + [`run_quick`].
 
 pub mod conn;
+pub mod diff;
 pub mod error;
-pub mod limits;
 pub mod listener;
 pub mod metrics;
 pub mod plan;
 pub mod pool;
-pub mod proxy_proto;
 pub mod quick;
 pub mod relay;
 pub mod status;
-pub mod workers;
 
 pub use error::LbError;
 pub use plan::{ListenerSpec, Plan, PoolSpec};
@@ -98,7 +97,7 @@ pub struct Lb {
 
 struct Inner {
     ctx: Arc<ConnCtx>,
-    workers: Option<workers::Workers>,
+    workers: Option<switchyard_net::workers::Workers>,
     registry: HealthRegistry,
     state: Mutex<State>,
     /// Serialises reloads (the state mutex is never held across an await).
@@ -108,12 +107,19 @@ struct Inner {
 /// What a reload changed.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ReloadSummary {
+    /// Pools that did not exist before.
     pub pools_added: usize,
+    /// Pools whose spec changed.
     pub pools_updated: usize,
+    /// Pools no longer configured.
     pub pools_removed: usize,
+    /// Listeners bound anew.
     pub listeners_bound: usize,
+    /// Listeners whose settings were swapped in place.
     pub listeners_updated: usize,
+    /// Listeners closed.
     pub listeners_stopped: usize,
+    /// Members removed that still drain connections.
     pub members_draining: usize,
 }
 
@@ -149,9 +155,10 @@ pub async fn start_plan(
         hard_stop: CancellationToken::new(),
     });
     let workers = match opts.worker_threads {
-        Some(n) => {
-            Some(workers::Workers::start(n, ctx.hard_stop.clone()).map_err(LbError::Workers)?)
-        }
+        Some(n) => Some(
+            switchyard_net::workers::Workers::start(n, "lb-worker", ctx.hard_stop.clone())
+                .map_err(LbError::Workers)?,
+        ),
         None => None,
     };
     let lb = Lb {
@@ -213,6 +220,7 @@ impl Lb {
         status::collect(&st.pools, &st.listeners)
     }
 
+    /// The health entries of every pool member.
     pub fn registry(&self) -> &HealthRegistry {
         &self.inner.registry
     }
@@ -221,94 +229,87 @@ impl Lb {
         self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The plan the balancer runs now, read back from its pools and listeners.
+    fn running(st: &State) -> Plan {
+        Plan {
+            pools: st
+                .pools
+                .values()
+                .map(|p| p.snap.load().spec.clone())
+                .collect(),
+            listeners: st
+                .listeners
+                .values()
+                .map(|l| l.settings.load().spec.clone())
+                .collect(),
+            global_max_connections: None,
+        }
+    }
+
+    /// Carries out [`diff::diff`] of the running plan and `plan`: binds first (so a bind error
+    /// leaves everything as it was), then updates pools, then swaps listener settings.
     fn apply(&self, plan: Plan) -> Result<ReloadSummary, LbError> {
         let ctx = &self.inner.ctx;
         let reg = &self.inner.registry;
         let mut sum = ReloadSummary::default();
-        for l in &plan.listeners {
-            if !plan.pools.iter().any(|p| p.key == l.pool) {
-                return Err(LbError::UnknownPool {
-                    listener: l.key.1.clone(),
-                    pool: l.pool.1.clone(),
-                });
-            }
-        }
-        if let Some(p) = plan.pools.iter().find(|p| p.members.is_empty()) {
-            return Err(LbError::EmptyPool {
-                pool: p.key.1.clone(),
-            });
-        }
+        diff::check(&plan)?;
         let mut st = self.lock();
+        let d = diff::diff(&Self::running(&st), &plan);
+        let spec_of = |key: &Key| plan.pools.iter().find(|p| &p.key == key);
         // 1. bind new/changed listeners first, so a bind error leaves everything as it was
         let mut fresh: HashMap<Key, Arc<ListenerRt>> = HashMap::new();
         let mut new_pools: HashMap<Key, Arc<PoolRt>> = HashMap::new();
-        let pool_for =
-            |key: &Key, new_pools: &mut HashMap<Key, Arc<PoolRt>>, st: &State| -> Arc<PoolRt> {
-                if let Some(p) = st.pools.get(key).or_else(|| new_pools.get(key)) {
-                    return p.clone();
+        for key in &d.listeners_bound {
+            let Some(l) = plan.listeners.iter().find(|l| &l.key == key) else {
+                continue;
+            };
+            let pool = match st.pools.get(&l.pool).or_else(|| new_pools.get(&l.pool)) {
+                Some(p) => p.clone(),
+                None => {
+                    let Some(spec) = spec_of(&l.pool) else {
+                        continue; // checked above
+                    };
+                    let p = Arc::new(PoolRt::new(spec.clone(), reg, &ctx.shutdown));
+                    new_pools.insert(l.pool.clone(), p.clone());
+                    p
                 }
-                let spec = plan
-                    .pools
-                    .iter()
-                    .find(|p| &p.key == key)
-                    .cloned()
-                    .expect("checked above");
-                let p = Arc::new(PoolRt::new(spec, reg, &ctx.shutdown));
-                new_pools.insert(key.clone(), p.clone());
-                p
             };
-        for l in &plan.listeners {
-            let rebind = match st.listeners.get(&l.key) {
-                Some(old) => old.settings.load().spec.bind_key() != l.bind_key(),
-                None => true,
-            };
-            if rebind {
-                let pool = pool_for(&l.pool, &mut new_pools, &st);
-                let old = st.listeners.get(&l.key).map(|o| o.settings.load_full());
-                match ListenerRt::start(
-                    Settings::new(l.clone(), pool, old.as_deref()),
-                    ctx,
-                    self.inner.workers.as_ref(),
-                ) {
-                    Ok(rt) => {
-                        fresh.insert(l.key.clone(), rt);
-                    }
-                    Err(e) => {
-                        fresh.values().for_each(|r| r.stop());
-                        return Err(e);
-                    }
+            let old = st.listeners.get(&l.key).map(|o| o.settings.load_full());
+            match ListenerRt::start(
+                Settings::new(l.clone(), pool, old.as_deref()),
+                ctx,
+                self.inner.workers.as_ref(),
+            ) {
+                Ok(rt) => {
+                    fresh.insert(l.key.clone(), rt);
+                }
+                Err(e) => {
+                    fresh.values().for_each(|r| r.stop());
+                    return Err(e);
                 }
             }
         }
         // 2. pools: update in place (members reused by address) or add; removed ones drain
-        for spec in &plan.pools {
-            match st.pools.get(&spec.key) {
-                Some(p) => {
-                    if p.snap.load().spec != *spec {
-                        for (m, deadline) in p.update(spec.clone(), reg, &ctx.shutdown) {
-                            pool::arm_drain(m, deadline, &ctx.tracker, ctx.shutdown.clone());
-                            sum.members_draining += 1;
-                        }
-                        sum.pools_updated += 1;
-                    }
+        for key in &d.pools_updated {
+            if let (Some(p), Some(spec)) = (st.pools.get(key), spec_of(key)) {
+                for (m, deadline) in p.update(spec.clone(), reg, &ctx.shutdown) {
+                    pool::arm_drain(m, deadline, &ctx.tracker, ctx.shutdown.clone());
+                    sum.members_draining += 1;
                 }
-                None => {
-                    let p = new_pools
-                        .remove(&spec.key)
-                        .unwrap_or_else(|| Arc::new(PoolRt::new(spec.clone(), reg, &ctx.shutdown)));
-                    st.pools.insert(spec.key.clone(), p);
-                    sum.pools_added += 1;
-                }
+                sum.pools_updated += 1;
             }
         }
-        let gone: Vec<Key> = st
-            .pools
-            .keys()
-            .filter(|k| !plan.pools.iter().any(|p| &p.key == *k))
-            .cloned()
-            .collect();
-        for k in gone {
-            if let Some(p) = st.pools.remove(&k) {
+        for key in &d.pools_added {
+            if let Some(spec) = spec_of(key) {
+                let p = new_pools
+                    .remove(key)
+                    .unwrap_or_else(|| Arc::new(PoolRt::new(spec.clone(), reg, &ctx.shutdown)));
+                st.pools.insert(key.clone(), p);
+                sum.pools_added += 1;
+            }
+        }
+        for key in &d.pools_removed {
+            if let Some(p) = st.pools.remove(key) {
                 let snap = p.snap.load();
                 for m in &snap.members {
                     pool::arm_drain(
@@ -325,7 +326,7 @@ impl Lb {
         if let Some(n) = plan.global_max_connections {
             ctx.set_global_max(n);
         }
-        // 3. listeners: swap settings in place, replace rebound ones, stop removed ones
+        // 3. listeners: replace rebound ones, swap settings in place, stop removed ones
         for l in &plan.listeners {
             let pool = st.pools[&l.pool].clone();
             if let Some(rt) = fresh.remove(&l.key) {
@@ -338,20 +339,15 @@ impl Lb {
                 sum.listeners_bound += 1;
             } else if let Some(rt) = st.listeners.get(&l.key) {
                 let cur = rt.settings.load_full();
-                if cur.spec != *l || !Arc::ptr_eq(&cur.pool, &pool) {
+                // a pool updated in place keeps its identity, so only a changed spec swaps
+                if d.listeners_updated.contains(&l.key) || !Arc::ptr_eq(&cur.pool, &pool) {
                     rt.update(Settings::new(l.clone(), pool, Some(&cur)));
                     sum.listeners_updated += 1;
                 }
             }
         }
-        let gone: Vec<Key> = st
-            .listeners
-            .keys()
-            .filter(|k| !plan.listeners.iter().any(|l| &l.key == *k))
-            .cloned()
-            .collect();
-        for k in gone {
-            if let Some(l) = st.listeners.remove(&k) {
+        for key in &d.listeners_stopped {
+            if let Some(l) = st.listeners.remove(key) {
                 l.stop();
                 sum.listeners_stopped += 1;
             }

@@ -4,21 +4,21 @@
 //! back-off so EMFILE/ENFILE never spin.
 
 use crate::conn::{self, ConnCtx};
-use crate::limits::SourceLimiter;
 use crate::metrics::ListenerMetrics;
 use crate::plan::ListenerSpec;
 use crate::pool::PoolRt;
 use crate::relay::{self, pipes::PipePool};
-use crate::workers::Workers;
 use crate::LbError;
 use arc_swap::ArcSwap;
-use socket2::{Domain, Protocol, Socket, Type};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use switchyard_config::lb::Forwarding;
+use switchyard_net::limit::{KeyedLimiter, Rate};
+use switchyard_net::socket::TcpOptions;
+use switchyard_net::workers::Workers;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
@@ -30,20 +30,26 @@ const IDLE_PIPES: usize = 256;
 /// Settings a listener reads per connection; swapped in place on reload.
 #[derive(Debug)]
 pub struct Settings {
+    /// The listener as configured.
     pub spec: ListenerSpec,
+    /// The pool it feeds.
     pub pool: Arc<PoolRt>,
-    pub limiter: Option<Arc<SourceLimiter>>,
+    /// The per-source rate limiter, if configured.
+    pub limiter: Option<Arc<KeyedLimiter<IpAddr>>>,
+    /// How bytes are relayed.
     pub mode: relay::Mode,
 }
 
 impl Settings {
+    /// Settings for `spec` over `pool`; the rate limiter is kept from `old` if its rate did not change.
     pub fn new(spec: ListenerSpec, pool: Arc<PoolRt>, old: Option<&Settings>) -> Self {
         // keep the buckets when the rate did not change
         let limiter = spec
             .source_rate
-            .map(|(r, b)| match old.and_then(|o| o.limiter.as_ref()) {
-                Some(l) if l.same_rate(r, b) => l.clone(),
-                _ => Arc::new(SourceLimiter::new(r, b)),
+            .map(|(per_second, burst)| Rate { per_second, burst })
+            .map(|rate| match old.and_then(|o| o.limiter.as_ref()) {
+                Some(l) if l.same_rate(rate) => l.clone(),
+                _ => Arc::new(KeyedLimiter::new(rate)),
             });
         // reuse the pipe pool when the pipe size did not change
         let old_pool = old.and_then(|o| match &o.mode {
@@ -76,7 +82,9 @@ impl Settings {
 /// A running listener (all its sockets).
 #[derive(Debug)]
 pub struct ListenerRt {
+    /// What each connection reads; swapped by reloads.
     pub settings: ArcSwap<Settings>,
+    /// Metric handles, resolved once.
     pub metrics: ListenerMetrics,
     /// The actual bound addresses (port 0 resolved), one per configured address.
     pub bound: Vec<SocketAddr>,
@@ -150,6 +158,7 @@ impl ListenerRt {
         Ok(rt)
     }
 
+    /// `region/name`, for logs and metrics labels.
     pub fn name(&self) -> String {
         self.settings.load().spec.key.1.clone()
     }
@@ -192,17 +201,11 @@ impl ListenerRt {
 /// A non-blocking, SO_REUSEPORT, TCP_NODELAY listening socket (not yet registered with a
 /// runtime).
 pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.set_tcp_nodelay(true)?; // inherited by accepted sockets
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    s.listen(backlog.min(i32::MAX as u32) as i32)?;
-    Ok(s.into())
+    let opts = TcpOptions {
+        backlog,
+        ..TcpOptions::default()
+    };
+    switchyard_net::socket::tcp_listener(addr, opts)
 }
 
 fn is_resource_error(e: &io::Error) -> bool {

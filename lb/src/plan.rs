@@ -1,12 +1,12 @@
 //! The balancer's own view of its configuration: [`Plan`] = pools + listeners, built from the
 //! validated [`World`] (or directly, by quick mode and tests). Comparing two plans is how
 //! reload decides what changed.
+#![allow(missing_docs)] // unlabelled fields are the `[[lb.pools]]`/`[[lb.listeners]]` keys of the same name (docs/config.md)
 
-use crate::proxy_proto::ProxyVersion;
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchyard_balance::{CheckSpec, MemberSpec, PassiveSpec, Policy};
-use switchyard_config::lb::Forwarding;
+use switchyard_config::lb::{Forwarding, ProxyVersion};
 use switchyard_config::World;
 
 /// `(region, name)`: pools and listeners are named per region.

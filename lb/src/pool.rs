@@ -24,8 +24,11 @@ use tokio_util::task::TaskTracker;
 /// One member of one pool at run time.
 #[derive(Debug)]
 pub struct MemberRt {
+    /// The member as configured.
     pub spec: MemberSpec,
+    /// Its shared health entry.
     pub health: Arc<BackendHealth>,
+    /// Metric handles, resolved once.
     pub metrics: BackendMetrics,
     /// Cancelled by a drain deadline; connections select on it. Replaced after firing.
     close: ArcSwap<CancellationToken>,
@@ -55,6 +58,7 @@ impl MemberRt {
         CancellationToken::clone(&self.close.load())
     }
 
+    /// Connections open to it now.
     pub fn active(&self) -> u64 {
         self.active.load(Ordering::Relaxed)
     }
@@ -86,7 +90,9 @@ impl Drop for ActiveGuard {
 /// One version of a pool.
 #[derive(Debug)]
 pub struct PoolSnap {
+    /// The pool as configured.
     pub spec: PoolSpec,
+    /// Chooses among the members.
     pub selector: Selector,
     /// Index-aligned with the selector's members.
     pub members: Vec<Arc<MemberRt>>,
@@ -127,6 +133,7 @@ impl PoolSnap {
 /// A pool at run time.
 #[derive(Debug)]
 pub struct PoolRt {
+    /// The current version; swapped by reloads.
     pub snap: ArcSwap<PoolSnap>,
 }
 

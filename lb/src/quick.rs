@@ -42,15 +42,19 @@ pub struct QuickArgs {
     #[arg(long, default_value_t = 1 << 14)]
     pub buffer_size: u32,
     #[arg(long, default_value_t = 100_000)]
+    /// Most client connections open at once.
     pub max_connections: u32,
     #[arg(long, default_value_t = 4096)]
+    /// Listen backlog.
     pub backlog: u32,
     /// Health check interval (TCP connect), e.g. 2s; 0s disables active checks.
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
     pub health_interval: Duration,
     #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    /// Timeout of each connect to a backend, e.g. 2s.
     pub connect_timeout: Duration,
     #[arg(long, default_value = "300s", value_parser = humantime::parse_duration)]
+    /// Close a connection idle this long in both directions, e.g. 300s.
     pub idle_timeout: Duration,
     /// Send a PROXY protocol header (v1 or v2) to backends.
     #[arg(long)]

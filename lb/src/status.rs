@@ -1,4 +1,5 @@
 //! A status snapshot for the admin API / status page: why traffic goes where it goes.
+#![allow(missing_docs)] // the JSON shape of `/status`'s L4 part, documented in docs/admin.md
 
 use crate::listener::ListenerRt;
 use crate::plan::Key;

@@ -101,9 +101,30 @@ fn check_on_a_missing_file_is_a_clear_error() {
 fn version_and_help() {
     let (code, out, _) = switchyard(&["--version"]);
     assert_eq!(code, 0);
-    assert_eq!(
-        out.trim(),
-        format!("switchyard {}", env!("CARGO_PKG_VERSION"))
+    // `switchyard 0.1.0 (0123456789ab, built 2026-12-03)`; the revision is HEAD's when the
+    // tree is a git checkout, `unknown` otherwise (a source tarball)
+    let rev = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
+    let prefix = format!("switchyard {} ({rev}, built ", env!("CARGO_PKG_VERSION"));
+    let out = out.trim();
+    assert!(out.starts_with(&prefix), "{out:?} lacks {prefix:?}");
+    let date = out[prefix.len()..]
+        .strip_suffix(')')
+        .expect("closing parenthesis");
+    assert!(
+        date.len() == 10
+            && date.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }),
+        "build date {date:?} is not YYYY-MM-DD"
     );
     let (code, out, _) = switchyard(&["help"]);
     assert_eq!(code, 0);

@@ -1,8 +1,8 @@
-//! A small harness: temp files, the real binary as a child process, readiness from its banner,
-//! plain HTTP/1.1 requests over real sockets.
+//! A small harness: temp files, the real binary as a child process, readiness from its banner;
+//! plain HTTP/1.1 requests over real sockets and polling come from `switchyard-testkit`.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -48,10 +48,16 @@ pub struct Node {
 impl Node {
     /// Starts `switchyard run` with `args` and waits (bounded) for its `ready` line.
     pub fn start(args: &[&str]) -> Node {
+        Node::start_env(args, &[])
+    }
+
+    /// [`Node::start`] with extra environment variables.
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Node {
         let mut child = Command::new(bin())
             .arg("run")
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -111,6 +117,7 @@ impl Node {
     }
 
     /// Sends a signal to the process.
+    #[allow(unsafe_code)] // kill(2)
     pub fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
         let rc = unsafe { libc::kill(self.child.id() as libc::pid_t, sig) };
@@ -140,108 +147,14 @@ impl Drop for Node {
     }
 }
 
-/// Polls `f` every 20 ms until it is true or `within` passes.
-pub fn poll_until(within: Duration, mut f: impl FnMut() -> bool) -> Result<(), ()> {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    if f() {
-        Ok(())
-    } else {
-        Err(())
-    }
+/// Polls `f` until it is true or `within` passes (see `switchyard_testkit::eventually`).
+pub fn poll_until(within: Duration, f: impl FnMut() -> bool) -> Result<(), ()> {
+    switchyard_testkit::eventually_blocking(within, f)
+        .map(|_| ())
+        .ok_or(())
 }
 
-/// An HTTP response: status, headers (lower-case names), body.
-#[derive(Debug)]
-pub struct Response {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Response {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`; `extra` are raw header lines.
-pub fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    extra: &[&str],
-    body: &str,
-) -> std::io::Result<Response> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
-    s.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for h in extra {
-        req.push_str(h);
-        req.push_str("\r\n");
-    }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes())?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)?;
-    parse_response(&raw).ok_or_else(|| {
-        std::io::Error::other(format!("bad response: {:?}", String::from_utf8_lossy(&raw)))
-    })
-}
-
-fn parse_response(raw: &[u8]) -> Option<Response> {
-    let text = String::from_utf8_lossy(raw);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    let mut lines = head.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    Some(Response {
-        status,
-        headers,
-        body,
-    })
-}
-
-fn dechunk(mut s: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = s.split_once("\r\n") {
-        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-        if n == 0 || rest.len() < n {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        s = rest[n..].trim_start_matches("\r\n");
-    }
-    out
-}
+pub use switchyard_testkit::http::http;
 
 /// Writes the demo world moved to `127.{net}.x.y` into `dir` and returns its path.
 pub fn demo_config(dir: &TempDir, net: u8) -> PathBuf {

@@ -2,6 +2,7 @@
 //!
 //! Each test that runs a world moves the demo world to its own `127.N.x.y` network (same ports),
 //! so tests run in parallel without clashing with each other or with a demo running on 127.0.x.y.
+#![allow(unreachable_pub)] // a test binary exports nothing: `pub` marks the harness's interface
 
 mod admin;
 mod chain;
@@ -9,4 +10,5 @@ mod cli;
 mod cluster;
 mod drill;
 mod harness;
+mod packaging;
 mod run;

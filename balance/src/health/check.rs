@@ -14,20 +14,32 @@ pub enum CheckKind {
     Tcp,
     /// An HTTP/1.1 request answers with a status in range (and the body contains a substring).
     Http {
+        /// Request method.
         method: String,
+        /// Request path.
         path: String,
+        /// `Host` header (default: the backend's address).
         host: Option<String>,
+        /// Statuses that count as healthy.
         expect_status: RangeInclusive<u16>,
+        /// A substring the body must contain.
         body_contains: Option<String>,
     },
     /// `send` is written, and the reply contains `expect` (read up to 64 KiB).
-    SendExpect { send: Vec<u8>, expect: Vec<u8> },
+    SendExpect {
+        /// Bytes written after connecting.
+        send: Vec<u8>,
+        /// Bytes the reply must contain.
+        expect: Vec<u8>,
+    },
 }
 
 /// An active health check for one backend.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CheckSpec {
+    /// What a probe does.
     pub kind: CheckKind,
+    /// Time between probes.
     pub interval: Duration,
     /// Fraction of `interval` (0.0..=1.0) added at random to each wait so checks do not align.
     pub jitter: f64,

@@ -4,7 +4,9 @@
 /// A state change decided by [`Flap::observe`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transition {
+    /// `rise` successes in a row while down.
     WentUp,
+    /// `fall` failures in a row while up.
     WentDown,
 }
 
@@ -30,6 +32,7 @@ impl Flap {
     pub fn new(up: bool) -> Self {
         Flap { up, streak: 0 }
     }
+    /// The current verdict.
     pub fn is_up(&self) -> bool {
         self.up
     }

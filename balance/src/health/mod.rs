@@ -41,7 +41,9 @@ impl Default for PassiveSpec {
 pub enum ActiveState {
     /// No probe has completed yet (counted as up: backends start optimistic).
     Unchecked,
+    /// The last `rise` probes succeeded.
     Up,
+    /// The last `fall` probes failed.
     Down,
 }
 
@@ -53,17 +55,23 @@ const CACHE_INVALID: u64 = u64::MAX;
 /// A point-in-time view of one backend, for status pages and tests.
 #[derive(Debug, Clone)]
 pub struct HealthState {
+    /// The backend's address.
     pub addr: SocketAddr,
     /// The combined verdict ([`BackendHealth::is_up`]).
     pub up: bool,
+    /// The active checks' verdict.
     pub active: ActiveState,
     /// Remaining passive ejection, if ejected.
     pub ejected_for: Option<Duration>,
+    /// An administrative drain or fail, if any applies.
     pub admin: Option<AdminMode>,
     /// Why the last state change happened ("http: status 503, 3 in a row").
     pub reason: Arc<str>,
+    /// The names admin targets match against.
     pub labels: Labels,
+    /// Connections open now.
     pub active_conns: u64,
+    /// Connections since the backend was created.
     pub total_conns: u64,
 }
 
@@ -118,6 +126,7 @@ impl BackendHealth {
         Arc::new(Self::new(addr, Instant::now(), None))
     }
 
+    /// The backend's address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -179,6 +188,7 @@ impl BackendHealth {
         }
     }
 
+    /// The names admin targets match against.
     pub fn labels(&self) -> Labels {
         Labels::clone(&self.labels.load())
     }
@@ -302,6 +312,7 @@ impl BackendHealth {
 pub struct ConnGuard(Arc<BackendHealth>);
 
 impl ConnGuard {
+    /// The backend this guard counts a connection on.
     pub fn backend(&self) -> &Arc<BackendHealth> {
         &self.0
     }

@@ -75,6 +75,7 @@ impl HealthRegistry {
         }
     }
 
+    /// The admin state every backend of this registry consults.
     pub fn admin(&self) -> Option<&AdminState> {
         self.inner.admin.as_ref()
     }

@@ -59,10 +59,12 @@ impl Maglev {
         Maglev { table }
     }
 
+    /// Number of backends in the table.
     pub fn len(&self) -> usize {
         self.table.len()
     }
 
+    /// True when the table has no backends.
     pub fn is_empty(&self) -> bool {
         self.table.is_empty()
     }

@@ -36,6 +36,7 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The policy's config name (`round_robin`, `maglev`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::RoundRobin => "round_robin",
@@ -66,13 +67,16 @@ impl std::str::FromStr for Policy {
 pub struct MemberSpec {
     /// Instance name (admin targets, logs, metrics).
     pub name: String,
+    /// Where connections go.
     pub addr: SocketAddr,
+    /// The availability zone it runs in.
     pub az: String,
     /// Relative weight; 0 = never chosen (except fail-open).
     pub weight: u32,
 }
 
 impl MemberSpec {
+    /// A member with the given name, address, AZ and weight.
     pub fn new(
         name: impl Into<String>,
         addr: SocketAddr,
@@ -115,11 +119,15 @@ pub enum Choice {
 /// Current share of new traffic for one AZ.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AzShare {
+    /// The AZ's name.
     pub az: String,
+    /// Its configured weight.
     pub weight: u32,
     /// Fraction of new connections this AZ receives now (0.0..=1.0).
     pub share: f64,
+    /// Members that take new connections now.
     pub up_members: usize,
+    /// All members in the AZ.
     pub members: usize,
 }
 
@@ -270,21 +278,27 @@ impl Selector {
         }
     }
 
+    /// The selection policy.
     pub fn policy(&self) -> Policy {
         self.policy
     }
+    /// The options it was built with.
     pub fn options(&self) -> &SelectorOptions {
         &self.opts
     }
+    /// Number of members.
     pub fn len(&self) -> usize {
         self.members.len()
     }
+    /// True when there are no members.
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
     }
+    /// Member `idx` as configured.
     pub fn member(&self, idx: usize) -> &MemberSpec {
         &self.members[idx].spec
     }
+    /// The health entry of member `idx`.
     pub fn health(&self, idx: usize) -> &Arc<BackendHealth> {
         &self.members[idx].health
     }

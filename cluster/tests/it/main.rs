@@ -1,4 +1,5 @@
 //! Integration tests against a real etcd (started per test by `switchyard_cluster::testing`).
+#![allow(unreachable_pub)] // a test binary exports nothing: `pub` marks the harness's interface
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -7,20 +8,15 @@ use switchyard_cluster::watcher::watch;
 use switchyard_cluster::{Client, EtcdUrl, Link, Publisher, Registration};
 use tokio_util::sync::CancellationToken;
 
-/// Polls `f` every 20 ms until it returns true, at most `within`.
-async fn eventually<F, Fut>(within: Duration, what: &str, mut f: F)
+/// Polls `f` until it returns true, at most `within` (panics then).
+async fn eventually<F, Fut>(within: Duration, what: &str, f: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + within;
-    while Instant::now() < deadline {
-        if f().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    if switchyard_testkit::eventually(within, f).await.is_none() {
+        panic!("{what}: not within {within:?}");
     }
-    panic!("{what}: not within {within:?}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! `[gateway.cors]`: cross-origin resource sharing for browser clients (the Fetch standard's
 //! CORS protocol): which origins may call the API, with which methods and headers.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::duration::{secs, HumanDuration};
 use crate::error::Errors;

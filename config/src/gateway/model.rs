@@ -1,4 +1,5 @@
 //! The validated, typed gateway model that `RawGateway::validate` produces.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use ipnet::IpNet;
 use std::net::SocketAddr;

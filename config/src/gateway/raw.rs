@@ -1,5 +1,6 @@
 //! Raw `[gateway]` tables as they are written in TOML (serde structs with their defaults),
 //! before validation.
+#![allow(missing_docs)] // fields and variants are the TOML keys and values of the same name, documented in docs/config.md
 
 use crate::duration::{millis, secs, HumanDuration};
 use serde::{Deserialize, Serialize};

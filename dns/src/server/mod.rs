@@ -195,7 +195,12 @@ fn bind_all(
             let bound = listener.local_addr()?;
             let mut sockets = Vec::with_capacity(workers);
             for _ in 0..workers.max(1) {
-                sockets.push(udp::bind(bound)?);
+                // one SO_REUSEPORT socket per worker
+                let opts = switchyard_net::socket::UdpOptions {
+                    buffer: Some(4 << 20),
+                    ..Default::default()
+                };
+                sockets.push(switchyard_net::socket::udp_socket(bound, opts)?);
             }
             Ok::<_, std::io::Error>((sockets, listener, bound))
         })();

@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-
 use super::Shared;
 use crate::answer::{handle, Ctx, Handled};
 use crate::rrl::{Limiter, Verdict};
@@ -19,19 +17,6 @@ use crate::rrl::{Limiter, Verdict};
 const BATCH: usize = 32;
 /// Largest query accepted over UDP (longer datagrams are dropped).
 const MAX_QUERY: usize = 4096;
-
-/// Binds one UDP socket with `SO_REUSEPORT` (so several workers can share the port).
-pub fn bind(addr: SocketAddr) -> io::Result<UdpSocket> {
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    let _ = socket.set_recv_buffer_size(4 << 20);
-    let _ = socket.set_send_buffer_size(4 << 20);
-    socket.bind(&SockAddr::from(addr))?;
-    Ok(socket.into())
-}
 
 /// Wakes a worker blocked in `recvmmsg` on `socket` for good: after `shutdown(SHUT_RD)` every
 /// receive returns at once, so the worker sees `stop` (set before this call) and exits.

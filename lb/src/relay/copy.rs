@@ -4,6 +4,7 @@
 //! (bounded by the buffer size), so idle connections hold no buffer. A short read means the
 //! socket is drained, so readiness is cleared without the extra `read` that would return
 //! `EAGAIN` (what tokio's own `poll_read` does).
+#![allow(unsafe_code)] // read(2)/send(2) on the raw fds; every block has its SAFETY comment
 
 use super::pipes::PipePool;
 use super::{splice, Activity, DirError};

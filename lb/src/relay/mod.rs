@@ -47,13 +47,16 @@ pub enum End {
     BackendError,
     /// A local failure (e.g. no pipe could be created).
     LocalError,
+    /// Nothing moved in either direction for the idle timeout.
     Idle,
+    /// The connection reached its maximum lifetime.
     Lifetime,
     /// Closed by a drain deadline or shutdown.
     Stopped,
 }
 
 impl End {
+    /// The label used in metrics and the access log.
     pub fn as_str(self) -> &'static str {
         match self {
             End::Closed => "closed",
@@ -74,15 +77,20 @@ pub struct Outcome {
     pub up: u64,
     /// Backend → client bytes.
     pub down: u64,
+    /// Why it ended.
     pub end: End,
 }
 
 /// Which side of a direction failed.
 #[derive(Debug)]
 pub enum DirError {
+    /// Reading from the source failed.
     Src(io::Error),
+    /// Writing to the destination failed.
     Dst(io::Error),
+    /// A local resource (pipe) failed.
     Local(io::Error),
+    /// splice is not supported for this pair of fds.
     Unsupported,
 }
 
@@ -104,6 +112,7 @@ impl Activity {
         }
     }
     #[inline]
+    /// Records that a byte moved now.
     pub fn touch(&self) {
         self.last_ms
             .store(self.start.elapsed().as_millis() as u64, Ordering::Relaxed);

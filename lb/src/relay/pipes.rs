@@ -1,5 +1,6 @@
 //! A pool of kernel pipes for splice(2). A direction borrows a pipe only while bytes flow and
 //! returns it (empty) when the source has nothing more to read, so idle connections hold none.
+#![allow(unsafe_code)] // pipe2(2) and fcntl(2); every block has its SAFETY comment
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -33,9 +34,11 @@ impl Pipe {
         }
         Ok(p)
     }
+    /// The pipe's read end.
     pub fn read_fd(&self) -> RawFd {
         self.r.as_raw_fd()
     }
+    /// The pipe's write end.
     pub fn write_fd(&self) -> RawFd {
         self.w.as_raw_fd()
     }

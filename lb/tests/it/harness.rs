@@ -1,10 +1,11 @@
 //! Test harness: backends with simple behaviours on 127.0.0.1:0, a balancer over them, clients
 //! that can pick their source address, and a fast word-wise PRNG/hash for byte-exact checks.
+#![allow(unsafe_code)] // getrlimit/setrlimit; SAFETY comment on the block
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use switchyard_balance::{AdminState, CheckSpec, HealthRegistry, MemberSpec, PassiveSpec};
 use switchyard_lb::{start_plan, Lb, LbOptions, ListenerSpec, Plan, PoolSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 /// Raises the soft fd limit to the hard limit once (2000-connection tests need it).
 pub fn raise_nofile() {
     static ONCE: Once = Once::new();
+    // SAFETY: getrlimit/setrlimit read and write one local `rlimit`.
     ONCE.call_once(|| unsafe {
         let mut r = libc::rlimit {
             rlim_cur: 0,
@@ -405,17 +407,11 @@ pub async fn round_trip(to: SocketAddr) -> std::io::Result<String> {
     Ok(name)
 }
 
-/// Polls `f` every 5 ms until it is true or `limit` passes; returns the time it took.
+/// Polls `f` until it is true or `limit` passes (panics then); returns the time it took.
 pub async fn wait_until(limit: Duration, what: &str, mut f: impl FnMut() -> bool) -> Duration {
-    let t0 = Instant::now();
-    while !f() {
-        assert!(
-            t0.elapsed() < limit,
-            "timed out after {limit:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    t0.elapsed()
+    switchyard_testkit::eventually(limit, || std::future::ready(f()))
+        .await
+        .unwrap_or_else(|| panic!("timed out after {limit:?} waiting for {what}"))
 }
 
 /// Is the backend at `addr` up in the balancer's view?

@@ -1,5 +1,6 @@
 //! Limits: max connections (refused at once, counted), per-source rate, and accept back-off on
 //! EMFILE (in a child process with a lowered RLIMIT_NOFILE, so other tests are not affected).
+#![allow(unsafe_code)] // kill, getrusage, getrlimit/setrlimit; SAFETY comment on each block
 
 use crate::harness::*;
 use std::io::{BufRead, BufReader, Write};
@@ -140,6 +141,7 @@ fn emfile_backs_off_instead_of_spinning() {
     let (finished, watch) = std::sync::mpsc::channel::<()>();
     std::thread::spawn(move || {
         if watch.recv_timeout(Duration::from_secs(40)).is_err() {
+            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
     });
@@ -215,7 +217,9 @@ fn emfile_backs_off_instead_of_spinning() {
 }
 
 fn cpu_ms() -> u64 {
+    // SAFETY: `rusage` is plain integers, for which all-zero is a valid value.
     let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one `rusage` we own.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
     let ms = |t: libc::timeval| t.tv_sec as u64 * 1000 + t.tv_usec as u64 / 1000;
     ms(ru.ru_utime) + ms(ru.ru_stime)
@@ -264,6 +268,7 @@ async fn emfile_child() {
     let t = start_lb(p, l).await;
     // a low limit keeps the fd-taking loop below short
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    // SAFETY: getrlimit/setrlimit read and write one local `rlimit`.
     unsafe {
         let mut r = libc::rlimit {
             rlim_cur: 0,

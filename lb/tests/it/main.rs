@@ -1,4 +1,5 @@
 //! Integration tests of the L4 balancer over real sockets on 127.x (one test binary).
+#![allow(unreachable_pub)] // a test binary exports nothing: `pub` marks the harness's interface
 
 mod access_log;
 mod balance;

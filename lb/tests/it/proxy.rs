@@ -4,9 +4,19 @@
 use crate::harness::*;
 use std::net::SocketAddr;
 use std::time::Duration;
-use switchyard_lb::proxy_proto::{encode, parse, Parse, ProxyVersion, MAX_ENCODED};
+use switchyard_config::lb::ProxyVersion;
+use switchyard_net::proxy::{self, parse, Parse, MAX_ENCODED};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+/// `proxy::encode` with the configured version.
+fn encode(v: ProxyVersion, src: SocketAddr, dst: SocketAddr, out: &mut [u8; MAX_ENCODED]) -> usize {
+    let v = match v {
+        ProxyVersion::V1 => proxy::Version::V1,
+        ProxyVersion::V2 => proxy::Version::V2,
+    };
+    proxy::encode(v, src, dst, out)
+}
 
 /// A backend that reports the PROXY header it receives plus the next 4 bytes.
 async fn capture() -> (SocketAddr, tokio::sync::mpsc::Receiver<Vec<u8>>) {

@@ -178,11 +178,11 @@ fn a_registered_instance_joins_and_leaves_with_its_lease_without_failed_requests
     wait_status(admin, Duration::from_secs(5), "registered again", |s| {
         user_instances(s).contains(&"user-extra".to_string())
     });
-    // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(
-        unsafe { libc::kill(reg.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    let pid = reg.id() as libc::pid_t;
+    // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert_eq!(rc, 0);
     let t0 = Instant::now();
     wait_status(admin, Duration::from_secs(6), "withdrawn", |s| {
         !user_instances(s).contains(&"user-extra".to_string())
