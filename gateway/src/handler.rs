@@ -321,7 +321,7 @@ async fn pipeline(
     let now = Instant::now();
     let addr = conn.client.ip();
     if let Some(l) = &rt.limiter {
-        l.by_addr.peek(&addr, now).map_err(|r| {
+        l.admit_client(addr, now).map_err(|r| {
             log.reason = Some("rate_limited_client");
             rate_limited(r)
         })?;
@@ -340,8 +340,8 @@ async fn pipeline(
     }
     if let Some(l) = &rt.limiter {
         let (stage, checked) = match &identity {
-            Some(Ok(id)) => ("rate_limited_subject", l.by_sub.check(id.sub.as_str(), now)),
-            _ => ("rate_limited_client", l.by_addr.check(&addr, now)),
+            Some(Ok(id)) => ("rate_limited_subject", l.charge_subject(&id.sub, now)),
+            _ => ("rate_limited_client", l.charge_client(addr, now)),
         };
         checked.map_err(|r| {
             log.reason = Some(stage);

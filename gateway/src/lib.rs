@@ -59,7 +59,6 @@ pub mod json;
 pub mod jwt;
 pub mod metrics;
 pub mod path;
-pub mod proxy_protocol;
 pub mod quick;
 pub mod ratelimit;
 pub mod router;

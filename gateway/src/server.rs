@@ -23,12 +23,13 @@ use tokio_util::task::TaskTracker;
 use crate::clients::ClientTable;
 use crate::framing::{Gate, GateLimits};
 use crate::handler::{self, ConnInfo, InstanceCtx};
-use crate::proxy_protocol::{self, Parsed};
 use crate::runtime::Runtime;
 use crate::spec::{GatewaySpec, InstanceSpec};
 use crate::upstream;
 use crate::websocket::{Pending, UpgradeSlot};
 use crate::Error;
+use switchyard_net::proxy::{self, Parse};
+use switchyard_net::socket::{tcp_listener, TcpOptions};
 
 /// Time given to open connections to finish after shutdown.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -125,15 +126,27 @@ impl Handle {
         let concurrency = Arc::new(Semaphore::new(limits.max_concurrent_requests));
         let conns = Arc::new(Semaphore::new(limits.max_connections));
         let clients = ClientTable::new(limits.max_connections_per_client);
+        // one worker (current-thread runtime) per socket; the workers stop once every accept
+        // loop and connection on them has finished (the last task drops the guard)
+        let done = CancellationToken::new();
+        let workers = switchyard_net::workers::Workers::start(
+            sockets.len(),
+            &format!("gw-{}", inst.name),
+            done.clone(),
+        )
+        .map_err(bind_err)?;
+        let last_out = Arc::new(done.drop_guard());
         for (i, sock) in sockets.into_iter().enumerate() {
             let inner = self.inner.clone();
             let (stop, conns, concurrency) = (stop.clone(), conns.clone(), concurrency.clone());
             let clients = clients.clone();
             let (name, region, az) = (inst.name.clone(), inst.region.clone(), inst.az.clone());
             let upstream_spec = upstream_spec.clone();
-            // counted from now, not from when the worker thread first polls
+            let last_out = last_out.clone();
+            // counted from now, not from when the worker first polls
             let accepting_token = accepting.token();
             let work = self.inner.tracker.track_future(async move {
+                let _last_out = last_out;
                 let listener = match TcpListener::from_std(sock) {
                     Ok(l) => l,
                     Err(e) => {
@@ -155,18 +168,7 @@ impl Handle {
                 conns_tracker.close();
                 conns_tracker.wait().await;
             });
-            std::thread::Builder::new()
-                .name(format!("gw-{}-{i}", inst.name))
-                .spawn(move || {
-                    match tokio::runtime::Builder::new_current_thread()
-                        .enable_all()
-                        .build()
-                    {
-                        Ok(rt) => rt.block_on(work),
-                        Err(e) => tracing::error!(error = %e, "gateway worker runtime failed"),
-                    }
-                })
-                .map_err(bind_err)?;
+            workers.handle(i).spawn(work);
         }
         tracing::info!(instance = %inst.name, %local, workers = self.inner.workers, "gateway listening");
         self.inner
@@ -262,23 +264,18 @@ impl Handle {
     }
 }
 
-fn bind_exclusive(addr: SocketAddr) -> std::io::Result<socket2::Socket> {
-    let domain = socket2::Domain::for_address(addr);
-    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.bind(&addr.into())?;
-    Ok(s)
+fn bind_exclusive(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    tcp_listener(
+        addr,
+        TcpOptions {
+            reuse_port: false,
+            ..TcpOptions::default()
+        },
+    )
 }
 
 fn bind_std(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    let domain = socket2::Domain::for_address(addr);
-    let s = socket2::Socket::new(domain, socket2::Type::STREAM, Some(socket2::Protocol::TCP))?;
-    s.set_reuse_address(true)?;
-    s.set_reuse_port(true)?;
-    s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
-    s.listen(1024)?;
-    Ok(s.into())
+    tcp_listener(addr, TcpOptions::default())
 }
 
 async fn accept_loop(
@@ -442,6 +439,8 @@ async fn serve_conn(
 }
 
 /// Read an optional PROXY v1/v2 header; returns the bytes after it and the client address.
+/// Bytes are read (not peeked) and handed on, so a client that stalls inside a header costs a
+/// parked task until the header timeout, not a poll loop.
 async fn read_proxy_header(
     stream: &mut TcpStream,
     timeout: Duration,
@@ -449,15 +448,16 @@ async fn read_proxy_header(
     let mut buf = Vec::with_capacity(512);
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        match proxy_protocol::parse(&buf) {
-            Parsed::Absent => return Some((buf, None)),
-            Parsed::Header(n, addr) => return Some((buf[n..].to_vec(), addr)),
-            Parsed::Invalid => return None,
-            Parsed::Incomplete if buf.len() >= 536 => return None,
-            Parsed::Incomplete => {}
+        match proxy::parse(&buf) {
+            Parse::Absent => return Some((buf, None)),
+            Parse::Complete(h) => return Some((buf[h.len..].to_vec(), h.source())),
+            Parse::Invalid(_) => return None,
+            Parse::Incomplete if buf.len() >= proxy::V2_MAX => return None,
+            Parse::Incomplete => {}
         }
-        let mut chunk = [0u8; 536];
-        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+        let mut chunk = [0u8; proxy::V2_MAX];
+        let want = proxy::V2_MAX - buf.len();
+        let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
             Ok(Ok(n)) => n,
         };

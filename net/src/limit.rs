@@ -42,11 +42,17 @@ impl Bucket {
     /// Takes one token at `now`, or says how long until one is available (an hour when the
     /// rate refills nothing).
     pub fn take(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
+        self.peek(rate, now)?;
+        self.tokens -= 1.0;
+        Ok(())
+    }
+
+    /// Whether a token is available at `now` (refilled up to it), without taking it.
+    pub fn peek(&mut self, rate: Rate, now: Instant) -> Result<(), Duration> {
         let dt = now.saturating_duration_since(self.last).as_secs_f64();
         self.tokens = (self.tokens + dt * rate.per_second).min(rate.burst as f64);
         self.last = now;
         if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
             Ok(())
         } else if rate.per_second <= 0.0 {
             Err(NEVER)
@@ -55,7 +61,6 @@ impl Bucket {
         }
     }
 
-    /// True when the bucket will be full at `now`: it carries no state and may be forgotten.
     fn is_full_at(&self, rate: Rate, now: Instant) -> bool {
         let refill = now.saturating_duration_since(self.last).as_secs_f64() * rate.per_second;
         self.tokens + refill >= rate.burst as f64
@@ -121,11 +126,36 @@ impl<K: Hash + Eq> KeyedLimiter<K> {
         Q: Hash + Eq + ToOwned + ?Sized,
         Q::Owned: Into<K>,
     {
+        self.with(key, now, Bucket::take)
+    }
+
+    /// Whether `key` has a token left at `now`, without taking it (a stage that is consulted
+    /// before an expensive step and charged only for some outcomes).
+    pub fn peek<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned + ?Sized,
+        Q::Owned: Into<K>,
+    {
+        self.with(key, now, Bucket::peek)
+    }
+
+    fn with<Q>(
+        &self,
+        key: &Q,
+        now: Instant,
+        f: fn(&mut Bucket, Rate, Instant) -> Result<(), Duration>,
+    ) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned + ?Sized,
+        Q::Owned: Into<K>,
+    {
         let rate = self.rate;
         let shard = &self.shards[self.hasher.hash_one(key) as usize % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = map.get_mut(key) {
-            return b.take(rate, now);
+            return f(b, rate, now);
         }
         if map.len() >= self.max_per_shard {
             map.retain(|_, b| !b.is_full_at(rate, now));
@@ -134,7 +164,7 @@ impl<K: Hash + Eq> KeyedLimiter<K> {
             }
         }
         let mut b = Bucket::full(rate, now);
-        let r = b.take(rate, now);
+        let r = f(&mut b, rate, now);
         map.insert(key.to_owned().into(), b);
         r
     }
