@@ -247,14 +247,31 @@ pub async fn read_header(s: &TcpStream, timeout: Duration) -> io::Result<Header>
     tokio::time::timeout(timeout, async {
         let mut buf = [0u8; V2_MAX];
         loop {
-            let n = s.peek(&mut buf).await?;
+            s.readable().await?;
+            // Peek inside `try_io`: an incomplete header answers `WouldBlock`, which clears the
+            // readiness this peek saw (and only that one), so the next `readable()` sleeps
+            // until more bytes arrive instead of polling a stalled client.
+            let peeked = s.try_io(tokio::io::Interest::READABLE, || {
+                let n = peek(s, &mut buf)?;
+                match parse(&buf[..n]) {
+                    Parse::Incomplete if n > 0 && n < V2_MAX => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    p => Ok((n, p)),
+                }
+            });
+            let (n, parsed) = match peeked {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e),
+            };
             if n == 0 {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "eof before PROXY header",
                 ));
             }
-            match parse(&buf[..n]) {
+            match parsed {
                 Parse::Complete(h) => {
                     let mut left = h.len;
                     while left > 0 {
@@ -275,19 +292,29 @@ pub async fn read_header(s: &TcpStream, timeout: Duration) -> io::Result<Header>
                     ))
                 }
                 Parse::Invalid(why) => return Err(io::Error::new(io::ErrorKind::InvalidData, why)),
-                Parse::Incomplete if n >= V2_MAX => {
+                Parse::Incomplete => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "PROXY header too long",
                     ))
                 }
-                // peek returns at once while bytes are buffered: wait for more to arrive
-                Parse::Incomplete => tokio::time::sleep(Duration::from_millis(1)).await,
             }
         }
     })
     .await
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "no PROXY header in time"))?
+}
+
+/// A non-blocking `recv(MSG_PEEK)` into `buf`: bytes stay queued on the socket.
+#[allow(unsafe_code)] // reading what the kernel wrote; SAFETY comment on the block
+fn peek(s: &TcpStream, buf: &mut [u8; V2_MAX]) -> io::Result<usize> {
+    let mut raw = [std::mem::MaybeUninit::<u8>::uninit(); V2_MAX];
+    let n = socket2::SockRef::from(s).peek(&mut raw)?;
+    for (dst, src) in buf.iter_mut().zip(&raw[..n]) {
+        // SAFETY: recv(2) initialised the first `n` bytes of `raw`; only those are read.
+        *dst = unsafe { src.assume_init() };
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -420,3 +420,78 @@ fn every_encoded_header_parses_back_and_every_prefix_is_incomplete() {
         }
     }
 }
+
+/// CPU time of the calling thread (a current-thread runtime runs every task on it).
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we pass.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts)
+    };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+async fn pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+        .await
+        .unwrap();
+    (c, l.accept().await.unwrap().0)
+}
+
+/// A header split over several writes is read whole, and exactly: what follows stays queued.
+#[tokio::test]
+async fn read_header_waits_for_the_rest_and_consumes_only_the_header() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut c, mut s) = pair().await;
+    let reader = tokio::spawn(async move {
+        let h = read_header(&s, Duration::from_secs(5)).await;
+        let mut rest = [0u8; 3];
+        s.read_exact(&mut rest).await.unwrap();
+        (h, rest)
+    });
+    for part in [
+        &b"PROXY TCP4 192.0.2"[..],
+        b".1 198.51.100.2 4",
+        b"0000 80\r\nGET",
+    ] {
+        c.write_all(part).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    let (h, rest) = reader.await.unwrap();
+    let h = h.unwrap();
+    assert_eq!(h.source(), Some("192.0.2.1:40000".parse().unwrap()));
+    assert_eq!(&rest, b"GET");
+}
+
+/// Clients stalled inside a header cost no CPU while they wait (the reader sleeps until more
+/// bytes arrive instead of re-peeking), and each ends with a timeout.
+#[tokio::test]
+async fn stalled_partial_headers_cost_no_cpu() {
+    use tokio::io::AsyncWriteExt;
+    let mut held = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..100 {
+        let (mut c, s) = pair().await;
+        c.write_all(b"PROXY TCP4 192.0.2.1 ").await.unwrap();
+        held.push(c);
+        readers.push(tokio::spawn(async move {
+            read_header(&s, Duration::from_millis(800)).await
+        }));
+    }
+    let before = thread_cpu();
+    for r in readers {
+        let e = r.await.unwrap().unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    }
+    let spent = thread_cpu() - before;
+    // polling every millisecond cost about 100 x 800 wake-ups here (over 100 ms of CPU)
+    assert!(
+        spent < Duration::from_millis(60),
+        "{spent:?} of CPU while stalled"
+    );
+}
