@@ -1,5 +1,6 @@
 //! Criterion benches of the pure deciding code: route match, path normalisation, JSON merge and
 //! trim, JWT verification per algorithm (cold = signature check, cached = verification cache hit).
+#![allow(missing_docs)] // criterion's macros define undocumented pub fns
 
 use std::hint::black_box;
 use std::time::Duration;

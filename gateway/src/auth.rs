@@ -29,6 +29,8 @@ struct JwksSource {
     last_good: Mutex<Option<String>>,
 }
 
+/// Verifies bearer tokens against the configured keys, refreshing JWKS on an unknown `kid`,
+/// with a verification cache in front.
 pub struct Authenticator {
     spec: JwtSpec,
     keys: ArcSwap<KeySet>,
@@ -207,7 +209,9 @@ impl Authenticator {
 /// Outcome of a policy check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Denied {
+    /// No valid token (401), and why.
     Unauthenticated(AuthError),
+    /// A valid token without the route's roles (403).
     Forbidden,
 }
 

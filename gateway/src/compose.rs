@@ -22,13 +22,19 @@ const MAX_PART_BODY: usize = 1 << 20;
 
 /// What a composition needs from the request.
 pub struct ComposeCtx<'a> {
+    /// The worker's upstream client.
     pub http: &'a HttpClient,
+    /// The pools of the request's region.
     pub upstreams: &'a Upstreams,
+    /// The client's address (balancing key for hash policies).
     pub client_ip: IpAddr,
+    /// The verified caller, for `{sub}` and `{claim}` placeholders.
     pub identity: Option<&'a Identity>,
+    /// The route's captured parameters, for `{param}` placeholders.
     pub params: &'a Params,
     /// Headers sent to every part (identity, request id, traceparent).
     pub headers: &'a HeaderMap,
+    /// Instances tried per part.
     pub attempts: u32,
 }
 

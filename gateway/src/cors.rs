@@ -16,7 +16,9 @@ use http::{Method, Response};
 pub struct CorsSpec {
     /// Allowed origins, lower-case; `None` = any (answered with `*`).
     pub origins: Option<Vec<String>>,
+    /// Methods a preflight may ask for.
     pub methods: Vec<Method>,
+    /// Send `Access-Control-Allow-Credentials: true` (and echo the origin instead of `*`).
     pub credentials: bool,
     methods_value: HeaderValue,
     headers_value: HeaderValue,

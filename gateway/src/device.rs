@@ -4,6 +4,7 @@ use http::HeaderMap;
 
 use crate::spec::DeviceProfileSpec;
 
+/// The profile of a request no profile claims.
 pub const DEFAULT_PROFILE: &str = "default";
 
 /// Pick the device profile name for a request.

@@ -29,8 +29,11 @@ use tokio::time::Sleep;
 /// Limits the gate enforces.
 #[derive(Debug, Clone, Copy)]
 pub struct GateLimits {
+    /// Largest request head (request line + headers) in bytes (431 beyond).
     pub max_head: usize,
+    /// A started head must be complete within this, and the first head must arrive within it (408).
     pub header_timeout: Duration,
+    /// Between requests, a keep-alive connection is closed after this silence.
     pub idle_timeout: Duration,
     /// Longest silence inside a request body (the body read then fails with `TimedOut`).
     pub body_timeout: Duration,
@@ -39,14 +42,18 @@ pub struct GateLimits {
 /// A framing violation: the status written before closing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Violation {
+    /// A malformed head or body framing (400).
     BadRequest,
+    /// A head arrived too slowly (408).
     HeaderTimeout,
+    /// A head exceeded `max_head` (431).
     HeadTooLarge,
     /// A body stalled (answered 408 by the handler that was reading it).
     BodyTimeout,
 }
 
 impl Violation {
+    /// The complete HTTP/1.1 response written for this violation (`connection: close`).
     pub fn response(self) -> &'static [u8] {
         match self {
             Violation::BadRequest => b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 25\r\nconnection: close\r\n\r\n{\"error\":\"bad_request\"}\r\n",
@@ -74,6 +81,7 @@ enum State {
     Chunked(Chunk),
 }
 
+/// The framing gate over one client connection: hyper reads and writes through it.
 pub struct Gate<'a, S> {
     io: &'a mut S,
     limits: GateLimits,
@@ -92,6 +100,7 @@ pub struct Gate<'a, S> {
     activity: bool,
     sleep: Option<Pin<Box<Sleep>>>,
     armed: Option<Instant>,
+    /// Set once the gate refused the connection (it then only closes).
     pub violation: Option<Violation>,
     /// The violation is inside a head, so the gate answers it (see the module doc).
     answer: bool,

@@ -21,7 +21,7 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Read until the first bytes tell HTTP/2 (preface) from HTTP/1. False: closed or timed out
 /// before a single byte arrived.
-pub async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> bool {
+pub(crate) async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
         let mut chunk = [0u8; 4096];
@@ -35,12 +35,12 @@ pub async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration)
 }
 
 /// Whether the first bytes are the HTTP/2 preface.
-pub fn is_preface(initial: &[u8]) -> bool {
+pub(crate) fn is_preface(initial: &[u8]) -> bool {
     initial.starts_with(H2_PREFACE)
 }
 
 /// Requests in flight on one HTTP/2 connection and when the last one ended.
-pub struct Activity {
+pub(crate) struct Activity {
     start: tokio::time::Instant,
     in_flight: AtomicUsize,
     /// Requests ever started (0: still waiting for the first).
@@ -50,11 +50,11 @@ pub struct Activity {
 }
 
 /// Held while a request is being handled.
-pub struct Busy(Arc<Activity>);
+pub(crate) struct Busy(Arc<Activity>);
 
 impl Activity {
     /// A new connection's activity, starting now.
-    pub fn new() -> Arc<Activity> {
+    pub(crate) fn new() -> Arc<Activity> {
         Arc::new(Activity {
             start: tokio::time::Instant::now(),
             in_flight: AtomicUsize::new(0),
@@ -64,7 +64,7 @@ impl Activity {
     }
 
     /// Mark a request in flight until the returned guard drops.
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
         self.started.fetch_add(1, Ordering::Relaxed);
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         Busy(self.clone())
@@ -95,19 +95,19 @@ impl Drop for Busy {
 
 /// Limits of one h2c connection.
 #[derive(Debug, Clone, Copy)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Largest header list (431-equivalent: the stream is refused).
-    pub max_head: usize,
+    pub(crate) max_head: usize,
     /// The first request must arrive within this after the preface.
-    pub first_request_timeout: Duration,
+    pub(crate) first_request_timeout: Duration,
     /// With no request in flight for this long, the connection ends (GOAWAY).
-    pub idle_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
     /// Time given to streams in progress once the connection ends.
-    pub grace: Duration,
+    pub(crate) grace: Duration,
 }
 
 /// Serve one h2c connection with the same service as HTTP/1 (hyper's HTTP/2 framing and limits).
-pub async fn serve<S>(
+pub(crate) async fn serve<S>(
     mut stream: TcpStream,
     initial: Vec<u8>,
     svc: S,

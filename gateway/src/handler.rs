@@ -26,15 +26,21 @@ use crate::runtime::Runtime;
 use crate::spec::{Action, RouteSpec};
 use crate::upstream::{self, Outbound, UpstreamError};
 
+/// Response body: a buffered one (the gateway's own or a trimmed one) or an instance's streamed
+/// through.
 pub type Body = Either<Full<Bytes>, Incoming>;
 
 /// The gateway instance a connection arrived on.
 pub struct InstanceCtx {
+    /// Instance name (access log, `/healthz`).
     pub name: String,
     /// This worker thread's pooled upstream client.
     pub http: crate::upstream::HttpClient,
+    /// The instance's region, choosing which upstreams are local (`None`: no preference).
     pub region: Option<String>,
+    /// The instance's availability zone (`/healthz`).
     pub az: String,
+    /// Requests in flight on this instance (`max_concurrent_requests`; none left: 503).
     pub concurrency: Arc<Semaphore>,
     /// Per-client-address connection and request counts of this instance.
     pub clients: Arc<crate::clients::ClientTable>,

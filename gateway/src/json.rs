@@ -19,6 +19,7 @@ pub struct AllowList {
 }
 
 impl AllowList {
+    /// Compile dotted paths; a path also keeps everything below it.
     pub fn new<S: AsRef<str>>(paths: &[S]) -> AllowList {
         let mut root = AllowList {
             children: Some(Vec::new()),

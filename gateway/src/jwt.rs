@@ -21,18 +21,27 @@ use crate::Error;
 /// Why a token was rejected (a metric label; never sent to the client).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthError {
+    /// No `Authorization` header.
     Missing,
     /// Several different credentials in one request.
     Multiple,
+    /// An `Authorization` scheme other than `Bearer`.
     NotBearer,
+    /// Not a decodable JWT, a header value that is not visible ASCII, or no `exp`.
     Malformed,
     /// `alg: none` or an algorithm not pinned by the matching key.
     Algorithm,
+    /// No key has the token's `kid`, even after a JWKS refresh.
     UnknownKid,
+    /// The signature does not verify.
     BadSignature,
+    /// Past `exp` (+ leeway).
     Expired,
+    /// Before `nbf` (- leeway).
     NotYetValid,
+    /// `iss` missing or not the issuer's.
     Issuer,
+    /// `aud` missing or none of the accepted ones.
     Audience,
     /// No `sub`, a non-string `sub` (RFC 7519 §4.1.2: StringOrURI), an empty one, or one with
     /// control characters: nothing to forward as the identity or to rate-limit by.
@@ -43,6 +52,7 @@ pub enum AuthError {
 }
 
 impl AuthError {
+    /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             AuthError::Missing => "missing",
@@ -65,11 +75,15 @@ impl AuthError {
 /// A verified caller.
 #[derive(Debug)]
 pub struct Identity {
+    /// The `sub` claim.
     pub sub: String,
+    /// Roles from the configured roles claim (empty when absent).
     pub roles: Vec<String>,
     /// All claims (for composition placeholders).
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// `sub` as a header value, built once per verification rather than per request.
     pub sub_header: HeaderValue,
+    /// The roles comma-joined as a header value, built once per verification.
     pub roles_header: HeaderValue,
     /// Unix seconds after which the cache must not serve it (exp + leeway).
     valid_until: u64,
@@ -77,7 +91,9 @@ pub struct Identity {
 
 /// One verification key with its pinned algorithm and the checks of its issuer.
 pub struct Key {
+    /// The key's `kid` (`None`: tried for tokens of any `kid`).
     pub kid: Option<String>,
+    /// The one algorithm this key verifies.
     pub alg: Algorithm,
     key: DecodingKey,
     validation: Arc<Validation>,
@@ -86,6 +102,7 @@ pub struct Key {
 /// The keys of all issuers (a snapshot; JWKS refresh swaps a new one in).
 #[derive(Default)]
 pub struct KeySet {
+    /// Every key; a token is checked against those matching its `kid` and algorithm.
     pub keys: Vec<Key>,
 }
 
@@ -333,6 +350,7 @@ fn valid_role(r: &str) -> bool {
             .all(|b| b.is_ascii_graphic() && !matches!(b, b',' | b'"' | b'\\' | b';'))
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
 pub fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -350,6 +368,7 @@ pub struct VerifyCache {
 }
 
 impl VerifyCache {
+    /// A cache of about `entries` tokens (0: disabled, nothing is stored).
     pub fn new(entries: usize) -> VerifyCache {
         VerifyCache {
             shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
@@ -362,6 +381,7 @@ impl VerifyCache {
         &self.shards[(self.hasher.hash_one(token) as usize) % SHARDS]
     }
 
+    /// The identity cached for `token`, unless it expired by `now` (Unix seconds).
     pub fn get(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
         if self.per_shard == 0 {
             return None;
@@ -371,6 +391,7 @@ impl VerifyCache {
         (id.valid_until > now).then(|| id.clone())
     }
 
+    /// Cache a verified token. A full shard first drops expired entries, then everything.
     pub fn put(&self, token: &str, id: Arc<Identity>, now: u64) {
         if self.per_shard == 0 {
             return;

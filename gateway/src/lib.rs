@@ -43,6 +43,19 @@
 //! framing gate (431/408/400 for smuggling shapes) → path normalisation ([`path`]) → [`router`]
 //! → JWT ([`jwt`], [`auth`]) and policy (401/403) → rate limit (429) → body limit (413) → device
 //! profile ([`device`]) → proxy ([`upstream`]) or composition ([`compose`]).
+//!
+//! ## Layout
+//! - [`spec`]: the validated model; [`adapter`]: built from the `switchyard-config` world (keys
+//!   read there); [`runtime`]: compiled from it, swapped whole on reload;
+//! - [`server`]: listeners, workers, connections, [`Handle`]; [`framing`]: the HTTP/1.1 gate in
+//!   front of hyper; `h2c`: HTTP/2 with prior knowledge; [`websocket`]: upgrades and relay;
+//! - [`handler`]: the request pipeline, every failure mapped to a status in one place;
+//! - [`path`], [`router`]: normalisation and route lookup; [`cors`]: preflights and headers;
+//! - [`jwt`], [`auth`]: token verification, JWKS refresh, policy; [`clock`]: its testable clock;
+//! - [`ratelimit`], [`clients`]: per-client token buckets and per-address caps;
+//! - [`device`]: device profiles; [`compose`], [`json`]: composition and field trimming;
+//! - [`upstream`]: service pools and the pooled client; [`metrics`]: metric names and handles;
+//! - [`quick`]: quick mode (`switchyard gateway --listen .. --route ..`).
 
 pub mod adapter;
 pub mod auth;

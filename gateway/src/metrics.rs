@@ -4,16 +4,27 @@ use std::sync::OnceLock;
 
 use metrics::{counter, describe_counter, describe_histogram, histogram, Counter, Histogram, Unit};
 
+/// Counter: requests, by route and status.
 pub const REQUESTS: &str = "switchyard_gateway_requests_total";
+/// Histogram: request latency in seconds, by route.
 pub const LATENCY: &str = "switchyard_gateway_request_duration_seconds";
+/// Counter: failed upstream attempts, by service and kind.
 pub const UPSTREAM_ERRORS: &str = "switchyard_gateway_upstream_errors_total";
+/// Counter: authentication and authorization failures, by reason.
 pub const AUTH_FAILURES: &str = "switchyard_gateway_auth_failures_total";
+/// Counter: requests refused by the rate limiter (429).
 pub const RATE_LIMITED: &str = "switchyard_gateway_rate_limited_total";
+/// Counter: connections ended for HTTP framing violations, by kind.
 pub const FRAMING: &str = "switchyard_gateway_framing_violations_total";
+/// Counter: composition parts that failed, by part and reason.
 pub const COMPOSE_FAILED: &str = "switchyard_gateway_compose_part_failures_total";
+/// Counter: JWKS fetches that failed (the last good keys stay in use).
 pub const JWKS_FAILED: &str = "switchyard_gateway_jwks_fetch_failures_total";
+/// Counter: connections and requests refused by the per-client-address caps.
 pub const CLIENT_REFUSED: &str = "switchyard_gateway_client_cap_refusals_total";
+/// Counter: client-side deadlines that passed, by phase.
 pub const TIMEOUTS: &str = "switchyard_gateway_timeouts_total";
+/// Counter: requests answered by the gateway's own `/healthz`.
 pub const HEALTH_PROBES: &str = "switchyard_gateway_health_probes_total";
 
 /// Register descriptions with whatever recorder the binary installed.
@@ -54,6 +65,7 @@ pub struct RouteMetrics {
 }
 
 impl RouteMetrics {
+    /// Handles for one route; nothing is registered until the first request.
     pub fn new(route: &'static str) -> RouteMetrics {
         RouteMetrics {
             route,
@@ -62,6 +74,7 @@ impl RouteMetrics {
         }
     }
 
+    /// Count a finished request with its status and record its latency in seconds.
     pub fn record(&self, status: u16, secs: f64) {
         let (idx, label) = status_label(status);
         let route = self.route;
@@ -114,14 +127,17 @@ fn status_text(s: u16) -> &'static str {
     }
 }
 
+/// An upstream attempt failed (`kind`: `connect`, `protocol`, `status_5xx`, ...).
 pub fn upstream_error(service: &str, kind: &'static str) {
     counter!(UPSTREAM_ERRORS, "service" => service.to_string(), "kind" => kind).increment(1);
 }
 
+/// A request failed authentication or authorization.
 pub fn auth_failure(reason: &'static str) {
     counter!(AUTH_FAILURES, "reason" => reason).increment(1);
 }
 
+/// The rate limiter refused a request.
 pub fn rate_limited() {
     counter!(RATE_LIMITED).increment(1);
 }
@@ -142,6 +158,7 @@ pub fn timeout(phase: &'static str) {
     counter!(TIMEOUTS, "phase" => phase).increment(1);
 }
 
+/// A connection ended for a framing violation.
 pub fn framing_violation(v: crate::framing::Violation) {
     let kind = match v {
         crate::framing::Violation::BadRequest => "bad_request",
@@ -152,11 +169,13 @@ pub fn framing_violation(v: crate::framing::Violation) {
     counter!(FRAMING, "kind" => kind).increment(1);
 }
 
+/// A composition part failed.
 pub fn compose_part_failed(part: &str, reason: &str) {
     counter!(COMPOSE_FAILED, "part" => part.to_string(), "reason" => reason.to_string())
         .increment(1);
 }
 
+/// A JWKS fetch failed.
 pub fn jwks_fetch_failed() {
     counter!(JWKS_FAILED).increment(1);
 }

@@ -12,13 +12,17 @@ use std::borrow::Cow;
 /// Why a path was refused (always 400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PathError {
+    /// Does not start with `/`.
     NotAbsolute,
     /// `%2F`, `%5C`, `%00` or a raw backslash.
     AmbiguousEncoding,
+    /// A `%` not followed by two hex digits.
     BadEscape,
+    /// A raw control byte (below 0x20, or DEL).
     ControlByte,
     /// A raw byte outside ASCII (it must be percent-encoded).
     NonAscii,
+    /// A `..` above the root.
     EscapesRoot,
 }
 

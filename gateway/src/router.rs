@@ -36,12 +36,14 @@ struct Compiled {
 /// Captured `{param}` values plus what followed a prefix match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Params {
+    /// `(name, value)` of each `{param}`, in path order.
     pub values: Vec<(String, String)>,
     /// Remainder after a prefix route (`""` or starting with `/`).
     pub rest: String,
 }
 
 impl Params {
+    /// The value of a `{param}`.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values
             .iter()
@@ -50,15 +52,18 @@ impl Params {
     }
 }
 
+/// The router's answer for one request.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Lookup {
     /// Index into the spec's route list.
     Found(usize, Params),
+    /// No route serves the path and host (404).
     NotFound,
     /// `Allow` header value.
     MethodNotAllowed(String),
 }
 
+/// Routes compiled for matching on host, path segments, method and headers.
 #[derive(Debug, Default)]
 pub struct Router {
     routes: Vec<Compiled>,
@@ -77,6 +82,7 @@ fn compile_segs(path: &str) -> Vec<Seg> {
 }
 
 impl Router {
+    /// Compile routes, most specific first.
     pub fn new(routes: &[RouteSpec]) -> Router {
         let mut compiled: Vec<Compiled> = routes
             .iter()

@@ -14,18 +14,24 @@ use crate::spec::{CompositionSpec, GatewaySpec};
 use crate::upstream::Upstreams;
 use crate::Error;
 
+/// One configuration, compiled: what a request needs, built off the request path.
 pub struct Runtime {
+    /// The spec it was built from.
     pub spec: GatewaySpec,
+    /// Routes compiled for lookup.
     pub router: Router,
     /// Metric handles per route (labels interned, so reloads do not grow memory); the last
     /// entry counts requests that matched no route.
     pub route_metrics: Vec<crate::metrics::RouteMetrics>,
+    /// Token verification with its keys, JWKS refresh and cache.
     pub auth: Authenticator,
+    /// Compositions by name.
     pub compositions: HashMap<String, CompositionSpec>,
     /// Per route: (profile, allow-list) for profiles that trim fields.
     pub allow_lists: Vec<Vec<(String, AllowList)>>,
     /// Upstreams per gateway region (`None` key: no region, e.g. quick mode).
     pub upstreams: HashMap<Option<String>, Upstreams>,
+    /// Per client address and per subject token buckets (`None`: no rate limit).
     pub limiter: Option<Limiters>,
 }
 
@@ -45,6 +51,8 @@ pub fn intern(s: &str) -> &'static str {
 }
 
 impl Runtime {
+    /// Compile a spec; fails on unusable keys. The upstream selectors read instance health
+    /// from `registry`.
     pub fn build(spec: GatewaySpec, registry: &HealthRegistry) -> Result<Runtime, Error> {
         let router = Router::new(&spec.routes);
         let route_metrics = spec
@@ -105,6 +113,7 @@ impl Runtime {
         })
     }
 
+    /// The upstreams as seen from `region`, or the region-less set for an unknown one.
     pub fn upstreams(&self, region: &Option<String>) -> &Upstreams {
         self.upstreams
             .get(region)

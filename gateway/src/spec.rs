@@ -17,6 +17,7 @@ use jsonwebtoken::Algorithm;
 pub struct GatewaySpec {
     /// Listening instances (one HTTP server each).
     pub instances: Vec<InstanceSpec>,
+    /// Request size, deadline and concurrency limits shared by every instance.
     pub limits: Limits,
     /// Peers whose PROXY protocol header is believed (the L4 balancers).
     pub trusted_proxies: Vec<IpNet>,
@@ -27,17 +28,24 @@ pub struct GatewaySpec {
     /// Request headers removed before forwarding, in every spelling that normalises to the same
     /// name (`_` for `-`, any case): method/URL override headers by default.
     pub strip_request_headers: Vec<HeaderName>,
+    /// Token verification: issuers, keys, leeway and the verification cache.
     pub jwt: JwtSpec,
+    /// Headers carrying the verified subject and roles to the services.
     pub identity: IdentityHeaders,
+    /// Routes in configuration order (the router picks the most specific match).
     pub routes: Vec<RouteSpec>,
     /// Known API versions (first path segment, e.g. `v1`, `v2`).
     pub versions: Vec<String>,
     /// Optional request header naming the API version (`X-Api-Version: v2`): an unversioned path
     /// is routed as `/{version}{path}`.
     pub version_header: Option<HeaderName>,
+    /// Named compositions that routes and device profiles refer to.
     pub compositions: Vec<CompositionSpec>,
+    /// Device classes, tried in order (see [`crate::device`]).
     pub device_profiles: Vec<DeviceProfileSpec>,
+    /// The services routes proxy to, with their instances and balancing.
     pub services: Vec<ServiceSpec>,
+    /// The upstream client: connect and response deadlines, retries, connection pool.
     pub upstream: UpstreamSpec,
     /// One `tracing` line (target `switchyard::access`) per request.
     pub access_log: bool,
@@ -47,14 +55,21 @@ pub struct GatewaySpec {
     pub cors: Option<crate::cors::CorsSpec>,
 }
 
+/// One gateway listener (`[[gateway.instances]]`): an HTTP server with its own workers.
 #[derive(Debug, Clone)]
 pub struct InstanceSpec {
+    /// Instance name (logs, metrics and the `/healthz` answer).
     pub name: String,
+    /// Address the listener binds.
     pub listen: SocketAddr,
+    /// Region the instance runs in: service instances of this region are preferred, the others
+    /// take spill-over (empty: no region preference).
     pub region: String,
+    /// Availability zone of the instance (access log and `/healthz`).
     pub az: String,
 }
 
+/// Request size, deadline and concurrency limits (defaults in [`Limits::default`]).
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Request line + headers; larger heads get 431.
@@ -95,15 +110,22 @@ pub const DEFAULT_STRIPPED: &[&str] = &[
     "x-rewrite-url",
 ];
 
+/// A token bucket: sustained rate and burst.
 #[derive(Debug, Clone, Copy)]
 pub struct RateSpec {
+    /// Tokens added per second (sustained requests per second).
     pub per_second: f64,
+    /// Bucket size: requests allowed at once after a quiet period.
     pub burst: u32,
 }
 
+/// JWT verification settings.
 #[derive(Debug, Clone)]
 pub struct JwtSpec {
+    /// Trusted issuers, each with its keys; a token is verified by the key matching its `kid`
+    /// and algorithm.
     pub issuers: Vec<IssuerSpec>,
+    /// Clock skew allowed on `exp` and `nbf` (default 30 s).
     pub leeway: Duration,
     /// Claim holding roles/scopes: a JSON array of strings or a space separated string.
     pub roles_claim: String,
@@ -113,13 +135,16 @@ pub struct JwtSpec {
     pub clock: crate::clock::Clock,
 }
 
+/// One trusted token issuer: the claims it must carry and the keys it signs with.
 #[derive(Debug, Clone)]
 pub struct IssuerSpec {
     /// Expected `iss`; `None` accepts tokens without checking it.
     pub issuer: Option<String>,
     /// Accepted `aud` values; empty = not checked.
     pub audiences: Vec<String>,
+    /// Verification keys given inline in the configuration.
     pub keys: Vec<KeySpec>,
+    /// JWKS documents read from disk at start and on every reload.
     pub jwks_files: Vec<PathBuf>,
     /// Plain `http://` URL of a JWKS document, fetched at start and on unknown `kid`.
     pub jwks_url: Option<String>,
@@ -132,11 +157,15 @@ pub struct IssuerSpec {
 /// A verification key; its algorithm is pinned.
 #[derive(Debug, Clone)]
 pub struct KeySpec {
+    /// Matched against the token's `kid`; a token without `kid` is tried against every key.
     pub kid: Option<String>,
+    /// The only algorithm this key verifies (no HS/RS confusion, no `none`).
     pub alg: Algorithm,
+    /// The secret or public key.
     pub material: KeyMaterial,
 }
 
+/// What a verification key is made of.
 #[derive(Debug, Clone)]
 pub enum KeyMaterial {
     /// HMAC secret bytes.
@@ -145,28 +174,40 @@ pub enum KeyMaterial {
     PublicPem(Vec<u8>),
 }
 
+/// The key `switchyard token` signs with.
 #[derive(Debug, Clone)]
 pub struct SigningSpec {
+    /// `kid` written into minted token headers.
     pub kid: Option<String>,
+    /// Signing algorithm (must match a verification key of the same issuer).
     pub alg: Algorithm,
+    /// The secret or private key.
     pub material: SigningMaterial,
 }
 
+/// What a signing key is made of.
 #[derive(Debug, Clone)]
 pub enum SigningMaterial {
+    /// HMAC secret bytes.
     Secret(Vec<u8>),
     /// PKCS#8 PEM private key.
     PrivatePem(Vec<u8>),
 }
 
+/// Request headers that carry the verified identity to services (copies sent by the client
+/// are removed).
 #[derive(Debug, Clone)]
 pub struct IdentityHeaders {
+    /// The token's `sub` (default `x-user-id`).
     pub user_id: HeaderName,
+    /// The token's roles, comma-joined (default `x-user-roles`).
     pub roles: HeaderName,
 }
 
+/// One route: what it matches, who may use it, and where it sends the request.
 #[derive(Debug, Clone)]
 pub struct RouteSpec {
+    /// Route name (metrics label, access log).
     pub name: String,
     /// Exact host (`api.example.test`) or suffix wildcard (`*.example.test`); `None` = any.
     pub host: Option<String>,
@@ -182,7 +223,9 @@ pub struct RouteSpec {
     pub deprecated: bool,
     /// HTTP-date for the `Sunset` header.
     pub sunset: Option<String>,
+    /// Who may call the route.
     pub policy: Policy,
+    /// Where a matched request goes.
     pub action: Action,
     /// Removed from the front of the path toward the upstream.
     pub strip_prefix: Option<String>,
@@ -194,17 +237,23 @@ pub struct RouteSpec {
     pub profiles: Vec<ProfileOverride>,
 }
 
+/// Who may call a route (401 without a valid token, 403 without the roles).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Policy {
+    /// Anyone; no token is read or verified.
     Public,
+    /// Any caller with a valid token.
     Authenticated,
     /// At least one of `any` (when non-empty) and every one of `all`.
     Roles {
+        /// Roles of which at least one is required (empty: no such requirement).
         any: Vec<String>,
+        /// Roles that are all required.
         all: Vec<String>,
     },
 }
 
+/// What a route does with a request.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Proxy to a service.
@@ -256,6 +305,7 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
+/// How a route behaves for one device profile.
 #[derive(Debug, Clone)]
 pub struct ProfileOverride {
     /// Device profile name (`mobile`, `web`, ...).
@@ -268,30 +318,40 @@ pub struct ProfileOverride {
     pub fields: Option<Vec<String>>,
 }
 
+/// Several service calls merged into one JSON response.
 #[derive(Debug, Clone)]
 pub struct CompositionSpec {
+    /// Composition name, referred to by routes and profile overrides.
     pub name: String,
     /// Overall deadline for all parts.
     pub deadline: Duration,
+    /// The service calls; independent parts run concurrently.
     pub parts: Vec<PartSpec>,
 }
 
+/// One service call of a composition.
 #[derive(Debug, Clone)]
 pub struct PartSpec {
+    /// Part name (metrics label, `depends_on` target, default merge key).
     pub name: String,
+    /// Service the part calls.
     pub service: String,
     /// Upstream path template: `{sub}`, `{claim}`, `{param}`, `{part.field}` (second stage).
     pub path: String,
     /// Key under which the JSON body is merged (default = name).
     pub key: String,
+    /// A failed required part fails the whole composition (502); an optional one is left out.
     pub required: bool,
+    /// Deadline of this part's call.
     pub timeout: Duration,
     /// Run after this part and interpolate its fields.
     pub depends_on: Option<String>,
 }
 
+/// A device class that routes can override behaviour for.
 #[derive(Debug, Clone)]
 pub struct DeviceProfileSpec {
+    /// Profile name, as used in route overrides (`mobile`, `web`, ...).
     pub name: String,
     /// `X-Client-Type` values (case-insensitive) selecting this profile.
     pub client_types: Vec<String>,
@@ -299,33 +359,50 @@ pub struct DeviceProfileSpec {
     pub user_agent_contains: Vec<String>,
 }
 
+/// A service behind the gateway and how its instances are balanced.
 #[derive(Debug, Clone)]
 pub struct ServiceSpec {
+    /// Service name, referred to by routes and composition parts.
     pub name: String,
+    /// Balancing policy over the instances (shared with the L4 balancer).
     pub policy: switchyard_balance::Policy,
     /// Active health check run through the shared `HealthRegistry` (`None` = passive only).
     pub check: Option<switchyard_balance::CheckSpec>,
+    /// Passive health: connect failures eject an instance for a while (circuit breaker).
     pub passive: switchyard_balance::PassiveSpec,
+    /// The instances, in every region.
     pub instances: Vec<ServiceInstanceSpec>,
 }
 
+/// One instance of a service.
 #[derive(Debug, Clone)]
 pub struct ServiceInstanceSpec {
+    /// Instance name (logs, health registry).
     pub name: String,
+    /// Plain-HTTP address of the instance.
     pub addr: SocketAddr,
+    /// Region: instances outside the gateway instance's region are used only when none inside
+    /// is up.
     pub region: String,
+    /// Availability zone: within a region, the selector prefers the gateway's own zone.
     pub az: String,
+    /// Relative share of traffic.
     pub weight: u32,
 }
 
+/// The upstream HTTP client's deadlines, retries and pool (defaults in
+/// [`UpstreamSpec::default`]).
 #[derive(Debug, Clone)]
 pub struct UpstreamSpec {
+    /// Deadline for a TCP connect to an instance (then the next instance is tried).
     pub connect_timeout: Duration,
     /// Deadline for an upstream response head (504 past it).
     pub timeout: Duration,
     /// Instances tried per request (1 = no retry).
     pub attempts: u32,
+    /// Idle pooled connections are closed after this.
     pub pool_idle_timeout: Duration,
+    /// Idle pooled connections kept per instance address.
     pub pool_max_idle_per_host: usize,
 }
 

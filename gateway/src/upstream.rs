@@ -24,6 +24,7 @@ use crate::spec::{ServiceSpec, UpstreamSpec};
 
 /// Instances of one service as seen from one gateway region.
 pub struct ServicePool {
+    /// Service name (metrics label, logs).
     pub name: String,
     local: Option<Selector>,
     remote: Option<Selector>,
@@ -35,11 +36,15 @@ pub struct ServicePool {
 /// A chosen instance: which selector, which member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pick {
+    /// From the other regions' selector (spill-over), else the local one.
     pub remote: bool,
+    /// Member index in that selector.
     pub idx: usize,
 }
 
 impl ServicePool {
+    /// Split the service's instances into this region's and the others', each with its own
+    /// selector on the shared registry (`region` `None`: every instance is local).
     pub fn build(
         spec: &ServiceSpec,
         region: Option<&str>,
@@ -115,6 +120,7 @@ impl ServicePool {
             .map(|idx| Pick { remote: true, idx })
     }
 
+    /// The picked member's spec (name, address, zone).
     pub fn member(&self, p: Pick) -> &MemberSpec {
         self.selector(p.remote)
             .map(|s| s.member(p.idx))
@@ -131,6 +137,8 @@ impl ServicePool {
         &v[p.idx]
     }
 
+    /// Report the outcome of a request to a picked member: a failure counts toward passive
+    /// ejection.
     pub fn record(&self, p: Pick, ok: bool) {
         if let Some(s) = self.selector(p.remote) {
             if ok {
@@ -149,6 +157,7 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
+    /// One pool per service, as seen from `region` (`None`: no region preference).
     pub fn build(
         services: &[ServiceSpec],
         region: Option<&str>,
@@ -162,11 +171,13 @@ impl Upstreams {
         }
     }
 
+    /// The pool of a service (`None`: not configured).
     pub fn get(&self, service: &str) -> Option<&ServicePool> {
         self.pools.get(service)
     }
 }
 
+/// The hyper client used for every upstream request (plain HTTP, pooled keep-alive).
 pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 /// The pooled keep-alive client shared by all requests (and kept across reloads).
@@ -197,6 +208,7 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
+    /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
             UpstreamError::NoInstance => "no_instance",
@@ -209,15 +221,23 @@ impl UpstreamError {
 
 /// One outbound request (reusable across attempts).
 pub struct Outbound<'a> {
+    /// Request method (decides whether a failed exchange may be retried).
     pub method: &'a Method,
+    /// Path and query as sent to the instance (after rewriting).
     pub path_and_query: &'a str,
+    /// Headers as sent (hop-by-hop removed, identity and forwarding headers set).
     pub headers: &'a HeaderMap,
+    /// The whole request body, buffered so that a retry can resend it.
     pub body: Bytes,
 }
 
+/// A response from an instance, with which instance answered.
 pub struct Sent {
+    /// The response; its body is still streaming.
     pub response: Response<Incoming>,
+    /// The instance that answered.
     pub pick: Pick,
+    /// Instances tried, this one included.
     pub attempts: u32,
 }
 
@@ -290,6 +310,8 @@ pub async fn send(
     Err(last)
 }
 
+/// Whether a method may be retried after the request may have reached an instance
+/// (RFC 9110 §9.2.2).
 pub fn is_idempotent(m: &Method) -> bool {
     matches!(
         *m,

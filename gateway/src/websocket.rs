@@ -65,10 +65,12 @@ pub struct Pending(pub OnUpgrade);
 pub struct UpgradeSlot(Mutex<Option<OnUpgrade>>);
 
 impl UpgradeSlot {
+    /// Keep the instance side of an accepted upgrade.
     pub fn put(&self, upstream: OnUpgrade) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(upstream);
     }
 
+    /// Take the stored upgrade (once).
     pub fn take(&self) -> Option<OnUpgrade> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
     }

@@ -1,4 +1,5 @@
 //! Integration tests: real HTTP over 127.0.0.1, real JWTs, tiny in-process upstreams.
+#![allow(unreachable_pub)] // a test binary exports nothing: `pub` marks the harness's interface
 
 mod access_log;
 mod compose;
