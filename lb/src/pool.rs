@@ -36,6 +36,9 @@ pub struct MemberRt {
     active: AtomicU64,
     /// `IDLE`, `ARMED` (a drain timer runs) or `CLOSED` (deadline passed, still drained).
     drain_state: AtomicU8,
+    /// Which drain a timer belongs to: undraining (or re-adding a removed member) moves it on,
+    /// so the timer of an earlier drain never cuts connections at its own, earlier deadline.
+    drain_epoch: AtomicU64,
     /// No longer in the pool's current snapshot.
     removed: AtomicBool,
 }
@@ -49,7 +52,17 @@ impl MemberRt {
             close: ArcSwap::from_pointee(CancellationToken::new()),
             active: AtomicU64::new(0),
             drain_state: AtomicU8::new(IDLE),
+            drain_epoch: AtomicU64::new(0),
             removed: AtomicBool::new(false),
+        }
+    }
+
+    /// The drain in progress (if any) is over without a cut: its timer is superseded and a
+    /// later drain arms a new one with a full deadline.
+    fn cancel_drain(&self) {
+        self.drain_epoch.fetch_add(1, Ordering::AcqRel);
+        if self.drain_state.swap(IDLE, Ordering::AcqRel) == ARMED {
+            tracing::info!(member = %self.spec.name, backend = %self.spec.addr, "drain cancelled before its deadline");
         }
     }
 
@@ -135,6 +148,9 @@ impl PoolSnap {
 pub struct PoolRt {
     /// The current version; swapped by reloads.
     pub snap: ArcSwap<PoolSnap>,
+    /// Members a reload removed, by address, while their connections drain: a reload that
+    /// brings one back takes its runtime (connections, counters) back and cancels its drain.
+    retired: std::sync::Mutex<HashMap<SocketAddr, Arc<MemberRt>>>,
 }
 
 impl PoolRt {
@@ -142,6 +158,7 @@ impl PoolRt {
     pub fn new(spec: PoolSpec, registry: &HealthRegistry, shutdown: &CancellationToken) -> Self {
         PoolRt {
             snap: ArcSwap::from_pointee(build(spec, registry, shutdown, &HashMap::new(), false)),
+            retired: Default::default(),
         }
     }
 
@@ -154,20 +171,30 @@ impl PoolRt {
         shutdown: &CancellationToken,
     ) -> Vec<(Arc<MemberRt>, Duration)> {
         let old = self.snap.load_full();
-        let by_addr: HashMap<SocketAddr, Arc<MemberRt>> = old
-            .members
-            .iter()
-            .map(|m| (m.spec.addr, m.clone()))
-            .collect();
+        let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
+        // members finished draining (cut, nothing open) carry no state worth keeping
+        retired.retain(|_, m| m.drain_state.load(Ordering::Acquire) != CLOSED || m.active() > 0);
+        let mut by_addr: HashMap<SocketAddr, Arc<MemberRt>> = retired.clone();
+        by_addr.extend(old.members.iter().map(|m| (m.spec.addr, m.clone())));
         // a changed check replaces running checkers; otherwise the first spec keeps running
         let replace = old.spec.check != spec.check;
         let next = build(spec, registry, shutdown, &by_addr, replace);
+        for m in &next.members {
+            if let Some(back) = retired.remove(&m.spec.addr) {
+                if Arc::ptr_eq(&back, m) {
+                    // removed by an earlier reload and back before its deadline: it keeps its
+                    // connections (HAProxy cuts none either)
+                    m.cancel_drain();
+                }
+            }
+        }
         let removed = old
             .members
             .iter()
             .filter(|m| !next.members.iter().any(|n| Arc::ptr_eq(n, m)))
             .map(|m| {
                 m.removed.store(true, Ordering::Relaxed);
+                retired.insert(m.spec.addr, m.clone());
                 (m.clone(), old.spec.drain_deadline)
             })
             .collect();
@@ -179,10 +206,11 @@ impl PoolRt {
     pub fn newly_draining(&self) -> Vec<(Arc<MemberRt>, Duration)> {
         let snap = self.snap.load();
         for m in snap.members.iter().filter(|m| !m.is_draining()) {
-            // undrained after its deadline: a later drain arms a new timer
-            let _ =
-                m.drain_state
-                    .compare_exchange(CLOSED, IDLE, Ordering::AcqRel, Ordering::Relaxed);
+            // undrained (before or after its deadline): a later drain arms a new timer with a
+            // full deadline, and the old timer, if still running, does nothing
+            if m.drain_state.load(Ordering::Acquire) != IDLE {
+                m.cancel_drain();
+            }
         }
         snap.members
             .iter()
@@ -288,12 +316,16 @@ pub fn arm_drain(
     {
         return;
     }
+    let epoch = m.drain_epoch.load(Ordering::Acquire);
     tracing::info!(member = %m.spec.name, backend = %m.spec.addr, open = m.active(), ?deadline, "draining");
     tracker.spawn(async move {
         tokio::select! {
             _ = tokio::time::sleep(deadline) => {}
             // shutdown has its own grace period
             _ = shutdown.cancelled() => return,
+        }
+        if m.drain_epoch.load(Ordering::Acquire) != epoch {
+            return; // undrained or re-added meanwhile: superseded
         }
         if m.is_draining() {
             let open = m.active();

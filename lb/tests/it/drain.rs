@@ -91,3 +91,59 @@ async fn az_drain_moves_new_traffic_to_the_other_az() {
     let shares = &t.lb.status().pools[0].shares;
     assert_eq!((shares[0].share, shares[1].share), (0.0, 1.0));
 }
+
+/// Drain, undrain, drain again: the second drain gets its own full deadline; the first drain's
+/// timer (still running when the member was undrained) cuts nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_drain_gets_its_own_deadline() {
+    let a = Backend::start(Behaviour::Named("a".into())).await;
+    let b = Backend::start(Behaviour::Named("b".into())).await;
+    let mut p = pool(&[(a.addr, "z", 1), (b.addr, "z", 1)]);
+    p.drain_deadline = Duration::from_millis(1200);
+    let t = start_lb(p, listener()).await;
+    let mut held = loop {
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        if which_backend(&mut s).await.unwrap() == "a" {
+            break s;
+        }
+    };
+    let t0 = Instant::now();
+    t.admin.drain(AdminTarget::Instance("m0".into()));
+    wait_until(Duration::from_secs(2), "drained", || {
+        t.lb.status().pools[0].members[0].draining
+    })
+    .await;
+    // the drain loop looks at the members on every admin change and at least every 250 ms:
+    // by then the first drain's timer runs
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    t.admin.undrain(AdminTarget::Instance("m0".into()));
+    wait_until(Duration::from_secs(2), "undrained", || {
+        !t.lb.status().pools[0].members[0].draining
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let t2 = Instant::now();
+    t.admin.drain(AdminTarget::Instance("m0".into()));
+    // past the first drain's deadline the connection still works
+    let first_deadline = t0 + Duration::from_millis(1200);
+    tokio::time::sleep_until((first_deadline + Duration::from_millis(150)).into()).await;
+    assert!(
+        t2.elapsed() < Duration::from_millis(1200),
+        "the machine was too slow to tell the deadlines apart"
+    );
+    echo_once(&mut held)
+        .await
+        .expect("cut at the first drain's deadline");
+    // and the second drain's deadline closes it
+    let mut buf = [0u8; 8];
+    let n = tokio::time::timeout(Duration::from_secs(3), held.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    assert!(
+        t2.elapsed() >= Duration::from_millis(1150),
+        "{:?}",
+        t2.elapsed()
+    );
+}

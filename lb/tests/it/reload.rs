@@ -246,3 +246,43 @@ async fn a_removed_member_is_no_longer_health_checked() {
     assert!(t.registry.is_checked(&b0.addr));
     assert_eq!(round_trip(t.addr).await.unwrap(), "b0");
 }
+
+/// A member removed by a reload and brought back by the next one, before its drain deadline,
+/// keeps its connections: the removal's drain is cancelled (HAProxy cuts none either).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_removed_and_readded_keeps_its_connections() {
+    let b0 = Backend::start(Behaviour::Named("b0".into())).await;
+    let b1 = Backend::start(Behaviour::Named("b1".into())).await;
+    let deadline = |mut p: switchyard_lb::PoolSpec| {
+        p.drain_deadline = Duration::from_millis(500);
+        p
+    };
+    let both = deadline(stable(&[(b0.addr, "z", 1), (b1.addr, "z", 1)]));
+    let l = listener();
+    let t = start_lb(both.clone(), l.clone()).await;
+    let mut held = loop {
+        let mut s = TcpStream::connect(t.addr).await.unwrap();
+        if which_backend(&mut s).await.unwrap() == "b1" {
+            break s;
+        }
+    };
+    let plan = |p: switchyard_lb::PoolSpec| Plan {
+        global_max_connections: None,
+        pools: vec![p],
+        listeners: vec![l.clone()],
+    };
+    let t0 = std::time::Instant::now();
+    t.lb.reload_plan(plan(deadline(stable(&[(b0.addr, "z", 1)]))))
+        .await
+        .unwrap();
+    t.lb.reload_plan(plan(both)).await.unwrap();
+    tokio::time::sleep_until((t0 + Duration::from_millis(800)).into()).await;
+    held.write_all(b"ping").await.unwrap();
+    let mut b = [0u8; 4];
+    tokio::time::timeout(Duration::from_secs(2), held.read_exact(&mut b))
+        .await
+        .expect("no echo")
+        .expect("cut at the removal's drain deadline");
+    assert_eq!(&b, b"ping");
+    assert_eq!(t.lb.status().pools[0].members.len(), 2);
+}
