@@ -150,7 +150,9 @@ pub struct PoolRt {
     pub snap: ArcSwap<PoolSnap>,
     /// Members a reload removed, by address, while their connections drain: a reload that
     /// brings one back takes its runtime (connections, counters) back and cancels its drain.
-    retired: std::sync::Mutex<HashMap<SocketAddr, Arc<MemberRt>>>,
+    /// Weak: the drain timer and the open connections keep a member alive, nothing else (its
+    /// health entry, and so its checker, go with the last of them).
+    retired: std::sync::Mutex<HashMap<SocketAddr, std::sync::Weak<MemberRt>>>,
 }
 
 impl PoolRt {
@@ -172,16 +174,19 @@ impl PoolRt {
     ) -> Vec<(Arc<MemberRt>, Duration)> {
         let old = self.snap.load_full();
         let mut retired = self.retired.lock().unwrap_or_else(|e| e.into_inner());
-        // members finished draining (cut, nothing open) carry no state worth keeping
-        retired.retain(|_, m| m.drain_state.load(Ordering::Acquire) != CLOSED || m.active() > 0);
-        let mut by_addr: HashMap<SocketAddr, Arc<MemberRt>> = retired.clone();
+        // members finished draining (timer done, nothing open) are gone
+        retired.retain(|_, m| m.strong_count() > 0);
+        let mut by_addr: HashMap<SocketAddr, Arc<MemberRt>> = retired
+            .iter()
+            .filter_map(|(a, m)| Some((*a, m.upgrade()?)))
+            .collect();
         by_addr.extend(old.members.iter().map(|m| (m.spec.addr, m.clone())));
         // a changed check replaces running checkers; otherwise the first spec keeps running
         let replace = old.spec.check != spec.check;
         let next = build(spec, registry, shutdown, &by_addr, replace);
         for m in &next.members {
             if let Some(back) = retired.remove(&m.spec.addr) {
-                if Arc::ptr_eq(&back, m) {
+                if std::ptr::eq(back.as_ptr(), Arc::as_ptr(m)) {
                     // removed by an earlier reload and back before its deadline: it keeps its
                     // connections (HAProxy cuts none either)
                     m.cancel_drain();
@@ -194,7 +199,7 @@ impl PoolRt {
             .filter(|m| !next.members.iter().any(|n| Arc::ptr_eq(n, m)))
             .map(|m| {
                 m.removed.store(true, Ordering::Relaxed);
-                retired.insert(m.spec.addr, m.clone());
+                retired.insert(m.spec.addr, Arc::downgrade(m));
                 (m.clone(), old.spec.drain_deadline)
             })
             .collect();
