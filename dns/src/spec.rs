@@ -16,7 +16,7 @@ use crate::geo::GeoDb;
 use crate::gslb::{AllDown, GslbName, Policy, RegionTarget};
 use crate::names::wire_lower;
 use crate::snapshot::Snapshot;
-use crate::zone::{parse_zone_file, rtype, Rr};
+use crate::zone::{parse_zone_text, rtype, Rr};
 use crate::Error;
 
 /// The MaxMind test databases, compiled in for `builtin:` geo sources (demo world and tests).
@@ -49,6 +49,9 @@ pub struct ZoneText {
     /// Used when the text has no `$ORIGIN`.
     pub origin: Option<String>,
     pub text: String,
+    /// Names the text in errors (`source:line:col: cause`): the zone file's path, or `config`
+    /// (then records of `[[dns.zones]]` follow the file's lines).
+    pub source: String,
 }
 
 /// Where the geo database comes from (a City database also gives coordinates).
@@ -98,7 +101,11 @@ impl DnsSpec {
             tcp_idle: Duration::from_secs(10),
             tcp_max_conns: 1024,
             axfr_allow: Vec::new(),
-            zones: vec![ZoneText { origin, text }],
+            zones: vec![ZoneText {
+                origin,
+                text,
+                source: "zone".into(),
+            }],
             gslb: Vec::new(),
             geo: None,
             rrl: None,
@@ -144,7 +151,7 @@ impl DnsSpec {
         }
         let mut zones = Vec::new();
         for z in &self.zones {
-            let zone = parse_zone_file(&z.text, z.origin.as_deref())?;
+            let zone = parse_zone_text(&z.text, z.origin.as_deref(), &z.source)?;
             zones.push(zone);
         }
         // attach GSLB names to the most specific zone containing them
@@ -235,6 +242,7 @@ fn zone_text(z: &cfg::Zone) -> Result<ZoneText, Error> {
     Ok(ZoneText {
         origin: Some(o.clone()),
         text,
+        source: z.file.clone().unwrap_or_else(|| "config".into()),
     })
 }
 

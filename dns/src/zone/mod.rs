@@ -3,9 +3,10 @@
 
 mod build;
 mod file;
+pub mod reader;
 
 pub use build::ZoneBuilder;
-pub use file::parse_zone_file;
+pub use file::{parse_zone_file, parse_zone_text};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ pub mod rtype {
     pub const NS: u16 = 2;
     pub const CNAME: u16 = 5;
     pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
     pub const MX: u16 = 15;
     pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
