@@ -255,7 +255,9 @@ fn resolve<'a>(
             gslb_answer(ctx, zone, g, owner, qtype, ecs, &mut ans);
             return ans;
         }
-        if let (Some(cname), true) = (node.get(rtype::CNAME), qtype != rtype::CNAME) {
+        // RFC 1034 §4.3.2 step 3a: a CNAME is followed unless the query asks for the CNAME
+        // itself; ANY asks for what the name owns, which is the CNAME (RFC 8482 §4.1).
+        if let (Some(cname), true) = (node.get(rtype::CNAME), chases(qtype)) {
             let rr = &cname.records[0];
             ans.answer.push((owner, rr, rr.ttl));
             if hop < MAX_CNAME_CHAIN {
@@ -297,6 +299,12 @@ fn resolve<'a>(
         return ans;
     }
     ans
+}
+
+/// Whether a query of `qtype` at a name owning a CNAME follows it (not for CNAME and ANY, whose
+/// answer is the CNAME record itself).
+fn chases(qtype: u16) -> bool {
+    !matches!(qtype, rtype::CNAME | rtype::ANY)
 }
 
 /// The topmost zone cut at or above `name` (a DS query at the cut itself is the parent's).

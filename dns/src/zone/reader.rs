@@ -528,8 +528,8 @@ fn rdata(rtype: u16, t: &[Tok<'_>], origin: Option<&[u8]>) -> RdataResult {
             if t.is_empty() {
                 return Err((0, "TXT needs at least one string".into()));
             }
-            for i in 0..t.len() {
-                char_string(&t[i].raw, &mut out).map_err(|m| (i, m))?;
+            for (i, x) in t.iter().enumerate() {
+                char_string(x.raw, &mut out).map_err(|m| (i, m))?;
             }
         }
         13 /* HINFO */ => {
@@ -602,7 +602,7 @@ fn generic(t: &[Tok<'_>]) -> Result<Vec<u8>, (usize, String)> {
         .and_then(|x| x.raw.parse().ok())
         .ok_or((1, "\\# needs a length".to_string()))?;
     let hex: String = t[2.min(t.len())..].iter().map(|x| x.raw).collect();
-    if hex.len() % 2 != 0 || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.bytes().all(|c| c.is_ascii_hexdigit()) {
         return Err((2, "\\# data must be hex digits".into()));
     }
     let bytes: Vec<u8> = (0..hex.len())

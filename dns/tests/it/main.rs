@@ -10,4 +10,5 @@ mod hostile;
 mod notify;
 mod policies;
 mod reload;
+mod rfc;
 mod rrl;
