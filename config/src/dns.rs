@@ -39,6 +39,16 @@ pub struct RawDns {
     /// Secondaries (`ip:port`) sent a NOTIFY when a zone loads or its serial changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
+    /// This node's name, the CH TXT answer to `id.server.` and `hostname.bind.`; off (REFUSED)
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The CH TXT answer to `version.bind.` and `version.server.`; off (REFUSED) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Name server identifier (RFC 5001) sent to queries that ask for it; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsid: Option<String>,
 }
 
 /// Raw `[dns.rrl]` table: response rate limiting per client network, UDP only (TCP proves
@@ -120,6 +130,9 @@ impl Default for RawDns {
             gslb: Vec::new(),
             rrl: None,
             notify: Vec::new(),
+            identity: None,
+            version: None,
+            nsid: None,
         }
     }
 }
@@ -261,6 +274,12 @@ pub struct Dns {
     pub gslb: Vec<Gslb>,
     pub rrl: Option<Rrl>,
     pub notify: Vec<SocketAddr>,
+    /// CH TXT `id.server.` / `hostname.bind.` answer (off when `None`).
+    pub identity: Option<String>,
+    /// CH TXT `version.bind.` / `version.server.` answer (off when `None`).
+    pub version: Option<String>,
+    /// RFC 5001 NSID payload (off when `None`).
+    pub nsid: Option<String>,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -432,6 +451,20 @@ impl RawDns {
                 }
             })
             .collect();
+        for (key, v, max) in [
+            ("dns.identity", &self.identity, 255),
+            ("dns.version", &self.version, 255),
+            ("dns.nsid", &self.nsid, 512),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.len() > max {
+                    errs.push(
+                        key,
+                        format!("must be 1 to {max} bytes (leave it out to turn it off)"),
+                    );
+                }
+            }
+        }
         Dns {
             listen,
             workers: self.workers,
@@ -443,6 +476,9 @@ impl RawDns {
             gslb,
             rrl: self.rrl.as_ref().map(|r| r.validate(errs)),
             notify: errs.parse_list(&self.notify, "dns.notify", "an address with a port"),
+            identity: self.identity.clone(),
+            version: self.version.clone(),
+            nsid: self.nsid.clone(),
         }
     }
 }
@@ -555,6 +591,27 @@ listen = ["127.0.0.1:0"]
   all_down = "{all_down}"
 "#
         )
+    }
+
+    #[test]
+    fn chaos_identity_version_and_nsid_are_off_unless_set() {
+        let w = parse_str(&world("fail_open"), "t").unwrap();
+        assert_eq!(
+            (w.dns.identity, w.dns.version, w.dns.nsid),
+            (None, None, None)
+        );
+        let set = world("fail_open").replacen(
+            "[dns]\n",
+            "[dns]\nidentity = \"ns1-fra\"\nversion = \"switchyard\"\nnsid = \"fra\"\n",
+            1,
+        );
+        let w = parse_str(&set, "t").unwrap();
+        assert_eq!(w.dns.identity.as_deref(), Some("ns1-fra"));
+        assert_eq!(w.dns.version.as_deref(), Some("switchyard"));
+        assert_eq!(w.dns.nsid.as_deref(), Some("fra"));
+        let bad = world("fail_open").replacen("[dns]\n", "[dns]\nidentity = \"\"\n", 1);
+        let e = parse_str(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("dns.identity"), "{e}");
     }
 
     #[test]

@@ -52,6 +52,8 @@ struct Ans<'a> {
     /// Other additional data: dropped when it does not fit.
     extra: Vec<Item<'a>>,
     scope: u8,
+    /// Class of the records (IN; CH for the server's own TXT records).
+    class: u16,
 }
 
 impl<'a> Ans<'a> {
@@ -64,6 +66,7 @@ impl<'a> Ans<'a> {
             glue: Vec::new(),
             extra: Vec::new(),
             scope: 0,
+            class: 1,
         }
     }
 }
@@ -88,7 +91,8 @@ pub fn handle(ctx: &Ctx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
             ctx.metrics.query(qtype, rcode);
             let mut w = Writer::new(out, id, flags, false, rcode, question, &[]);
             if let Some(e) = edns {
-                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None);
+                let nsid = ctx.snap.nsid.as_deref().filter(|_| e.nsid);
+                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None, nsid);
             }
             w.finish();
             Handled::Reply {
@@ -110,7 +114,9 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
     .increment(1);
     let qname = req.qname_lower();
     let zone = ctx.snap.find_zone(qname);
-    let ans = if req.qclass != 1 {
+    let ans = if req.qclass == CLASS_CH {
+        chaos(ctx.snap, qname, req.qtype)
+    } else if req.qclass != 1 {
         refused()
     } else if matches!(req.qtype, rtype::AXFR | rtype::IXFR) {
         match zone {
@@ -144,7 +150,7 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
         }
     };
     let question = &msg[12..12 + req.qname.len() + 4];
-    let truncated = encode(out, req, question, &ans, limit, ctx.snap.udp_payload, ecs);
+    let truncated = encode(out, req, question, &ans, limit, ctx.snap, ecs);
     ctx.metrics.query(req.qtype, ans.rcode);
     if truncated {
         ctx.metrics.truncated.increment(1);
@@ -154,6 +160,24 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
         truncated,
     }
 }
+
+/// The CH class: only the server's own TXT records, when configured; anything else is
+/// REFUSED, as for any class we do not serve. Like Knot: AA=0 (not zone data), TTL 0.
+fn chaos<'a>(snap: &'a Snapshot, qname: &[u8], qtype: u16) -> Ans<'a> {
+    match snap.chaos.lookup(qname) {
+        Some(rr) if qtype == rtype::TXT => {
+            let mut a = Ans::new();
+            a.aa = false;
+            a.class = CLASS_CH;
+            a.answer.push((Owner::Qname, rr, 0));
+            a
+        }
+        _ => refused(),
+    }
+}
+
+/// The CHAOS class (RFC 1035 §3.2.4).
+const CLASS_CH: u16 = 3;
 
 fn refused<'a>() -> Ans<'a> {
     let mut a = Ans::new();
@@ -169,10 +193,14 @@ fn encode(
     question: &[u8],
     ans: &Ans<'_>,
     limit: usize,
-    our_payload: u16,
+    snap: &Snapshot,
     ecs: Option<Ecs>,
 ) -> bool {
-    let opt_len = req.edns.map_or(0, |_| Writer::opt_len(ecs.as_ref()));
+    let nsid = snap
+        .nsid
+        .as_deref()
+        .filter(|_| req.edns.is_some_and(|e| e.nsid));
+    let opt_len = req.edns.map_or(0, |_| Writer::opt_len(ecs.as_ref(), nsid));
     let limit = limit.saturating_sub(opt_len);
     let mut w = Writer::new(
         out,
@@ -183,6 +211,7 @@ fn encode(
         Some(question),
         req.qname_lower(),
     );
+    w.set_class(ans.class);
     let base = w.len();
     let mut overflow = false;
     for (section, items) in [(0, &ans.answer), (1, &ans.authority), (2, &ans.glue)] {
@@ -210,10 +239,11 @@ fn encode(
     }
     if let Some(Edns { dnssec_ok, .. }) = req.edns {
         w.opt(
-            our_payload,
+            snap.udp_payload,
             dnssec_ok,
             ans.rcode,
             ecs.map(|e| (e, ans.scope)),
+            nsid,
         );
     }
     w.finish();

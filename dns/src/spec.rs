@@ -41,6 +41,12 @@ pub struct DnsSpec {
     pub rrl: Option<cfg::Rrl>,
     /// Secondaries told about zone changes (off when it has no targets).
     pub notify: crate::notify::NotifySpec,
+    /// CH TXT `id.server.`/`hostname.bind.` answer (REFUSED when `None`).
+    pub identity: Option<String>,
+    /// CH TXT `version.bind.`/`version.server.` answer (REFUSED when `None`).
+    pub version: Option<String>,
+    /// RFC 5001 NSID (not sent when `None`).
+    pub nsid: Option<String>,
 }
 
 /// A zone as RFC 1035 text (config records are rendered into this form too).
@@ -110,6 +116,9 @@ impl DnsSpec {
             geo: None,
             rrl: None,
             notify: Default::default(),
+            identity: None,
+            version: None,
+            nsid: None,
         }
     }
 
@@ -140,6 +149,9 @@ impl DnsSpec {
                 targets: d.notify.clone(),
                 ..Default::default()
             },
+            identity: d.identity.clone(),
+            version: d.version.clone(),
+            nsid: d.nsid.clone(),
         })
     }
 
@@ -196,6 +208,9 @@ impl DnsSpec {
         let mut snapshot =
             Snapshot::new(zones, gslb, geo, self.udp_payload, self.axfr_allow.clone());
         snapshot.rrl = self.rrl.clone();
+        snapshot.chaos =
+            crate::snapshot::Chaos::new(self.identity.as_deref(), self.version.as_deref());
+        snapshot.nsid = self.nsid.as_ref().map(|n| n.as_bytes().into());
         Ok(snapshot)
     }
 }

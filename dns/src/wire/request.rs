@@ -7,6 +7,8 @@ use crate::zone::rtype;
 
 /// EDNS Client Subnet option code (RFC 7871).
 pub const OPT_ECS: u16 = 8;
+/// Name server identifier option code (RFC 5001).
+pub const OPT_NSID: u16 = 3;
 
 /// A parsed Client Subnet option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct Edns {
     /// The DO bit (copied to the response, RFC 3225 §3).
     pub dnssec_ok: bool,
     pub ecs: Option<Ecs>,
+    /// The query asked for the name server identifier (an empty NSID option, RFC 5001).
+    pub nsid: bool,
 }
 
 /// A well-formed query.
@@ -212,9 +216,10 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
             version: (ttl >> 16) as u8,
             dnssec_ok: ttl & 0x8000 != 0,
             ecs: None,
+            nsid: false,
         };
         match parse_options(rdata) {
-            Ok(ecs) => e.ecs = ecs,
+            Ok((ecs, nsid)) => (e.ecs, e.nsid) = (ecs, nsid),
             Err(()) => bad_option = true,
         }
         edns = Some(e);
@@ -279,9 +284,11 @@ fn skip_record(c: &mut Cursor<'_>) -> Option<()> {
     c.take(rdlen as usize).map(|_| ())
 }
 
-/// Walks the OPT options; returns the (validated) Client Subnet option if present.
-fn parse_options(mut rdata: &[u8]) -> Result<Option<Ecs>, ()> {
+/// Walks the OPT options; returns the (validated) Client Subnet option if present and whether
+/// NSID was asked for.
+fn parse_options(mut rdata: &[u8]) -> Result<(Option<Ecs>, bool), ()> {
     let mut ecs = None;
+    let mut nsid = false;
     while !rdata.is_empty() {
         if rdata.len() < 4 {
             return Err(());
@@ -295,9 +302,15 @@ fn parse_options(mut rdata: &[u8]) -> Result<Option<Ecs>, ()> {
                 return Err(());
             }
             ecs = Some(parse_ecs(data)?);
+        } else if code == OPT_NSID {
+            // RFC 5001 §2.1: a query's NSID option is empty
+            if !data.is_empty() {
+                return Err(());
+            }
+            nsid = true;
         }
     }
-    Ok(ecs)
+    Ok((ecs, nsid))
 }
 
 /// RFC 7871 §6 and §7.1.2: known family, prefix within the family, SCOPE 0 in queries, exactly

@@ -156,3 +156,80 @@ async fn one_rrset_has_one_ttl_the_lowest() {
         assert_eq!(ttls, [50, 50, 50], "RFC 2181 §5.2");
     }
 }
+
+/// A query with an OPT carrying an empty NSID option (RFC 5001).
+fn with_nsid(mut m: Message) -> Message {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    let mut e = hickory_proto::op::Edns::new();
+    e.set_max_payload(1232);
+    e.options_mut()
+        .insert(EdnsOption::Unknown(u16::from(EdnsCode::NSID), Vec::new()));
+    m.set_edns(e);
+    m
+}
+
+fn nsid_of(m: &Message) -> Option<Vec<u8>> {
+    use hickory_proto::rr::rdata::opt::{EdnsCode, EdnsOption};
+    match m.edns.as_ref()?.option(EdnsCode::NSID)? {
+        EdnsOption::NSID(p) => Some(p.as_ref().to_vec()),
+        EdnsOption::Unknown(_, v) => Some(v.clone()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn chaos_txt_and_nsid_are_off_by_default_and_answer_when_configured() {
+    let ch = |name: &str, t: RecordType| {
+        let mut m = with_nsid(query(name, t));
+        m.queries[0].set_query_class(hickory_proto::rr::DNSClass::CH);
+        m
+    };
+    let s = server().await;
+    for name in ["version.bind.", "id.server.", "hostname.bind."] {
+        for r in both(&s, &ch(name, RecordType::TXT)).await {
+            assert_eq!(rcode(&r), 5, "{name}: REFUSED by default");
+            assert_eq!(nsid_of(&r), None);
+        }
+    }
+    let mut sp = spec(Vec::new());
+    sp.zones[0].text = ZONE.into();
+    sp.identity = Some("ns1-fra".into());
+    sp.version = Some("switchyard".into());
+    sp.nsid = Some("fra-1".into());
+    let s = serve(sp).await;
+    for (name, want) in [
+        ("version.bind.", "switchyard"),
+        ("VERSION.server.", "switchyard"),
+        ("id.server.", "ns1-fra"),
+        ("hostname.bind.", "ns1-fra"),
+    ] {
+        for r in both(&s, &ch(name, RecordType::TXT)).await {
+            assert_eq!(rcode(&r), 0, "{name}");
+            assert!(!r.metadata.authoritative, "{name}: not zone data");
+            assert_eq!(r.answers.len(), 1);
+            let a = &r.answers[0];
+            assert_eq!((a.ttl, a.dns_class), (0, hickory_proto::rr::DNSClass::CH));
+            assert_eq!(a.name.to_ascii(), name, "the question's case");
+            let RData::TXT(t) = &a.data else { panic!() };
+            assert_eq!(&t.txt_data[0][..], want.as_bytes());
+            assert_eq!(nsid_of(&r).as_deref(), Some(&b"fra-1"[..]));
+        }
+    }
+    for r in both(&s, &ch("version.bind.", RecordType::A)).await {
+        assert_eq!(rcode(&r), 5, "only TXT");
+    }
+    for r in both(&s, &ch("other.bind.", RecordType::TXT)).await {
+        assert_eq!(rcode(&r), 5);
+    }
+    // NSID in IN answers, only when asked for
+    for r in both(&s, &with_nsid(query("www.example.test.", RecordType::A))).await {
+        assert_eq!(nsid_of(&r).as_deref(), Some(&b"fra-1"[..]));
+        assert_eq!(addrs(&r.answers), [ip("192.0.2.10")]);
+    }
+    let r = udp(
+        s.addr,
+        &with_edns(query("www.example.test.", RecordType::A), 1232, None),
+    )
+    .await;
+    assert_eq!(nsid_of(&r), None);
+}
