@@ -54,6 +54,8 @@ struct Ans<'a> {
     scope: u8,
     /// Class of the records (IN; CH for the server's own TXT records).
     class: u16,
+    /// Extended DNS Error info code for the OPT (RFC 8914).
+    ede: Option<u16>,
 }
 
 impl<'a> Ans<'a> {
@@ -67,6 +69,7 @@ impl<'a> Ans<'a> {
             extra: Vec::new(),
             scope: 0,
             class: 1,
+            ede: None,
         }
     }
 }
@@ -92,7 +95,7 @@ pub fn handle(ctx: &Ctx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
             let mut w = Writer::new(out, id, flags, false, rcode, question, &[]);
             if let Some(e) = edns {
                 let nsid = ctx.snap.nsid.as_deref().filter(|_| e.nsid);
-                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None, nsid);
+                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None, nsid, None);
             }
             w.finish();
             Handled::Reply {
@@ -116,8 +119,15 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
     let zone = ctx.snap.find_zone(qname);
     let ans = if req.qclass == CLASS_CH {
         chaos(ctx.snap, qname, req.qtype)
-    } else if req.qclass != 1 {
+    } else if req.qclass != CLASS_IN && req.qclass != CLASS_ANY {
+        // QCLASS * (RFC 1035 §3.2.5) matches our IN data, as in Knot
         refused()
+    } else if req.qtype == 0 {
+        // type 0 is reserved (RFC 6895 §3.1): not a query we implement (as Knot answers)
+        let mut a = Ans::new();
+        a.rcode = rcode::NOTIMP;
+        a.aa = false;
+        a
     } else if matches!(req.qtype, rtype::AXFR | rtype::IXFR) {
         match zone {
             Some(z) if *z.origin == *qname && ctx.snap.axfr_allowed(ctx.client) => {
@@ -134,7 +144,11 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
         }
     } else {
         match zone {
-            None => refused(),
+            // not ours: REFUSED with Extended DNS Error 20 "Not Authoritative" (RFC 8914)
+            None => Ans {
+                ede: Some(EDE_NOT_AUTHORITATIVE),
+                ..refused()
+            },
             Some(z) => resolve(ctx, z, qname, req.qtype, ecs.as_ref()),
         }
     };
@@ -176,8 +190,13 @@ fn chaos<'a>(snap: &'a Snapshot, qname: &[u8], qtype: u16) -> Ans<'a> {
     }
 }
 
+const CLASS_IN: u16 = 1;
 /// The CHAOS class (RFC 1035 §3.2.4).
 const CLASS_CH: u16 = 3;
+/// QCLASS `*` (RFC 1035 §3.2.5).
+const CLASS_ANY: u16 = 255;
+/// Extended DNS Error "Not Authoritative" (RFC 8914 §4.21).
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
 
 fn refused<'a>() -> Ans<'a> {
     let mut a = Ans::new();
@@ -200,7 +219,9 @@ fn encode(
         .nsid
         .as_deref()
         .filter(|_| req.edns.is_some_and(|e| e.nsid));
-    let opt_len = req.edns.map_or(0, |_| Writer::opt_len(ecs.as_ref(), nsid));
+    let opt_len = req
+        .edns
+        .map_or(0, |_| Writer::opt_len(ecs.as_ref(), nsid, ans.ede));
     let limit = limit.saturating_sub(opt_len);
     let mut w = Writer::new(
         out,
@@ -244,6 +265,7 @@ fn encode(
             ans.rcode,
             ecs.map(|e| (e, ans.scope)),
             nsid,
+            ans.ede,
         );
     }
     w.finish();
@@ -331,10 +353,14 @@ fn resolve<'a>(
     ans
 }
 
-/// Whether a query of `qtype` at a name owning a CNAME follows it (not for CNAME and ANY, whose
-/// answer is the CNAME record itself).
+/// Whether a query of `qtype` at a name owning a CNAME follows it: not for CNAME and ANY, whose
+/// answer is the CNAME record itself, nor for RRSIG and NSEC, which live beside a CNAME
+/// (RFC 4035 §2.5, RFC 2181 §10.1).
 fn chases(qtype: u16) -> bool {
-    !matches!(qtype, rtype::CNAME | rtype::ANY)
+    !matches!(
+        qtype,
+        rtype::CNAME | rtype::ANY | rtype::RRSIG | rtype::NSEC
+    )
 }
 
 /// The topmost zone cut at or above `name` (a DS query at the cut itself is the parent's).

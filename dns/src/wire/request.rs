@@ -224,6 +224,10 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         }
         edns = Some(e);
     }
+    // bytes after the last record: not a well-formed message (Knot says FORMERR too)
+    if !malformed && c.pos != buf.len() {
+        malformed = true;
+    }
     // an error reply echoes the OPT without options
     let bare = edns.map(|e| Edns { ecs: None, ..e });
     if opcode != 0 {

@@ -14,6 +14,9 @@ pub enum Owner<'a> {
     Name(&'a [u8]),
 }
 
+/// Extended DNS Error option code (RFC 8914).
+const OPT_EDE: u16 = 15;
+
 /// Remembered literal names for compression: (offset in message, name bytes, literal length).
 const MAX_REMEMBERED: usize = 16;
 
@@ -170,6 +173,7 @@ impl<'b, 'q> Writer<'b, 'q> {
         rcode: u16,
         ecs: Option<(Ecs, u8)>,
         nsid: Option<&[u8]>,
+        ede: Option<u16>,
     ) {
         self.buf.push(0);
         self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
@@ -178,7 +182,7 @@ impl<'b, 'q> Writer<'b, 'q> {
         self.buf.push(0); // version 0
         self.buf
             .extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-        let rdlen = Self::opt_len(ecs.as_ref().map(|(e, _)| e), nsid) - 11;
+        let rdlen = Self::opt_len(ecs.as_ref().map(|(e, _)| e), nsid, ede) - 11;
         self.buf.extend_from_slice(&(rdlen as u16).to_be_bytes());
         if let Some((e, scope)) = ecs {
             let n = (e.source_prefix as usize).div_ceil(8);
@@ -197,13 +201,19 @@ impl<'b, 'q> Writer<'b, 'q> {
             self.buf.extend_from_slice(&(id.len() as u16).to_be_bytes());
             self.buf.extend_from_slice(id);
         }
+        if let Some(code) = ede {
+            self.buf.extend_from_slice(&OPT_EDE.to_be_bytes());
+            self.buf.extend_from_slice(&2u16.to_be_bytes());
+            self.buf.extend_from_slice(&code.to_be_bytes());
+        }
         self.counts[2] += 1;
     }
 
     /// Size of the OPT record [`Writer::opt`] would write.
-    pub fn opt_len(ecs: Option<&Ecs>, nsid: Option<&[u8]>) -> usize {
+    pub fn opt_len(ecs: Option<&Ecs>, nsid: Option<&[u8]>, ede: Option<u16>) -> usize {
         11 + ecs.map_or(0, |e| 8 + (e.source_prefix as usize).div_ceil(8))
             + nsid.map_or(0, |n| 4 + n.len())
+            + ede.map_or(0, |_| 6)
     }
 
     /// Patches the section counts into the header.

@@ -112,6 +112,11 @@ impl ZoneBuilder {
         if let Some(p) = problems.into_iter().next() {
             return Err(self.err(p));
         }
+        // RRsets of a node in type order: minimal ANY (RFC 8482) answers the first, the one
+        // with the lowest type number, as Knot does
+        for node in self.nodes.values_mut() {
+            node.sets.sort_by_key(|s| s.rtype);
+        }
         let minimum = soa_minimum(&soa.rdata);
         let neg_ttl = soa.ttl.min(minimum);
         // zone cuts and empty non-terminals

@@ -7,6 +7,7 @@ mod failover;
 mod geo;
 mod harness;
 mod hostile;
+mod knot;
 mod notify;
 mod policies;
 mod reload;
