@@ -49,6 +49,19 @@ pub struct RawDns {
     /// Name server identifier (RFC 5001) sent to queries that ask for it; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nsid: Option<String>,
+    /// DNSSEC: how long the signatures of signed zones are valid from when they are made.
+    #[serde(default = "default_sig_validity")]
+    pub dnssec_signature_validity: HumanDuration,
+    /// DNSSEC: signatures are valid from this long before they are made (validator clocks).
+    #[serde(default = "default_sig_inception")]
+    pub dnssec_inception_offset: HumanDuration,
+}
+
+fn default_sig_validity() -> HumanDuration {
+    secs(7 * 86400)
+}
+fn default_sig_inception() -> HumanDuration {
+    secs(3600)
 }
 
 /// Raw `[dns.rrl]` table: response rate limiting per client network, UDP only (TCP proves
@@ -133,6 +146,8 @@ impl Default for RawDns {
             identity: None,
             version: None,
             nsid: None,
+            dnssec_signature_validity: default_sig_validity(),
+            dnssec_inception_offset: default_sig_inception(),
         }
     }
 }
@@ -165,6 +180,10 @@ pub struct RawZone {
     pub ns: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RawRecord>,
+    /// DNSSEC key files (`switchyard dnssec keygen`): the zone is signed online by the first;
+    /// every one is published in the DNSKEY RRset (a second key is how a rollover starts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dnssec_keys: Vec<String>,
 }
 
 fn default_ttl() -> u32 {
@@ -280,6 +299,10 @@ pub struct Dns {
     pub version: Option<String>,
     /// RFC 5001 NSID payload (off when `None`).
     pub nsid: Option<String>,
+    /// Validity of online DNSSEC signatures.
+    pub dnssec_signature_validity: Duration,
+    /// How far back signatures' inception is put.
+    pub dnssec_inception_offset: Duration,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -291,6 +314,8 @@ pub struct Zone {
     pub soa: Option<Soa>,
     pub ns: Vec<String>,
     pub records: Vec<Record>,
+    /// DNSSEC key files; signed when not empty (the first key signs).
+    pub dnssec_keys: Vec<String>,
 }
 
 /// Validated SOA.
@@ -451,6 +476,15 @@ impl RawDns {
                 }
             })
             .collect();
+        if self.dnssec_signature_validity.0 < Duration::from_secs(3600) {
+            errs.push("dns.dnssec_signature_validity", "must be at least 1h");
+        }
+        if self.dnssec_inception_offset.0 > self.dnssec_signature_validity.0 {
+            errs.push(
+                "dns.dnssec_inception_offset",
+                "must not be longer than dnssec_signature_validity",
+            );
+        }
         for (key, v, max) in [
             ("dns.identity", &self.identity, 255),
             ("dns.version", &self.version, 255),
@@ -479,6 +513,8 @@ impl RawDns {
             identity: self.identity.clone(),
             version: self.version.clone(),
             nsid: self.nsid.clone(),
+            dnssec_signature_validity: self.dnssec_signature_validity.0,
+            dnssec_inception_offset: self.dnssec_inception_offset.0,
         }
     }
 }
@@ -561,6 +597,7 @@ impl RawZone {
             soa,
             ns: self.ns.iter().map(|n| qualify(n, &origin)).collect(),
             records,
+            dnssec_keys: self.dnssec_keys.clone(),
         }
     }
 }

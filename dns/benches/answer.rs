@@ -120,12 +120,14 @@ fn bench_handle(c: &mut Criterion) {
     let snap = spec.build().unwrap();
     let health = StaticHealth::default();
     let metrics = Metrics::new();
+    let sigs = Default::default();
     let ctx = Ctx {
         snap: &snap,
         health: &health,
         metrics: &metrics,
         client: "127.0.0.1".parse().unwrap(),
         tcp: false,
+        sigs: &sigs,
     };
     let mut out = Vec::with_capacity(1232);
     let mut g = c.benchmark_group("handle");

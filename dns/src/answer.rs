@@ -8,6 +8,8 @@
 
 use std::net::IpAddr;
 
+use crate::dnssec::cache::{Got, SigCache};
+use crate::dnssec::{deny, ZoneSigning};
 use crate::gslb::{choose, ClientLocation, GslbName, Outcome, RegionHealth};
 use crate::metrics::Metrics;
 use crate::names::{is_subdomain, label_offsets, parent};
@@ -15,6 +17,7 @@ use crate::snapshot::Snapshot;
 use crate::wire::response::Owner;
 use crate::wire::{parse, rcode, Ecs, Edns, Parsed, Request, Writer, MIN_UDP_PAYLOAD};
 use crate::zone::{rtype, Node, Rr, Zone};
+use std::sync::Arc;
 
 /// Longest CNAME chain followed inside a zone.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -27,6 +30,8 @@ pub struct Ctx<'a> {
     /// Source address of the query.
     pub client: IpAddr,
     pub tcp: bool,
+    /// Where RRSIGs made for signed zones are cached (the caller's own, or a shared one).
+    pub sigs: &'a std::sync::Mutex<SigCache>,
 }
 
 /// What happened to a message.
@@ -40,7 +45,35 @@ pub enum Handled {
     Axfr,
 }
 
-type Item<'a> = (Owner<'a>, &'a Rr, u32);
+/// A record to write: borrowed from the snapshot, or made for this answer (RRSIG, NSEC).
+#[derive(Clone)]
+enum RrRef<'a> {
+    Zone(&'a Rr),
+    Made(Arc<Rr>),
+}
+
+impl std::ops::Deref for RrRef<'_> {
+    type Target = Rr;
+    fn deref(&self) -> &Rr {
+        match self {
+            RrRef::Zone(r) => r,
+            RrRef::Made(r) => r,
+        }
+    }
+}
+
+type Item<'a> = (Owner<'a>, RrRef<'a>, u32);
+
+/// Why an answer has no data, for authenticated denial in signed zones.
+#[derive(Clone, Copy)]
+enum Denial<'a> {
+    /// `name` does not exist.
+    NxDomain(&'a [u8]),
+    /// `name` exists (as `node`, maybe a wildcard) without the type asked for.
+    NoData(&'a [u8], Option<&'a Node>),
+    /// A referral to the delegation at `name`.
+    Referral(&'a [u8], &'a Node),
+}
 
 struct Ans<'a> {
     rcode: u16,
@@ -56,6 +89,7 @@ struct Ans<'a> {
     class: u16,
     /// Extended DNS Error info code for the OPT (RFC 8914).
     ede: Option<u16>,
+    denial: Option<Denial<'a>>,
 }
 
 impl<'a> Ans<'a> {
@@ -70,6 +104,7 @@ impl<'a> Ans<'a> {
             scope: 0,
             class: 1,
             ede: None,
+            denial: None,
         }
     }
 }
@@ -149,7 +184,17 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
                 ede: Some(EDE_NOT_AUTHORITATIVE),
                 ..refused()
             },
-            Some(z) => resolve(ctx, z, qname, req.qtype, ecs.as_ref()),
+            Some(z) => {
+                let mut ans = resolve(ctx, z, qname, req.qtype, ecs.as_ref());
+                let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+                if dnssec_ok {
+                    ctx.metrics.do_queries.increment(1);
+                }
+                if let (Some(signing), true) = (&z.signing, dnssec_ok) {
+                    sign_answer(ctx, z, signing, qname, &mut ans);
+                }
+                ans
+            }
         }
     };
     let limit = if ctx.tcp {
@@ -183,7 +228,7 @@ fn chaos<'a>(snap: &'a Snapshot, qname: &[u8], qtype: u16) -> Ans<'a> {
             let mut a = Ans::new();
             a.aa = false;
             a.class = CLASS_CH;
-            a.answer.push((Owner::Qname, rr, 0));
+            a.answer.push((Owner::Qname, RrRef::Zone(rr), 0));
             a
         }
         _ => refused(),
@@ -237,8 +282,8 @@ fn encode(
     let mut overflow = false;
     for (section, items) in [(0, &ans.answer), (1, &ans.authority), (2, &ans.glue)] {
         w.section(section);
-        for &(owner, rr, ttl) in items.iter() {
-            w.record(owner, rr, ttl);
+        for (owner, rr, ttl) in items.iter() {
+            w.record(*owner, rr, *ttl);
         }
         if w.len() > limit {
             overflow = true;
@@ -246,9 +291,9 @@ fn encode(
         }
     }
     if !overflow {
-        for &(owner, rr, ttl) in &ans.extra {
+        for (owner, rr, ttl) in &ans.extra {
             let (len, counts) = (w.len(), w.counts());
-            w.record(owner, rr, ttl);
+            w.record(*owner, rr, *ttl);
             if w.len() > limit {
                 w.rollback(len, counts);
                 break;
@@ -290,13 +335,18 @@ fn resolve<'a>(
             if let Some((cut_name, cut)) = find_cut(zone, name, qtype) {
                 referral(zone, cut_name, cut, &mut ans);
                 ans.aa = !ans.answer.is_empty();
+                ans.denial = Some(Denial::Referral(cut_name, cut));
                 return ans;
             }
         }
         let Some(node) = find_node(zone, name) else {
             ans.rcode = rcode::NXDOMAIN;
-            ans.authority
-                .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl));
+            ans.denial = Some(Denial::NxDomain(name));
+            ans.authority.push((
+                Owner::Name(&zone.origin),
+                RrRef::Zone(&zone.soa),
+                zone.neg_ttl,
+            ));
             return ans;
         };
         if let Some(g) = node
@@ -305,13 +355,16 @@ fn resolve<'a>(
             .filter(|_| matches!(qtype, rtype::A | rtype::AAAA | rtype::ANY))
         {
             gslb_answer(ctx, zone, g, owner, qtype, ecs, &mut ans);
+            if ans.answer.is_empty() {
+                ans.denial = Some(Denial::NoData(name, Some(node)));
+            }
             return ans;
         }
         // RFC 1034 §4.3.2 step 3a: a CNAME is followed unless the query asks for the CNAME
         // itself; ANY asks for what the name owns, which is the CNAME (RFC 8482 §4.1).
         if let (Some(cname), true) = (node.get(rtype::CNAME), chases(qtype)) {
             let rr = &cname.records[0];
-            ans.answer.push((owner, rr, rr.ttl));
+            ans.answer.push((owner, RrRef::Zone(rr), rr.ttl));
             if hop < MAX_CNAME_CHAIN {
                 visited[hop] = name;
             }
@@ -336,7 +389,7 @@ fn resolve<'a>(
         match set {
             Some(set) => {
                 for rr in &set.records {
-                    ans.answer.push((owner, rr, rr.ttl));
+                    ans.answer.push((owner, RrRef::Zone(rr), rr.ttl));
                 }
                 if matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
                     for rr in &set.records {
@@ -344,13 +397,123 @@ fn resolve<'a>(
                     }
                 }
             }
-            None => ans
-                .authority
-                .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl)),
+            None => {
+                ans.authority.push((
+                    Owner::Name(&zone.origin),
+                    RrRef::Zone(&zone.soa),
+                    zone.neg_ttl,
+                ));
+                ans.denial = Some(Denial::NoData(name, Some(node)));
+            }
         }
         return ans;
     }
     ans
+}
+
+/// Adds RRSIGs to the answer and authority RRsets of a signed zone, and the compact NSEC that
+/// proves a denial (RFC 9824: a name that does not exist answers NOERROR with NXNAME).
+/// Referrals get an NSEC proving the delegation has no DS (or the signed DS). Additional
+/// data stays unsigned (a validator looks those names up itself).
+fn sign_answer<'a>(
+    ctx: &Ctx<'_>,
+    zone: &'a Zone,
+    signing: &ZoneSigning,
+    qname: &'a [u8],
+    ans: &mut Ans<'a>,
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    let mut cache = ctx.sigs.lock().unwrap_or_else(|e| e.into_inner());
+    match ans.denial {
+        Some(Denial::NxDomain(name)) => {
+            ans.rcode = rcode::NOERROR;
+            if let Some(n) = deny::nsec(name, &[deny::NXNAME], zone.neg_ttl) {
+                ans.authority
+                    .push((Owner::Name(name), RrRef::Made(Arc::new(n)), zone.neg_ttl));
+            }
+        }
+        Some(Denial::NoData(name, node)) => {
+            let types = node.map(node_types).unwrap_or_default();
+            if let Some(n) = deny::nsec(name, &types, zone.neg_ttl) {
+                ans.authority
+                    .push((Owner::Name(name), RrRef::Made(Arc::new(n)), zone.neg_ttl));
+            }
+        }
+        Some(Denial::Referral(cut_name, cut)) => match cut.get(rtype::DS) {
+            Some(ds) => {
+                for rr in &ds.records {
+                    ans.authority
+                        .push((Owner::Name(cut_name), RrRef::Zone(rr), rr.ttl));
+                }
+            }
+            None => {
+                if let Some(n) = deny::nsec(cut_name, &node_types(cut), zone.neg_ttl) {
+                    ans.authority.push((
+                        Owner::Name(cut_name),
+                        RrRef::Made(Arc::new(n)),
+                        zone.neg_ttl,
+                    ));
+                }
+            }
+        },
+        None => {}
+    }
+    let referral = matches!(ans.denial, Some(Denial::Referral(..)));
+    for section in [&mut ans.answer, &mut ans.authority] {
+        let items = std::mem::take(section);
+        let mut i = 0;
+        while i < items.len() {
+            let (owner, ref first, ttl) = items[i];
+            let name: &[u8] = match owner {
+                Owner::Qname => qname,
+                Owner::Name(n) => n,
+            };
+            let t = first.rtype;
+            let mut j = i + 1;
+            while j < items.len() && items[j].1.rtype == t && same_owner(items[j].0, owner, qname) {
+                j += 1;
+            }
+            section.extend_from_slice(&items[i..j]);
+            // a referral's NS RRset belongs to the child: not signed (RFC 4035 §2.2)
+            if !(referral && t == rtype::NS) {
+                let rdatas = items[i..j].iter().map(|it| &it.1.rdata[..]);
+                if let Some((sig, got)) = cache.get(signing, name, t, ttl, rdatas, now) {
+                    match got {
+                        Got::Hit => ctx.metrics.sig_cache_hits.increment(1),
+                        Got::Signed => ctx.metrics.signatures.increment(1),
+                    }
+                    section.push((owner, RrRef::Made(sig), ttl));
+                }
+            }
+            i = j;
+        }
+    }
+}
+
+fn same_owner<'n>(a: Owner<'n>, b: Owner<'n>, qname: &'n [u8]) -> bool {
+    fn name<'n>(o: Owner<'n>, qname: &'n [u8]) -> &'n [u8] {
+        match o {
+            Owner::Qname => qname,
+            Owner::Name(n) => n,
+        }
+    }
+    name(a, qname) == name(b, qname)
+}
+
+/// The types a name has, for its NSEC bitmap (a GSLB name has A/AAAA when a region does).
+fn node_types(node: &Node) -> Vec<u16> {
+    let mut types: Vec<u16> = node.sets.iter().map(|s| s.rtype).collect();
+    if let Some(g) = &node.gslb {
+        if g.regions.iter().any(|r| !r.a.is_empty()) || !g.last_resort_a.is_empty() {
+            types.push(rtype::A);
+        }
+        if g.regions.iter().any(|r| !r.aaaa.is_empty()) || !g.last_resort_aaaa.is_empty() {
+            types.push(rtype::AAAA);
+        }
+    }
+    types
 }
 
 /// Whether a query of `qtype` at a name owning a CNAME follows it: not for CNAME and ANY, whose
@@ -388,7 +551,8 @@ fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: u16) -> Option<(&'a [u8],
 fn referral<'a>(zone: &'a Zone, cut_name: &'a [u8], cut: &'a Node, ans: &mut Ans<'a>) {
     let Some(ns) = cut.get(rtype::NS) else { return };
     for rr in &ns.records {
-        ans.authority.push((Owner::Name(cut_name), rr, rr.ttl));
+        ans.authority
+            .push((Owner::Name(cut_name), RrRef::Zone(rr), rr.ttl));
     }
     for rr in &ns.records {
         let Some(t) = rr.target.as_deref() else {
@@ -416,7 +580,7 @@ fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Vec<It
         .filter(|s| matches!(s.rtype, rtype::A | rtype::AAAA))
     {
         for rr in &set.records {
-            into.push((Owner::Name(t), rr, rr.ttl));
+            into.push((Owner::Name(t), RrRef::Zone(rr), rr.ttl));
         }
     }
 }
@@ -467,11 +631,14 @@ fn gslb_answer<'a>(
     let mut rrs: Vec<&'a Rr> = Vec::with_capacity(4);
     choice.records(g, qtype == rtype::AAAA, &mut rrs);
     if rrs.is_empty() {
-        ans.authority
-            .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl));
+        ans.authority.push((
+            Owner::Name(&zone.origin),
+            RrRef::Zone(&zone.soa),
+            zone.neg_ttl,
+        ));
     }
     for rr in rrs {
-        ans.answer.push((owner, rr, g.ttl));
+        ans.answer.push((owner, RrRef::Zone(rr), g.ttl));
     }
 }
 

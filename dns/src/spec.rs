@@ -47,6 +47,9 @@ pub struct DnsSpec {
     pub version: Option<String>,
     /// RFC 5001 NSID (not sent when `None`).
     pub nsid: Option<String>,
+    /// DNSSEC signature validity and inception offset.
+    pub dnssec_validity: Duration,
+    pub dnssec_inception: Duration,
 }
 
 /// A zone as RFC 1035 text (config records are rendered into this form too).
@@ -58,6 +61,8 @@ pub struct ZoneText {
     /// Names the text in errors (`source:line:col: cause`): the zone file's path, or `config`
     /// (then records of `[[dns.zones]]` follow the file's lines).
     pub source: String,
+    /// DNSSEC key files: signed online when not empty (the first key signs, all are published).
+    pub dnssec_keys: Vec<PathBuf>,
 }
 
 /// Where the geo database comes from (a City database also gives coordinates).
@@ -111,6 +116,7 @@ impl DnsSpec {
                 origin,
                 text,
                 source: "zone".into(),
+                dnssec_keys: Vec::new(),
             }],
             gslb: Vec::new(),
             geo: None,
@@ -119,6 +125,8 @@ impl DnsSpec {
             identity: None,
             version: None,
             nsid: None,
+            dnssec_validity: Duration::from_secs(7 * 86400),
+            dnssec_inception: Duration::from_secs(3600),
         }
     }
 
@@ -152,6 +160,8 @@ impl DnsSpec {
             identity: d.identity.clone(),
             version: d.version.clone(),
             nsid: d.nsid.clone(),
+            dnssec_validity: d.dnssec_signature_validity,
+            dnssec_inception: d.dnssec_inception_offset,
         })
     }
 
@@ -163,7 +173,22 @@ impl DnsSpec {
         }
         let mut zones = Vec::new();
         for z in &self.zones {
-            let zone = parse_zone_text(&z.text, z.origin.as_deref(), &z.source)?;
+            let mut zone = parse_zone_text(&z.text, z.origin.as_deref(), &z.source)?;
+            if !z.dnssec_keys.is_empty() {
+                let origin = zone.origin_text();
+                let keys = crate::dnssec::load_keys(&origin, &z.dnssec_keys).map_err(|msg| {
+                    Error::Zone {
+                        zone: origin.clone(),
+                        msg: format!("DNSSEC key: {msg}"),
+                    }
+                })?;
+                zone.sign_with(crate::dnssec::ZoneSigning {
+                    keys,
+                    validity: self.dnssec_validity,
+                    inception_offset: self.dnssec_inception,
+                    apex: zone.origin.clone(),
+                });
+            }
             zones.push(zone);
         }
         // attach GSLB names to the most specific zone containing them
@@ -258,6 +283,7 @@ fn zone_text(z: &cfg::Zone) -> Result<ZoneText, Error> {
         origin: Some(o.clone()),
         text,
         source: z.file.clone().unwrap_or_else(|| "config".into()),
+        dnssec_keys: z.dnssec_keys.iter().map(PathBuf::from).collect(),
     })
 }
 

@@ -150,6 +150,7 @@ impl ZoneBuilder {
             neg_ttl,
             has_wildcards,
             has_cuts,
+            signing: None,
         })
     }
 }

@@ -85,9 +85,25 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Whether any delegation exists (skips the cut walk when not).
     pub has_cuts: bool,
+    /// Online DNSSEC signing, when the zone has keys.
+    pub signing: Option<crate::dnssec::Signing>,
 }
 
 impl Zone {
+    /// Signs the zone online with `signing`: publishes its DNSKEY RRset at the apex (TTL of
+    /// the SOA) and keeps the keys for answering.
+    pub fn sign_with(&mut self, signing: crate::dnssec::ZoneSigning) {
+        let rrs = signing.dnskey_rrs(self.soa.ttl);
+        let apex = self.nodes.entry(self.origin.clone()).or_default();
+        apex.sets.retain(|s| s.rtype != rtype::DNSKEY);
+        apex.sets.push(RrSet {
+            rtype: rtype::DNSKEY,
+            records: rrs,
+        });
+        apex.sets.sort_by_key(|s| s.rtype);
+        self.signing = Some(std::sync::Arc::new(signing));
+    }
+
     /// Text form of the apex (`example.test.`).
     pub fn origin_text(&self) -> String {
         crate::names::to_text(&self.origin)

@@ -2,6 +2,7 @@
 
 mod axfr;
 mod correctness;
+mod dnssec;
 mod edns;
 mod failover;
 mod geo;
