@@ -60,6 +60,8 @@ pub enum Command {
     Config(crate::cluster::ConfigArgs),
     /// Register a service instance in etcd and keep its lease alive until Ctrl-C.
     Register(crate::cluster::RegisterArgs),
+    /// DNSSEC: make a zone's signing key (`keygen`), print its DS record (`ds`).
+    Dnssec(crate::dnssec_cmd::DnssecArgs),
 }
 
 /// How to reach a running node's admin API.

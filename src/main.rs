@@ -7,6 +7,7 @@ mod check;
 mod cli;
 mod cluster;
 mod demo_services;
+mod dnssec_cmd;
 mod drill;
 mod logging;
 mod run;
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         cli::Command::Token(args) => token::run(&args),
+        cli::Command::Dnssec(args) => dnssec_cmd::run(&args),
         cli::Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         cli::Command::Status(a) => runtime().and_then(|rt| rt.block_on(adminctl::status(&a))),
         cli::Command::Drain(a) => {

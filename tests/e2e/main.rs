@@ -7,6 +7,7 @@ mod admin;
 mod chain;
 mod cli;
 mod cluster;
+mod dnssec;
 mod drill;
 mod harness;
 mod run;

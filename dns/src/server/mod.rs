@@ -312,5 +312,14 @@ pub fn explain(
     };
     let mut ex = Explanation::default();
     choose(g, &loc, health, rand::random(), Some(&mut ex));
+    ex.dnssec = snap
+        .find_zone(&g.wire)
+        .and_then(|z| Some((z.origin_text(), z.signing.as_ref()?.active())))
+        .map(|(zone, k)| {
+            format!(
+                "signed by {zone} key {} (algorithm {}) for queries with the DO bit",
+                k.tag, k.algorithm
+            )
+        });
     Ok(ex)
 }

@@ -99,7 +99,23 @@ async fn signatures_follow_the_do_bit_and_denial_is_compact() {
     )
     .await;
     assert_eq!(types(&r.answers), [RecordType::DNSKEY, RecordType::RRSIG]);
-    // a GSLB answer is signed
+    // a GSLB answer is signed, and explain says so
+    let ex = s
+        .handle
+        .as_ref()
+        .unwrap()
+        .explain("api.example.test.", ip("127.0.0.1"), None)
+        .unwrap();
+    let tag = switchyard_dns::dnssec::parse_key_file(&std::fs::read_to_string(&key).unwrap())
+        .unwrap()
+        .key
+        .tag;
+    assert_eq!(
+        ex.dnssec.as_deref(),
+        Some(&*format!(
+            "signed by example.test. key {tag} (algorithm 13) for queries with the DO bit"
+        ))
+    );
     let r = udp(
         s.addr,
         &with_do(
