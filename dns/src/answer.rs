@@ -17,6 +17,7 @@ use crate::snapshot::Snapshot;
 use crate::wire::response::Owner;
 use crate::wire::{parse, rcode, Ecs, Edns, Parsed, Request, Writer, MIN_UDP_PAYLOAD};
 use crate::zone::{rtype, Node, Rr, Zone};
+use smallvec::SmallVec;
 use std::sync::Arc;
 
 /// Longest CNAME chain followed inside a zone.
@@ -63,6 +64,8 @@ impl std::ops::Deref for RrRef<'_> {
 }
 
 type Item<'a> = (Owner<'a>, RrRef<'a>, u32);
+/// The records of one section, inline up to a typical answer's size (no allocation per query).
+type Items<'a> = SmallVec<[Item<'a>; 8]>;
 
 /// Why an answer has no data, for authenticated denial in signed zones.
 #[derive(Clone, Copy)]
@@ -78,12 +81,12 @@ enum Denial<'a> {
 struct Ans<'a> {
     rcode: u16,
     aa: bool,
-    answer: Vec<Item<'a>>,
-    authority: Vec<Item<'a>>,
+    answer: Items<'a>,
+    authority: Items<'a>,
     /// Glue for in-zone name servers of a referral: must fit, or TC.
-    glue: Vec<Item<'a>>,
+    glue: Items<'a>,
     /// Other additional data: dropped when it does not fit.
-    extra: Vec<Item<'a>>,
+    extra: Items<'a>,
     scope: u8,
     /// Class of the records (IN; CH for the server's own TXT records).
     class: u16,
@@ -97,10 +100,10 @@ impl<'a> Ans<'a> {
         Ans {
             rcode: rcode::NOERROR,
             aa: true,
-            answer: Vec::new(),
-            authority: Vec::new(),
-            glue: Vec::new(),
-            extra: Vec::new(),
+            answer: Items::new(),
+            authority: Items::new(),
+            glue: Items::new(),
+            extra: Items::new(),
             scope: 0,
             class: 1,
             ede: None,
@@ -475,7 +478,7 @@ fn sign_answer<'a>(
             while j < items.len() && items[j].1.rtype == t && same_owner(items[j].0, owner, qname) {
                 j += 1;
             }
-            section.extend_from_slice(&items[i..j]);
+            section.extend(items[i..j].iter().cloned());
             // a referral's NS RRset belongs to the child: not signed (RFC 4035 §2.2)
             if !(referral && t == rtype::NS) {
                 let rdatas = items[i..j].iter().map(|it| &it.1.rdata[..]);
@@ -567,7 +570,7 @@ fn referral<'a>(zone: &'a Zone, cut_name: &'a [u8], cut: &'a Node, ans: &mut Ans
 }
 
 /// A and AAAA records of an in-zone name, for the additional section.
-fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Vec<Item<'a>>) {
+fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Items<'a>) {
     let Some(t) = target.filter(|t| is_subdomain(t, &zone.origin)) else {
         return;
     };
@@ -628,17 +631,15 @@ fn gslb_answer<'a>(
         g.regions[i].answers.increment(1);
     }
     ans.scope = choice.scope;
-    let mut rrs: Vec<&'a Rr> = Vec::with_capacity(4);
-    choice.records(g, qtype == rtype::AAAA, &mut rrs);
-    if rrs.is_empty() {
+    choice.each_record(g, qtype == rtype::AAAA, |rr| {
+        ans.answer.push((owner, RrRef::Zone(rr), g.ttl))
+    });
+    if ans.answer.is_empty() {
         ans.authority.push((
             Owner::Name(&zone.origin),
             RrRef::Zone(&zone.soa),
             zone.neg_ttl,
         ));
-    }
-    for rr in rrs {
-        ans.answer.push((owner, RrRef::Zone(rr), g.ttl));
     }
 }
 

@@ -26,7 +26,8 @@ pub struct Writer<'b, 'q> {
     buf: &'b mut Vec<u8>,
     qname_lower: &'q [u8],
     remembered: [(u16, u16, u16); MAX_REMEMBERED],
-    names: Vec<u8>,
+    /// Copies of the remembered names (inline: no allocation for ordinary answers).
+    names: smallvec::SmallVec<[u8; 512]>,
     n_remembered: usize,
     counts: [u16; 3],
     section: usize,
@@ -63,7 +64,7 @@ impl<'b, 'q> Writer<'b, 'q> {
             buf,
             qname_lower: if question.is_some() { qname_lower } else { &[] },
             remembered: [(0, 0, 0); MAX_REMEMBERED],
-            names: Vec::new(),
+            names: smallvec::SmallVec::new(),
             n_remembered: 0,
             counts: [0; 3],
             section: 0,

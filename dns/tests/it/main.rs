@@ -1,5 +1,6 @@
 //! Integration tests: the DNS server over real UDP and TCP sockets on 127.0.0.1 (port 0).
 
+mod alloc;
 mod axfr;
 mod correctness;
 mod dnssec;
