@@ -3,6 +3,7 @@
 # EDNS Client Subnet option on every query (81.2.69.0/24, a GB network in the MaxMind test
 # database): the issue's target is GSLB-with-ECS within 10% of static answers' speed.
 #
+# DNSSEC=1 signs the zone and sets DO on every query.
 # The server runs `switchyard run --config <world> --only dns` (override with GSLB_SERVER_CMD,
 # which gets CFG in its environment). Uses port 18506, stops only the PIDs it started.
 set -euo pipefail
@@ -26,6 +27,13 @@ GSLB_SERVER_CMD="${GSLB_SERVER_CMD:-exec \"\$SWITCHYARD\" run --config \"\$CFG\"
 
 bench_init dns-gslb
 cp "$TPL_DIR/example.test.zone" "$WORK/example.test.zone"
+# DNSSEC=1: the zone is signed online and every query carries DO=1
+KEYS=""
+if [ -n "${DNSSEC:-}" ]; then
+  "$SWITCHYARD" dnssec keygen example.test --out "$WORK/bench.key" >/dev/null
+  KEYS="dnssec_keys = [\"$WORK/bench.key\"]"
+  DNSPERF_ARGS="$DNSPERF_ARGS -D"
+fi
 export CFG="$WORK/world.toml"
 cat > "$CFG" <<TOML
 [geo]
@@ -54,6 +62,7 @@ workers = $(nproc)
   [[dns.zones]]
   origin = "example.test."
   file = "$WORK/example.test.zone"
+  $KEYS
   [[dns.gslb]]
   name = "geo.example.test."
   policy = "geo"

@@ -6,6 +6,7 @@
 #   benches/dns.sh                    # full run (~2.5 min), release build first
 #   REPS=1 DNS_T=5 benches/dns.sh     # quicker
 #   SKIP_GSLB=1 benches/dns.sh
+#   DNSSEC=1 benches/dns.sh           # signed answers (DO=1) vs Knot's mod-onlinesign
 #
 # Env: BENCH_DIR (shared harness, default ../shared/bench next to the repo, or /work/shared/bench),
 #      SWITCHYARD (binary, default target/release/switchyard), CANDIDATE_DNS_PORT (18505),
@@ -25,7 +26,8 @@ fi
 export SWITCHYARD
 export CANDIDATE_DNS_PORT="${CANDIDATE_DNS_PORT:-18505}"
 # single quotes: the BENCH_* variables are exported by the harness to the candidate's shell
-export CANDIDATE_DNS_CMD='exec "$SWITCHYARD" dns --listen "$BENCH_LISTEN" --zone-file "$BENCH_ZONE_FILE" --origin "$BENCH_ZONE_NAME" --workers "$(nproc)"'
+# BENCH_DNSSEC=1 (the harness's DNSSEC=1 run): sign online with a fresh ECDSA P-256 key
+export CANDIDATE_DNS_CMD='KEY=(); if [ -n "${BENCH_DNSSEC:-}" ]; then K="$(mktemp -d)/bench.key"; "$SWITCHYARD" dnssec keygen "$BENCH_ZONE_NAME" --out "$K" >/dev/null; KEY=(--dnssec-key "$K"); fi; exec "$SWITCHYARD" dns --listen "$BENCH_LISTEN" --zone-file "$BENCH_ZONE_FILE" --origin "$BENCH_ZONE_NAME" --workers "$(nproc)" "${KEY[@]}"'
 
 echo "=== Switchyard DNS (quick mode) vs Knot, NSD, gdnsd ==="
 bash "$BENCH_DIR/dns.sh"

@@ -286,6 +286,11 @@ pub async fn explain(args: &ExplainArgs) -> anyhow::Result<()> {
             if let Some(a) = v["all_down"].as_str() {
                 let _ = writeln!(out, "  all regions down: {a}");
             }
+            let _ = writeln!(
+                out,
+                "  dnssec: {}",
+                v["dnssec"].as_str().unwrap_or("unsigned")
+            );
         }
         ExplainWhat::Lb { .. } => {
             let chosen = match v["chosen"].as_object() {

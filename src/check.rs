@@ -7,6 +7,13 @@ use std::process::ExitCode;
 pub fn run(args: &CheckArgs) -> ExitCode {
     match switchyard_config::load_file(&args.config) {
         Ok(world) => {
+            // zone files and DNSSEC keys are read and checked as the server would
+            if let Err(e) =
+                switchyard_dns::DnsSpec::from_world(&world).and_then(|spec| spec.build().map(drop))
+            {
+                eprintln!("{}: dns: {e}", args.config.display());
+                return ExitCode::from(2);
+            }
             println!("ok: {}: {}", args.config.display(), world.summary());
             ExitCode::SUCCESS
         }

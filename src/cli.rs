@@ -77,6 +77,8 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout.
     Man,
+    /// DNSSEC: make a zone's signing key (`keygen`), print its DS record (`ds`).
+    Dnssec(crate::dnssec_cmd::DnssecArgs),
 }
 
 /// Writes the completion script for `shell` (generated from these definitions) to `out`.

@@ -21,6 +21,7 @@ mod etcd;
 // TODO(merge): switch src/admin to `crate::etcd` and drop this alias.
 use etcd as cluster;
 mod demo_services;
+mod dnssec_cmd;
 mod logging;
 mod run;
 mod systemd;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         cli::Command::Token(args) => token::run(&args),
+        cli::Command::Dnssec(args) => dnssec_cmd::run(&args),
         cli::Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         cli::Command::Status(a) => runtime().and_then(|rt| rt.block_on(adminctl::status(&a))),
         cli::Command::Drain(a) => {

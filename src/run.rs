@@ -40,7 +40,7 @@ impl Source {
     /// Loads and validates the world; every error is in the message.
     pub fn load(&self, sel: &Selection) -> anyhow::Result<World> {
         let world = match self {
-            Source::Demo => switchyard_config::demo_world(),
+            Source::Demo => crate::dnssec_cmd::sign_demo(switchyard_config::demo_world()),
             Source::File(p) => switchyard_config::load_file(p).map_err(|e| anyhow!("{e}"))?,
             Source::Etcd(e) => e.load()?,
         };

@@ -40,6 +40,29 @@ pub struct RawDns {
     /// Secondaries (`ip:port`) sent a NOTIFY when a zone loads or its serial changes.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<String>,
+    /// This node's name, the CH TXT answer to `id.server.` and `hostname.bind.`; off (REFUSED)
+    /// when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The CH TXT answer to `version.bind.` and `version.server.`; off (REFUSED) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Name server identifier (RFC 5001) sent to queries that ask for it; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nsid: Option<String>,
+    /// DNSSEC: how long the signatures of signed zones are valid from when they are made.
+    #[serde(default = "default_sig_validity")]
+    pub dnssec_signature_validity: HumanDuration,
+    /// DNSSEC: signatures are valid from this long before they are made (validator clocks).
+    #[serde(default = "default_sig_inception")]
+    pub dnssec_inception_offset: HumanDuration,
+}
+
+fn default_sig_validity() -> HumanDuration {
+    secs(7 * 86400)
+}
+fn default_sig_inception() -> HumanDuration {
+    secs(3600)
 }
 
 /// Raw `[dns.rrl]` table: response rate limiting per client network, UDP only (TCP proves
@@ -121,6 +144,11 @@ impl Default for RawDns {
             gslb: Vec::new(),
             rrl: None,
             notify: Vec::new(),
+            identity: None,
+            version: None,
+            nsid: None,
+            dnssec_signature_validity: default_sig_validity(),
+            dnssec_inception_offset: default_sig_inception(),
         }
     }
 }
@@ -153,6 +181,10 @@ pub struct RawZone {
     pub ns: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub records: Vec<RawRecord>,
+    /// DNSSEC key files (`switchyard dnssec keygen`): the zone is signed online by the first;
+    /// every one is published in the DNSKEY RRset (a second key is how a rollover starts).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dnssec_keys: Vec<String>,
 }
 
 fn default_ttl() -> u32 {
@@ -262,6 +294,16 @@ pub struct Dns {
     pub gslb: Vec<Gslb>,
     pub rrl: Option<Rrl>,
     pub notify: Vec<SocketAddr>,
+    /// CH TXT `id.server.` / `hostname.bind.` answer (off when `None`).
+    pub identity: Option<String>,
+    /// CH TXT `version.bind.` / `version.server.` answer (off when `None`).
+    pub version: Option<String>,
+    /// RFC 5001 NSID payload (off when `None`).
+    pub nsid: Option<String>,
+    /// Validity of online DNSSEC signatures.
+    pub dnssec_signature_validity: Duration,
+    /// How far back signatures' inception is put.
+    pub dnssec_inception_offset: Duration,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -273,6 +315,8 @@ pub struct Zone {
     pub soa: Option<Soa>,
     pub ns: Vec<String>,
     pub records: Vec<Record>,
+    /// DNSSEC key files; signed when not empty (the first key signs).
+    pub dnssec_keys: Vec<String>,
 }
 
 /// Validated SOA.
@@ -433,6 +477,29 @@ impl RawDns {
                 }
             })
             .collect();
+        if self.dnssec_signature_validity.0 < Duration::from_secs(3600) {
+            errs.push("dns.dnssec_signature_validity", "must be at least 1h");
+        }
+        if self.dnssec_inception_offset.0 > self.dnssec_signature_validity.0 {
+            errs.push(
+                "dns.dnssec_inception_offset",
+                "must not be longer than dnssec_signature_validity",
+            );
+        }
+        for (key, v, max) in [
+            ("dns.identity", &self.identity, 255),
+            ("dns.version", &self.version, 255),
+            ("dns.nsid", &self.nsid, 512),
+        ] {
+            if let Some(v) = v {
+                if v.is_empty() || v.len() > max {
+                    errs.push(
+                        key,
+                        format!("must be 1 to {max} bytes (leave it out to turn it off)"),
+                    );
+                }
+            }
+        }
         Dns {
             listen,
             workers: self.workers,
@@ -444,6 +511,11 @@ impl RawDns {
             gslb,
             rrl: self.rrl.as_ref().map(|r| r.validate(errs)),
             notify: errs.parse_list(&self.notify, "dns.notify", "an address with a port"),
+            identity: self.identity.clone(),
+            version: self.version.clone(),
+            nsid: self.nsid.clone(),
+            dnssec_signature_validity: self.dnssec_signature_validity.0,
+            dnssec_inception_offset: self.dnssec_inception_offset.0,
         }
     }
 }
@@ -526,6 +598,7 @@ impl RawZone {
             soa,
             ns: self.ns.iter().map(|n| qualify(n, &origin)).collect(),
             records,
+            dnssec_keys: self.dnssec_keys.clone(),
         }
     }
 }
@@ -556,6 +629,27 @@ listen = ["127.0.0.1:0"]
   all_down = "{all_down}"
 "#
         )
+    }
+
+    #[test]
+    fn chaos_identity_version_and_nsid_are_off_unless_set() {
+        let w = parse_str(&world("fail_open"), "t").unwrap();
+        assert_eq!(
+            (w.dns.identity, w.dns.version, w.dns.nsid),
+            (None, None, None)
+        );
+        let set = world("fail_open").replacen(
+            "[dns]\n",
+            "[dns]\nidentity = \"ns1-fra\"\nversion = \"switchyard\"\nnsid = \"fra\"\n",
+            1,
+        );
+        let w = parse_str(&set, "t").unwrap();
+        assert_eq!(w.dns.identity.as_deref(), Some("ns1-fra"));
+        assert_eq!(w.dns.version.as_deref(), Some("switchyard"));
+        assert_eq!(w.dns.nsid.as_deref(), Some("fra"));
+        let bad = world("fail_open").replacen("[dns]\n", "[dns]\nidentity = \"\"\n", 1);
+        let e = parse_str(&bad, "t").unwrap_err().to_string();
+        assert!(e.contains("dns.identity"), "{e}");
     }
 
     #[test]

@@ -497,6 +497,9 @@ impl World {
             if let Some(f) = &mut z.file {
                 fix_str(f);
             }
+            for k in &mut z.dnssec_keys {
+                fix_str(k);
+            }
         }
         for k in &mut self.gateway.jwt.keys {
             match &mut k.source {

@@ -120,12 +120,14 @@ fn bench_handle(c: &mut Criterion) {
     let snap = spec.build().unwrap();
     let health = StaticHealth::default();
     let metrics = Metrics::new();
+    let sigs = Default::default();
     let ctx = Ctx {
         snap: &snap,
         health: &health,
         metrics: &metrics,
         client: "127.0.0.1".parse().unwrap(),
         tcp: false,
+        sigs: &sigs,
     };
     let mut out = Vec::with_capacity(1232);
     let mut g = c.benchmark_group("handle");
@@ -173,5 +175,88 @@ fn bench_handle(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_choose, bench_handle);
+/// Signed vs unsigned answers from one server (the signature cache warm, as in steady state),
+/// and GSLB answers for clients of many networks (ECS), each with and without DO.
+fn bench_signed(c: &mut Criterion) {
+    let dir = std::env::temp_dir().join(format!("switchyard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("bench.key");
+    std::fs::write(
+        &key,
+        switchyard_dns::dnssec::generate("example.test.", 13).unwrap(),
+    )
+    .unwrap();
+    let mut spec = DnsSpec::single_zone("127.0.0.1:0".parse().unwrap(), ZONE.to_string(), None, 1);
+    spec.gslb = vec![gslb(Policy::Geo)];
+    spec.geo = Some(GeoSpec::File(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../testdata/geo/GeoLite2-Country-Test.mmdb"),
+    ));
+    spec.zones[0].dnssec_keys = vec![key];
+    let snap = spec.build().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let health = StaticHealth::default();
+    let metrics = Metrics::new();
+    let sigs = Default::default();
+    let ctx = Ctx {
+        snap: &snap,
+        health: &health,
+        metrics: &metrics,
+        client: "127.0.0.1".parse().unwrap(),
+        tcp: false,
+        sigs: &sigs,
+    };
+    let with_do = |m: Vec<u8>, on: bool| {
+        let mut m = Message::from_vec(&m).unwrap();
+        m.edns.as_mut().unwrap().set_dnssec_ok(on);
+        m.to_vec().unwrap()
+    };
+    // clients of many networks: GB, US, JP, SE, ... from the test database, and unknowns
+    let nets = [
+        "81.2.69.160",
+        "216.160.83.56",
+        "202.196.224.1",
+        "89.160.20.112",
+        "67.43.156.1",
+        "175.16.199.1",
+        "2.125.160.216",
+        "10.1.2.3",
+        "192.0.2.77",
+        "198.51.100.9",
+    ];
+    let mut out = Vec::with_capacity(1232);
+    let mut g = c.benchmark_group("signed");
+    for dnssec in [false, true] {
+        let tag = if dnssec { "do" } else { "no_do" };
+        for (label, msg) in [
+            ("static_a", wire("www.example.test.", RecordType::A, None)),
+            ("nodata", wire("mail.example.test.", RecordType::AAAA, None)),
+            ("nxdomain", wire("nope.example.test.", RecordType::A, None)),
+        ] {
+            let msg = with_do(msg, dnssec);
+            g.bench_function(format!("{label}_{tag}"), |b| {
+                b.iter(|| black_box(handle(&ctx, black_box(&msg), &mut out)))
+            });
+        }
+        let mix: Vec<Vec<u8>> = nets
+            .iter()
+            .map(|n| {
+                with_do(
+                    wire("geo.example.test.", RecordType::A, Some((n, 24))),
+                    dnssec,
+                )
+            })
+            .collect();
+        let mut i = 0;
+        g.bench_function(format!("gslb_ecs_mix_{tag}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % mix.len();
+                black_box(handle(&ctx, black_box(&mix[i]), &mut out))
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_choose, bench_handle, bench_signed);
 criterion_main!(benches);

@@ -8,6 +8,8 @@
 
 use std::net::IpAddr;
 
+use crate::dnssec::cache::{Got, SigCache};
+use crate::dnssec::{deny, ZoneSigning};
 use crate::gslb::{choose, ClientLocation, GslbName, Outcome, RegionHealth};
 use crate::metrics::Metrics;
 use crate::names::{is_subdomain, label_offsets, parent};
@@ -15,6 +17,8 @@ use crate::snapshot::Snapshot;
 use crate::wire::response::Owner;
 use crate::wire::{parse, rcode, Ecs, Edns, Parsed, Request, Writer, MIN_UDP_PAYLOAD};
 use crate::zone::{rtype, Node, Rr, Zone};
+use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// Longest CNAME chain followed inside a zone.
 const MAX_CNAME_CHAIN: usize = 8;
@@ -27,6 +31,8 @@ pub struct Ctx<'a> {
     /// Source address of the query.
     pub client: IpAddr,
     pub tcp: bool,
+    /// Where RRSIGs made for signed zones are cached (the caller's own, or a shared one).
+    pub sigs: &'a std::sync::Mutex<SigCache>,
 }
 
 /// What happened to a message.
@@ -40,18 +46,53 @@ pub enum Handled {
     Axfr,
 }
 
-type Item<'a> = (Owner<'a>, &'a Rr, u32);
+/// A record to write: borrowed from the snapshot, or made for this answer (RRSIG, NSEC).
+#[derive(Clone)]
+enum RrRef<'a> {
+    Zone(&'a Rr),
+    Made(Arc<Rr>),
+}
+
+impl std::ops::Deref for RrRef<'_> {
+    type Target = Rr;
+    fn deref(&self) -> &Rr {
+        match self {
+            RrRef::Zone(r) => r,
+            RrRef::Made(r) => r,
+        }
+    }
+}
+
+type Item<'a> = (Owner<'a>, RrRef<'a>, u32);
+/// The records of one section, inline up to a typical answer's size (no allocation per query).
+type Items<'a> = SmallVec<[Item<'a>; 8]>;
+
+/// Why an answer has no data, for authenticated denial in signed zones.
+#[derive(Clone, Copy)]
+enum Denial<'a> {
+    /// `name` does not exist.
+    NxDomain(&'a [u8]),
+    /// `name` exists (as `node`, maybe a wildcard) without the type asked for.
+    NoData(&'a [u8], Option<&'a Node>),
+    /// A referral to the delegation at `name`.
+    Referral(&'a [u8], &'a Node),
+}
 
 struct Ans<'a> {
     rcode: u16,
     aa: bool,
-    answer: Vec<Item<'a>>,
-    authority: Vec<Item<'a>>,
+    answer: Items<'a>,
+    authority: Items<'a>,
     /// Glue for in-zone name servers of a referral: must fit, or TC.
-    glue: Vec<Item<'a>>,
+    glue: Items<'a>,
     /// Other additional data: dropped when it does not fit.
-    extra: Vec<Item<'a>>,
+    extra: Items<'a>,
     scope: u8,
+    /// Class of the records (IN; CH for the server's own TXT records).
+    class: u16,
+    /// Extended DNS Error info code for the OPT (RFC 8914).
+    ede: Option<u16>,
+    denial: Option<Denial<'a>>,
 }
 
 impl<'a> Ans<'a> {
@@ -59,11 +100,14 @@ impl<'a> Ans<'a> {
         Ans {
             rcode: rcode::NOERROR,
             aa: true,
-            answer: Vec::new(),
-            authority: Vec::new(),
-            glue: Vec::new(),
-            extra: Vec::new(),
+            answer: Items::new(),
+            authority: Items::new(),
+            glue: Items::new(),
+            extra: Items::new(),
             scope: 0,
+            class: 1,
+            ede: None,
+            denial: None,
         }
     }
 }
@@ -88,7 +132,8 @@ pub fn handle(ctx: &Ctx<'_>, msg: &[u8], out: &mut Vec<u8>) -> Handled {
             ctx.metrics.query(qtype, rcode);
             let mut w = Writer::new(out, id, flags, false, rcode, question, &[]);
             if let Some(e) = edns {
-                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None);
+                let nsid = ctx.snap.nsid.as_deref().filter(|_| e.nsid);
+                w.opt(ctx.snap.udp_payload, e.dnssec_ok, rcode, None, nsid, None);
             }
             w.finish();
             Handled::Reply {
@@ -110,8 +155,17 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
     .increment(1);
     let qname = req.qname_lower();
     let zone = ctx.snap.find_zone(qname);
-    let ans = if req.qclass != 1 {
+    let ans = if req.qclass == CLASS_CH {
+        chaos(ctx.snap, qname, req.qtype)
+    } else if req.qclass != CLASS_IN && req.qclass != CLASS_ANY {
+        // QCLASS * (RFC 1035 §3.2.5) matches our IN data, as in Knot
         refused()
+    } else if req.qtype == 0 {
+        // type 0 is reserved (RFC 6895 §3.1): not a query we implement (as Knot answers)
+        let mut a = Ans::new();
+        a.rcode = rcode::NOTIMP;
+        a.aa = false;
+        a
     } else if matches!(req.qtype, rtype::AXFR | rtype::IXFR) {
         match zone {
             Some(z) if *z.origin == *qname && ctx.snap.axfr_allowed(ctx.client) => {
@@ -128,8 +182,22 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
         }
     } else {
         match zone {
-            None => refused(),
-            Some(z) => resolve(ctx, z, qname, req.qtype, ecs.as_ref()),
+            // not ours: REFUSED with Extended DNS Error 20 "Not Authoritative" (RFC 8914)
+            None => Ans {
+                ede: Some(EDE_NOT_AUTHORITATIVE),
+                ..refused()
+            },
+            Some(z) => {
+                let mut ans = resolve(ctx, z, qname, req.qtype, ecs.as_ref());
+                let dnssec_ok = req.edns.is_some_and(|e| e.dnssec_ok);
+                if dnssec_ok {
+                    ctx.metrics.do_queries.increment(1);
+                }
+                if let (Some(signing), true) = (&z.signing, dnssec_ok) {
+                    sign_answer(ctx, z, signing, qname, &mut ans);
+                }
+                ans
+            }
         }
     };
     let limit = if ctx.tcp {
@@ -144,7 +212,7 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
         }
     };
     let question = &msg[12..12 + req.qname.len() + 4];
-    let truncated = encode(out, req, question, &ans, limit, ctx.snap.udp_payload, ecs);
+    let truncated = encode(out, req, question, &ans, limit, ctx.snap, ecs);
     ctx.metrics.query(req.qtype, ans.rcode);
     if truncated {
         ctx.metrics.truncated.increment(1);
@@ -154,6 +222,29 @@ fn answer(ctx: &Ctx<'_>, req: &Request<'_>, msg: &[u8], out: &mut Vec<u8>) -> Ha
         truncated,
     }
 }
+
+/// The CH class: only the server's own TXT records, when configured; anything else is
+/// REFUSED, as for any class we do not serve. Like Knot: AA=0 (not zone data), TTL 0.
+fn chaos<'a>(snap: &'a Snapshot, qname: &[u8], qtype: u16) -> Ans<'a> {
+    match snap.chaos.lookup(qname) {
+        Some(rr) if qtype == rtype::TXT => {
+            let mut a = Ans::new();
+            a.aa = false;
+            a.class = CLASS_CH;
+            a.answer.push((Owner::Qname, RrRef::Zone(rr), 0));
+            a
+        }
+        _ => refused(),
+    }
+}
+
+const CLASS_IN: u16 = 1;
+/// The CHAOS class (RFC 1035 §3.2.4).
+const CLASS_CH: u16 = 3;
+/// QCLASS `*` (RFC 1035 §3.2.5).
+const CLASS_ANY: u16 = 255;
+/// Extended DNS Error "Not Authoritative" (RFC 8914 §4.21).
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
 
 fn refused<'a>() -> Ans<'a> {
     let mut a = Ans::new();
@@ -169,10 +260,16 @@ fn encode(
     question: &[u8],
     ans: &Ans<'_>,
     limit: usize,
-    our_payload: u16,
+    snap: &Snapshot,
     ecs: Option<Ecs>,
 ) -> bool {
-    let opt_len = req.edns.map_or(0, |_| Writer::opt_len(ecs.as_ref()));
+    let nsid = snap
+        .nsid
+        .as_deref()
+        .filter(|_| req.edns.is_some_and(|e| e.nsid));
+    let opt_len = req
+        .edns
+        .map_or(0, |_| Writer::opt_len(ecs.as_ref(), nsid, ans.ede));
     let limit = limit.saturating_sub(opt_len);
     let mut w = Writer::new(
         out,
@@ -183,12 +280,13 @@ fn encode(
         Some(question),
         req.qname_lower(),
     );
+    w.set_class(ans.class);
     let base = w.len();
     let mut overflow = false;
     for (section, items) in [(0, &ans.answer), (1, &ans.authority), (2, &ans.glue)] {
         w.section(section);
-        for &(owner, rr, ttl) in items.iter() {
-            w.record(owner, rr, ttl);
+        for (owner, rr, ttl) in items.iter() {
+            w.record(*owner, rr, *ttl);
         }
         if w.len() > limit {
             overflow = true;
@@ -196,9 +294,9 @@ fn encode(
         }
     }
     if !overflow {
-        for &(owner, rr, ttl) in &ans.extra {
+        for (owner, rr, ttl) in &ans.extra {
             let (len, counts) = (w.len(), w.counts());
-            w.record(owner, rr, ttl);
+            w.record(*owner, rr, *ttl);
             if w.len() > limit {
                 w.rollback(len, counts);
                 break;
@@ -210,10 +308,12 @@ fn encode(
     }
     if let Some(Edns { dnssec_ok, .. }) = req.edns {
         w.opt(
-            our_payload,
+            snap.udp_payload,
             dnssec_ok,
             ans.rcode,
             ecs.map(|e| (e, ans.scope)),
+            nsid,
+            ans.ede,
         );
     }
     w.finish();
@@ -238,13 +338,18 @@ fn resolve<'a>(
             if let Some((cut_name, cut)) = find_cut(zone, name, qtype) {
                 referral(zone, cut_name, cut, &mut ans);
                 ans.aa = !ans.answer.is_empty();
+                ans.denial = Some(Denial::Referral(cut_name, cut));
                 return ans;
             }
         }
         let Some(node) = find_node(zone, name) else {
             ans.rcode = rcode::NXDOMAIN;
-            ans.authority
-                .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl));
+            ans.denial = Some(Denial::NxDomain(name));
+            ans.authority.push((
+                Owner::Name(&zone.origin),
+                RrRef::Zone(&zone.soa),
+                zone.neg_ttl,
+            ));
             return ans;
         };
         if let Some(g) = node
@@ -253,11 +358,16 @@ fn resolve<'a>(
             .filter(|_| matches!(qtype, rtype::A | rtype::AAAA | rtype::ANY))
         {
             gslb_answer(ctx, zone, g, owner, qtype, ecs, &mut ans);
+            if ans.answer.is_empty() {
+                ans.denial = Some(Denial::NoData(name, Some(node)));
+            }
             return ans;
         }
-        if let (Some(cname), true) = (node.get(rtype::CNAME), qtype != rtype::CNAME) {
+        // RFC 1034 §4.3.2 step 3a: a CNAME is followed unless the query asks for the CNAME
+        // itself; ANY asks for what the name owns, which is the CNAME (RFC 8482 §4.1).
+        if let (Some(cname), true) = (node.get(rtype::CNAME), chases(qtype)) {
             let rr = &cname.records[0];
-            ans.answer.push((owner, rr, rr.ttl));
+            ans.answer.push((owner, RrRef::Zone(rr), rr.ttl));
             if hop < MAX_CNAME_CHAIN {
                 visited[hop] = name;
             }
@@ -282,7 +392,7 @@ fn resolve<'a>(
         match set {
             Some(set) => {
                 for rr in &set.records {
-                    ans.answer.push((owner, rr, rr.ttl));
+                    ans.answer.push((owner, RrRef::Zone(rr), rr.ttl));
                 }
                 if matches!(set.rtype, rtype::NS | rtype::MX | rtype::SRV) {
                     for rr in &set.records {
@@ -290,13 +400,133 @@ fn resolve<'a>(
                     }
                 }
             }
-            None => ans
-                .authority
-                .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl)),
+            None => {
+                ans.authority.push((
+                    Owner::Name(&zone.origin),
+                    RrRef::Zone(&zone.soa),
+                    zone.neg_ttl,
+                ));
+                ans.denial = Some(Denial::NoData(name, Some(node)));
+            }
         }
         return ans;
     }
     ans
+}
+
+/// Adds RRSIGs to the answer and authority RRsets of a signed zone, and the compact NSEC that
+/// proves a denial (RFC 9824: a name that does not exist answers NOERROR with NXNAME).
+/// Referrals get an NSEC proving the delegation has no DS (or the signed DS). Additional
+/// data stays unsigned (a validator looks those names up itself).
+fn sign_answer<'a>(
+    ctx: &Ctx<'_>,
+    zone: &'a Zone,
+    signing: &ZoneSigning,
+    qname: &'a [u8],
+    ans: &mut Ans<'a>,
+) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as u32);
+    let mut cache = ctx.sigs.lock().unwrap_or_else(|e| e.into_inner());
+    match ans.denial {
+        Some(Denial::NxDomain(name)) => {
+            ans.rcode = rcode::NOERROR;
+            if let Some(n) = deny::nsec(name, &[deny::NXNAME], zone.neg_ttl) {
+                ans.authority
+                    .push((Owner::Name(name), RrRef::Made(Arc::new(n)), zone.neg_ttl));
+            }
+        }
+        Some(Denial::NoData(name, node)) => {
+            let types = node.map(node_types).unwrap_or_default();
+            if let Some(n) = deny::nsec(name, &types, zone.neg_ttl) {
+                ans.authority
+                    .push((Owner::Name(name), RrRef::Made(Arc::new(n)), zone.neg_ttl));
+            }
+        }
+        Some(Denial::Referral(cut_name, cut)) => match cut.get(rtype::DS) {
+            Some(ds) => {
+                for rr in &ds.records {
+                    ans.authority
+                        .push((Owner::Name(cut_name), RrRef::Zone(rr), rr.ttl));
+                }
+            }
+            None => {
+                if let Some(n) = deny::nsec(cut_name, &node_types(cut), zone.neg_ttl) {
+                    ans.authority.push((
+                        Owner::Name(cut_name),
+                        RrRef::Made(Arc::new(n)),
+                        zone.neg_ttl,
+                    ));
+                }
+            }
+        },
+        None => {}
+    }
+    let referral = matches!(ans.denial, Some(Denial::Referral(..)));
+    for section in [&mut ans.answer, &mut ans.authority] {
+        let items = std::mem::take(section);
+        let mut i = 0;
+        while i < items.len() {
+            let (owner, ref first, ttl) = items[i];
+            let name: &[u8] = match owner {
+                Owner::Qname => qname,
+                Owner::Name(n) => n,
+            };
+            let t = first.rtype;
+            let mut j = i + 1;
+            while j < items.len() && items[j].1.rtype == t && same_owner(items[j].0, owner, qname) {
+                j += 1;
+            }
+            section.extend(items[i..j].iter().cloned());
+            // a referral's NS RRset belongs to the child: not signed (RFC 4035 §2.2)
+            if !(referral && t == rtype::NS) {
+                let rdatas = items[i..j].iter().map(|it| &it.1.rdata[..]);
+                if let Some((sig, got)) = cache.get(signing, name, t, ttl, rdatas, now) {
+                    match got {
+                        Got::Hit => ctx.metrics.sig_cache_hits.increment(1),
+                        Got::Signed => ctx.metrics.signatures.increment(1),
+                    }
+                    section.push((owner, RrRef::Made(sig), ttl));
+                }
+            }
+            i = j;
+        }
+    }
+}
+
+fn same_owner<'n>(a: Owner<'n>, b: Owner<'n>, qname: &'n [u8]) -> bool {
+    fn name<'n>(o: Owner<'n>, qname: &'n [u8]) -> &'n [u8] {
+        match o {
+            Owner::Qname => qname,
+            Owner::Name(n) => n,
+        }
+    }
+    name(a, qname) == name(b, qname)
+}
+
+/// The types a name has, for its NSEC bitmap (a GSLB name has A/AAAA when a region does).
+fn node_types(node: &Node) -> Vec<u16> {
+    let mut types: Vec<u16> = node.sets.iter().map(|s| s.rtype).collect();
+    if let Some(g) = &node.gslb {
+        if g.regions.iter().any(|r| !r.a.is_empty()) || !g.last_resort_a.is_empty() {
+            types.push(rtype::A);
+        }
+        if g.regions.iter().any(|r| !r.aaaa.is_empty()) || !g.last_resort_aaaa.is_empty() {
+            types.push(rtype::AAAA);
+        }
+    }
+    types
+}
+
+/// Whether a query of `qtype` at a name owning a CNAME follows it: not for CNAME and ANY, whose
+/// answer is the CNAME record itself, nor for RRSIG and NSEC, which live beside a CNAME
+/// (RFC 4035 §2.5, RFC 2181 §10.1).
+fn chases(qtype: u16) -> bool {
+    !matches!(
+        qtype,
+        rtype::CNAME | rtype::ANY | rtype::RRSIG | rtype::NSEC
+    )
 }
 
 /// The topmost zone cut at or above `name` (a DS query at the cut itself is the parent's).
@@ -324,7 +554,8 @@ fn find_cut<'a>(zone: &'a Zone, name: &'a [u8], qtype: u16) -> Option<(&'a [u8],
 fn referral<'a>(zone: &'a Zone, cut_name: &'a [u8], cut: &'a Node, ans: &mut Ans<'a>) {
     let Some(ns) = cut.get(rtype::NS) else { return };
     for rr in &ns.records {
-        ans.authority.push((Owner::Name(cut_name), rr, rr.ttl));
+        ans.authority
+            .push((Owner::Name(cut_name), RrRef::Zone(rr), rr.ttl));
     }
     for rr in &ns.records {
         let Some(t) = rr.target.as_deref() else {
@@ -339,7 +570,7 @@ fn referral<'a>(zone: &'a Zone, cut_name: &'a [u8], cut: &'a Node, ans: &mut Ans
 }
 
 /// A and AAAA records of an in-zone name, for the additional section.
-fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Vec<Item<'a>>) {
+fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Items<'a>) {
     let Some(t) = target.filter(|t| is_subdomain(t, &zone.origin)) else {
         return;
     };
@@ -352,7 +583,7 @@ fn add_addresses<'a>(zone: &'a Zone, target: Option<&'a [u8]>, into: &mut Vec<It
         .filter(|s| matches!(s.rtype, rtype::A | rtype::AAAA))
     {
         for rr in &set.records {
-            into.push((Owner::Name(t), rr, rr.ttl));
+            into.push((Owner::Name(t), RrRef::Zone(rr), rr.ttl));
         }
     }
 }
@@ -400,14 +631,15 @@ fn gslb_answer<'a>(
         g.regions[i].answers.increment(1);
     }
     ans.scope = choice.scope;
-    let mut rrs: Vec<&'a Rr> = Vec::with_capacity(4);
-    choice.records(g, qtype == rtype::AAAA, &mut rrs);
-    if rrs.is_empty() {
-        ans.authority
-            .push((Owner::Name(&zone.origin), &zone.soa, zone.neg_ttl));
-    }
-    for rr in rrs {
-        ans.answer.push((owner, rr, g.ttl));
+    choice.each_record(g, qtype == rtype::AAAA, |rr| {
+        ans.answer.push((owner, RrRef::Zone(rr), g.ttl))
+    });
+    if ans.answer.is_empty() {
+        ans.authority.push((
+            Owner::Name(&zone.origin),
+            RrRef::Zone(&zone.soa),
+            zone.neg_ttl,
+        ));
     }
 }
 

@@ -31,6 +31,7 @@
 //! - [`metrics`]: metric names and handles.
 
 pub mod answer;
+pub mod dnssec;
 pub mod error;
 pub mod geo;
 pub mod gslb;

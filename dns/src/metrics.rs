@@ -17,6 +17,9 @@ pub const MALFORMED: &str = "switchyard_dns_malformed_dropped_total";
 pub const RELOADS: &str = "switchyard_dns_reloads_total";
 pub const RRL: &str = "switchyard_dns_rrl_limited_total";
 pub const NOTIFY: &str = "switchyard_dns_notify_total";
+pub const DO_QUERIES: &str = "switchyard_dns_dnssec_ok_queries_total";
+pub const SIGNATURES: &str = "switchyard_dns_dnssec_signatures_total";
+pub const SIG_CACHE_HITS: &str = "switchyard_dns_dnssec_signature_cache_hits_total";
 
 /// Registers descriptions with the installed recorder.
 pub fn describe() {
@@ -52,6 +55,9 @@ pub fn describe() {
         NOTIFY,
         "NOTIFY messages to secondaries, by how they ended (acked|refused|unanswered)"
     );
+    describe_counter!(DO_QUERIES, "Queries with the DNSSEC OK (DO) bit set");
+    describe_counter!(SIGNATURES, "RRSIGs made by online signing");
+    describe_counter!(SIG_CACHE_HITS, "Signed RRsets answered with a cached RRSIG");
     describe_counter!(
         RRL,
         "UDP responses over the rate limit, by action (dropped|slipped: sent truncated)"
@@ -95,6 +101,9 @@ pub struct Metrics {
     pub malformed: Counter,
     pub rrl_dropped: Counter,
     pub rrl_slipped: Counter,
+    pub do_queries: Counter,
+    pub signatures: Counter,
+    pub sig_cache_hits: Counter,
 }
 
 impl Metrics {
@@ -117,6 +126,9 @@ impl Metrics {
             malformed: counter!(MALFORMED),
             rrl_dropped: counter!(RRL, "action" => "dropped"),
             rrl_slipped: counter!(RRL, "action" => "slipped"),
+            do_queries: counter!(DO_QUERIES),
+            signatures: counter!(SIGNATURES),
+            sig_cache_hits: counter!(SIG_CACHE_HITS),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Quick mode: `switchyard dns --listen ADDR --zone-file FILE [--origin NAME] [--workers N]`
+//! Quick mode: `switchyard dns --listen ADDR --zone-file FILE [--origin NAME] [--workers N]
+//! [--dnssec-key KEY]`
 //! serves one zone file with no config (handy for users; the benchmark slot).
 
 use std::net::SocketAddr;
@@ -26,6 +27,10 @@ pub struct QuickArgs {
     /// UDP worker threads (0 = one per CPU).
     #[arg(long, default_value_t = 0)]
     pub workers: usize,
+    /// Sign the zone online with this DNSSEC key file (`switchyard dnssec keygen`); repeat to
+    /// publish more keys (the first signs).
+    #[arg(long)]
+    pub dnssec_key: Vec<PathBuf>,
 }
 
 /// Serves the zone until `shutdown` is cancelled.
@@ -35,7 +40,9 @@ pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(
     let origin = args
         .origin
         .map(|o| if o.ends_with('.') { o } else { format!("{o}.") });
-    let spec = DnsSpec::single_zone(args.listen, text, origin, args.workers);
+    let mut spec = DnsSpec::single_zone(args.listen, text, origin, args.workers);
+    spec.zones[0].dnssec_keys = args.dnssec_key;
+    spec.zones[0].source = args.zone_file.display().to_string();
     let handle = crate::server::start(spec, Arc::new(StaticHealth::default()), shutdown).await?;
     handle.wait().await;
     Ok(())

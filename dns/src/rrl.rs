@@ -136,9 +136,39 @@ pub fn truncate(resp: &mut Vec<u8>) {
         }
         end = after;
     }
+    // keep the OPT record (always written last): a reply to an EDNS query has one (RFC 6891 §7)
+    let opt = opt_record(resp, end);
+    let mut arcount = 0u16;
+    if let Some((at, len)) = opt {
+        resp.copy_within(at..at + len, end);
+        end += len;
+        arcount = 1;
+    }
     resp.truncate(end);
     resp[2] |= 0x02; // TC
-    resp[6..12].fill(0); // ANCOUNT, NSCOUNT, ARCOUNT
+    resp[6..10].fill(0); // ANCOUNT, NSCOUNT
+    resp[10..12].copy_from_slice(&arcount.to_be_bytes());
+}
+
+/// Where the OPT record of a response is (offset, length), walking the records after `at`.
+fn opt_record(msg: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let c = |i: usize| u16::from_be_bytes([msg[i], msg[i + 1]]) as usize;
+    let records = c(6) + c(8) + c(10);
+    for _ in 0..records {
+        let start = at;
+        let after_name = skip_name(msg, at)?;
+        let fixed = msg.get(after_name..after_name + 10)?;
+        let rtype = u16::from_be_bytes([fixed[0], fixed[1]]);
+        let rdlen = u16::from_be_bytes([fixed[8], fixed[9]]) as usize;
+        at = after_name + 10 + rdlen;
+        if at > msg.len() {
+            return None;
+        }
+        if rtype == crate::zone::rtype::OPT {
+            return Some((start, at - start));
+        }
+    }
+    None
 }
 
 /// The offset just past the name at `at` (labels, or a compression pointer).
@@ -238,8 +268,9 @@ mod tests {
         m.extend_from_slice(&[0xC0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 1]);
         m.extend_from_slice(&[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0]);
         truncate(&mut m);
-        assert_eq!(m.len(), q_end);
-        assert_eq!(&m[..12], &[0x12, 0x34, 0x86, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(m.len(), q_end + 11, "the OPT stays (RFC 6891 §7)");
+        assert_eq!(&m[..12], &[0x12, 0x34, 0x86, 0x00, 0, 1, 0, 0, 0, 0, 0, 1]);
+        assert_eq!(&m[q_end..], &[0, 0, 41, 4, 208, 0, 0, 0, 0, 0, 0]);
         let mut bad = vec![0u8; 12];
         bad[5] = 1; // a question that is not there
         truncate(&mut bad);

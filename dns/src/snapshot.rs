@@ -11,7 +11,7 @@ use crate::geo::{truncate, GeoDb};
 use crate::gslb::{ClientLocation, GslbName};
 use crate::names::label_count;
 use crate::wire::Ecs;
-use crate::zone::Zone;
+use crate::zone::{Rr, Zone};
 
 /// Everything a worker needs to answer, frozen.
 #[derive(Debug)]
@@ -29,6 +29,50 @@ pub struct Snapshot {
     pub axfr_allow: Vec<IpNet>,
     /// UDP response rate limiting, when on.
     pub rrl: Option<switchyard_config::dns::Rrl>,
+    /// The server's own CH-class TXT answers (off unless configured).
+    pub chaos: Chaos,
+    /// RFC 5001 name server identifier, when configured.
+    pub nsid: Option<Box<[u8]>>,
+}
+
+/// CH TXT answers about the server (`id.server.`, `hostname.bind.`, `version.bind.`,
+/// `version.server.`), pre-encoded; `None` answers REFUSED like any other CH query.
+#[derive(Debug, Default)]
+pub struct Chaos {
+    pub identity: Option<Rr>,
+    pub version: Option<Rr>,
+}
+
+impl Chaos {
+    /// From the configured strings (each up to 255 bytes: one TXT string).
+    pub fn new(identity: Option<&str>, version: Option<&str>) -> Self {
+        let txt = |s: &str| {
+            let b = &s.as_bytes()[..s.len().min(255)];
+            let mut rdata = Vec::with_capacity(b.len() + 1);
+            rdata.push(b.len() as u8);
+            rdata.extend_from_slice(b);
+            Rr {
+                owner: Box::new([0]),
+                rtype: crate::zone::rtype::TXT,
+                ttl: 0,
+                rdata: rdata.into_boxed_slice(),
+                target: None,
+            }
+        };
+        Chaos {
+            identity: identity.map(txt),
+            version: version.map(txt),
+        }
+    }
+
+    /// The record for a CH query name (lowercase wire), if it is one we answer.
+    pub fn lookup(&self, qname: &[u8]) -> Option<&Rr> {
+        match qname {
+            b"\x02id\x06server\x00" | b"\x08hostname\x04bind\x00" => self.identity.as_ref(),
+            b"\x07version\x04bind\x00" | b"\x07version\x06server\x00" => self.version.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 impl Snapshot {
@@ -52,6 +96,8 @@ impl Snapshot {
             udp_payload,
             axfr_allow,
             rrl: None,
+            chaos: Chaos::default(),
+            nsid: None,
         }
     }
 

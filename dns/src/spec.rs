@@ -16,7 +16,7 @@ use crate::geo::GeoDb;
 use crate::gslb::{AllDown, GslbName, Policy, RegionTarget};
 use crate::names::wire_lower;
 use crate::snapshot::Snapshot;
-use crate::zone::{parse_zone_file, rtype, Rr};
+use crate::zone::{parse_zone_text, rtype, Rr};
 use crate::Error;
 
 /// The MaxMind test databases, compiled in for `builtin:` geo sources (demo world and tests).
@@ -41,6 +41,15 @@ pub struct DnsSpec {
     pub rrl: Option<cfg::Rrl>,
     /// Secondaries told about zone changes (off when it has no targets).
     pub notify: crate::notify::NotifySpec,
+    /// CH TXT `id.server.`/`hostname.bind.` answer (REFUSED when `None`).
+    pub identity: Option<String>,
+    /// CH TXT `version.bind.`/`version.server.` answer (REFUSED when `None`).
+    pub version: Option<String>,
+    /// RFC 5001 NSID (not sent when `None`).
+    pub nsid: Option<String>,
+    /// DNSSEC signature validity and inception offset.
+    pub dnssec_validity: Duration,
+    pub dnssec_inception: Duration,
 }
 
 /// A zone as RFC 1035 text (config records are rendered into this form too).
@@ -49,6 +58,11 @@ pub struct ZoneText {
     /// Used when the text has no `$ORIGIN`.
     pub origin: Option<String>,
     pub text: String,
+    /// Names the text in errors (`source:line:col: cause`): the zone file's path, or `config`
+    /// (then records of `[[dns.zones]]` follow the file's lines).
+    pub source: String,
+    /// DNSSEC key files: signed online when not empty (the first key signs, all are published).
+    pub dnssec_keys: Vec<PathBuf>,
 }
 
 /// Where the geo database comes from (a City database also gives coordinates).
@@ -98,11 +112,21 @@ impl DnsSpec {
             tcp_idle: Duration::from_secs(10),
             tcp_max_conns: 1024,
             axfr_allow: Vec::new(),
-            zones: vec![ZoneText { origin, text }],
+            zones: vec![ZoneText {
+                origin,
+                text,
+                source: "zone".into(),
+                dnssec_keys: Vec::new(),
+            }],
             gslb: Vec::new(),
             geo: None,
             rrl: None,
             notify: Default::default(),
+            identity: None,
+            version: None,
+            nsid: None,
+            dnssec_validity: Duration::from_secs(7 * 86400),
+            dnssec_inception: Duration::from_secs(3600),
         }
     }
 
@@ -133,6 +157,11 @@ impl DnsSpec {
                 targets: d.notify.clone(),
                 ..Default::default()
             },
+            identity: d.identity.clone(),
+            version: d.version.clone(),
+            nsid: d.nsid.clone(),
+            dnssec_validity: d.dnssec_signature_validity,
+            dnssec_inception: d.dnssec_inception_offset,
         })
     }
 
@@ -144,7 +173,22 @@ impl DnsSpec {
         }
         let mut zones = Vec::new();
         for z in &self.zones {
-            let zone = parse_zone_file(&z.text, z.origin.as_deref())?;
+            let mut zone = parse_zone_text(&z.text, z.origin.as_deref(), &z.source)?;
+            if !z.dnssec_keys.is_empty() {
+                let origin = zone.origin_text();
+                let keys = crate::dnssec::load_keys(&origin, &z.dnssec_keys).map_err(|msg| {
+                    Error::Zone {
+                        zone: origin.clone(),
+                        msg: format!("DNSSEC key: {msg}"),
+                    }
+                })?;
+                zone.sign_with(crate::dnssec::ZoneSigning {
+                    keys,
+                    validity: self.dnssec_validity,
+                    inception_offset: self.dnssec_inception,
+                    apex: zone.origin.clone(),
+                });
+            }
             zones.push(zone);
         }
         // attach GSLB names to the most specific zone containing them
@@ -189,6 +233,9 @@ impl DnsSpec {
         let mut snapshot =
             Snapshot::new(zones, gslb, geo, self.udp_payload, self.axfr_allow.clone());
         snapshot.rrl = self.rrl.clone();
+        snapshot.chaos =
+            crate::snapshot::Chaos::new(self.identity.as_deref(), self.version.as_deref());
+        snapshot.nsid = self.nsid.as_ref().map(|n| n.as_bytes().into());
         Ok(snapshot)
     }
 }
@@ -235,6 +282,8 @@ fn zone_text(z: &cfg::Zone) -> Result<ZoneText, Error> {
     Ok(ZoneText {
         origin: Some(o.clone()),
         text,
+        source: z.file.clone().unwrap_or_else(|| "config".into()),
+        dnssec_keys: z.dnssec_keys.iter().map(PathBuf::from).collect(),
     })
 }
 

@@ -8,6 +8,7 @@ mod admin;
 mod chain;
 mod cli;
 mod cluster;
+mod dnssec;
 mod drill;
 mod harness;
 mod packaging;

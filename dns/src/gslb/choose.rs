@@ -37,6 +37,11 @@ impl Choice {
 
     /// The answer records of the given family (`want_v6`), multivalue capped at `max`.
     pub fn records<'a>(&self, name: &'a GslbName, want_v6: bool, out: &mut Vec<&'a Rr>) {
+        self.each_record(name, want_v6, |rr| out.push(rr));
+    }
+
+    /// [`Choice::records`] without a vector: `push` gets each record in answer order.
+    pub fn each_record<'a>(&self, name: &'a GslbName, want_v6: bool, mut push: impl FnMut(&'a Rr)) {
         let cap = match name.policy {
             Policy::Multivalue { max } if self.outcome == Outcome::Healthy => max,
             _ => usize::MAX,
@@ -47,14 +52,16 @@ impl Choice {
             } else {
                 &name.last_resort_a
             };
-            out.extend(set.iter());
+            set.iter().for_each(push);
             return;
         }
+        let mut n = 0usize;
         for i in self.indices() {
             let r = &name.regions[i];
             for rr in if want_v6 { &r.aaaa } else { &r.a } {
-                if out.len() < cap {
-                    out.push(rr);
+                if n < cap {
+                    push(rr);
+                    n += 1;
                 }
             }
         }

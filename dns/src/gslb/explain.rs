@@ -31,6 +31,9 @@ pub struct Explanation {
     pub ecs_scope: u8,
     /// Set when every region was down: what the name's all-down rule did.
     pub all_down: Option<String>,
+    /// Whether the answer is DNSSEC-signed (for queries with the DO bit) and with which key,
+    /// e.g. `signed by example.test. key 55363 (algorithm 13)`; `None`: unsigned zone.
+    pub dnssec: Option<String>,
 }
 
 /// The client as the decision saw it.

@@ -34,6 +34,8 @@ pub struct State {
 pub struct Shared {
     pub state: ArcSwap<State>,
     pub metrics: Metrics,
+    /// RRSIGs made for TCP answers (each UDP worker has its own).
+    pub tcp_sigs: std::sync::Mutex<crate::dnssec::cache::SigCache>,
 }
 
 /// A running DNS server. Dropping it does not stop it: cancel the token given to [`start`].
@@ -59,6 +61,7 @@ pub async fn start(
     let shared = Arc::new(Shared {
         state: ArcSwap::from_pointee(State { snapshot, health }),
         metrics: Metrics::new(),
+        tcp_sigs: Default::default(),
     });
     let workers = if spec.workers == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -314,5 +317,14 @@ pub fn explain(
     };
     let mut ex = Explanation::default();
     choose(g, &loc, health, rand::random(), Some(&mut ex));
+    ex.dnssec = snap
+        .find_zone(&g.wire)
+        .and_then(|z| Some((z.origin_text(), z.signing.as_ref()?.active())))
+        .map(|(zone, k)| {
+            format!(
+                "signed by {zone} key {} (algorithm {}) for queries with the DO bit",
+                k.tag, k.algorithm
+            )
+        });
     Ok(ex)
 }

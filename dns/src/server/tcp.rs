@@ -110,6 +110,7 @@ async fn serve(
                 metrics: &shared.metrics,
                 client: peer.ip(),
                 tcp: true,
+                sigs: &shared.tcp_sigs,
             };
             match handle(&ctx, &msg, &mut out) {
                 Handled::Axfr => Err(axfr_messages(&ctx, &msg)),

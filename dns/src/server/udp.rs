@@ -33,6 +33,8 @@ pub fn wake(socket: &UdpSocket) {
 pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut batch = Batch::new();
     let mut rrl = Limiter::default();
+    // this worker's own signature cache: never contended
+    let sigs = std::sync::Mutex::new(crate::dnssec::cache::SigCache::default());
     let epoch = std::time::Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let n = match batch.recv(&socket) {
@@ -77,6 +79,7 @@ pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
                 metrics: &shared.metrics,
                 client: client.ip(),
                 tcp: false,
+                sigs: &sigs,
             };
             let mut out = std::mem::take(&mut batch.out[replies]);
             // A bug must cost one datagram, never the worker: answer nothing for it.

@@ -7,6 +7,8 @@ use crate::zone::rtype;
 
 /// EDNS Client Subnet option code (RFC 7871).
 pub const OPT_ECS: u16 = 8;
+/// Name server identifier option code (RFC 5001).
+pub const OPT_NSID: u16 = 3;
 
 /// A parsed Client Subnet option.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +28,8 @@ pub struct Edns {
     /// The DO bit (copied to the response, RFC 3225 §3).
     pub dnssec_ok: bool,
     pub ecs: Option<Ecs>,
+    /// The query asked for the name server identifier (an empty NSID option, RFC 5001).
+    pub nsid: bool,
 }
 
 /// A well-formed query.
@@ -51,8 +55,11 @@ impl Request<'_> {
 
 /// What to do with a datagram or TCP message.
 #[derive(Debug)]
+// a parsed query lives on the stack for one answer: moving 300 bytes beats a heap allocation
+#[allow(clippy::large_enum_variant)]
 pub enum Parsed<'a> {
-    Query(Box<Request<'a>>),
+    /// Not boxed: a box per query would be the hot path's only allocation.
+    Query(Request<'a>),
     /// Answer with this rcode and no records (FORMERR, NOTIMP, BADVERS). `question` is echoed
     /// when it was readable; `edns` decides whether an OPT goes back.
     Error {
@@ -131,85 +138,118 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         edns,
     };
     let opcode = (flags >> 11) & 0xF;
-    if opcode != 0 {
-        return err(super::rcode::NOTIMP, None, None);
-    }
     let count = |i: usize| u16::from_be_bytes([buf[i], buf[i + 1]]);
     let (qd, an, ns, ar) = (count(4), count(6), count(8), count(10));
-    if qd != 1 {
-        return err(super::rcode::FORMERR, None, None);
-    }
+    // Read the whole message before judging it, so that every error reply to a query that
+    // carried an OPT has one too (RFC 6891 §7), NOTIMP and FORMERR included.
     let mut c = Cursor { buf, pos: 12 };
     let mut lower = [0u8; MAX_NAME_LEN];
-    let Some(qlen) = read_question_name(&mut c, &mut lower) else {
-        return err(super::rcode::FORMERR, None, None);
-    };
-    let qname = &buf[12..12 + qlen];
-    let (Some(qtype), Some(qclass)) = (c.u16(), c.u16()) else {
-        return err(super::rcode::FORMERR, None, None);
-    };
-    let question = Some(&buf[12..c.pos]);
+    let mut question = None;
+    let mut q = (0u16, 0u16, 0usize);
+    let mut malformed = false;
+    if qd >= 1 {
+        match read_question_name(&mut c, &mut lower) {
+            Some(qlen) => match (c.u16(), c.u16()) {
+                (Some(t), Some(k)) => {
+                    q = (t, k, qlen);
+                    question = Some(&buf[12..c.pos]);
+                }
+                _ => malformed = true,
+            },
+            None => malformed = true,
+        }
+    }
+    for _ in 1..qd {
+        if malformed || c.skip_name().and_then(|_| c.take(4)).is_none() {
+            malformed = true;
+            break;
+        }
+    }
     // answer and authority sections of a query are unusual but legal: skip them
-    for _ in 0..(an as u32 + ns as u32) {
-        if skip_record(&mut c).is_none() {
-            return err(super::rcode::FORMERR, question, None);
+    if !malformed {
+        for _ in 0..(an as u32 + ns as u32) {
+            if skip_record(&mut c).is_none() {
+                malformed = true;
+                break;
+            }
         }
     }
     let mut edns = None;
+    let mut bad_opt = false;
     let mut bad_option = false;
     for _ in 0..ar {
+        if malformed {
+            break;
+        }
         let start = c.pos;
         let Some(()) = c.skip_name() else {
-            return err(super::rcode::FORMERR, question, None);
+            malformed = true;
+            break;
         };
         let owner_is_root = c.pos == start + 1 && buf[start] == 0;
         let Some(t) = c.u16() else {
-            return err(super::rcode::FORMERR, question, None);
+            malformed = true;
+            break;
         };
         if t != rtype::OPT {
             c.pos = start;
             if skip_record(&mut c).is_none() {
-                return err(super::rcode::FORMERR, question, None);
+                malformed = true;
+                break;
             }
             continue;
         }
-        if edns.is_some() || !owner_is_root {
-            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root: FORMERR
-            return err(super::rcode::FORMERR, question, None);
-        }
         let (Some(payload), Some(ttl), Some(rdlen)) = (c.u16(), c.u32(), c.u16()) else {
-            return err(super::rcode::FORMERR, question, None);
+            malformed = true;
+            break;
         };
         let Some(rdata) = c.take(rdlen as usize) else {
-            return err(super::rcode::FORMERR, question, None);
+            malformed = true;
+            break;
         };
-        let version = (ttl >> 16) as u8;
-        let dnssec_ok = ttl & 0x8000 != 0;
+        if edns.is_some() || !owner_is_root {
+            // RFC 6891 §6.1.1: more than one OPT, or an OPT not owned by the root: FORMERR
+            bad_opt = true;
+            if edns.is_some() {
+                continue;
+            }
+        }
         let mut e = Edns {
             payload,
-            version,
-            dnssec_ok,
+            version: (ttl >> 16) as u8,
+            dnssec_ok: ttl & 0x8000 != 0,
             ecs: None,
+            nsid: false,
         };
         match parse_options(rdata) {
-            Ok(ecs) => e.ecs = ecs,
+            Ok((ecs, nsid)) => (e.ecs, e.nsid) = (ecs, nsid),
             Err(()) => bad_option = true,
         }
         edns = Some(e);
     }
+    // bytes after the last record: not a well-formed message (Knot says FORMERR too)
+    if !malformed && c.pos != buf.len() {
+        malformed = true;
+    }
+    // an error reply echoes the OPT without options
+    let bare = edns.map(|e| Edns { ecs: None, ..e });
+    if opcode != 0 {
+        return err(super::rcode::NOTIMP, question, bare);
+    }
+    if qd != 1 || malformed || bad_opt {
+        return err(super::rcode::FORMERR, question, bare);
+    }
+    let (qtype, qclass, qlen) = q;
+    let qname = &buf[12..12 + qlen];
     if let Some(e) = edns {
         if e.version > 0 {
-            return err(
-                super::rcode::BADVERS,
-                question,
-                Some(Edns { ecs: None, ..e }),
-            );
+            return err(super::rcode::BADVERS, question, bare);
         }
         if bad_option {
-            return err(super::rcode::FORMERR, question, Some(e));
+            return err(super::rcode::FORMERR, question, bare);
         }
     }
-    Parsed::Query(Box::new(Request {
+    Parsed::Query(Request {
         id,
         flags,
         qname,
@@ -217,7 +257,7 @@ pub fn parse(buf: &[u8]) -> Parsed<'_> {
         qtype,
         qclass,
         edns,
-    }))
+    })
 }
 
 /// Reads the question name: plain labels only (a pointer in the only question of a query can
@@ -251,9 +291,11 @@ fn skip_record(c: &mut Cursor<'_>) -> Option<()> {
     c.take(rdlen as usize).map(|_| ())
 }
 
-/// Walks the OPT options; returns the (validated) Client Subnet option if present.
-fn parse_options(mut rdata: &[u8]) -> Result<Option<Ecs>, ()> {
+/// Walks the OPT options; returns the (validated) Client Subnet option if present and whether
+/// NSID was asked for.
+fn parse_options(mut rdata: &[u8]) -> Result<(Option<Ecs>, bool), ()> {
     let mut ecs = None;
+    let mut nsid = false;
     while !rdata.is_empty() {
         if rdata.len() < 4 {
             return Err(());
@@ -267,9 +309,15 @@ fn parse_options(mut rdata: &[u8]) -> Result<Option<Ecs>, ()> {
                 return Err(());
             }
             ecs = Some(parse_ecs(data)?);
+        } else if code == OPT_NSID {
+            // RFC 5001 §2.1: a query's NSID option is empty
+            if !data.is_empty() {
+                return Err(());
+            }
+            nsid = true;
         }
     }
-    Ok(ecs)
+    Ok((ecs, nsid))
 }
 
 /// RFC 7871 §6 and §7.1.2: known family, prefix within the family, SCOPE 0 in queries, exactly

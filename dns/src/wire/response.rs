@@ -1,7 +1,7 @@
 //! Response writing into a reused buffer, with owner-name compression against the question and
 //! earlier names.
 
-use super::request::{Ecs, OPT_ECS};
+use super::request::{Ecs, OPT_ECS, OPT_NSID};
 use crate::names::MAX_NAME_LEN;
 use crate::zone::{rtype, Rr};
 
@@ -14,6 +14,9 @@ pub enum Owner<'a> {
     Name(&'a [u8]),
 }
 
+/// Extended DNS Error option code (RFC 8914).
+const OPT_EDE: u16 = 15;
+
 /// Remembered literal names for compression: (offset in message, name bytes, literal length).
 const MAX_REMEMBERED: usize = 16;
 
@@ -23,10 +26,13 @@ pub struct Writer<'b, 'q> {
     buf: &'b mut Vec<u8>,
     qname_lower: &'q [u8],
     remembered: [(u16, u16, u16); MAX_REMEMBERED],
-    names: Vec<u8>,
+    /// Copies of the remembered names (inline: no allocation for ordinary answers).
+    names: smallvec::SmallVec<[u8; 512]>,
     n_remembered: usize,
     counts: [u16; 3],
     section: usize,
+    /// Class of the records written (IN, or CH for the server's own CH TXT answers).
+    class: u16,
 }
 
 impl<'b, 'q> Writer<'b, 'q> {
@@ -58,10 +64,11 @@ impl<'b, 'q> Writer<'b, 'q> {
             buf,
             qname_lower: if question.is_some() { qname_lower } else { &[] },
             remembered: [(0, 0, 0); MAX_REMEMBERED],
-            names: Vec::new(),
+            names: smallvec::SmallVec::new(),
             n_remembered: 0,
             counts: [0; 3],
             section: 0,
+            class: 1,
         }
     }
 
@@ -77,6 +84,11 @@ impl<'b, 'q> Writer<'b, 'q> {
     pub fn section(&mut self, section: usize) {
         debug_assert!(section >= self.section);
         self.section = section.min(2);
+    }
+
+    /// Class of the records written from now on (IN by default).
+    pub fn set_class(&mut self, class: u16) {
+        self.class = class;
     }
 
     pub fn set_tc(&mut self) {
@@ -104,7 +116,7 @@ impl<'b, 'q> Writer<'b, 'q> {
             Owner::Name(n) => self.name(n),
         }
         self.buf.extend_from_slice(&rr.rtype.to_be_bytes());
-        self.buf.extend_from_slice(&[0, 1]);
+        self.buf.extend_from_slice(&self.class.to_be_bytes());
         self.buf.extend_from_slice(&ttl.to_be_bytes());
         self.buf
             .extend_from_slice(&(rr.rdata.len() as u16).to_be_bytes());
@@ -154,8 +166,16 @@ impl<'b, 'q> Writer<'b, 'q> {
     }
 
     /// Appends the OPT record: our payload size, DO echoed, the ECS option echoed with `scope`,
-    /// and the extended rcode bits.
-    pub fn opt(&mut self, payload: u16, dnssec_ok: bool, rcode: u16, ecs: Option<(Ecs, u8)>) {
+    /// our NSID when asked for and configured, and the extended rcode bits.
+    pub fn opt(
+        &mut self,
+        payload: u16,
+        dnssec_ok: bool,
+        rcode: u16,
+        ecs: Option<(Ecs, u8)>,
+        nsid: Option<&[u8]>,
+        ede: Option<u16>,
+    ) {
         self.buf.push(0);
         self.buf.extend_from_slice(&rtype::OPT.to_be_bytes());
         self.buf.extend_from_slice(&payload.to_be_bytes());
@@ -163,28 +183,38 @@ impl<'b, 'q> Writer<'b, 'q> {
         self.buf.push(0); // version 0
         self.buf
             .extend_from_slice(&(if dnssec_ok { 0x8000u16 } else { 0 }).to_be_bytes());
-        match ecs {
-            None => self.buf.extend_from_slice(&[0, 0]),
-            Some((e, scope)) => {
-                let n = (e.source_prefix as usize).div_ceil(8);
-                self.buf.extend_from_slice(&((8 + n) as u16).to_be_bytes());
-                self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
-                self.buf.extend_from_slice(&((4 + n) as u16).to_be_bytes());
-                self.buf.extend_from_slice(&e.family.to_be_bytes());
-                self.buf.push(e.source_prefix);
-                self.buf.push(scope);
-                match e.addr {
-                    std::net::IpAddr::V4(a) => self.buf.extend_from_slice(&a.octets()[..n]),
-                    std::net::IpAddr::V6(a) => self.buf.extend_from_slice(&a.octets()[..n]),
-                }
+        let rdlen = Self::opt_len(ecs.as_ref().map(|(e, _)| e), nsid, ede) - 11;
+        self.buf.extend_from_slice(&(rdlen as u16).to_be_bytes());
+        if let Some((e, scope)) = ecs {
+            let n = (e.source_prefix as usize).div_ceil(8);
+            self.buf.extend_from_slice(&OPT_ECS.to_be_bytes());
+            self.buf.extend_from_slice(&((4 + n) as u16).to_be_bytes());
+            self.buf.extend_from_slice(&e.family.to_be_bytes());
+            self.buf.push(e.source_prefix);
+            self.buf.push(scope);
+            match e.addr {
+                std::net::IpAddr::V4(a) => self.buf.extend_from_slice(&a.octets()[..n]),
+                std::net::IpAddr::V6(a) => self.buf.extend_from_slice(&a.octets()[..n]),
             }
+        }
+        if let Some(id) = nsid {
+            self.buf.extend_from_slice(&OPT_NSID.to_be_bytes());
+            self.buf.extend_from_slice(&(id.len() as u16).to_be_bytes());
+            self.buf.extend_from_slice(id);
+        }
+        if let Some(code) = ede {
+            self.buf.extend_from_slice(&OPT_EDE.to_be_bytes());
+            self.buf.extend_from_slice(&2u16.to_be_bytes());
+            self.buf.extend_from_slice(&code.to_be_bytes());
         }
         self.counts[2] += 1;
     }
 
     /// Size of the OPT record [`Writer::opt`] would write.
-    pub fn opt_len(ecs: Option<&Ecs>) -> usize {
+    pub fn opt_len(ecs: Option<&Ecs>, nsid: Option<&[u8]>, ede: Option<u16>) -> usize {
         11 + ecs.map_or(0, |e| 8 + (e.source_prefix as usize).div_ceil(8))
+            + nsid.map_or(0, |n| 4 + n.len())
+            + ede.map_or(0, |_| 6)
     }
 
     /// Patches the section counts into the header.

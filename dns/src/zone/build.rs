@@ -1,24 +1,32 @@
-//! Builds a [`Zone`] from hickory `Record`s (from config or a zone file) and checks it.
+//! Builds a [`Zone`] from the records of a zone file (ours: [`super::reader`]) and checks it.
 
-use hickory_proto::rr::{DNSClass, Name, RData, Record};
-use hickory_proto::serialize::binary::{BinEncodable, BinEncoder, NameEncoding};
 use std::collections::HashMap;
 
+use super::reader::Entry;
 use super::{rtype, Node, Rr, RrSet, Zone};
-use crate::names::{is_subdomain, parent, to_text, wire_lower};
+use crate::names::{is_subdomain, parent, to_text};
 use crate::Error;
 
 /// Collects records for one zone; [`ZoneBuilder::build`] validates and freezes them.
 pub struct ZoneBuilder {
     origin: Box<[u8]>,
     nodes: HashMap<Box<[u8]>, Node>,
+    /// Where each RRset got its first record (for the one-TTL warning).
+    ttl_warned: Vec<(Box<[u8]>, u16)>,
+}
+
+/// Lowercase copy of a wire name (the label length bytes are below 64: never letters).
+pub(crate) fn lower(wire: &[u8]) -> Box<[u8]> {
+    wire.iter().map(u8::to_ascii_lowercase).collect()
 }
 
 impl ZoneBuilder {
-    pub fn new(origin: &Name) -> Self {
+    /// A builder for the zone at `origin` (wire format, any case).
+    pub fn new(origin: &[u8]) -> Self {
         Self {
-            origin: wire_lower(origin),
+            origin: lower(origin),
             nodes: HashMap::new(),
+            ttl_warned: Vec::new(),
         }
     }
 
@@ -29,21 +37,47 @@ impl ZoneBuilder {
         }
     }
 
-    /// Adds one record; it must be class IN and inside the zone.
-    pub fn add(&mut self, record: &Record) -> Result<(), Error> {
-        if record.dns_class != DNSClass::IN {
-            return Err(self.err(format!("{}: only class IN is served", record.name)));
+    /// Adds one record; it must be class IN and inside the zone. Records of one RRset with
+    /// different TTLs get one TTL, the lowest (RFC 2181 §5.2), with a warning.
+    pub fn add(&mut self, e: &Entry) -> Result<(), Error> {
+        if e.class != 1 {
+            return Err(self.err(format!("{}: only class IN is served", e.at)));
         }
-        let owner = wire_lower(&record.name);
+        let owner = lower(&e.owner);
         if !is_subdomain(&owner, &self.origin) {
-            return Err(self.err(format!("{} is outside the zone", record.name)));
+            return Err(self.err(format!("{}: {} is outside the zone", e.at, to_text(&owner))));
         }
-        let rr = encode_rr(owner.clone(), record).map_err(|e| self.err(e))?;
-        let node = self.nodes.entry(owner).or_default();
+        let rr = Rr {
+            owner: owner.clone(),
+            rtype: e.rtype,
+            ttl: e.ttl,
+            rdata: e.rdata.clone().into_boxed_slice(),
+            target: e.target.as_deref().map(lower),
+        };
+        let node = self.nodes.entry(owner.clone()).or_default();
         match node.sets.iter_mut().find(|s| s.rtype == rr.rtype) {
             Some(set) => {
+                let set_ttl = set.records[0].ttl;
+                if set_ttl != rr.ttl {
+                    let key = (owner, rr.rtype);
+                    if !self.ttl_warned.contains(&key) {
+                        tracing::warn!(
+                            zone = %to_text(&self.origin),
+                            at = %e.at,
+                            owner = %to_text(&key.0),
+                            rtype = rr.rtype,
+                            "records of one RRset with different TTLs: the lowest applies to all (RFC 2181 §5.2)"
+                        );
+                        self.ttl_warned.push(key);
+                    }
+                    let ttl = set_ttl.min(rr.ttl);
+                    for r in &mut set.records {
+                        r.ttl = ttl;
+                    }
+                }
+                let ttl = set.records[0].ttl;
                 if !set.records.iter().any(|r| r.rdata == rr.rdata) {
-                    set.records.push(rr);
+                    set.records.push(Rr { ttl, ..rr });
                 }
             }
             None => node.sets.push(RrSet {
@@ -78,6 +112,11 @@ impl ZoneBuilder {
         if let Some(p) = problems.into_iter().next() {
             return Err(self.err(p));
         }
+        // RRsets of a node in type order: minimal ANY (RFC 8482) answers the first, the one
+        // with the lowest type number, as Knot does
+        for node in self.nodes.values_mut() {
+            node.sets.sort_by_key(|s| s.rtype);
+        }
         let minimum = soa_minimum(&soa.rdata);
         let neg_ttl = soa.ttl.min(minimum);
         // zone cuts and empty non-terminals
@@ -111,6 +150,7 @@ impl ZoneBuilder {
             neg_ttl,
             has_wildcards,
             has_cuts,
+            signing: None,
         })
     }
 }
@@ -124,48 +164,8 @@ fn soa_minimum(rdata: &[u8]) -> u32 {
     u32::from_be_bytes([rdata[n - 4], rdata[n - 3], rdata[n - 2], rdata[n - 1]])
 }
 
-/// Encodes RDATA once, uncompressed (compression inside RDATA is optional; RFC 3597 forbids it
-/// for types that are not well known anyway).
-fn encode_rr(owner: Box<[u8]>, record: &Record) -> Result<Rr, String> {
-    let rtype: u16 = record.record_type().into();
-    if matches!(rtype, rtype::OPT | rtype::AXFR | rtype::IXFR | rtype::ANY) {
-        return Err(format!(
-            "{}: type {} cannot be served",
-            record.name,
-            record.record_type()
-        ));
-    }
-    let mut buf = Vec::with_capacity(32);
-    {
-        let mut enc = BinEncoder::new(&mut buf);
-        enc.set_name_encoding(NameEncoding::Uncompressed);
-        record
-            .data
-            .emit(&mut enc)
-            .map_err(|e| format!("{}: {e}", record.name))?;
-    }
-    if buf.len() > u16::MAX as usize {
-        return Err(format!("{}: RDATA too long", record.name));
-    }
-    let target = match &record.data {
-        RData::CNAME(c) => Some(wire_lower(&c.0)),
-        RData::NS(ns) => Some(wire_lower(&ns.0)),
-        RData::MX(mx) => Some(wire_lower(&mx.exchange)),
-        RData::SRV(srv) => Some(wire_lower(&srv.target)),
-        _ => None,
-    };
-    Ok(Rr {
-        owner,
-        rtype,
-        ttl: record.ttl,
-        rdata: buf.into_boxed_slice(),
-        target,
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::zone::parse_zone_file;
 
     const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n\
@@ -178,10 +178,10 @@ mod tests {
         let z = parse_zone_file(ZONE, Some("example.test.")).unwrap();
         assert_eq!(z.neg_ttl, 60);
         assert!(z.has_cuts && z.has_wildcards);
-        let bc = wire_lower(&Name::from_ascii("b.c.example.test.").unwrap());
-        assert!(z.nodes[&bc].sets.is_empty());
-        let sub = wire_lower(&Name::from_ascii("sub.example.test.").unwrap());
-        assert!(z.nodes[&sub].cut);
+        let bc: &[u8] = b"\x01b\x01c\x07example\x04test\x00";
+        assert!(z.nodes[bc].sets.is_empty());
+        let sub: &[u8] = b"\x03sub\x07example\x04test\x00";
+        assert!(z.nodes[sub].cut);
         assert!(!z.nodes[&z.origin].cut);
     }
 
@@ -194,5 +194,28 @@ mod tests {
         assert!(e.contains("CNAME and other data"), "{e}");
         let e = parse_zone_file("$ORIGIN example.test.\n@ 60 IN NS ns1\n", None).unwrap_err();
         assert!(e.to_string().contains("no SOA"), "{e}");
+    }
+
+    #[test]
+    fn one_ttl_per_rrset_the_lowest() {
+        let z = parse_zone_file(
+            &format!("{ZONE}m 100 A 192.0.2.1\nm 50 A 192.0.2.2\nm 200 A 192.0.2.3\n"),
+            None,
+        )
+        .unwrap();
+        let m: &[u8] = b"\x01m\x07example\x04test\x00";
+        let ttls: Vec<u32> = z.nodes[m].sets[0].records.iter().map(|r| r.ttl).collect();
+        assert_eq!(ttls, [50, 50, 50]);
+    }
+
+    #[test]
+    fn the_shipped_zone_files_load() {
+        for text in [
+            include_str!("../../benches/data/example.test.zone"),
+            include_str!("../../tests/it/data/test.zone"),
+            include_str!("../../../benches/harness/templates/example.test.zone"),
+        ] {
+            parse_zone_file(text, None).unwrap();
+        }
     }
 }

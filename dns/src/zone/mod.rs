@@ -3,9 +3,10 @@
 
 mod build;
 mod file;
+pub mod reader;
 
 pub use build::ZoneBuilder;
-pub use file::parse_zone_file;
+pub use file::{parse_zone_file, parse_zone_text};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -18,12 +19,16 @@ pub mod rtype {
     pub const NS: u16 = 2;
     pub const CNAME: u16 = 5;
     pub const SOA: u16 = 6;
+    pub const PTR: u16 = 12;
     pub const MX: u16 = 15;
     pub const TXT: u16 = 16;
     pub const AAAA: u16 = 28;
     pub const SRV: u16 = 33;
     pub const OPT: u16 = 41;
     pub const DS: u16 = 43;
+    pub const RRSIG: u16 = 46;
+    pub const NSEC: u16 = 47;
+    pub const DNSKEY: u16 = 48;
     pub const IXFR: u16 = 251;
     pub const AXFR: u16 = 252;
     pub const ANY: u16 = 255;
@@ -80,9 +85,25 @@ pub struct Zone {
     pub has_wildcards: bool,
     /// Whether any delegation exists (skips the cut walk when not).
     pub has_cuts: bool,
+    /// Online DNSSEC signing, when the zone has keys.
+    pub signing: Option<crate::dnssec::Signing>,
 }
 
 impl Zone {
+    /// Signs the zone online with `signing`: publishes its DNSKEY RRset at the apex (TTL of
+    /// the SOA) and keeps the keys for answering.
+    pub fn sign_with(&mut self, signing: crate::dnssec::ZoneSigning) {
+        let rrs = signing.dnskey_rrs(self.soa.ttl);
+        let apex = self.nodes.entry(self.origin.clone()).or_default();
+        apex.sets.retain(|s| s.rtype != rtype::DNSKEY);
+        apex.sets.push(RrSet {
+            rtype: rtype::DNSKEY,
+            records: rrs,
+        });
+        apex.sets.sort_by_key(|s| s.rtype);
+        self.signing = Some(std::sync::Arc::new(signing));
+    }
+
     /// Text form of the apex (`example.test.`).
     pub fn origin_text(&self) -> String {
         crate::names::to_text(&self.origin)

@@ -117,6 +117,7 @@ async fn explain_says_why() {
     assert_eq!(client.country.as_deref(), Some("GB"));
     let json = serde_json::to_value(&ex).unwrap();
     assert_eq!(json["chosen"][0], "eu-west");
+    assert_eq!(ex.dnssec, None, "the zone is not signed");
     let ex = dns
         .explain("api.example.test.", ip("127.0.0.1"), None)
         .unwrap();

@@ -1,13 +1,17 @@
 //! Integration tests: the DNS server over real UDP and TCP sockets on 127.0.0.1 (port 0).
 
+mod alloc;
 mod axfr;
 mod correctness;
+mod dnssec;
 mod edns;
 mod failover;
 mod geo;
 mod harness;
 mod hostile;
+mod knot;
 mod notify;
 mod policies;
 mod reload;
+mod rfc;
 mod rrl;
