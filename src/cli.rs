@@ -60,6 +60,8 @@ pub enum Command {
     Config(crate::cluster::ConfigArgs),
     /// Register a service instance in etcd and keep its lease alive until Ctrl-C.
     Register(crate::cluster::RegisterArgs),
+    /// Load test DNS, L4, HTTP or the whole client chain (closed or open loop, HDR histograms).
+    Bench(switchyard_bench::BenchArgs),
 }
 
 /// How to reach a running node's admin API.

@@ -3,6 +3,7 @@
 
 mod admin;
 mod adminctl;
+mod bench;
 mod check;
 mod cli;
 mod cluster;
@@ -57,6 +58,7 @@ fn main() -> ExitCode {
         cli::Command::Explain(a) => runtime().and_then(|rt| rt.block_on(adminctl::explain(&a))),
         cli::Command::Config(a) => return cluster::config(a),
         cli::Command::Register(a) => runtime().and_then(|rt| rt.block_on(cluster::register(a))),
+        cli::Command::Bench(a) => runtime().and_then(|rt| rt.block_on(bench::run(a))),
         cli::Command::Drill(a) => match runtime().and_then(|rt| rt.block_on(drill::run(a))) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),

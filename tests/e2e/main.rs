@@ -7,6 +7,8 @@ mod admin;
 mod chain;
 mod cli;
 mod cluster;
+mod console;
 mod drill;
+mod events;
 mod harness;
 mod run;

@@ -1,0 +1,270 @@
+//! `bench http` and `bench l4`: HTTP/1.1 requests (hyper's client connection, keep-alive or a
+//! new connection per request) with a bearer token, over paths from a list; and raw L4
+//! connections (connect, send a request, read until the server closes). Request parts (URIs,
+//! header values) are built once; the request path only clones them.
+
+use crate::load::{ErrorKind, Timing, Worker};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, HOST};
+use hyper::{Request, Uri};
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// What the HTTP workers send.
+#[derive(Debug)]
+pub struct HttpSpec {
+    /// `Host` header.
+    pub host: HeaderValue,
+    pub paths: Vec<Uri>,
+    /// `Authorization` values, used in turn (several subjects spread rate limits).
+    pub auth: Vec<HeaderValue>,
+    /// Reuse connections (else `Connection: close` and a new connection per request).
+    pub keepalive: bool,
+    pub timeout: Duration,
+}
+
+impl HttpSpec {
+    /// Builds the spec; `Err` names what is wrong.
+    pub fn new(
+        host: &str,
+        paths: &[String],
+        tokens: &[String],
+        keepalive: bool,
+        timeout: Duration,
+    ) -> Result<HttpSpec, String> {
+        let paths = paths
+            .iter()
+            .map(|p| p.parse::<Uri>().map_err(|e| format!("path {p:?}: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        if paths.is_empty() {
+            return Err("give at least one path".into());
+        }
+        let auth = tokens
+            .iter()
+            .map(|t| {
+                HeaderValue::from_str(&format!("Bearer {t}"))
+                    .map_err(|_| "the token has characters a header cannot carry".to_string())
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(HttpSpec {
+            host: HeaderValue::from_str(host).map_err(|_| format!("bad host {host:?}"))?,
+            paths,
+            auth,
+            keepalive,
+            timeout,
+        })
+    }
+}
+
+/// One HTTP client connection (opened on demand, reopened after errors).
+pub struct HttpConn {
+    sender: Option<SendRequest<Empty<Bytes>>>,
+    addr: Option<SocketAddr>,
+}
+
+fn status_error(code: u16) -> ErrorKind {
+    match code {
+        300..=399 => "http 3xx",
+        401 => "http 401",
+        403 => "http 403",
+        404 => "http 404",
+        429 => "http 429",
+        400..=499 => "http 4xx",
+        502 => "http 502",
+        503 => "http 503",
+        504 => "http 504",
+        _ => "http 5xx",
+    }
+}
+
+impl Default for HttpConn {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpConn {
+    pub fn new() -> Self {
+        HttpConn {
+            sender: None,
+            addr: None,
+        }
+    }
+
+    /// Drops the connection (the next request connects again).
+    pub fn reset(&mut self) {
+        self.sender = None;
+    }
+
+    /// Sends request number `i` of `spec` to `addr`; fills `connect` and `ttfb` of `t`.
+    pub async fn request(
+        &mut self,
+        addr: SocketAddr,
+        spec: &HttpSpec,
+        i: usize,
+        t: &mut Timing,
+    ) -> Result<(), ErrorKind> {
+        let reuse = self.addr == Some(addr)
+            && self
+                .sender
+                .as_ref()
+                .is_some_and(|s| !s.is_closed() && s.is_ready());
+        if !reuse {
+            let t0 = Instant::now();
+            let stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect refused",
+                _ => "connect error",
+            })?;
+            let _ = stream.set_nodelay(true);
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|_| "http handshake")?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            t.connect = Some(t0.elapsed());
+            self.sender = Some(sender);
+            self.addr = Some(addr);
+        }
+        let sender = self.sender.as_mut().expect("set above");
+        let mut req = Request::new(Empty::<Bytes>::new());
+        *req.uri_mut() = spec.paths[i % spec.paths.len()].clone();
+        let h = req.headers_mut();
+        h.insert(HOST, spec.host.clone());
+        if !spec.auth.is_empty() {
+            h.insert(AUTHORIZATION, spec.auth[i % spec.auth.len()].clone());
+        }
+        if !spec.keepalive {
+            h.insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        let t1 = Instant::now();
+        let resp = match sender.send_request(req).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.sender = None;
+                return Err("http error");
+            }
+        };
+        t.ttfb = Some(t1.elapsed());
+        let code = resp.status().as_u16();
+        if resp.into_body().collect().await.is_err() {
+            self.sender = None;
+            return Err("http body error");
+        }
+        if !spec.keepalive {
+            self.sender = None;
+        }
+        if (200..300).contains(&code) {
+            Ok(())
+        } else {
+            Err(status_error(code))
+        }
+    }
+}
+
+/// `bench http`: requests to one address.
+pub struct HttpWorker {
+    addr: SocketAddr,
+    spec: Arc<HttpSpec>,
+    conn: HttpConn,
+    i: usize,
+}
+
+impl HttpWorker {
+    pub fn new(addr: SocketAddr, spec: Arc<HttpSpec>, offset: usize) -> Self {
+        HttpWorker {
+            addr,
+            spec,
+            conn: HttpConn::new(),
+            i: offset,
+        }
+    }
+}
+
+impl Worker for HttpWorker {
+    async fn call(&mut self) -> Result<Timing, ErrorKind> {
+        let mut t = Timing::default();
+        self.i = self.i.wrapping_add(1);
+        let timeout = self.spec.timeout;
+        let spec = self.spec.clone();
+        match tokio::time::timeout(timeout, self.conn.request(self.addr, &spec, self.i, &mut t))
+            .await
+        {
+            Ok(r) => r.map(|_| t),
+            Err(_) => {
+                self.conn.reset();
+                Err("timeout")
+            }
+        }
+    }
+}
+
+/// `bench l4`: connect, send `payload`, read until the server closes (at least one byte).
+pub struct L4Worker {
+    addr: SocketAddr,
+    payload: Arc<Vec<u8>>,
+    timeout: Duration,
+    buf: Vec<u8>,
+}
+
+impl L4Worker {
+    pub fn new(addr: SocketAddr, payload: Arc<Vec<u8>>, timeout: Duration) -> Self {
+        L4Worker {
+            addr,
+            payload,
+            timeout,
+            buf: vec![0; 16 * 1024],
+        }
+    }
+
+    async fn once(&mut self, t: &mut Timing) -> Result<(), ErrorKind> {
+        let t0 = Instant::now();
+        let mut s = TcpStream::connect(self.addr)
+            .await
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionRefused => "connect refused",
+                _ => "connect error",
+            })?;
+        t.connect = Some(t0.elapsed());
+        let _ = s.set_nodelay(true);
+        s.write_all(&self.payload)
+            .await
+            .map_err(|_| "write error")?;
+        let t1 = Instant::now();
+        let mut total = 0;
+        loop {
+            match s.read(&mut self.buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    if total == 0 {
+                        t.ttfb = Some(t1.elapsed());
+                    }
+                    total += n;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && total > 0 => break,
+                Err(_) => return Err("read error"),
+            }
+        }
+        if total == 0 {
+            return Err("closed without answer");
+        }
+        Ok(())
+    }
+}
+
+impl Worker for L4Worker {
+    async fn call(&mut self) -> Result<Timing, ErrorKind> {
+        let mut t = Timing::default();
+        match tokio::time::timeout(self.timeout, self.once(&mut t)).await {
+            Ok(r) => r.map(|_| t),
+            Err(_) => Err("timeout"),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! `GET /v1/events` over real HTTP: Server-Sent Events for each state change (admin actions,
+//! a health change of a stopped instance, reloads with their revision, a refused reload), the
+//! JSON view for polling clients, and a disconnected client dropped.
+
+use crate::harness::{addr, demo_config, http, poll_until, Node, TempDir};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+const AUTH: &str = "Authorization: Bearer demo-admin-token";
+
+/// One SSE client over a raw socket.
+struct Sse {
+    reader: BufReader<TcpStream>,
+}
+
+impl Sse {
+    fn open(admin: std::net::SocketAddr) -> Sse {
+        let mut s = TcpStream::connect(admin).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "GET /v1/events HTTP/1.1\r\nHost: {admin}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).expect("headers");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            head.push_str(&line);
+        }
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/event-stream"),
+            "{head}"
+        );
+        Sse { reader }
+    }
+
+    /// The next event (`event:` name and `data:` JSON) within `within`, skipping comments.
+    fn next(&mut self, within: Duration) -> (String, serde_json::Value) {
+        let deadline = Instant::now() + within;
+        let (mut name, mut data) = (String::new(), String::new());
+        while Instant::now() < deadline {
+            let mut line = String::new();
+            if self.reader.read_line(&mut line).unwrap_or(0) == 0 {
+                panic!("event stream closed");
+            }
+            // chunked framing: size lines are hex digits only; skip them
+            let l = line.trim_end_matches(['\r', '\n']);
+            if let Some(v) = l.strip_prefix("event: ") {
+                name = v.to_string();
+            } else if let Some(v) = l.strip_prefix("data: ") {
+                data = v.to_string();
+            } else if l.is_empty() && !data.is_empty() {
+                return (name, serde_json::from_str(&data).expect("event JSON"));
+            }
+        }
+        panic!("no event within {within:?}");
+    }
+
+    /// Skips events until one matches (bounded by `within`).
+    fn until(
+        &mut self,
+        within: Duration,
+        f: impl Fn(&str, &serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "no matching event within {within:?}");
+            let (name, data) = self.next(left);
+            if f(&name, &data) {
+                return data;
+            }
+        }
+    }
+}
+
+#[test]
+fn every_state_change_is_an_event_and_a_closed_client_is_dropped() {
+    let dir = TempDir::new("events");
+    let cfg = demo_config(&dir, 160);
+    let node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(160, "0.1:9901");
+    poll_until(Duration::from_secs(10), || {
+        http(admin, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
+    })
+    .expect("never ready");
+    let mut sse = Sse::open(admin);
+
+    // an admin action, whoever sends it
+    let r = http(admin, "POST", "/v1/azs/us-east-a/drain", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 200);
+    let ev = sse.until(Duration::from_secs(5), |n, _| n == "admin");
+    assert_eq!(
+        (ev["target"].as_str(), ev["state"].as_str()),
+        (Some("az us-east-a"), Some("drain"))
+    );
+    http(admin, "POST", "/v1/azs/us-east-a/undrain", &[AUTH], "").unwrap();
+    let ev = sse.until(Duration::from_secs(5), |n, _| n == "admin");
+    assert_eq!(
+        (ev["target"].as_str(), ev["state"].as_str()),
+        (Some("az us-east-a"), Some("none"))
+    );
+
+    // a real health change: the instance's process stops, its checks fail (fall = 2 x 500 ms)
+    let r = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/stop",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    let t0 = Instant::now();
+    let ev = sse.until(Duration::from_secs(6), |n, d| {
+        n == "health" && d["target"] == "instance user-us-east-a"
+    });
+    assert_eq!(ev["state"], "down", "{ev}");
+    assert!(
+        ev["detail"].as_str().unwrap().contains("127.160.11.1:7001"),
+        "{ev}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+
+    // a reload bumps the revision
+    let r = http(admin, "POST", "/v1/reload", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 200);
+    let ev = sse.until(Duration::from_secs(5), |n, _| n == "reload");
+    assert_eq!(
+        (ev["state"].as_str(), ev["revision"].as_u64()),
+        (Some("applied"), Some(2))
+    );
+
+    // a refused reload says why and keeps the revision
+    std::fs::write(&cfg, "this is not toml = [").unwrap();
+    let r = http(admin, "POST", "/v1/reload", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 422);
+    let ev = sse.until(Duration::from_secs(5), |n, _| n == "config_error");
+    assert_eq!(
+        (ev["state"].as_str(), ev["revision"].as_u64()),
+        (Some("rejected"), Some(2))
+    );
+
+    // the JSON view has the same events, for polling clients
+    let j = http(admin, "GET", "/v1/events?since=0", &[], "")
+        .unwrap()
+        .json();
+    assert_eq!(j["revision"], 2);
+    assert_eq!(j["clients"], 1);
+    let kinds: Vec<&str> = j["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for k in ["admin", "health", "reload", "config_error"] {
+        assert!(kinds.contains(&k), "{kinds:?}");
+    }
+
+    // a client that goes away is dropped (at the latest when the next event is sent to it)
+    drop(sse);
+    http(admin, "POST", "/v1/regions/eu-west/drain", &[AUTH], "").unwrap();
+    poll_until(Duration::from_secs(5), || {
+        http(admin, "GET", "/v1/events", &[], "").unwrap().json()["clients"] == 0
+    })
+    .expect("the closed client was never dropped");
+    drop(node);
+}
