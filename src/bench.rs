@@ -30,12 +30,13 @@ fn defaults(world: &World) -> Defaults {
         a
     };
     let gslb: Vec<String> = world.dns.gslb.iter().map(|g| g.name.clone()).collect();
-    // GET routes an ordinary signed-in client may call; `{param}` segments filled in
+    // GET routes (not deprecated) an ordinary signed-in client may call; `{param}` filled in
     let mut roles: Vec<String> = Vec::new();
     let paths: Vec<String> = world
         .gateway
         .routes
         .iter()
+        .filter(|r| !r.deprecated)
         .filter(|r| r.methods.is_empty() || r.methods.iter().any(|m| m == "GET"))
         .filter(|r| match &r.access {
             Access::Roles { all, .. } => all.is_empty(),
@@ -57,7 +58,7 @@ fn defaults(world: &World) -> Defaults {
                     .join("/"),
             )
         })
-        .take(3)
+        .take(4)
         .collect();
     let tokens = if world.gateway.jwt.keys.iter().any(|k| k.sign) {
         (0..SUBJECTS)
@@ -88,5 +89,28 @@ fn defaults(world: &World) -> Defaults {
             .map(loopback),
         paths,
         tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_demo_world_gives_every_default() {
+        let d = super::defaults(&switchyard_config::demo_world());
+        assert_eq!(d.dns, Some("127.0.0.1:8053".parse().unwrap()));
+        assert_eq!(d.gslb_name.as_deref(), Some("api.example.test."));
+        assert_eq!(d.vip, Some("127.0.1.1:8080".parse().unwrap()));
+        assert_eq!(
+            d.paths,
+            ["/v2/users/bench", "/v1/orders", "/v1/cart", "/v1/home"]
+        );
+        assert_eq!(d.tokens.len(), super::SUBJECTS);
     }
 }

@@ -46,7 +46,7 @@ pub struct Defaults {
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// The world whose DNS, VIPs, routes and signing key to aim at (default: the demo world).
-    #[arg(long, short, global = true)]
+    #[arg(long, global = true)]
     pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub kind: Kind,

@@ -24,7 +24,7 @@ fn nines(p: f64) -> f64 {
 /// Renders the chart.
 pub fn render(r: &Report) -> String {
     let mut s = String::new();
-    let h = PANEL_H * 2.0 + 110.0;
+    let h = PANEL_H * 2.0 + 130.0;
     let _ = write!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif" font-size="12">

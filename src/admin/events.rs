@@ -282,11 +282,18 @@ impl hyper::body::Body for SseBody {
     }
 }
 
-/// What the watcher remembers of one backend.
-#[derive(PartialEq, Clone)]
-struct Seen {
-    active: ActiveState,
-    ejected: bool,
+/// What the watcher remembers of one backend: the state it last published.
+type Seen = &'static str;
+
+/// The health state shown for a backend: the active check's verdict first, then a passive
+/// ejection (admin modes are published as admin events).
+fn shown(active: ActiveState, ejected: bool) -> Seen {
+    match (active, ejected) {
+        (ActiveState::Down, _) => "down",
+        (_, true) => "ejected",
+        (ActiveState::Up, false) => "up",
+        (ActiveState::Unchecked, false) => "unchecked",
+    }
 }
 
 /// Watches the shared health registry and administrative state and publishes every change
@@ -352,25 +359,15 @@ fn health_changes(
 ) {
     let snap = registry.snapshot();
     for s in &snap {
-        let now = Seen {
-            active: s.active,
-            ejected: s.ejected_for.is_some(),
-        };
-        let before = seen.insert(s.addr, now.clone());
-        // the first sight and the first check are not news
-        let Some(before) = before else { continue };
-        if before == now || now.active == ActiveState::Unchecked {
-            continue;
-        }
-        let state = if now.ejected {
-            "ejected"
-        } else if now.active == ActiveState::Down {
-            "down"
-        } else {
-            "up"
-        };
-        if before.active == ActiveState::Unchecked && state == "up" {
-            continue;
+        let now = shown(s.active, s.ejected_for.is_some());
+        let before = seen.insert(s.addr, now);
+        // the first sight and the first verdict (unchecked -> up) are not news
+        match before {
+            None => continue,
+            Some(b) if b == now => continue,
+            Some("unchecked") if now == "up" => continue,
+            _ if now == "unchecked" => continue,
+            _ => {}
         }
         let name = s
             .labels
@@ -380,7 +377,7 @@ fn health_changes(
         events.publish(
             "health",
             format!("instance {name}"),
-            state,
+            now,
             format!("{} ({})", s.reason, s.addr),
         );
     }
@@ -497,6 +494,23 @@ mod tests {
                 ("az a".to_string(), "none".to_string())
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_passive_ejection_is_one_health_event() {
+        let ev = Events::new();
+        let reg = HealthRegistry::new();
+        let h = reg.handle("127.0.0.1:9".parse().unwrap());
+        let mut seen = HashMap::new();
+        health_changes(&ev, &reg, &mut seen); // the first sight is not news
+        assert!(ev.since(0).is_empty());
+        h.eject(Duration::from_secs(30), "connect refused");
+        health_changes(&ev, &reg, &mut seen);
+        health_changes(&ev, &reg, &mut seen); // unchanged: nothing new
+        let e = ev.since(0);
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!((e[0].kind, e[0].state.as_str()), ("health", "ejected"));
+        assert!(e[0].detail.contains("(127.0.0.1:9)"), "{}", e[0].detail);
     }
 
     async fn wait_until(mut f: impl FnMut() -> bool) {

@@ -174,3 +174,45 @@ fn every_state_change_is_an_event_and_a_closed_client_is_dropped() {
     .expect("the closed client was never dropped");
     drop(node);
 }
+
+#[test]
+fn the_console_and_the_drill_endpoints_are_served() {
+    let dir = TempDir::new("console-assets");
+    let cfg = demo_config(&dir, 161);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(161, "0.1:9901");
+    let page = http(admin, "GET", "/", &[], "").unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page
+        .header("content-security-policy")
+        .unwrap()
+        .contains("script-src 'self'"));
+    assert!(page
+        .body
+        .contains("<script src=\"/console.js\" defer></script>"));
+    for (path, kind) in [
+        ("/console.js", "text/javascript; charset=utf-8"),
+        ("/console.css", "text/css; charset=utf-8"),
+    ] {
+        let r = http(admin, "GET", path, &[], "").unwrap();
+        assert_eq!((r.status, r.header("content-type")), (200, Some(kind)));
+        assert!(r.body.len() > 1000);
+    }
+    let d = http(admin, "GET", "/v1/drills", &[], "").unwrap().json();
+    assert_eq!(d["builtin"][0], "instance-crash");
+    assert_eq!(d["drills"], serde_json::json!([]));
+    let r = http(admin, "POST", "/v1/drills/instance-crash", &[], "").unwrap();
+    assert_eq!(r.status, 401);
+    let r = http(admin, "POST", "/v1/drills/meteor-strike", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 404);
+    assert!(r.json()["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("no built-in drill \"meteor-strike\""));
+    let r = http(admin, "GET", "/v1/drills/7/timeline.svg", &[], "").unwrap();
+    assert_eq!(r.status, 404);
+}

@@ -22,8 +22,8 @@ const STATES = {
   down: { icon: '✖', text: 'down' },
   ejected: { icon: '⚠', text: 'ejected' },
   unchecked: { icon: '?', text: 'unchecked' },
-  drain: { icon: '⏸', text: 'drained' },
-  fail: { icon: '⛔', text: 'failed' },
+  drain: { icon: '‖', text: 'drained' },
+  fail: { icon: '⊘', text: 'failed' },
 };
 const EVENT_ICONS = { health: '♥', admin: '⚙', reload: '↻', config_error: '⚠', drill: '⚑' };
 
@@ -91,7 +91,7 @@ function pct(x) { return x === null || x === undefined ? '–' : Math.round(x * 
 function token() { return sessionStorage.getItem(TOKEN_KEY) || ''; }
 
 function showTokenState() {
-  $('#token-state').textContent = token() ? 'token kept for this tab' : 'read-only';
+  $('#token-state').textContent = token() ? 'kept for this tab' : 'read-only';
   $('#token').value = '';
   $('#token').placeholder = token() ? '•••••••• (kept)' : 'needed for actions';
 }
@@ -220,7 +220,7 @@ function instanceRow(x, kind, inherited) {
     h('span', { class: 'inst-name' }, x.name),
     h('span', { class: 'st-text' }, s.text),
     x.demo_running === false ? h('span', { class: 'st-text stopped' }, '■ process stopped') : null,
-    st !== 'up' && x.reason ? h('span', { class: 'reason' }, x.reason) : null,
+    (st === 'down' || st === 'ejected' || st === 'unchecked') && x.reason ? h('span', { class: 'reason' }, x.reason) : null,
     instanceMenu(inst));
 }
 
@@ -269,15 +269,16 @@ function renderWorld(s) {
   }
 }
 
+/** One line: how many backends are in each state, as drawn (after renderWorld). */
 function renderSummary(s) {
-  const insts = [];
-  for (const r of s.regions || []) for (const p of r.pools) insts.push(...p.members);
-  insts.push(...(s.gateway_instances || []));
-  for (const svc of s.services || []) insts.push(...svc.instances);
-  const down = insts.filter((i) => i.health !== 'up').length;
+  const count = {};
+  const rows = document.querySelectorAll('#world [data-kind=instance]');
+  for (const el of rows) count[el.dataset.state] = (count[el.dataset.state] || 0) + 1;
+  const parts = ['up', 'down', 'ejected', 'unchecked', 'drain', 'fail']
+    .filter((k) => count[k]).map((k) => count[k] + ' ' + STATES[k].text);
   const overrides = (s.admin_overrides || []).length;
-  $('#summary').textContent = 'v' + s.version + ' · ' + (s.regions || []).length + ' regions · ' + insts.length + ' backends, ' +
-    (down ? down + ' not up' : 'all up') + (overrides ? ' · ' + overrides + ' admin override' + (overrides > 1 ? 's' : '') : '') +
+  $('#summary').textContent = 'v' + s.version + ' · ' + (s.regions || []).length + ' regions · ' + rows.length + ' backends: ' +
+    parts.join(', ') + (overrides ? ' · ' + overrides + ' admin override' + (overrides > 1 ? 's' : '') : '') +
     (s.ready ? '' : ' · starting');
 }
 
