@@ -4,6 +4,7 @@
 //! so tests run in parallel without clashing with each other or with a demo running on 127.0.x.y.
 
 mod admin;
+mod bench;
 mod chain;
 mod cli;
 mod cluster;
