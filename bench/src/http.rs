@@ -11,6 +11,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, HOST};
 use hyper::{Request, Uri};
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -63,9 +64,15 @@ impl HttpSpec {
     }
 }
 
+/// hyper's connection state machine, driven by the worker's own task (no task per connection,
+/// no cross-task wake-up per request).
+type Driver = hyper::client::conn::http1::Connection<TokioIo<TcpStream>, Empty<Bytes>>;
+/// The sending half and the driven connection.
+type Live = (SendRequest<Empty<Bytes>>, Pin<Box<Driver>>);
+
 /// One HTTP client connection (opened on demand, reopened after errors).
 pub struct HttpConn {
-    sender: Option<SendRequest<Empty<Bytes>>>,
+    live: Option<Live>,
     addr: Option<SocketAddr>,
 }
 
@@ -93,14 +100,14 @@ impl Default for HttpConn {
 impl HttpConn {
     pub fn new() -> Self {
         HttpConn {
-            sender: None,
+            live: None,
             addr: None,
         }
     }
 
     /// Drops the connection (the next request connects again).
     pub fn reset(&mut self) {
-        self.sender = None;
+        self.live = None;
     }
 
     /// Sends request number `i` of `spec` to `addr`; fills `connect` and `ttfb` of `t`.
@@ -111,11 +118,8 @@ impl HttpConn {
         i: usize,
         t: &mut Timing,
     ) -> Result<(), ErrorKind> {
-        let reuse = self.addr == Some(addr)
-            && self
-                .sender
-                .as_ref()
-                .is_some_and(|s| !s.is_closed() && s.is_ready());
+        let reuse =
+            self.addr == Some(addr) && self.live.as_ref().is_some_and(|(s, _)| !s.is_closed());
         if !reuse {
             let t0 = Instant::now();
             let stream = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
@@ -123,17 +127,14 @@ impl HttpConn {
                 _ => "connect error",
             })?;
             let _ = stream.set_nodelay(true);
-            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            let (sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
                 .await
                 .map_err(|_| "http handshake")?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
             t.connect = Some(t0.elapsed());
-            self.sender = Some(sender);
+            self.live = Some((sender, Box::pin(driver)));
             self.addr = Some(addr);
         }
-        let sender = self.sender.as_mut().expect("set above");
+        let (sender, driver) = self.live.as_mut().expect("set above");
         let mut req = Request::new(Empty::<Bytes>::new());
         *req.uri_mut() = spec.paths[i % spec.paths.len()].clone();
         let h = req.headers_mut();
@@ -144,23 +145,36 @@ impl HttpConn {
         if !spec.keepalive {
             h.insert(CONNECTION, HeaderValue::from_static("close"));
         }
-        let t1 = Instant::now();
-        let resp = match sender.send_request(req).await {
-            Ok(r) => r,
-            Err(_) => {
-                self.sender = None;
-                return Err("http error");
+        let r = {
+            let exchange = async {
+                sender.ready().await.map_err(|_| "http error")?;
+                let t1 = Instant::now();
+                let resp = sender.send_request(req).await.map_err(|_| "http error")?;
+                let ttfb = t1.elapsed();
+                let code = resp.status().as_u16();
+                resp.into_body()
+                    .collect()
+                    .await
+                    .map_err(|_| "http body error")?;
+                Ok::<_, ErrorKind>((code, ttfb))
+            };
+            // the connection is driven here, alongside the exchange; a connection that ends cleanly
+            // (`Connection: close`) may have delivered the whole answer already
+            tokio::pin!(exchange);
+            tokio::select! {
+                biased;
+                r = &mut exchange => r,
+                done = driver.as_mut() => match done {
+                    Ok(()) => exchange.await,
+                    Err(_) => Err("connection closed"),
+                },
             }
         };
-        t.ttfb = Some(t1.elapsed());
-        let code = resp.status().as_u16();
-        if resp.into_body().collect().await.is_err() {
-            self.sender = None;
-            return Err("http body error");
+        if r.is_err() || !spec.keepalive {
+            self.live = None;
         }
-        if !spec.keepalive {
-            self.sender = None;
-        }
+        let (code, ttfb) = r?;
+        t.ttfb = Some(ttfb);
         if (200..300).contains(&code) {
             Ok(())
         } else {
