@@ -2,7 +2,9 @@
 //! answers after exactly 10 ms (percentiles and rates right within tolerance, closed and open
 //! loop), one that stalls for 1 s once (the open loop reports the queueing the closed loop
 //! hides), a DNS server answering after 5 ms (and NXDOMAIN for an unknown name), the chain
-//! honouring the TTL, errors by kind, and `compare`. Real sockets on 127.0.0.1, port 0.
+//! honouring the TTL, raw L4 connections, an open loop against a server that never answers
+//! (bounded in time, what it never sent counted), errors by kind, and `compare`. Real sockets on
+//! 127.0.0.1, port 0.
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -371,4 +373,77 @@ async fn status_errors_are_counted_by_kind_and_reports_compare() {
     );
     let svg = switchyard_bench::svg::render(&a);
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn l4_connects_sends_and_reads_until_close() {
+    let addr = http_server(Behaviour {
+        delay: Duration::from_millis(2),
+        status: 200,
+        stall: None,
+    })
+    .await;
+    let payload = Arc::new(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".to_vec());
+    let p = Plan {
+        max_requests: Some(60),
+        ..plan(Mode::Closed, 3, 5.0)
+    };
+    let r = measure(
+        "l4",
+        addr.to_string(),
+        &p,
+        |_| switchyard_bench::http::L4Worker::new(addr, payload.clone(), Duration::from_secs(2)),
+        false,
+    )
+    .await;
+    assert_eq!((r.requests, r.ok), (60, 60), "{:?}", r.errors);
+    assert_eq!(r.phases["connect"].count, 60);
+    within(r.phases["ttfb"].p50_ms, 2.0, 10.0, "ttfb p50");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_open_loop_against_a_dead_server_ends_on_time_and_counts_what_it_never_sent() {
+    // accepts, never answers
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = l.accept().await {
+            held.push(s);
+        }
+    });
+    let s = Arc::new(
+        HttpSpec::new(
+            &addr.to_string(),
+            &["/".to_string()],
+            &[],
+            true,
+            Duration::from_millis(1500),
+        )
+        .unwrap(),
+    );
+    let p = Plan {
+        grace: Duration::from_millis(500),
+        ..plan(Mode::Open { rate: 20.0 }, 1, 1.0)
+    };
+    let t0 = Instant::now();
+    let r = measure(
+        "http",
+        addr.to_string(),
+        &p,
+        |i| HttpWorker::new(addr, s.clone(), i),
+        false,
+    )
+    .await;
+    // the one request in flight times out at 1.5 s, past the cutoff (1 s + 0.5 s grace)
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert_eq!(r.requests, 20);
+    assert_eq!(r.ok, 0);
+    assert_eq!(r.errors.get("timeout"), Some(&1), "{:?}", r.errors);
+    assert_eq!(
+        r.errors.get("not sent in time"),
+        Some(&19),
+        "{:?}",
+        r.errors
+    );
 }
