@@ -1,5 +1,6 @@
 //! The web console in a real browser: headless Chromium driven over WebDriver (chromedriver +
-//! fantoccini) against the demo world. The page shows both regions and every AZ; an instance
+//! fantoccini) against the demo world. The page shows both regions and every AZ, and the DNS
+//! answer per client location and for a typed subnet; an instance
 //! stopped through the admin API turns red (down, with its reason) within the health budget;
 //! draining an AZ from the page with the token changes the AZ shares on the page and in
 //! `/status`; a wrong token is refused with a visible message; no JavaScript errors are logged.
@@ -259,6 +260,42 @@ async fn drive(c: &Client, admin: std::net::SocketAddr) -> Result<(), String> {
         )
         .await;
     }
+    // DNS answers per client location, and for a typed subnet (the explain endpoint's data)
+    wait_attr(
+        c,
+        "[data-location='GB client'] .dns-region",
+        "text",
+        Duration::from_secs(10),
+        |t| t == "eu-west",
+    )
+    .await;
+    wait_attr(
+        c,
+        "[data-location='US client'] .dns-region",
+        "text",
+        Duration::from_secs(1),
+        |t| t == "us-east",
+    )
+    .await;
+    let input = find(c, "#explain-input", Duration::from_secs(1)).await;
+    input.send_keys("81.2.69.160/27").await.unwrap();
+    find(c, "#explain-form button", Duration::from_secs(1))
+        .await
+        .click()
+        .await
+        .unwrap();
+    let explained = wait_attr(
+        c,
+        "#explain-result .explained",
+        "text",
+        Duration::from_secs(5),
+        |_| true,
+    )
+    .await;
+    assert!(
+        explained.contains("eu-west") && explained.contains("127.162.2.1"),
+        "{explained}"
+    );
     // live updates are on (SSE)
     wait_attr(c, "#live", "data-mode", Duration::from_secs(5), |m| {
         m == "live"
