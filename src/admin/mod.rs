@@ -151,8 +151,23 @@ async fn handle(
     match (req.method(), segs.as_slice()) {
         (&Method::GET, [] | ["console.js" | "console.css"]) => console::asset(&path),
         (&Method::GET, ["v1", "events"]) => events_endpoint(ctx, &req, shutdown),
-        (&Method::GET, ["v1", "drills"]) => json(StatusCode::OK, ctx.drills.list()),
-        (&Method::GET, ["v1", "drills", id, "timeline.svg"]) => ctx.drills.timeline(id),
+        // the drill list and timelines read report files: off the async workers
+        (&Method::GET, ["v1", "drills"]) => {
+            let drills = ctx.drills.clone();
+            match tokio::task::spawn_blocking(move || drills.list()).await {
+                Ok(list) => json(StatusCode::OK, list),
+                Err(_) => json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "drill list failed"}),
+                ),
+            }
+        }
+        (&Method::GET, ["v1", "drills", id, "timeline.svg"]) => {
+            let (drills, id) = (ctx.drills.clone(), id.to_string());
+            tokio::task::spawn_blocking(move || drills.timeline(&id))
+                .await
+                .unwrap_or_else(|_| not_found("no such timeline".into()))
+        }
         (&Method::GET, ["healthz"]) => json(StatusCode::OK, json!({"status": "alive"})),
         (&Method::GET, ["readyz"]) => {
             // Ready: every listener bound (set once all parts started) and every health-checked
