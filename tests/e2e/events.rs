@@ -1,6 +1,7 @@
 //! `GET /v1/events` over real HTTP: Server-Sent Events for each state change (admin actions,
 //! a health change of a stopped instance, reloads with their revision, a refused reload), the
-//! JSON view for polling clients, and a disconnected client dropped.
+//! JSON view for polling clients, and a disconnected client dropped; the console's files; a
+//! drill started through the API (`POST /v1/drills/...`) runs, reports and is announced.
 
 use crate::harness::{addr, demo_config, http, poll_until, Node, TempDir};
 use std::io::{BufRead, BufReader, Write};
@@ -215,4 +216,50 @@ fn the_console_and_the_drill_endpoints_are_served() {
         .starts_with("no built-in drill \"meteor-strike\""));
     let r = http(admin, "GET", "/v1/drills/7/timeline.svg", &[], "").unwrap();
     assert_eq!(r.status, 404);
+}
+
+#[test]
+fn a_drill_started_through_the_api_runs_and_reports() {
+    let dir = TempDir::new("api-drill");
+    let cfg = demo_config(&dir, 165);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(165, "0.1:9901");
+    poll_until(Duration::from_secs(10), || {
+        http(admin, "GET", "/readyz", &[], "").is_ok_and(|r| r.status == 200)
+    })
+    .expect("never ready");
+    let r = http(admin, "POST", "/v1/drills/instance-crash", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["drill"], 1);
+    // one at a time
+    let r = http(admin, "POST", "/v1/drills/az-outage", &[AUTH], "").unwrap();
+    assert_eq!(r.status, 409, "{}", r.body);
+    // the drill runs its scenario under load, then reports (bounded)
+    let mut last = serde_json::Value::Null;
+    poll_until(Duration::from_secs(120), || {
+        last = http(admin, "GET", "/v1/drills", &[], "").unwrap().json();
+        last["drills"][0]["state"] != "running"
+    })
+    .unwrap_or_else(|_| panic!("the drill never finished: {last}"));
+    let d = &last["drills"][0];
+    // a verdict came from a report (timing expectations may fail on a loaded machine)
+    assert!(
+        matches!(d["state"].as_str(), Some("passed" | "failed")),
+        "{d}"
+    );
+    assert_eq!(d["pass"].as_bool(), Some(d["state"] == "passed"), "{d}");
+    assert!(d["requests"].as_u64().unwrap() > 0, "{d}");
+    let svg = http(admin, "GET", d["timeline"].as_str().unwrap(), &[], "").unwrap();
+    assert_eq!(svg.status, 200);
+    assert_eq!(svg.header("content-type"), Some("image/svg+xml"));
+    assert!(svg.body.contains("<svg"));
+    let events = http(admin, "GET", "/v1/events", &[], "").unwrap().json();
+    let drill: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "drill")
+        .map(|e| e["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(drill, ["started", d["state"].as_str().unwrap()]);
 }
