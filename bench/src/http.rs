@@ -29,6 +29,9 @@ pub struct HttpSpec {
     /// Reuse connections (else `Connection: close` and a new connection per request).
     pub keepalive: bool,
     pub timeout: Duration,
+    /// `Connection: close` requests rendered once, path-major then token (new connection per
+    /// request: written raw and read until the server closes, no per-request client state).
+    raw: Vec<Vec<u8>>,
 }
 
 impl HttpSpec {
@@ -54,12 +57,29 @@ impl HttpSpec {
                     .map_err(|_| "the token has characters a header cannot carry".to_string())
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let host = HeaderValue::from_str(host).map_err(|_| format!("bad host {host:?}"))?;
+        let mut raw = Vec::new();
+        if !keepalive {
+            for p in &paths {
+                for a in auth.iter().map(Some).chain(auth.is_empty().then_some(None)) {
+                    let mut r = format!("GET {p} HTTP/1.1\r\nHost: ").into_bytes();
+                    r.extend_from_slice(host.as_bytes());
+                    if let Some(a) = a {
+                        r.extend_from_slice(b"\r\nAuthorization: ");
+                        r.extend_from_slice(a.as_bytes());
+                    }
+                    r.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                    raw.push(r);
+                }
+            }
+        }
         Ok(HttpSpec {
-            host: HeaderValue::from_str(host).map_err(|_| format!("bad host {host:?}"))?,
+            host,
             paths,
             auth,
             keepalive,
             timeout,
+            raw,
         })
     }
 }
@@ -189,6 +209,7 @@ pub struct HttpWorker {
     spec: Arc<HttpSpec>,
     conn: HttpConn,
     i: usize,
+    buf: Vec<u8>,
 }
 
 impl HttpWorker {
@@ -198,8 +219,66 @@ impl HttpWorker {
             spec,
             conn: HttpConn::new(),
             i: offset,
+            buf: Vec::new(),
         }
     }
+}
+
+/// Connects, writes `req`, reads until the server closes; the status code of the answer.
+async fn raw_exchange(
+    addr: SocketAddr,
+    req: &[u8],
+    buf: &mut Vec<u8>,
+    t: &mut Timing,
+) -> Result<u16, ErrorKind> {
+    if buf.is_empty() {
+        buf.resize(16 * 1024, 0);
+    }
+    let t0 = Instant::now();
+    let mut s = TcpStream::connect(addr).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connect refused",
+        _ => "connect error",
+    })?;
+    t.connect = Some(t0.elapsed());
+    let _ = s.set_nodelay(true);
+    s.write_all(req).await.map_err(|_| "write error")?;
+    let t1 = Instant::now();
+    let mut total = 0;
+    let mut status = [0u8; 12];
+    loop {
+        match s.read(buf).await {
+            Ok(0) => break,
+            Ok(n) => {
+                if total == 0 {
+                    t.ttfb = Some(t1.elapsed());
+                }
+                if total < status.len() {
+                    let k = (status.len() - total).min(n);
+                    status[total..total + k].copy_from_slice(&buf[..k]);
+                }
+                total += n;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && total > 0 => break,
+            Err(_) => return Err("read error"),
+        }
+    }
+    if total == 0 {
+        return Err("closed without answer");
+    }
+    Ok(parse_status(&status))
+}
+
+/// The status code of `HTTP/1.x NNN`, or 0.
+fn parse_status(head: &[u8; 12]) -> u16 {
+    if !head.starts_with(b"HTTP/1.") || head[8] != b' ' {
+        return 0;
+    }
+    head[9..12]
+        .iter()
+        .try_fold(0u16, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u16::from(d - b'0'))
+        })
+        .unwrap_or(0)
 }
 
 impl Worker for HttpWorker {
@@ -208,6 +287,20 @@ impl Worker for HttpWorker {
         self.i = self.i.wrapping_add(1);
         let timeout = self.spec.timeout;
         let spec = self.spec.clone();
+        if !spec.raw.is_empty() {
+            let per_path = spec.raw.len() / spec.paths.len();
+            let req = &spec.raw[(self.i % spec.paths.len()) * per_path + self.i % per_path];
+            let r =
+                tokio::time::timeout(timeout, raw_exchange(self.addr, req, &mut self.buf, &mut t))
+                    .await;
+            return match r {
+                Ok(Ok(code)) if (200..300).contains(&code) => Ok(t),
+                Ok(Ok(0)) => Err("http bad answer"),
+                Ok(Ok(code)) => Err(status_error(code)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => Err("timeout"),
+            };
+        }
         match tokio::time::timeout(timeout, self.conn.request(self.addr, &spec, self.i, &mut t))
             .await
         {
@@ -239,37 +332,9 @@ impl L4Worker {
     }
 
     async fn once(&mut self, t: &mut Timing) -> Result<(), ErrorKind> {
-        let t0 = Instant::now();
-        let mut s = TcpStream::connect(self.addr)
+        raw_exchange(self.addr, &self.payload, &mut self.buf, t)
             .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::ConnectionRefused => "connect refused",
-                _ => "connect error",
-            })?;
-        t.connect = Some(t0.elapsed());
-        let _ = s.set_nodelay(true);
-        s.write_all(&self.payload)
-            .await
-            .map_err(|_| "write error")?;
-        let t1 = Instant::now();
-        let mut total = 0;
-        loop {
-            match s.read(&mut self.buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if total == 0 {
-                        t.ttfb = Some(t1.elapsed());
-                    }
-                    total += n;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && total > 0 => break,
-                Err(_) => return Err("read error"),
-            }
-        }
-        if total == 0 {
-            return Err("closed without answer");
-        }
-        Ok(())
+            .map(|_| ())
     }
 }
 
@@ -280,5 +345,18 @@ impl Worker for L4Worker {
             Ok(r) => r.map(|_| t),
             Err(_) => Err("timeout"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_status;
+
+    #[test]
+    fn status_lines_parse() {
+        assert_eq!(parse_status(b"HTTP/1.1 200"), 200);
+        assert_eq!(parse_status(b"HTTP/1.0 503"), 503);
+        assert_eq!(parse_status(b"HTTP/1.1 2x0"), 0);
+        assert_eq!(parse_status(b"SSH-2.0-Open"), 0);
     }
 }

@@ -203,8 +203,13 @@ async fn open_loop_keeps_the_rate_and_counts_every_due_request() {
     .await;
     let r = http_run(addr, &plan(Mode::Open { rate: 100.0 }, 8, 2.0), true).await;
     assert_eq!((r.requests, r.ok), (200, 200), "{:?}", r.errors);
-    within(r.throughput, 75.0, 105.0, "throughput");
-    within(r.latency.p50_ms, 10.0, 20.0, "p50");
+    // the schedule itself: 100 requests due in each second (by due time, whatever the load)
+    let per_second: Vec<u64> = r.timeline.iter().map(|s| s.ok + s.errors).collect();
+    assert_eq!(per_second, [100, 100]);
+    // and the rate achieved over the wall time (a busy machine stretches the tail a little)
+    within(r.throughput, 60.0, 105.0, "throughput");
+    // measured from when each was due: a late timer wake-up on a busy machine counts too
+    within(r.latency.p50_ms, 10.0, 30.0, "p50");
     assert_eq!(r.mode, "open");
     assert_eq!(r.rate, Some(100.0));
     // a new connection per request: every request connected
@@ -359,6 +364,9 @@ async fn status_errors_are_counted_by_kind_and_reports_compare() {
     assert_eq!(r.errors.get("http 503"), Some(&30));
     let text = r.render();
     assert!(text.contains("http 503"), "{text}");
+    // the same over a new connection per request (written raw, read until close)
+    let r = http_run(bad, &p, false).await;
+    assert_eq!(r.errors.get("http 503"), Some(&30), "{:?}", r.errors);
     // a connection refused is its own kind
     let gone = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
