@@ -77,6 +77,8 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout.
     Man,
+    /// Load test DNS, L4, HTTP or the whole client chain (closed or open loop, HDR histograms).
+    Bench(switchyard_bench::BenchArgs),
     /// DNSSEC: make a zone's signing key (`keygen`), print its DS record (`ds`).
     Dnssec(crate::dnssec_cmd::DnssecArgs),
 }

@@ -14,14 +14,12 @@
 
 mod admin;
 mod adminctl;
+mod bench;
 mod check;
 mod cli;
-mod etcd;
-// `crate::cluster` was this module's name; src/admin still says so.
-// TODO(merge): switch src/admin to `crate::etcd` and drop this alias.
-use etcd as cluster;
 mod demo_services;
 mod dnssec_cmd;
+mod etcd;
 mod logging;
 mod run;
 mod systemd;
@@ -78,6 +76,7 @@ fn main() -> ExitCode {
         cli::Command::Explain(a) => runtime().and_then(|rt| rt.block_on(adminctl::explain(&a))),
         cli::Command::Config(a) => return etcd::config(a),
         cli::Command::Register(a) => runtime().and_then(|rt| rt.block_on(etcd::register(a))),
+        cli::Command::Bench(a) => runtime().and_then(|rt| rt.block_on(bench::run(a))),
         cli::Command::Drill(a) => {
             match runtime().and_then(|rt| rt.block_on(switchyard_drill::run(a.into()))) {
                 Ok(code) => return ExitCode::from(code),

@@ -132,6 +132,8 @@ impl Parts {
                 reload,
                 prometheus,
                 ready: AtomicBool::new(false),
+                events: Default::default(),
+                drills: Default::default(),
             });
             let task = crate::admin::start(ctx.clone(), shutdown.child_token()).await?;
             (Some(ctx), Some(task))
@@ -240,6 +242,13 @@ impl Parts {
         }
     }
 
+    /// Tells the admin API's event stream how a reload went.
+    fn reload_event(&self, source: &str, outcome: &Result<(), String>) {
+        if let Some(ctx) = &self.admin_ctx {
+            ctx.reload_outcome(source, outcome);
+        }
+    }
+
     /// The world currently running.
     pub fn world(&self) -> &Arc<World> {
         &self.world
@@ -301,6 +310,9 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         e.applied(parts.world());
         e.start_tasks(parts.registry.clone(), parts.admin.clone());
     }
+    if let (Source::File(p), Some(ctx)) = (&source, &parts.admin_ctx) {
+        ctx.set_config_path(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
+    }
     crate::run::banner(&source, parts.world());
     crate::systemd::ready();
 
@@ -308,12 +320,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::select! {
             _ = hup.recv() => {
                 tracing::info!("SIGHUP: reloading configuration");
-                let _ = reload(&source, &sel, &mut parts).await;
+                let r = reload(&source, &sel, &mut parts).await;
+                parts.reload_event("SIGHUP", &r);
             }
             Some(ctl) = reload_rx.recv() => match ctl {
                 Control::Reload(reply) => {
                     tracing::info!("admin API: reloading configuration");
-                    let _ = reply.send(reload(&source, &sel, &mut parts).await);
+                    let r = reload(&source, &sel, &mut parts).await;
+                    parts.reload_event("admin API", &r);
+                    let _ = reply.send(r);
                 }
                 Control::Gateway(name, stop, reply) => {
                     let r = parts.gateway_instance(&name, stop).await;
@@ -323,7 +338,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             },
             Some(()) = crate::etcd::next_change(&mut etcd_changes) => {
                 tracing::info!("etcd: the world or the registry changed; reloading");
-                let _ = reload(&source, &sel, &mut parts).await;
+                let r = reload(&source, &sel, &mut parts).await;
+                parts.reload_event("etcd", &r);
             }
             _ = term.recv() => break,
             _ = int.recv() => break,

@@ -3,16 +3,21 @@
 //!
 //! Reads are open on the (loopback by default) admin address; every mutation needs
 //! `Authorization: Bearer <admin token>` (constant-time compare) and writes one audit log line.
-//! Unknown paths and names get a 404 with a JSON error.
+//! Unknown paths and names get a 404 with a JSON error. `GET /` is the web console (see
+//! `console`), `GET /v1/events` the live event stream it follows (see `events`).
 
 mod auth;
+mod console;
+mod drills;
+pub mod events;
 mod explain;
 mod status;
 
 use crate::demo_services::DemoFleet;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -52,9 +57,33 @@ pub struct AdminCtx {
     pub prometheus: Option<PrometheusHandle>,
     /// Every listener bound and the first health round done.
     pub ready: AtomicBool,
+    /// Live events (`GET /v1/events`).
+    pub events: Arc<events::Events>,
+    /// Drills started from the console (`/v1/drills`).
+    pub drills: drills::Drills,
 }
 
-type Body = Full<Bytes>;
+impl AdminCtx {
+    /// Tells the event stream that a reload was applied (`Ok`) or refused (`Err`, the errors).
+    pub fn reload_outcome(&self, source: &str, outcome: &Result<(), String>) {
+        match outcome {
+            Ok(()) => self.events.reloaded(source),
+            Err(e) => self.events.reload_rejected(source, e),
+        }
+    }
+
+    /// The config file the node runs (drills started from the console use it too).
+    pub fn set_config_path(&self, path: std::path::PathBuf) {
+        self.drills.set_config(path);
+    }
+}
+
+type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// A complete (non-streaming) body.
+fn full(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
 
 /// Binds the admin address and serves until `shutdown`.
 pub async fn start(
@@ -65,6 +94,12 @@ pub async fn start(
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("admin API cannot listen on {addr}: {e}"))?;
+    events::spawn_watcher(
+        ctx.events.clone(),
+        ctx.registry.clone(),
+        ctx.admin.clone(),
+        shutdown.child_token(),
+    );
     Ok(tokio::spawn(async move {
         loop {
             tokio::select! {
@@ -75,10 +110,12 @@ pub async fn start(
                         continue;
                     };
                     let ctx = ctx.clone();
+                    let stop = shutdown.clone();
                     tokio::spawn(async move {
                         let svc = hyper::service::service_fn(move |req| {
                             let ctx = ctx.clone();
-                            async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req, peer).await) }
+                            let stop = stop.clone();
+                            async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req, peer, &stop).await) }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), svc)
@@ -95,7 +132,7 @@ pub fn json(status: StatusCode, v: Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Full::new(Bytes::from(v.to_string())))
+        .body(full(v.to_string()))
         .expect("static response parts are valid")
 }
 
@@ -103,10 +140,34 @@ fn not_found(what: String) -> Response<Body> {
     json(StatusCode::NOT_FOUND, json!({"error": what}))
 }
 
-async fn handle(ctx: &AdminCtx, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+async fn handle(
+    ctx: &AdminCtx,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    shutdown: &CancellationToken,
+) -> Response<Body> {
     let path = req.uri().path().to_string();
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match (req.method(), segs.as_slice()) {
+        (&Method::GET, [] | ["console.js" | "console.css"]) => console::asset(&path),
+        (&Method::GET, ["v1", "events"]) => events_endpoint(ctx, &req, shutdown),
+        // the drill list and timelines read report files: off the async workers
+        (&Method::GET, ["v1", "drills"]) => {
+            let drills = ctx.drills.clone();
+            match tokio::task::spawn_blocking(move || drills.list()).await {
+                Ok(list) => json(StatusCode::OK, list),
+                Err(_) => json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "drill list failed"}),
+                ),
+            }
+        }
+        (&Method::GET, ["v1", "drills", id, "timeline.svg"]) => {
+            let (drills, id) = (ctx.drills.clone(), id.to_string());
+            tokio::task::spawn_blocking(move || drills.timeline(&id))
+                .await
+                .unwrap_or_else(|_| not_found("no such timeline".into()))
+        }
         (&Method::GET, ["healthz"]) => json(StatusCode::OK, json!({"status": "alive"})),
         (&Method::GET, ["readyz"]) => {
             // Ready: every listener bound (set once all parts started) and every health-checked
@@ -155,7 +216,7 @@ async fn handle(ctx: &AdminCtx, req: Request<Incoming>, peer: SocketAddr) -> Res
                 .unwrap_or_default();
             Response::builder()
                 .header("content-type", "text/plain; version=0.0.4")
-                .body(Full::new(Bytes::from(text)))
+                .body(full(text))
                 .expect("static response parts are valid")
         }
         (&Method::POST, _) => {
@@ -200,6 +261,17 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
             }
             .inspect(|_| audit(who, peer, "reload", "ok"))
         }
+        ["v1", "drills", scenario] => {
+            let token = ctx.world.load().admin.token.clone();
+            let addr = ctx.world.load().admin.listen;
+            match ctx.drills.start(scenario, addr, token, &ctx.events) {
+                Ok(v) => {
+                    audit(who, peer, "drill", scenario);
+                    Ok(v)
+                }
+                Err((code, msg)) => return json(code, json!({"error": msg})),
+            }
+        }
         ["v1", kind @ ("regions" | "azs" | "instances"), name, action] => {
             let target = match target(&ctx.world.load(), kind, name) {
                 Some(t) => t,
@@ -219,7 +291,7 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
                 }
             };
             audit(who, peer, action, &target.to_string());
-            crate::cluster::admin_action(action, &target, who);
+            crate::etcd::admin_action(action, &target, who);
             Ok(json!({"target": target.to_string(), "action": action, "changed": changed}))
         }
         ["v1", "demo", "instances", name, action @ ("stop" | "start")] => {
@@ -279,6 +351,49 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
     match result {
         Ok(v) => json(StatusCode::OK, v),
         Err(e) => json(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": e})),
+    }
+}
+
+/// `GET /v1/events`: Server-Sent Events for `Accept: text/event-stream` (replaying after
+/// `Last-Event-ID`), else the recent events as JSON (`?since=ID`), for polling clients.
+fn events_endpoint<B>(
+    ctx: &AdminCtx,
+    req: &Request<B>,
+    shutdown: &CancellationToken,
+) -> Response<Body> {
+    let wants_sse = req
+        .headers()
+        .get(hyper::header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/event-stream"));
+    let since: Option<u64> = explain::query(req.uri().query())
+        .into_iter()
+        .find(|(k, _)| k == "since")
+        .and_then(|(_, v)| v.parse().ok());
+    if !wants_sse {
+        let since = since.unwrap_or(0);
+        return json(
+            StatusCode::OK,
+            json!({"revision": ctx.events.revision(), "clients": ctx.events.clients(), "events": ctx.events.since(since)}),
+        );
+    }
+    let last = req
+        .headers()
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+        .or(since);
+    match ctx.events.subscribe(last, shutdown.child_token()) {
+        Some(body) => Response::builder()
+            .header("content-type", "text/event-stream")
+            .header("cache-control", "no-store")
+            .header("x-accel-buffering", "no")
+            .body(body)
+            .expect("static response parts are valid"),
+        None => json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": format!("too many event clients (at most {}); poll GET /v1/events instead", events::MAX_CLIENTS)}),
+        ),
     }
 }
 

@@ -191,6 +191,6 @@ pub fn status(ctx: &AdminCtx) -> Value {
         "gateway_instances": gateways,
         "services": services,
         "admin_overrides": overrides,
-        "etcd": crate::cluster::status(),
+        "etcd": crate::etcd::status(),
     })
 }

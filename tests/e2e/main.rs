@@ -5,11 +5,14 @@
 #![allow(unreachable_pub)] // a test binary exports nothing: `pub` marks the harness's interface
 
 mod admin;
+mod bench;
 mod chain;
 mod cli;
 mod cluster;
+mod console;
 mod dnssec;
 mod drill;
+mod events;
 mod harness;
 mod packaging;
 mod run;

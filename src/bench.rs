@@ -1,0 +1,116 @@
+//! `switchyard bench`: wires the `switchyard-bench` crate to a world (the demo world, or
+//! `--config`): its DNS address, GSLB name, first VIP and listener port, gateway routes, and
+//! tokens signed with its key, so `switchyard bench chain` just works after `switchyard run`.
+
+use std::time::Duration;
+use switchyard_bench::{BenchArgs, Defaults};
+use switchyard_config::gateway::Access;
+use switchyard_config::World;
+
+/// Subjects to sign tokens for: requests rotate over them, so per-subject rate limits of the
+/// gateway do not cap the load.
+const SUBJECTS: usize = 64;
+
+/// Runs the benchmark.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let world = match &args.config {
+        Some(p) => switchyard_config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => switchyard_config::demo_world(),
+    };
+    switchyard_bench::run(args, defaults(&world))
+        .await
+        .map_err(anyhow::Error::msg)
+}
+
+fn defaults(world: &World) -> Defaults {
+    let loopback = |mut a: std::net::SocketAddr| {
+        if a.ip().is_unspecified() {
+            a.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        a
+    };
+    let gslb: Vec<String> = world.dns.gslb.iter().map(|g| g.name.clone()).collect();
+    // GET routes (not deprecated) an ordinary signed-in client may call; `{param}` filled in
+    let mut roles: Vec<String> = Vec::new();
+    let paths: Vec<String> = world
+        .gateway
+        .routes
+        .iter()
+        .filter(|r| !r.deprecated)
+        .filter(|r| r.methods.is_empty() || r.methods.iter().any(|m| m == "GET"))
+        .filter(|r| match &r.access {
+            Access::Roles { all, .. } => all.is_empty(),
+            _ => true,
+        })
+        .filter_map(|r| {
+            if let Access::Roles { any, .. } = &r.access {
+                for role in any {
+                    if !roles.contains(role) {
+                        roles.push(role.clone());
+                    }
+                }
+            }
+            let p = r.path.as_ref().or(r.prefix.as_ref())?;
+            Some(
+                p.split('/')
+                    .map(|seg| if seg.starts_with('{') { "bench" } else { seg })
+                    .collect::<Vec<_>>()
+                    .join("/"),
+            )
+        })
+        .take(4)
+        .collect();
+    let tokens = if world.gateway.jwt.keys.iter().any(|k| k.sign) {
+        (0..SUBJECTS)
+            .filter_map(|i| {
+                switchyard_gateway::mint_token(
+                    world,
+                    &format!("bench-{i}"),
+                    &roles,
+                    Duration::from_secs(3600),
+                )
+                .ok()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Defaults {
+        dns: world.dns.listen.first().copied().map(loopback),
+        gslb_name: gslb.first().cloned(),
+        names: gslb,
+        vip: world
+            .regions
+            .iter()
+            .flat_map(|r| &r.listeners)
+            .flat_map(|l| &l.addrs)
+            .next()
+            .copied()
+            .map(loopback),
+        paths,
+        tokens,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        crate::cli::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_demo_world_gives_every_default() {
+        let d = super::defaults(&switchyard_config::demo_world());
+        assert_eq!(d.dns, Some("127.0.0.1:8053".parse().unwrap()));
+        assert_eq!(d.gslb_name.as_deref(), Some("api.example.test."));
+        assert_eq!(d.vip, Some("127.0.1.1:8080".parse().unwrap()));
+        assert_eq!(
+            d.paths,
+            ["/v2/users/bench", "/v1/orders", "/v1/cart", "/v1/home"]
+        );
+        assert_eq!(d.tokens.len(), super::SUBJECTS);
+    }
+}
