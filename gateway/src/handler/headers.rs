@@ -1,0 +1,229 @@
+//! Header rules of the request path: hop-by-hop removal (RFC 9110 §7.6.1), the protected
+//! identity/forwarding/override headers in every spelling, the Host rules of RFC 9112 §3.2,
+//! `X-Forwarded-For` / `Forwarded`, and the request id.
+
+use bytes::Bytes;
+use http::header::{self, HeaderName, HeaderValue};
+use http::{HeaderMap, Response, StatusCode};
+
+use super::{error, Body, ConnInfo};
+use crate::runtime::Runtime;
+
+pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub(super) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(super) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(super) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(super) static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+pub(super) static DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
+pub(super) static SUNSET: HeaderName = HeaderName::from_static("sunset");
+pub(super) static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+pub(super) static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+
+/// The request id: the client's when well-formed, else a new random one.
+pub(super) fn request_id(headers: &HeaderMap) -> HeaderValue {
+    if let Some(v) = headers.get(&X_REQUEST_ID) {
+        let b = v.as_bytes();
+        if !b.is_empty()
+            && b.len() <= 128
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.' | b':'))
+        {
+            return v.clone();
+        }
+    }
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let id: u128 = rand::random();
+    let mut buf = [0u8; 32];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1), plus those named in `Connection`.
+pub(super) fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        header::CONNECTION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+        header::PROXY_AUTHORIZATION,
+    ] {
+        h.remove(n);
+    }
+    h.remove("keep-alive");
+    h.remove("proxy-connection");
+}
+
+/// The host a request is for, by RFC 9112 §3.2: exactly one valid `Host` (400 for none on
+/// HTTP/1.1, several, or a malformed one); the request target's authority wins over it
+/// (absolute-form, §3.2.2; h2 `:authority`, RFC 9113 §8.3.1).
+pub(super) fn request_host(parts: &http::request::Parts) -> Result<Option<&str>, Response<Body>> {
+    let bad = || error(StatusCode::BAD_REQUEST, "bad_host");
+    let mut all = parts.headers.get_all(header::HOST).iter();
+    let header = all.next();
+    if all.next().is_some() {
+        return Err(bad());
+    }
+    let header = match header {
+        Some(v) => {
+            let h = v.to_str().map_err(|_| bad())?;
+            if !valid_host(h) {
+                return Err(bad());
+            }
+            Some(h)
+        }
+        None if parts.version == http::Version::HTTP_11 => return Err(bad()),
+        None => None,
+    };
+    match parts.uri.authority() {
+        Some(a) if !valid_host(a.as_str()) || a.as_str().is_empty() => Err(bad()),
+        Some(a) => Ok(Some(a.as_str())),
+        None => Ok(header),
+    }
+}
+
+/// `uri-host [ ":" port ]` (RFC 3986 §3.2.2) without userinfo; empty is allowed (RFC 9112
+/// §3.2). Checked byte by byte: no allocation per request.
+pub(super) fn valid_host(h: &str) -> bool {
+    let b = h.as_bytes();
+    if b.is_empty() {
+        return true;
+    }
+    let (host, port) = if b[0] == b'[' {
+        // IP-literal
+        let Some(end) = b.iter().position(|c| *c == b']') else {
+            return false;
+        };
+        let inner = &b[1..end];
+        if inner.is_empty()
+            || !inner
+                .iter()
+                .all(|c| c.is_ascii_hexdigit() || b":.".contains(c))
+        {
+            return false;
+        }
+        match &b[end + 1..] {
+            [] => (&b[..0], None),
+            [b':', port @ ..] => (&b[..0], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match b.iter().rposition(|c| *c == b':') {
+            Some(i) => (&b[..i], Some(&b[i + 1..])),
+            None => (b, None),
+        }
+    };
+    let reg_name = host
+        .iter()
+        .all(|c| c.is_ascii_alphanumeric() || b"-._~%!$&'()*+,;=".contains(c));
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    reg_name && port_ok && (b[0] == b'[' || !host.is_empty())
+}
+
+/// Remove what a client must not set: the identity headers, the forwarding headers the
+/// gateway writes, and the configured strip list, in every spelling that normalises to one of
+/// them (`X_User_Id` becomes `HTTP_X_USER_ID` in CGI, WSGI, Rack and PHP, the same variable as
+/// `X-User-Id`).
+pub(super) fn strip_protected(h: &mut HeaderMap, rt: &Runtime) {
+    let protected = [
+        &rt.spec.identity.user_id,
+        &rt.spec.identity.roles,
+        &X_FORWARDED_FOR,
+        &X_FORWARDED_PROTO,
+        &X_FORWARDED_HOST,
+        &FORWARDED,
+        &X_REAL_IP,
+    ];
+    // X-Forwarded-For itself stays for `forwarded_headers`, which extends (trusted forwarder)
+    // or replaces it; the others the gateway writes or never forwards
+    for n in protected[..2]
+        .iter()
+        .copied()
+        .chain(protected[3..].iter().copied())
+        .chain(&rt.spec.strip_request_headers)
+    {
+        h.remove(n);
+    }
+    if !h.keys().any(|k| k.as_str().contains('_')) {
+        return;
+    }
+    let doomed: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| {
+            let k = k.as_str();
+            k.contains('_')
+                && protected
+                    .into_iter()
+                    .chain(&rt.spec.strip_request_headers)
+                    .any(|p| same_name(k, p.as_str()))
+        })
+        .cloned()
+        .collect();
+    for n in doomed {
+        h.remove(n);
+    }
+}
+
+/// Header names equal once `_` is read as `-` (both are lower case already).
+pub(super) fn same_name(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
+}
+
+/// A header value from a string we built (the buffer moves, no copy).
+pub(super) fn owned_value(s: String) -> Option<HeaderValue> {
+    HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
+}
+
+pub(super) fn forwarded_headers(
+    h: &mut HeaderMap,
+    conn: &ConnInfo,
+    host: Option<&str>,
+    rid: &HeaderValue,
+) {
+    use std::fmt::Write;
+    let ip = conn.client.ip();
+    let mut xff = String::with_capacity(48);
+    if let (true, Some(prev)) = (
+        conn.xff_trusted,
+        h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
+    ) {
+        let _ = write!(xff, "{prev}, ");
+    }
+    let _ = write!(xff, "{ip}");
+    if let Some(v) = owned_value(xff) {
+        h.insert(X_FORWARDED_FOR.clone(), v);
+    }
+    let mut fwd = String::with_capacity(64);
+    let _ = if ip.is_ipv6() {
+        write!(fwd, "for=\"[{ip}]\"")
+    } else {
+        write!(fwd, "for={ip}")
+    };
+    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+        let _ = write!(fwd, ";host=\"{host}\"");
+    }
+    fwd.push_str(";proto=http");
+    if let Some(v) = owned_value(fwd) {
+        h.insert(FORWARDED.clone(), v);
+    }
+    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
+        h.insert(X_FORWARDED_HOST.clone(), v);
+    }
+    h.insert(X_REQUEST_ID.clone(), rid.clone());
+}
