@@ -120,181 +120,201 @@ impl GatewaySpec {
             spec.upstream.connect_timeout = ct;
         }
 
-        let mut issuer = IssuerSpec {
-            issuer: g.jwt.issuer.clone(),
-            audiences: g.jwt.audience.iter().cloned().collect(),
-            keys: Vec::new(),
-            jwks_files: Vec::new(),
-            jwks_url: g.jwt.jwks_url.clone(),
-            jwks_min_refresh: g.jwt.jwks_min_refresh,
-            signing: None,
-        };
-        for k in &g.jwt.keys {
-            let alg: Algorithm = k
-                .alg
-                .parse()
-                .map_err(|_| Error::Key(format!("unknown algorithm {}", k.alg)))?;
-            if let KeySource::JwksFile(p) = &k.source {
-                issuer.jwks_files.push(PathBuf::from(p));
-                continue;
+        spec.jwt.issuers.push(issuer(g)?);
+        spec.jwt.leeway = g.jwt.leeway;
+        spec.jwt.roles_claim = g.jwt.roles_claim.clone();
+        for r in &g.routes {
+            route(world, r, &mut spec)?;
+        }
+        spec.services = services(world);
+        Ok(spec)
+    }
+}
+
+/// The issuer of `[gateway.jwt]`: verification keys, JWKS files and URL, the signing key.
+fn issuer(g: &switchyard_config::gateway::Gateway) -> Result<IssuerSpec, Error> {
+    let mut issuer = IssuerSpec {
+        issuer: g.jwt.issuer.clone(),
+        audiences: g.jwt.audience.iter().cloned().collect(),
+        keys: Vec::new(),
+        jwks_files: Vec::new(),
+        jwks_url: g.jwt.jwks_url.clone(),
+        jwks_min_refresh: g.jwt.jwks_min_refresh,
+        signing: None,
+    };
+    for k in &g.jwt.keys {
+        let alg: Algorithm = k
+            .alg
+            .parse()
+            .map_err(|_| Error::Key(format!("unknown algorithm {}", k.alg)))?;
+        if let KeySource::JwksFile(p) = &k.source {
+            issuer.jwks_files.push(PathBuf::from(p));
+            continue;
+        }
+        let material = match secret(&k.source)? {
+            Some(s) => {
+                if k.sign && issuer.signing.is_none() {
+                    issuer.signing = Some(SigningSpec {
+                        kid: k.kid.clone(),
+                        alg,
+                        material: SigningMaterial::Secret(s.clone()),
+                    });
+                }
+                KeyMaterial::Secret(s)
             }
-            let material = match secret(&k.source)? {
-                Some(s) => {
+            None => {
+                let KeySource::PemFile(p) = &k.source else {
+                    continue;
+                };
+                let pem = read(p)?;
+                if pem.windows(7).any(|w| w == b"PRIVATE") {
                     if k.sign && issuer.signing.is_none() {
                         issuer.signing = Some(SigningSpec {
                             kid: k.kid.clone(),
                             alg,
-                            material: SigningMaterial::Secret(s.clone()),
+                            material: SigningMaterial::PrivatePem(pem),
                         });
                     }
-                    KeyMaterial::Secret(s)
+                    continue;
                 }
-                None => {
-                    let KeySource::PemFile(p) = &k.source else {
-                        continue;
-                    };
-                    let pem = read(p)?;
-                    if pem.windows(7).any(|w| w == b"PRIVATE") {
-                        if k.sign && issuer.signing.is_none() {
-                            issuer.signing = Some(SigningSpec {
-                                kid: k.kid.clone(),
-                                alg,
-                                material: SigningMaterial::PrivatePem(pem),
-                            });
-                        }
-                        continue;
-                    }
-                    KeyMaterial::PublicPem(pem)
-                }
-            };
-            issuer.keys.push(KeySpec {
-                kid: k.kid.clone(),
-                alg,
-                material,
-            });
-        }
-        spec.jwt.issuers.push(issuer);
-        spec.jwt.leeway = g.jwt.leeway;
-        spec.jwt.roles_claim = g.jwt.roles_claim.clone();
-
-        for r in &g.routes {
-            let (path, prefix) = match (&r.path, &r.prefix) {
-                (Some(p), _) => (p.clone(), false),
-                (None, Some(p)) => (p.clone(), true),
-                (None, None) => return Err(Error::Config(format!("route {} has no path", r.name))),
-            };
-            let action = match r.service {
-                Some(i) => Action::Service(world.services[i].name.clone()),
-                None if !r.split.is_empty() => Action::Split(SplitSpec {
-                    targets: r
-                        .split
-                        .iter()
-                        .map(|(i, w)| (world.services[*i].name.clone(), *w))
-                        .collect(),
-                    sticky: r.sticky,
-                }),
-                None => {
-                    let parts = parts(world, &r.compose, r.deadline);
-                    spec.compositions.push(CompositionSpec {
-                        name: r.name.clone(),
-                        deadline: r.deadline,
-                        parts,
-                    });
-                    Action::Compose(r.name.clone())
-                }
-            };
-            let mut profiles = Vec::new();
-            for o in &r.profiles {
-                let composition = (!o.compose.is_empty()).then(|| {
-                    let name = format!("{}@{}", r.name, o.profile);
-                    let parts = parts(world, &o.compose, r.deadline);
-                    spec.compositions.push(CompositionSpec {
-                        name: name.clone(),
-                        deadline: r.deadline,
-                        parts,
-                    });
-                    name
-                });
-                profiles.push(ProfileOverride {
-                    profile: o.profile.clone(),
-                    service: o.service.map(|i| world.services[i].name.clone()),
-                    composition,
-                    fields: (!o.fields.is_empty()).then(|| o.fields.clone()),
-                });
+                KeyMaterial::PublicPem(pem)
             }
-            let methods = r
-                .methods
-                .iter()
-                .map(|m| {
-                    Method::from_bytes(m.as_bytes())
-                        .map_err(|_| Error::Config(format!("route {}: bad method {m}", r.name)))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let headers = r
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    HeaderName::from_bytes(k.as_bytes())
-                        .map(|n| (n, v.clone()))
-                        .map_err(|_| Error::Config(format!("route {}: bad header {k}", r.name)))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            let policy = match &r.access {
-                Access::Public => Policy::Public,
-                Access::Authenticated => Policy::Authenticated,
-                Access::Roles { any, all } => Policy::Roles {
-                    any: any.clone(),
-                    all: all.clone(),
-                },
-            };
-            if let Some(v) = path.split('/').nth(1).filter(|s| {
-                s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit())
-            }) {
-                if !spec.versions.iter().any(|x| x == v) {
-                    spec.versions.push(v.to_string());
-                }
-            }
-            spec.routes.push(RouteSpec {
-                name: r.name.clone(),
-                host: r.host.clone(),
-                path,
-                prefix,
-                methods,
-                headers,
-                deprecated: r.deprecated,
-                sunset: r.sunset.clone(),
-                policy,
-                action,
-                strip_prefix: r.strip_prefix.clone(),
-                rewrite: r.rewrite.clone(),
-                retry_on_5xx: r.retry_on_5xx,
-                profiles,
-            });
-        }
-
-        spec.services = world
-            .services
-            .iter()
-            .map(|s| ServiceSpec {
-                name: s.name.clone(),
-                policy: s.policy.into(),
-                check: Some((&s.health).into()),
-                passive: (&s.passive).into(),
-                instances: s
-                    .instances
-                    .iter()
-                    .map(|i| ServiceInstanceSpec {
-                        name: i.name.clone(),
-                        addr: i.addr,
-                        region: i.region.clone(),
-                        az: i.az.clone(),
-                        weight: i.weight,
-                    })
-                    .collect(),
-            })
-            .collect();
-        Ok(spec)
+        };
+        issuer.keys.push(KeySpec {
+            kid: k.kid.clone(),
+            alg,
+            material,
+        });
     }
+    Ok(issuer)
+}
+
+/// One `[[gateway.routes]]` entry into `spec` (its compositions and API version too).
+fn route(
+    world: &World,
+    r: &switchyard_config::gateway::Route,
+    spec: &mut GatewaySpec,
+) -> Result<(), Error> {
+    let (path, prefix) = match (&r.path, &r.prefix) {
+        (Some(p), _) => (p.clone(), false),
+        (None, Some(p)) => (p.clone(), true),
+        (None, None) => return Err(Error::Config(format!("route {} has no path", r.name))),
+    };
+    let action = match r.service {
+        Some(i) => Action::Service(world.services[i].name.clone()),
+        None if !r.split.is_empty() => Action::Split(SplitSpec {
+            targets: r
+                .split
+                .iter()
+                .map(|(i, w)| (world.services[*i].name.clone(), *w))
+                .collect(),
+            sticky: r.sticky,
+        }),
+        None => {
+            let parts = parts(world, &r.compose, r.deadline);
+            spec.compositions.push(CompositionSpec {
+                name: r.name.clone(),
+                deadline: r.deadline,
+                parts,
+            });
+            Action::Compose(r.name.clone())
+        }
+    };
+    let mut profiles = Vec::new();
+    for o in &r.profiles {
+        let composition = (!o.compose.is_empty()).then(|| {
+            let name = format!("{}@{}", r.name, o.profile);
+            let parts = parts(world, &o.compose, r.deadline);
+            spec.compositions.push(CompositionSpec {
+                name: name.clone(),
+                deadline: r.deadline,
+                parts,
+            });
+            name
+        });
+        profiles.push(ProfileOverride {
+            profile: o.profile.clone(),
+            service: o.service.map(|i| world.services[i].name.clone()),
+            composition,
+            fields: (!o.fields.is_empty()).then(|| o.fields.clone()),
+        });
+    }
+    let methods = r
+        .methods
+        .iter()
+        .map(|m| {
+            Method::from_bytes(m.as_bytes())
+                .map_err(|_| Error::Config(format!("route {}: bad method {m}", r.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = r
+        .headers
+        .iter()
+        .map(|(k, v)| {
+            HeaderName::from_bytes(k.as_bytes())
+                .map(|n| (n, v.clone()))
+                .map_err(|_| Error::Config(format!("route {}: bad header {k}", r.name)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let policy = match &r.access {
+        Access::Public => Policy::Public,
+        Access::Authenticated => Policy::Authenticated,
+        Access::Roles { any, all } => Policy::Roles {
+            any: any.clone(),
+            all: all.clone(),
+        },
+    };
+    if let Some(v) = path
+        .split('/')
+        .nth(1)
+        .filter(|s| s.len() > 1 && s.starts_with('v') && s[1..].bytes().all(|b| b.is_ascii_digit()))
+    {
+        if !spec.versions.iter().any(|x| x == v) {
+            spec.versions.push(v.to_string());
+        }
+    }
+    spec.routes.push(RouteSpec {
+        name: r.name.clone(),
+        host: r.host.clone(),
+        path,
+        prefix,
+        methods,
+        headers,
+        deprecated: r.deprecated,
+        sunset: r.sunset.clone(),
+        policy,
+        action,
+        strip_prefix: r.strip_prefix.clone(),
+        rewrite: r.rewrite.clone(),
+        retry_on_5xx: r.retry_on_5xx,
+        profiles,
+    });
+    Ok(())
+}
+
+/// The world's services with their instances, as the gateway balances them.
+fn services(world: &World) -> Vec<ServiceSpec> {
+    world
+        .services
+        .iter()
+        .map(|s| ServiceSpec {
+            name: s.name.clone(),
+            policy: s.policy.into(),
+            check: Some((&s.health).into()),
+            passive: (&s.passive).into(),
+            instances: s
+                .instances
+                .iter()
+                .map(|i| ServiceInstanceSpec {
+                    name: i.name.clone(),
+                    addr: i.addr,
+                    region: i.region.clone(),
+                    az: i.az.clone(),
+                    weight: i.weight,
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 fn parts(
