@@ -60,7 +60,8 @@ pub fn http(
     })
 }
 
-/// Parses a whole response (head and body as read to the end of the connection).
+/// Parses the first response in `raw` (as read to the end of the connection): its body ends at
+/// its `Content-Length` or chunked framing, so responses pipelined behind it are ignored.
 pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let text = String::from_utf8_lossy(raw);
     let (head, body) = text.split_once("\r\n\r\n")?;
@@ -73,10 +74,14 @@ pub fn parse_response(raw: &[u8]) -> Option<Response> {
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked {
-        dechunk(body)
-    } else {
-        body.to_string()
+    let length = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse::<usize>().ok());
+    let body = match (chunked, length) {
+        (true, _) => dechunk(body),
+        (false, Some(n)) => body.get(..n).unwrap_or(body).to_string(),
+        (false, None) => body.to_string(),
     };
     Some(Response {
         status,

@@ -173,25 +173,8 @@ pub async fn upstream_with(b: Behaviour, addr: SocketAddr, name: &str) -> Upstre
 // ---------------------------------------------------------------------------------------------
 // raw HTTP client
 
-#[derive(Debug)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: String,
-}
-
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
-    }
-}
+/// A parsed response (the project's one HTTP/1 reader, from `switchyard-testkit`).
+pub use switchyard_testkit::http::Response as Resp;
 
 /// Send raw bytes, read until the server closes (or 5 s), parse the first response.
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
@@ -207,52 +190,11 @@ pub async fn read_response(s: &mut TcpStream) -> Resp {
 }
 
 pub fn parse(buf: &[u8]) -> Resp {
-    let text = String::from_utf8_lossy(buf).to_string();
-    let Some((head, body)) = text.split_once("\r\n\r\n") else {
-        return Resp {
-            status: 0,
-            headers: vec![],
-            body: text,
-        };
-    };
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let mut body = body.to_string();
-    if let Some(len) = headers
-        .iter()
-        .find(|(k, _)| k == "content-length")
-        .and_then(|(_, v)| v.parse::<usize>().ok())
-    {
-        body.truncate(len);
-    } else if chunked {
-        let mut out = String::new();
-        let mut rest = body.as_str();
-        while let Some((size, tail)) = rest.split_once("\r\n") {
-            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
-            if n == 0 || tail.len() < n {
-                break;
-            }
-            out.push_str(&tail[..n]);
-            rest = tail[n..].trim_start_matches("\r\n");
-        }
-        body = out;
-    }
-    Resp {
-        status,
-        headers,
-        body,
-    }
+    switchyard_testkit::http::parse_response(buf).unwrap_or_else(|| Resp {
+        status: 0,
+        headers: vec![],
+        body: String::from_utf8_lossy(buf).to_string(),
+    })
 }
 
 /// GET with extra headers (`Connection: close`).
