@@ -1,5 +1,6 @@
 //! Criterion benchmarks, no sockets: the GSLB decision per policy, geo lookups, and whole
 //! queries through parse + answer + encode (the UDP worker's per-packet work minus syscalls).
+#![allow(missing_docs)] // criterion's macros define undocumented pub fns
 
 use std::hint::black_box;
 use std::net::IpAddr;

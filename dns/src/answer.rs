@@ -25,11 +25,15 @@ const MAX_CNAME_CHAIN: usize = 8;
 
 /// What the server needs to answer one message.
 pub struct Ctx<'a> {
+    /// The zones and GSLB names answered from.
     pub snap: &'a Snapshot,
+    /// Region health for GSLB answers.
     pub health: &'a dyn RegionHealth,
+    /// Counters the answer increments.
     pub metrics: &'a Metrics,
     /// Source address of the query.
     pub client: IpAddr,
+    /// The query came over TCP (no truncation; AXFR allowed).
     pub tcp: bool,
     /// Where RRSIGs made for signed zones are cached (the caller's own, or a shared one).
     pub sigs: &'a std::sync::Mutex<SigCache>,
@@ -41,7 +45,12 @@ pub enum Handled {
     /// Nothing to send.
     Drop,
     /// `out` holds the response.
-    Reply { rcode: u16, truncated: bool },
+    Reply {
+        /// The response code sent.
+        rcode: u16,
+        /// TC=1 was set because the answer did not fit.
+        truncated: bool,
+    },
     /// An allowed AXFR over TCP: stream it with [`axfr_messages`].
     Axfr,
 }

@@ -16,14 +16,17 @@ use serde::Deserialize;
 
 use crate::Error;
 
-/// The most a client address is looked at (RFC 7871 §11.1 recommends /24 and /56).
+/// The most of an IPv4 client address that is looked at, bits (RFC 7871 §11.1 recommends /24).
 pub const MAX_V4_PREFIX: u8 = 24;
+/// The most of an IPv6 client address that is looked at, bits (RFC 7871 §11.1 recommends /56).
 pub const MAX_V6_PREFIX: u8 = 56;
 
 /// The result of one lookup.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct GeoInfo {
+    /// ISO 3166-1 alpha-2 country code (`GB`).
     pub country: Option<[u8; 2]>,
+    /// Continent code (`EU`).
     pub continent: Option<[u8; 2]>,
     /// (latitude, longitude), from a City database.
     pub coordinates: Option<(f64, f64)>,
@@ -125,6 +128,7 @@ pub fn truncate(addr: IpAddr, prefix: u8) -> IpNet {
 }
 
 impl GeoDb {
+    /// Opens a MaxMind (`.mmdb`) database file.
     pub fn open(path: &Path) -> Result<Self, Error> {
         let reader = maxminddb::Reader::open_readfile(path)
             .map_err(|e| Error::Geo(format!("{}: {e}", path.display())))?;
@@ -134,6 +138,7 @@ impl GeoDb {
         })
     }
 
+    /// Reads a MaxMind database from memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, Error> {
         let reader =
             maxminddb::Reader::from_source(bytes).map_err(|e| Error::Geo(e.to_string()))?;

@@ -5,20 +5,35 @@ use metrics::{counter, describe_counter, describe_gauge, gauge, Counter, Gauge};
 use crate::wire::rcode;
 use crate::zone::rtype;
 
+/// Counter: queries answered, by `qtype` and `rcode`.
 pub const QUERIES: &str = "switchyard_dns_queries_total";
+/// Counter: GSLB answers, by `name` and chosen `region`.
 pub const GSLB_ANSWERS: &str = "switchyard_dns_gslb_answers_total";
+/// Counter: GSLB answers given while every region of the `name` was down.
 pub const GSLB_ALL_DOWN: &str = "switchyard_dns_gslb_all_down_total";
+/// Counter: queries by presence of an EDNS Client Subnet option (`present`).
 pub const ECS: &str = "switchyard_dns_ecs_queries_total";
+/// Counter: UDP responses sent with TC=1.
 pub const TRUNCATED: &str = "switchyard_dns_truncated_total";
+/// Counter: queries received over TCP.
 pub const TCP_QUERIES: &str = "switchyard_dns_tcp_queries_total";
+/// Gauge: open TCP connections.
 pub const TCP_CONNECTIONS: &str = "switchyard_dns_tcp_connections";
+/// Counter: TCP connections closed at once because the cap was reached.
 pub const TCP_REJECTED: &str = "switchyard_dns_tcp_rejected_total";
+/// Counter: messages dropped unanswered.
 pub const MALFORMED: &str = "switchyard_dns_malformed_dropped_total";
+/// Counter: reloads, by `result` (`ok`/`error`).
 pub const RELOADS: &str = "switchyard_dns_reloads_total";
+/// Counter: UDP responses over the rate limit, by `action` (`dropped`/`slipped`).
 pub const RRL: &str = "switchyard_dns_rrl_limited_total";
+/// Counter: NOTIFY messages sent, by `result` (`acked`/`refused`/`unanswered`).
 pub const NOTIFY: &str = "switchyard_dns_notify_total";
+/// Counter: queries with the DNSSEC OK bit set.
 pub const DO_QUERIES: &str = "switchyard_dns_dnssec_ok_queries_total";
+/// Counter: RRSIGs made by online signing.
 pub const SIGNATURES: &str = "switchyard_dns_dnssec_signatures_total";
+/// Counter: signed RRsets answered with a cached RRSIG.
 pub const SIG_CACHE_HITS: &str = "switchyard_dns_dnssec_signature_cache_hits_total";
 
 /// Registers descriptions with the installed recorder.
@@ -92,21 +107,34 @@ const RCODES: [u16; 7] = [
 #[derive(Debug, Clone)]
 pub struct Metrics {
     queries: Vec<Counter>,
+    /// [`ECS`] with `present=yes`.
     pub ecs_yes: Counter,
+    /// [`ECS`] with `present=no`.
     pub ecs_no: Counter,
+    /// [`TRUNCATED`].
     pub truncated: Counter,
+    /// [`TCP_QUERIES`].
     pub tcp_queries: Counter,
+    /// [`TCP_CONNECTIONS`].
     pub tcp_connections: Gauge,
+    /// [`TCP_REJECTED`].
     pub tcp_rejected: Counter,
+    /// [`MALFORMED`].
     pub malformed: Counter,
+    /// [`RRL`] with `action=dropped`.
     pub rrl_dropped: Counter,
+    /// [`RRL`] with `action=slipped`.
     pub rrl_slipped: Counter,
+    /// [`DO_QUERIES`].
     pub do_queries: Counter,
+    /// [`SIGNATURES`].
     pub signatures: Counter,
+    /// [`SIG_CACHE_HITS`].
     pub sig_cache_hits: Counter,
 }
 
 impl Metrics {
+    /// Registers the descriptions and resolves every handle (one per qtype x rcode for [`QUERIES`]).
     pub fn new() -> Self {
         describe();
         let mut queries = Vec::with_capacity(QTYPES.len() * (RCODES.len() + 1));
@@ -154,10 +182,12 @@ pub fn gslb_answer(name: &str, region: &str) -> Counter {
     counter!(GSLB_ANSWERS, "name" => name.to_string(), "region" => region.to_string())
 }
 
+/// The [`GSLB_ALL_DOWN`] counter of GSLB name `name`.
 pub fn gslb_all_down(name: &str) -> Counter {
     counter!(GSLB_ALL_DOWN, "name" => name.to_string())
 }
 
+/// Counts one NOTIFY exchange by how it ended.
 pub fn notify(outcome: crate::notify::Outcome) {
     use crate::notify::Outcome;
     let result = match outcome {
@@ -168,6 +198,7 @@ pub fn notify(outcome: crate::notify::Outcome) {
     counter!(NOTIFY, "result" => result).increment(1);
 }
 
+/// Counts one reload by its result.
 pub fn reload(ok: bool) {
     counter!(RELOADS, "result" => if ok { "ok" } else { "error" }).increment(1);
 }

@@ -23,9 +23,11 @@ pub const MAX_NETWORKS: usize = 65_536;
 /// What to do with one response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
+    /// Within the limit: send it.
     Send,
     /// Send it truncated (see [`truncate`]).
     Slip,
+    /// Over the limit: send nothing.
     Drop,
 }
 
@@ -89,6 +91,7 @@ impl Limiter {
         self.buckets.len()
     }
 
+    /// Whether no network is tracked.
     pub fn is_empty(&self) -> bool {
         self.buckets.is_empty()
     }

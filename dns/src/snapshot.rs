@@ -22,6 +22,7 @@ pub struct Snapshot {
     max_labels: usize,
     /// GSLB names by lowercase text (`api.example.test.`), for `explain`.
     pub gslb: HashMap<String, Arc<GslbName>>,
+    /// The geo database, if configured.
     pub geo: Option<Arc<GeoDb>>,
     /// Largest UDP response we send to EDNS clients (default 1232).
     pub udp_payload: u16,
@@ -39,7 +40,9 @@ pub struct Snapshot {
 /// `version.server.`), pre-encoded; `None` answers REFUSED like any other CH query.
 #[derive(Debug, Default)]
 pub struct Chaos {
+    /// Answer to `id.server.` and `hostname.bind.`.
     pub identity: Option<Rr>,
+    /// Answer to `version.bind.` and `version.server.`.
     pub version: Option<Rr>,
 }
 
@@ -76,6 +79,7 @@ impl Chaos {
 }
 
 impl Snapshot {
+    /// Indexes `zones` by apex and `gslb` by lowercase name; RRL, CH answers and NSID start off.
     pub fn new(
         zones: Vec<Zone>,
         gslb: Vec<Arc<GslbName>>,
@@ -127,6 +131,7 @@ impl Snapshot {
         }
     }
 
+    /// Every served zone, in no particular order.
     pub fn zones(&self) -> impl Iterator<Item = &Zone> {
         self.zones.values()
     }

@@ -26,16 +26,23 @@ const BUILTIN_CITY: &[u8] = include_bytes!("../../testdata/geo/GeoLite2-City-Tes
 /// Everything the DNS server is configured with.
 #[derive(Debug, Clone)]
 pub struct DnsSpec {
+    /// Addresses served over both UDP and TCP.
     pub listen: Vec<SocketAddr>,
     /// UDP workers per address (0 = one per CPU).
     pub workers: usize,
     /// Largest UDP response to EDNS clients.
     pub udp_payload: u16,
+    /// A TCP connection idle this long (waiting for a query, or on a stalled write) is closed.
     pub tcp_idle: Duration,
+    /// Open TCP connections at most; over it a new connection is closed at once.
     pub tcp_max_conns: usize,
+    /// Clients allowed to transfer zones (AXFR over TCP); others get REFUSED.
     pub axfr_allow: Vec<IpNet>,
+    /// The zones served.
     pub zones: Vec<ZoneText>,
+    /// The GSLB names, each inside one of `zones`.
     pub gslb: Vec<GslbSpec>,
+    /// The geo database (needed by the `geo` and `nearest` policies).
     pub geo: Option<GeoSpec>,
     /// UDP response rate limiting (off when `None`).
     pub rrl: Option<cfg::Rrl>,
@@ -47,8 +54,9 @@ pub struct DnsSpec {
     pub version: Option<String>,
     /// RFC 5001 NSID (not sent when `None`).
     pub nsid: Option<String>,
-    /// DNSSEC signature validity and inception offset.
+    /// DNSSEC signature validity: RRSIG expiration is signing time plus this.
     pub dnssec_validity: Duration,
+    /// DNSSEC inception offset: RRSIG inception is signing time minus this (clock skew).
     pub dnssec_inception: Duration,
 }
 
@@ -57,6 +65,7 @@ pub struct DnsSpec {
 pub struct ZoneText {
     /// Used when the text has no `$ORIGIN`.
     pub origin: Option<String>,
+    /// The zone-file text (RFC 1035 §5).
     pub text: String,
     /// Names the text in errors (`source:line:col: cause`): the zone file's path, or `config`
     /// (then records of `[[dns.zones]]` follow the file's lines).
@@ -68,17 +77,24 @@ pub struct ZoneText {
 /// Where the geo database comes from (a City database also gives coordinates).
 #[derive(Debug, Clone)]
 pub enum GeoSpec {
+    /// A MaxMind database file.
     File(PathBuf),
+    /// A MaxMind database in memory (the built-in test databases).
     Bytes(Arc<Vec<u8>>),
 }
 
 /// One GSLB name with its regions resolved.
 #[derive(Debug, Clone)]
 pub struct GslbSpec {
+    /// Fully qualified name (`api.example.test.`).
     pub name: String,
+    /// How a region is chosen.
     pub policy: Policy,
+    /// Candidate regions, in configured order (the failover order).
     pub regions: Vec<RegionSpec>,
+    /// TTL of the answers, seconds.
     pub ttl: u32,
+    /// What to answer when no region is healthy.
     pub all_down: AllDown,
     /// Region for clients whose location matches nothing.
     pub default_region: Option<String>,
@@ -87,13 +103,21 @@ pub struct GslbSpec {
 /// A region as DNS sees it.
 #[derive(Debug, Clone, Default)]
 pub struct RegionSpec {
+    /// Region name.
     pub name: String,
+    /// Addresses answered when this region is chosen.
     pub vips: Vec<IpAddr>,
+    /// Weight under the `weighted` policy (default 1).
     pub weight: u32,
+    /// Continent codes served by this region (`EU`, `NA`, ...).
     pub continents: Vec<String>,
+    /// ISO 3166-1 country codes served by this region.
     pub countries: Vec<String>,
+    /// Client networks served by this region (matched before the geo database).
     pub networks: Vec<IpNet>,
+    /// Regions to try, in order, when this one is down.
     pub failover: Vec<String>,
+    /// Latitude and longitude, degrees (for the `nearest` policy).
     pub coordinates: Option<(f64, f64)>,
 }
 

@@ -31,7 +31,9 @@ pub struct SigCache {
 /// What [`SigCache::get`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Got {
+    /// A cached RRSIG was returned.
     Hit,
+    /// A new RRSIG was made (and cached).
     Signed,
 }
 

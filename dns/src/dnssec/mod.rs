@@ -34,10 +34,13 @@ pub const CSK_FLAGS: u16 = 257;
 
 /// One zone key: the signer and its public DNSKEY.
 pub struct ZoneKey {
+    /// DNSSEC algorithm number: 13 = ECDSAP256SHA256 (RFC 6605) or 15 = ED25519 (RFC 8080).
     pub algorithm: u8,
+    /// Key tag (RFC 4034 Appendix B).
     pub tag: u16,
     /// DNSKEY RDATA (flags, protocol, algorithm, public key).
     pub dnskey: Box<[u8]>,
+    /// The private key that makes RRSIGs.
     pub signer: Box<dyn SigningKey>,
 }
 
@@ -51,6 +54,7 @@ impl std::fmt::Debug for ZoneKey {
 pub struct KeyFile {
     /// The zone it is for (lowercase, with the trailing dot).
     pub zone: String,
+    /// The key.
     pub key: ZoneKey,
 }
 

@@ -12,20 +12,26 @@ use crate::zone::Rr;
 /// what happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Choice {
+    /// Chosen regions, bit i = `name.regions[i]` (only a name's first 64 regions count).
     pub regions: u64,
     /// ECS scope prefix length (0 when the answer did not depend on location).
     pub scope: u8,
+    /// Whether healthy regions answered or an all-down rule did.
     pub outcome: Outcome,
 }
 
 /// Whether healthy regions answered or an all-down rule did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// At least one chosen region is up.
     Healthy,
     /// All down; answered per the configured order anyway.
     AllDownFailOpen,
+    /// All down; answered with every region's VIPs ([`AllDown::ReturnAll`]).
     AllDownReturnAll,
+    /// All down; answered with the fixed addresses ([`AllDown::LastResort`]).
     AllDownLastResort,
+    /// All down; answered SERVFAIL ([`AllDown::Servfail`]).
     AllDownServfail,
 }
 
@@ -368,7 +374,7 @@ fn rdata_addr(rdata: &[u8]) -> Option<std::net::IpAddr> {
 }
 
 /// Haversine distance in kilometres.
-pub fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+pub(crate) fn great_circle_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
     let dp = (lat2 - lat1).to_radians();
     let dl = (lon2 - lon1).to_radians();

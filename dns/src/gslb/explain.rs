@@ -43,8 +43,11 @@ pub struct ClientExplain {
     pub network: Option<String>,
     /// `ecs`, `source` or `none`.
     pub source: String,
+    /// ISO 3166-1 country code from the geo database.
     pub country: Option<String>,
+    /// Continent code from the geo database.
     pub continent: Option<String>,
+    /// Latitude and longitude from the geo database (City databases).
     pub coordinates: Option<(f64, f64)>,
     /// Prefix length of the geo database network that matched.
     pub geo_prefix: Option<u8>,
@@ -53,6 +56,8 @@ pub struct ClientExplain {
 /// A region that was considered and passed over.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Skipped {
+    /// Region name.
     pub region: String,
+    /// Why it was passed over.
     pub state: RegionState,
 }

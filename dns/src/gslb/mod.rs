@@ -31,7 +31,10 @@ pub enum Policy {
     /// The healthy region closest (great-circle) to the client's coordinates.
     Nearest,
     /// Every healthy region's VIPs, up to `max` addresses.
-    Multivalue { max: usize },
+    Multivalue {
+        /// Addresses per answer at most (per address family).
+        max: usize,
+    },
 }
 
 impl Policy {
@@ -40,6 +43,7 @@ impl Policy {
         matches!(self, Policy::Geo | Policy::Nearest)
     }
 
+    /// The policy's config name (`failover`, `geo`, ...), for explanations and logs.
     pub fn label(&self) -> &'static str {
         match self {
             Policy::Failover => "failover",
@@ -68,11 +72,13 @@ pub enum AllDown {
 /// A region as one GSLB name sees it: its VIPs as ready records plus the location maps.
 #[derive(Debug, Clone)]
 pub struct RegionTarget {
+    /// Region name.
     pub name: String,
     /// A records of the VIPs, owner = the GSLB name, TTL = the name's TTL.
     pub a: Vec<Rr>,
     /// AAAA records of the VIPs.
     pub aaaa: Vec<Rr>,
+    /// Weight under the `weighted` policy.
     pub weight: u32,
     /// ISO continent codes (`EU`, `NA`, ...) that prefer this region.
     pub continents: Vec<[u8; 2]>,
@@ -95,14 +101,19 @@ pub struct GslbName {
     pub name: String,
     /// Lowercase wire form.
     pub wire: Box<[u8]>,
+    /// How a region is chosen.
     pub policy: Policy,
+    /// Candidate regions, in configured order.
     pub regions: Vec<RegionTarget>,
     /// Region (index) for clients whose location matches no map entry.
     pub default_region: Option<usize>,
+    /// TTL of the answers, seconds.
     pub ttl: u32,
+    /// What to answer when no region is healthy.
     pub all_down: AllDown,
-    /// Records for [`AllDown::LastResort`].
+    /// A records for [`AllDown::LastResort`].
     pub last_resort_a: Vec<Rr>,
+    /// AAAA records for [`AllDown::LastResort`].
     pub last_resort_aaaa: Vec<Rr>,
     /// Answers given while every region was down.
     pub all_down_count: metrics::Counter,
@@ -144,6 +155,7 @@ pub struct ClientLocation {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RegionState {
+    /// Serving: healthy and not overridden.
     Up,
     /// Not enough healthy members / VIP probes failing.
     Down,
@@ -154,6 +166,7 @@ pub enum RegionState {
 }
 
 impl RegionState {
+    /// Whether new clients may be sent to the region.
     pub fn is_up(self) -> bool {
         self == RegionState::Up
     }
@@ -161,16 +174,19 @@ impl RegionState {
 
 /// The seam between DNS and the health checkers: the state of a region by name.
 pub trait RegionHealth: Send + Sync {
+    /// The current state of region `region` (names not known are [`RegionState::Up`]).
     fn state(&self, region: &str) -> RegionState;
 }
 
 /// A fixed health snapshot (tests, benchmarks, and the quick mode where every region is up).
 #[derive(Debug, Clone, Default)]
 pub struct StaticHealth {
+    /// Region states by name; a region not listed is up.
     pub states: std::collections::HashMap<String, RegionState>,
 }
 
 impl StaticHealth {
+    /// Sets the state of `region` (builder style).
     pub fn with(mut self, region: &str, state: RegionState) -> Self {
         self.states.insert(region.to_string(), state);
         self

@@ -26,13 +26,17 @@ use crate::Error;
 
 /// What workers read per batch: the zone snapshot and the health view, swapped together.
 pub struct State {
+    /// Zones, GSLB names and settings.
     pub snapshot: Snapshot,
+    /// Region health for GSLB answers.
     pub health: Arc<dyn RegionHealth>,
 }
 
 /// Shared by every worker.
 pub struct Shared {
+    /// The current state; a reload swaps it.
     pub state: ArcSwap<State>,
+    /// Metric handles.
     pub metrics: Metrics,
     /// RRSIGs made for TCP answers (each UDP worker has its own).
     pub tcp_sigs: std::sync::Mutex<crate::dnssec::cache::SigCache>,

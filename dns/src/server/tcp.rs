@@ -20,7 +20,7 @@ use crate::answer::{axfr_messages, handle, Ctx, Handled};
 pub const MAX_TCP_QUERY: usize = 16 * 1024;
 
 /// Binds a TCP listener with `SO_REUSEADDR`.
-pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+pub(crate) fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -35,7 +35,7 @@ pub fn bind(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
 }
 
 /// Accepts until `shutdown`; connections are tracked by `tracker`.
-pub async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     shared: Arc<Shared>,
     limit: Arc<Semaphore>,

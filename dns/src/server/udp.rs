@@ -1,5 +1,6 @@
 //! UDP workers: one `SO_REUSEPORT` socket and one OS thread per worker, receiving and sending in
 //! batches (`recvmmsg`/`sendmmsg`), answering from the current snapshot with no locks.
+#![allow(unsafe_code)] // recvmmsg/sendmmsg/shutdown via libc: no safe wrapper batches datagrams
 
 use std::io;
 use std::mem::{size_of, zeroed};
@@ -21,7 +22,7 @@ const MAX_QUERY: usize = 4096;
 /// Wakes a worker blocked in `recvmmsg` on `socket` for good: after `shutdown(SHUT_RD)` every
 /// receive returns at once, so the worker sees `stop` (set before this call) and exits.
 /// Workers block without a receive timeout, which spares a timer per sleep on the hot path.
-pub fn wake(socket: &UdpSocket) {
+pub(crate) fn wake(socket: &UdpSocket) {
     // SAFETY: the fd is owned by `socket`, which is alive for the call. On an unconnected UDP
     // socket this returns ENOTCONN but still marks the receive side shut and wakes the readers.
     unsafe {
@@ -30,7 +31,7 @@ pub fn wake(socket: &UdpSocket) {
 }
 
 /// Runs one worker until `stop` is set (and the socket woken by [`wake`]).
-pub fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
+pub(crate) fn run(socket: Arc<UdpSocket>, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     let mut batch = Batch::new();
     let mut rrl = Limiter::default();
     // this worker's own signature cache: never contended
@@ -126,13 +127,10 @@ struct Batch {
     out_msgs: Box<[libc::mmsghdr; BATCH]>,
 }
 
-// SAFETY: the raw pointers inside point into the batch's own heap buffers; the batch never
-// leaves its worker thread while a call is in progress.
-unsafe impl Send for Batch {}
-
 impl Batch {
     fn new() -> Self {
-        // SAFETY: all-zero is a valid value for these plain C structs.
+        // SAFETY: sockaddr_storage, iovec and mmsghdr are plain C structs of integers and raw
+        // pointers, for which all-zero (null pointers, zero lengths) is a valid value.
         unsafe {
             Batch {
                 bufs: (0..BATCH).map(|_| Box::new([0u8; MAX_QUERY])).collect(),
@@ -163,7 +161,9 @@ impl Batch {
             h.msg_flags = 0;
             self.msgs[i].msg_len = 0;
         }
-        // SAFETY: msgs/iov/addrs/bufs are valid for BATCH entries and outlive the call.
+        // SAFETY: the loop above pointed each of the BATCH headers in `msgs` at its own iovec
+        // (a MAX_QUERY-byte buffer in `bufs`) and sockaddr_storage in `addrs`, with matching
+        // lengths; all are heap allocations owned by `self`, borrowed mutably for the call.
         let n = unsafe {
             libc::recvmmsg(
                 socket.as_raw_fd(),
@@ -183,14 +183,16 @@ impl Batch {
         let a = &self.addrs[i];
         match a.ss_family as libc::c_int {
             libc::AF_INET => {
-                // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+                // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr, and
+                // ss_family AF_INET means the kernel wrote a sockaddr_in there.
                 let s =
                     unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
                 let ip = IpAddr::from(u32::from_be(s.sin_addr.s_addr).to_be_bytes());
                 Some(SocketAddr::new(ip, u16::from_be(s.sin_port)))
             }
             libc::AF_INET6 => {
-                // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+                // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr, and
+                // ss_family AF_INET6 means the kernel wrote a sockaddr_in6 there.
                 let s =
                     unsafe { &*(a as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
                 Some(SocketAddr::new(
@@ -220,7 +222,9 @@ impl Batch {
         }
         let mut sent = 0;
         while sent < n {
-            // SAFETY: out_msgs[sent..n] point at live buffers and addresses.
+            // SAFETY: sent < n <= BATCH, so the pointer and count stay inside `out_msgs`; the
+            // loop above pointed headers 0..n at their iovec (a reply in `out`, with its length)
+            // and the client's address in `addrs`, all owned by `self` and unchanged since.
             let r = unsafe {
                 libc::sendmmsg(
                     socket.as_raw_fd(),

@@ -18,14 +18,22 @@ pub use response::Writer;
 
 /// Response codes (the low 4 bits go in the header, the rest in the OPT record).
 pub mod rcode {
+    /// No error (RFC 1035).
     pub const NOERROR: u16 = 0;
+    /// Format error: the query could not be interpreted (RFC 1035).
     pub const FORMERR: u16 = 1;
+    /// Server failure (RFC 1035).
     pub const SERVFAIL: u16 = 2;
+    /// The name does not exist (RFC 1035).
     pub const NXDOMAIN: u16 = 3;
+    /// Not implemented (RFC 1035).
     pub const NOTIMP: u16 = 4;
+    /// Refused, e.g. a name outside our zones (RFC 1035).
     pub const REFUSED: u16 = 5;
+    /// Unsupported EDNS version (RFC 6891 §6.1.3); extended, needs an OPT record.
     pub const BADVERS: u16 = 16;
 
+    /// The mnemonic of `rcode` for metrics labels (`OTHER` for unknown codes).
     pub fn label(rcode: u16) -> &'static str {
         match rcode {
             NOERROR => "NOERROR",

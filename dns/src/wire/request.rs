@@ -15,6 +15,7 @@ pub const OPT_NSID: u16 = 3;
 pub struct Ecs {
     /// 1 = IPv4, 2 = IPv6.
     pub family: u16,
+    /// SOURCE PREFIX-LENGTH, bits.
     pub source_prefix: u8,
     /// The address as sent (bits past the source prefix are zero: checked).
     pub addr: IpAddr,
@@ -23,10 +24,13 @@ pub struct Ecs {
 /// The query's OPT record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Edns {
+    /// Requester's UDP payload size, bytes (values below 512 are treated as 512).
     pub payload: u16,
+    /// EDNS version (only 0 is answered; others get BADVERS).
     pub version: u8,
     /// The DO bit (copied to the response, RFC 3225 §3).
     pub dnssec_ok: bool,
+    /// The Client Subnet option, if present and valid.
     pub ecs: Option<Ecs>,
     /// The query asked for the name server identifier (an empty NSID option, RFC 5001).
     pub nsid: bool,
@@ -35,6 +39,7 @@ pub struct Edns {
 /// A well-formed query.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
+    /// Message ID, echoed in the response.
     pub id: u16,
     /// Header flags word as received (opcode, RD, CD are echoed from it).
     pub flags: u16,
@@ -42,12 +47,16 @@ pub struct Request<'a> {
     pub qname: &'a [u8],
     /// The question name lowercased.
     pub qname_lower: [u8; MAX_NAME_LEN],
+    /// QTYPE ([`rtype`] codes).
     pub qtype: u16,
+    /// QCLASS (1 = IN, 255 = ANY).
     pub qclass: u16,
+    /// The OPT record, if the query had one.
     pub edns: Option<Edns>,
 }
 
 impl Request<'_> {
+    /// The lowercased question name, trimmed to its length.
     pub fn qname_lower(&self) -> &[u8] {
         &self.qname_lower[..self.qname.len()]
     }
@@ -63,10 +72,15 @@ pub enum Parsed<'a> {
     /// Answer with this rcode and no records (FORMERR, NOTIMP, BADVERS). `question` is echoed
     /// when it was readable; `edns` decides whether an OPT goes back.
     Error {
+        /// Message ID, echoed.
         id: u16,
+        /// Header flags word as received.
         flags: u16,
+        /// Response code ([`super::rcode`]), possibly extended.
         rcode: u16,
+        /// The question section bytes (name, type, class), when readable.
         question: Option<&'a [u8]>,
+        /// The OPT record, when readable.
         edns: Option<Edns>,
     },
     /// Say nothing: too short to answer, or a response (QR=1).

@@ -72,10 +72,12 @@ impl<'b, 'q> Writer<'b, 'q> {
         }
     }
 
+    /// Bytes written so far (header included).
     pub fn len(&self) -> usize {
         self.buf.len()
     }
 
+    /// Whether nothing was written (never true after [`Writer::new`]).
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
@@ -91,6 +93,7 @@ impl<'b, 'q> Writer<'b, 'q> {
         self.class = class;
     }
 
+    /// Sets the TC (truncated) header bit.
     pub fn set_tc(&mut self) {
         self.buf[2] |= 0x02;
     }
@@ -105,6 +108,7 @@ impl<'b, 'q> Writer<'b, 'q> {
         }
     }
 
+    /// Records written so far per section (answer, authority, additional), for [`Writer::rollback`].
     pub fn counts(&self) -> [u16; 3] {
         self.counts
     }

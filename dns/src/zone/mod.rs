@@ -15,22 +15,39 @@ use crate::gslb::GslbName;
 
 /// Record type codes used by the answering logic.
 pub mod rtype {
+    /// IPv4 address (RFC 1035).
     pub const A: u16 = 1;
+    /// Authoritative name server (RFC 1035).
     pub const NS: u16 = 2;
+    /// Canonical name (RFC 1035).
     pub const CNAME: u16 = 5;
+    /// Start of authority (RFC 1035).
     pub const SOA: u16 = 6;
+    /// Domain name pointer (RFC 1035).
     pub const PTR: u16 = 12;
+    /// Mail exchange (RFC 1035).
     pub const MX: u16 = 15;
+    /// Text strings (RFC 1035).
     pub const TXT: u16 = 16;
+    /// IPv6 address (RFC 3596).
     pub const AAAA: u16 = 28;
+    /// Service location (RFC 2782).
     pub const SRV: u16 = 33;
+    /// EDNS(0) pseudo-record (RFC 6891).
     pub const OPT: u16 = 41;
+    /// Delegation signer (RFC 4034).
     pub const DS: u16 = 43;
+    /// RRset signature (RFC 4034).
     pub const RRSIG: u16 = 46;
+    /// Next secure record (RFC 4034).
     pub const NSEC: u16 = 47;
+    /// Zone signing public key (RFC 4034).
     pub const DNSKEY: u16 = 48;
+    /// Incremental zone transfer query type (RFC 1995); answered as AXFR.
     pub const IXFR: u16 = 251;
+    /// Full zone transfer query type (RFC 5936).
     pub const AXFR: u16 = 252;
+    /// Query type matching every type (RFC 1035, RFC 8482).
     pub const ANY: u16 = 255;
 }
 
@@ -39,8 +56,11 @@ pub mod rtype {
 pub struct Rr {
     /// Owner name, lowercase wire format.
     pub owner: Box<[u8]>,
+    /// Record type code ([`rtype`]).
     pub rtype: u16,
+    /// Time to live, seconds.
     pub ttl: u32,
+    /// RDATA in wire format.
     pub rdata: Box<[u8]>,
     /// The domain name inside the RDATA that additional-section processing or CNAME chasing
     /// follows (CNAME/NS target, MX exchange, SRV target), lowercase wire format.
@@ -50,7 +70,9 @@ pub struct Rr {
 /// All records of one type at one name.
 #[derive(Debug, Clone)]
 pub struct RrSet {
+    /// Record type code ([`rtype`]).
     pub rtype: u16,
+    /// The records of the set.
     pub records: Vec<Rr>,
 }
 
@@ -58,6 +80,7 @@ pub struct RrSet {
 /// (it exists because names below it exist: NODATA, not NXDOMAIN).
 #[derive(Debug, Clone, Default)]
 pub struct Node {
+    /// RRsets at this name, sorted by type, one per type.
     pub sets: Vec<RrSet>,
     /// A GSLB name answers A/AAAA from the balancer's choice instead of static data.
     pub gslb: Option<Arc<GslbName>>,
@@ -66,6 +89,7 @@ pub struct Node {
 }
 
 impl Node {
+    /// The RRset of type `rtype`, if the node has one.
     pub fn get(&self, rtype: u16) -> Option<&RrSet> {
         self.sets.iter().find(|s| s.rtype == rtype)
     }
@@ -76,6 +100,7 @@ impl Node {
 pub struct Zone {
     /// Apex, lowercase wire format.
     pub origin: Box<[u8]>,
+    /// Every name of the zone (including empty non-terminals), keyed by lowercase wire name.
     pub nodes: HashMap<Box<[u8]>, Node>,
     /// The apex SOA record as stored.
     pub soa: Rr,

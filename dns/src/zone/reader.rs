@@ -23,8 +23,11 @@ use crate::names::MAX_NAME_LEN;
 pub struct Entry {
     /// Owner name, wire format, case as written.
     pub owner: Vec<u8>,
+    /// TTL, seconds (explicit, `$TTL`, or the previous record's).
     pub ttl: u32,
+    /// Class code (1 = IN).
     pub class: u16,
+    /// Record type code.
     pub rtype: u16,
     /// RDATA in wire format (names uncompressed, case as written).
     pub rdata: Vec<u8>,
@@ -37,7 +40,9 @@ pub struct Entry {
 /// A zone-file problem with its position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadError {
+    /// Position, `source:line:col`.
     pub at: String,
+    /// What is wrong.
     pub msg: String,
 }
 

@@ -1,6 +1,7 @@
 //! The answering hot path allocates nothing: a counting global allocator (this test binary's)
 //! counts this thread's allocations while `handle` answers a mix of queries, unsigned and, for
 //! positive answers whose signature is cached, signed.
+#![allow(unsafe_code)] // a GlobalAlloc impl forwarding to System; SAFETY comment on each block
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -28,17 +29,22 @@ fn count() {
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         count();
+        // SAFETY: our caller upholds GlobalAlloc::alloc's contract for `l`, which is System's.
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         count();
+        // SAFETY: our caller upholds GlobalAlloc::alloc_zeroed's contract for `l`.
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
         count();
+        // SAFETY: `p` came from this allocator, i.e. from System (every call is forwarded), and
+        // our caller upholds realloc's contract for `l` and `n`.
         unsafe { System.realloc(p, l, n) }
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+        // SAFETY: `p` was allocated by System with layout `l` (every allocation is forwarded).
         unsafe { System.dealloc(p, l) }
     }
 }
