@@ -588,20 +588,7 @@ mod tests {
         );
     }
 
-    /// A small deterministic generator (xorshift64*): the property test needs no extra crate and
-    /// fails the same way every run.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n.max(1) as u64) as usize
-        }
-    }
+    use switchyard_testkit::Rng;
 
     /// Run `input` through a gate (fed in random pieces); what it hands to hyper and whether it
     /// found a violation.

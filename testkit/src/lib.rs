@@ -4,7 +4,8 @@
 //! - [`eventually`] / [`eventually_blocking`]: poll a condition until it holds or a deadline
 //!   passes (the one poll-until helper; suites wrap it with their own failure messages);
 //! - [`http`]: one HTTP/1.1 request over a real socket and a small response reader
-//!   (chunked bodies included), for end-to-end tests.
+//!   (chunked bodies included), for end-to-end tests;
+//! - [`Rng`]: a seeded generator for property tests, so a failure replays exactly.
 
 pub mod http;
 
@@ -81,5 +82,31 @@ mod tests {
             eventually_blocking(Duration::from_millis(20), || false),
             None
         );
+    }
+}
+
+/// xorshift64*: a small seeded generator for bounded property tests (a failure replays exactly,
+/// with no extra crate).
+#[derive(Debug, Clone)]
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    /// A fair coin.
+    pub fn coin(&mut self) -> bool {
+        self.next() & 1 == 0
     }
 }

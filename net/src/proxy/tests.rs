@@ -296,22 +296,14 @@ fn v2_short_blocks_commands_and_families() {
     assert_eq!(parse(&long), Parse::Invalid("v2 header too long"));
 }
 
-/// xorshift64*: a seeded generator, so a failure replays exactly.
-struct Rng(u64);
+use switchyard_testkit::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn coin(&mut self) -> bool {
-        self.next() & 1 == 0
-    }
+/// A random IPv4 or IPv6 socket address.
+trait RandomAddr {
+    fn addr(&mut self) -> SocketAddr;
+}
+
+impl RandomAddr for Rng {
     fn addr(&mut self) -> SocketAddr {
         let port = self.next() as u16;
         if self.coin() {

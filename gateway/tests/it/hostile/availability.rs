@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, StreamBody};
+use futures_util::StreamExt;
+use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
 use super::*;
@@ -80,19 +81,12 @@ async fn drip_fed_body_hits_the_minimum_rate() {
 async fn h2c_stalled_body_gets_408() {
     let rec = Recorder::start(OK).await;
     let gw = gateway_to(&rec, Policy::Public, tight).await;
-    let stream = TcpStream::connect(gw.addr).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(
-        hyper_util::rt::TokioExecutor::new(),
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
-    tokio::spawn(conn);
+    let (mut send, _conn) = h2c(gw.addr).await;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Frame<Bytes>, std::io::Error>>(1);
     tx.send(Ok(Frame::data(Bytes::from_static(b"x"))))
         .await
         .unwrap();
-    let body = StreamBody::new(tokio_stream_from(rx));
+    let body = StreamBody::new(tokio_stream_from(rx).boxed());
     let req = http::Request::post("http://a/api/x")
         .header("content-length", "10")
         .body(body)
@@ -120,17 +114,10 @@ async fn idle_h2c_connections_are_closed() {
     let rec = Recorder::start(OK).await;
     let gw = gateway_to(&rec, Policy::Public, tight).await;
     for requests in [0, 1] {
-        let stream = TcpStream::connect(gw.addr).await.unwrap();
-        let (mut send, conn) = hyper::client::conn::http2::handshake(
-            hyper_util::rt::TokioExecutor::new(),
-            hyper_util::rt::TokioIo::new(stream),
-        )
-        .await
-        .unwrap();
-        let conn = tokio::spawn(conn);
+        let (mut send, conn) = h2c(gw.addr).await;
         for _ in 0..requests {
             let req = http::Request::get("http://a/api/x")
-                .body(Empty::<Bytes>::new())
+                .body(StreamBody::new(futures_util::stream::empty().boxed()))
                 .unwrap();
             let resp = send.send_request(req).await.unwrap();
             assert_eq!(resp.status(), 200);

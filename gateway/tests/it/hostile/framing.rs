@@ -16,10 +16,7 @@ async fn bare_lf_heads_are_refused_on_every_message() {
         b"GET /api/a HTTP/1.1\r\nHost: a\r\n\nPOST /api/b HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         b"GET /api/a HTTP/1.1\nHost: a\r\n\r\n",
     ];
-    for bytes in smuggled {
-        let text = exchange(gw.addr, bytes).await;
-        assert_eq!(statuses(&text), vec![400], "{text}");
-    }
+    each_answered(gw.addr, &smuggled, 400).await;
     assert!(rec.seen().is_empty(), "{:?}", rec.seen());
     // a clean first request, then a bare-LF one on the same connection
     let text = exchange(
@@ -46,15 +43,7 @@ async fn smuggling_shapes_are_refused() {
         b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Folded: a\r\n b\r\n\r\n",
         b"GET /api/x HTTP/1.1\r\nHost: a\r\nX-Nul: a\0b\r\n\r\n",
     ];
-    for bytes in shapes {
-        let text = exchange(gw.addr, bytes).await;
-        assert_eq!(
-            statuses(&text),
-            vec![400],
-            "{:?} -> {text}",
-            String::from_utf8_lossy(bytes)
-        );
-    }
+    each_answered(gw.addr, &shapes, 400).await;
     assert!(rec.seen().is_empty(), "{:?}", rec.seen());
 }
 
@@ -89,20 +78,17 @@ async fn host_rules() {
         s.routes[1].host = Some("a".into());
     })
     .await;
-    for bad in [
-        &b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: other.test\r\nConnection: close\r\n\r\n"[..],
-        b"GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n",
-        b"GET /api/x HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
-        b"GET /api/x HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n",
-    ] {
-        let text = exchange(gw.addr, bad).await;
-        assert_eq!(
-            statuses(&text),
-            vec![400],
-            "{:?}: {text}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    each_answered(
+        gw.addr,
+        &[
+            &b"GET /api/x HTTP/1.1\r\nHost: a\r\nHost: other.test\r\nConnection: close\r\n\r\n"[..],
+            b"GET /api/x HTTP/1.1\r\nConnection: close\r\n\r\n",
+            b"GET /api/x HTTP/1.1\r\nHost: a b\r\nConnection: close\r\n\r\n",
+            b"GET /api/x HTTP/1.1\r\nHost: user@a\r\nConnection: close\r\n\r\n",
+        ],
+        400,
+    )
+    .await;
     assert!(rec.seen().is_empty(), "{:?}", rec.seen());
     let text = exchange(gw.addr, b"GET /api/old HTTP/1.0\r\n\r\n").await;
     assert!(
@@ -126,20 +112,17 @@ async fn host_rules() {
 async fn raw_non_ascii_and_climbing_targets_are_refused() {
     let rec = Recorder::start(OK).await;
     let gw = gateway_to(&rec, Policy::Public, |_| {}).await;
-    for bad in [
-        &b"GET /api/\xe2\x80\xa5/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"[..],
-        b"GET /api/x?q=\xe2\x80\xa5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        b"GET /api/../../etc/passwd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-        b"GET /api/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-    ] {
-        let text = exchange(gw.addr, bad).await;
-        assert_eq!(
-            statuses(&text),
-            vec![400],
-            "{:?}: {text}",
-            String::from_utf8_lossy(bad)
-        );
-    }
+    each_answered(
+        gw.addr,
+        &[
+            &b"GET /api/\xe2\x80\xa5/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"[..],
+            b"GET /api/x?q=\xe2\x80\xa5 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            b"GET /api/../../etc/passwd HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            b"GET /api/%2e%2e/%2e%2e/x HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+        ],
+        400,
+    )
+    .await;
     assert!(rec.seen().is_empty(), "{:?}", rec.seen());
     let text = exchange(
         gw.addr,

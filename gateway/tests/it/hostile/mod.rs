@@ -56,6 +56,43 @@ async fn exchange(addr: SocketAddr, bytes: &[u8]) -> String {
     read_until_close(&mut s, Duration::from_secs(5)).await.0
 }
 
+/// Each request (a whole connection's bytes) gets exactly one response, with `status`.
+async fn each_answered(addr: SocketAddr, requests: &[&[u8]], status: u16) {
+    for bytes in requests {
+        let text = exchange(addr, bytes).await;
+        assert_eq!(
+            statuses(&text),
+            vec![status],
+            "{:?} -> {text}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+/// An h2c (prior knowledge) client connection; the connection task's handle comes back too.
+async fn h2c(
+    addr: SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<
+        http_body_util::StreamBody<
+            futures_util::stream::BoxStream<
+                'static,
+                Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>,
+            >,
+        >,
+    >,
+    tokio::task::JoinHandle<Result<(), hyper::Error>>,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    (send, tokio::spawn(conn))
+}
+
 /// Status codes of every response in a byte stream, in order.
 fn statuses(stream: &str) -> Vec<u16> {
     stream
