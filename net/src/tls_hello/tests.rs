@@ -400,3 +400,101 @@ fn fuzz_random_mutated_and_truncated_hellos() {
     assert!(invalid_n > 1_000, "only {invalid_n} rejected: the fuzzing is too gentle");
     assert!(t0.elapsed() < Duration::from_secs(30));
 }
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the one we pass.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts)
+    };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+async fn pair() -> (tokio::net::TcpStream, tokio::net::TcpStream) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let c = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+        .await
+        .unwrap();
+    (c, l.accept().await.unwrap().0)
+}
+
+/// A ClientHello written a few bytes at a time is found whole, and nothing is consumed.
+#[tokio::test]
+async fn peek_hello_waits_for_the_rest_and_consumes_nothing() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let real = unhex(OPENSSL);
+    let (mut c, mut s) = pair().await;
+    let want = real.clone();
+    let reader = tokio::spawn(async move {
+        let h = peek_hello(&s, Duration::from_secs(5)).await.unwrap();
+        let mut all = vec![0u8; want.len()];
+        s.read_exact(&mut all).await.unwrap();
+        assert_eq!(all, want, "the bytes are still queued, untouched");
+        h
+    });
+    for part in real.chunks(7) {
+        c.write_all(part).await.unwrap();
+        c.flush().await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    let h = reader.await.unwrap();
+    assert_eq!(h.server_name(), Some("www.example.test"));
+    assert_eq!(h.len, real.len());
+}
+
+#[tokio::test]
+async fn peek_hello_refuses_promptly() {
+    use tokio::io::AsyncWriteExt;
+    // not TLS
+    let (mut c, s) = pair().await;
+    c.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let e = peek_hello(&s, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(e, HelloError::NotTls), "{e:?}");
+    // malformed
+    let (mut c, s) = pair().await;
+    c.write_all(b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00").await.unwrap();
+    let e = peek_hello(&s, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(e, HelloError::Invalid(_)), "{e:?}");
+    // half a ClientHello, then the client closes: told at once, not at the timeout
+    let (mut c, s) = pair().await;
+    c.write_all(&unhex(OPENSSL)[..100]).await.unwrap();
+    c.shutdown().await.unwrap();
+    let t0 = std::time::Instant::now();
+    let e = peek_hello(&s, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(e, HelloError::Eof), "{e:?}");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    // closed without a byte
+    let (c, s) = pair().await;
+    drop(c);
+    let e = peek_hello(&s, Duration::from_secs(5)).await.unwrap_err();
+    assert!(matches!(e, HelloError::Eof), "{e:?}");
+}
+
+/// A hundred clients stalled in the middle of their ClientHello cost (almost) no CPU until the
+/// timeout closes them: the wait is on readiness, not a poll loop.
+#[tokio::test]
+async fn stalled_partial_hellos_cost_no_cpu() {
+    use tokio::io::AsyncWriteExt;
+    let real = unhex(OPENSSL);
+    let mut held = Vec::new();
+    let mut readers = Vec::new();
+    for _ in 0..100 {
+        let (mut c, s) = pair().await;
+        c.write_all(&real[..200]).await.unwrap();
+        held.push(c);
+        readers.push(tokio::spawn(async move {
+            peek_hello(&s, Duration::from_millis(800)).await
+        }));
+    }
+    let before = thread_cpu();
+    for r in readers {
+        let e = r.await.unwrap().unwrap_err();
+        assert!(matches!(e, HelloError::Timeout), "{e:?}");
+    }
+    let spent = thread_cpu() - before;
+    assert!(spent < Duration::from_millis(60), "{spent:?} of CPU while stalled");
+}
