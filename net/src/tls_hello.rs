@@ -176,7 +176,9 @@ fn record(buf: &[u8]) -> Result<Record<'_>, Parse> {
         return Err(prefix_check(buf));
     };
     if hdr[0] != HANDSHAKE {
-        return Err(Parse::Invalid("ClientHello interrupted by another record type"));
+        return Err(Parse::Invalid(
+            "ClientHello interrupted by another record type",
+        ));
     }
     if hdr[1] != 3 {
         return Err(Parse::Invalid("record version is not 3.x"));
@@ -208,9 +210,13 @@ fn prefix_check(buf: &[u8]) -> Parse {
 fn message(hs: &[u8]) -> Option<Result<&[u8], Parse>> {
     let &t = hs.first()?;
     if t != CLIENT_HELLO {
-        return Some(Err(Parse::Invalid("first handshake message is not a ClientHello")));
+        return Some(Err(Parse::Invalid(
+            "first handshake message is not a ClientHello",
+        )));
     }
-    let len = hs.get(1..4).map(|l| u32::from_be_bytes([0, l[0], l[1], l[2]]) as usize)?;
+    let len = hs
+        .get(1..4)
+        .map(|l| u32::from_be_bytes([0, l[0], l[1], l[2]]) as usize)?;
     if len + 4 + RECORD_HEADER > MAX_PEEK {
         return Some(Err(Parse::Invalid("ClientHello longer than the limit")));
     }
@@ -326,7 +332,9 @@ fn server_name(data: &[u8], hello: &mut Hello) -> Result<(), &'static str> {
         if name.is_empty() || name.len() > MAX_NAME {
             return Err("server name empty or longer than 253 bytes");
         }
-        if name.iter().any(|&b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
+        if name
+            .iter()
+            .any(|&b| !(b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_'))
             || name.starts_with(b".")
             || name.ends_with(b".")
         {

@@ -513,7 +513,10 @@ fn v2_with_tlvs_parses_back_and_carries_them() {
     );
     // without TLVs it is the plain v2 header
     let n0 = encode_v2_tlvs(s, d, &[], &mut out).unwrap();
-    assert_eq!(out[..n0], enc(Version::V2, "10.0.0.1:5000", "10.0.0.2:443")[..]);
+    assert_eq!(
+        out[..n0],
+        enc(Version::V2, "10.0.0.1:5000", "10.0.0.2:443")[..]
+    );
     // the largest SNI and ALPN fit; a buffer too small is refused
     let big = [b'a'; 256];
     let mut out6 = [0u8; MAX_ENCODED_TLVS];

@@ -162,7 +162,11 @@ fn split_into_records_of_any_size_parses_the_same() {
     for chunk in [1, 2, 3, 5, 7, 40, msg.len() - 1, msg.len()] {
         let b = records(&msg, chunk);
         for n in 0..b.len() {
-            assert_eq!(run(&b[..n]).0, Parse::Incomplete, "chunk {chunk}, {n} bytes");
+            assert_eq!(
+                run(&b[..n]).0,
+                Parse::Incomplete,
+                "chunk {chunk}, {n} bytes"
+            );
         }
         let (p, h) = run(&b);
         assert_eq!(p, Parse::Complete, "chunk {chunk}");
@@ -182,7 +186,12 @@ fn split_into_records_of_any_size_parses_the_same() {
 
 #[test]
 fn not_tls_is_told_by_the_first_byte() {
-    for b in [&b"GET / HTTP/1.1\r\n"[..], b"\x80\x2e\x01\x03\x01", b"SSH-2.0-x", b"\x00"] {
+    for b in [
+        &b"GET / HTTP/1.1\r\n"[..],
+        b"\x80\x2e\x01\x03\x01",
+        b"SSH-2.0-x",
+        b"\x00",
+    ] {
         assert_eq!(run(b).0, Parse::NotTls, "{b:?}");
     }
     assert_eq!(run(b"").0, Parse::Incomplete);
@@ -193,17 +202,26 @@ fn not_tls_is_told_by_the_first_byte() {
 #[test]
 fn malformed_records_are_invalid() {
     assert_eq!(invalid(b"\x16\x02\x00"), "record version is not 3.x");
-    assert_eq!(invalid(b"\x16\x03\x01\x40\x01"), "record longer than 2^14 bytes");
+    assert_eq!(
+        invalid(b"\x16\x03\x01\x40\x01"),
+        "record longer than 2^14 bytes"
+    );
     assert_eq!(invalid(b"\x16\x03\x01\x00\x00"), "empty handshake record");
     let msg = message(&Spec::default());
     // an alert record between two halves of the ClientHello
     let mut b = records(&msg[..10], 10);
     b.extend([21, 3, 3, 0, 2, 2, 40]);
-    assert_eq!(invalid(&b), "ClientHello interrupted by another record type");
+    assert_eq!(
+        invalid(&b),
+        "ClientHello interrupted by another record type"
+    );
     // a ServerHello (type 2) where a ClientHello belongs
     let mut m = msg.clone();
     m[0] = 2;
-    assert_eq!(invalid(&records(&m, 1 << 14)), "first handshake message is not a ClientHello");
+    assert_eq!(
+        invalid(&records(&m, 1 << 14)),
+        "first handshake message is not a ClientHello"
+    );
     // a declared length beyond the limit
     let huge = [22, 3, 1, 0, 4, 1, 0, 0x40, 0];
     assert_eq!(invalid(&huge), "ClientHello longer than the limit");
@@ -216,16 +234,47 @@ fn malformed_records_are_invalid() {
 #[test]
 fn malformed_bodies_are_invalid() {
     let bad = |s: Spec| invalid(&build(&s));
-    assert_eq!(bad(Spec { session: 33, ..Spec::default() }), "session id longer than 32 bytes");
-    assert_eq!(bad(Spec { suites: 3, ..Spec::default() }), "bad cipher suite list");
-    assert_eq!(bad(Spec { suites: 0, ..Spec::default() }), "bad cipher suite list");
-    assert_eq!(bad(Spec { compression: 0, ..Spec::default() }), "no compression method");
+    assert_eq!(
+        bad(Spec {
+            session: 33,
+            ..Spec::default()
+        }),
+        "session id longer than 32 bytes"
+    );
+    assert_eq!(
+        bad(Spec {
+            suites: 3,
+            ..Spec::default()
+        }),
+        "bad cipher suite list"
+    );
+    assert_eq!(
+        bad(Spec {
+            suites: 0,
+            ..Spec::default()
+        }),
+        "bad cipher suite list"
+    );
+    assert_eq!(
+        bad(Spec {
+            compression: 0,
+            ..Spec::default()
+        }),
+        "no compression method"
+    );
     let two = Spec {
         names: vec![b"a.example".to_vec(), b"b.example".to_vec()],
         ..Spec::default()
     };
     assert_eq!(bad(two), "two host names in server_name");
-    for n in [&b"a b.example"[..], b"a\0", b".a.example", b"a.example.", b"", b"caf\xc3\xa9"] {
+    for n in [
+        &b"a b.example"[..],
+        b"a\0",
+        b".a.example",
+        b"a.example.",
+        b"",
+        b"caf\xc3\xa9",
+    ] {
         let s = Spec {
             names: vec![n.to_vec()],
             ..Spec::default()
@@ -268,7 +317,10 @@ fn malformed_bodies_are_invalid() {
     m[1..4].copy_from_slice(&(body as u32).to_be_bytes()[1..]);
     assert_eq!(invalid(&records(&m, 1 << 14)), "bytes after the extensions");
     // an extension whose length runs past the block
-    let mut m = message(&Spec { alpn: None, ..Spec::default() });
+    let mut m = message(&Spec {
+        alpn: None,
+        ..Spec::default()
+    });
     let n = m.len();
     m[n - 14] = 0xff; // the server name list's length, high byte
     assert!(matches!(run(&records(&m, 1 << 14)).0, Parse::Invalid(_)));
@@ -281,7 +333,10 @@ fn optional_parts() {
         no_extensions: true,
         ..Spec::default()
     }));
-    assert_eq!((p, h.server_name(), h.alpn()), (Parse::Complete, None, None));
+    assert_eq!(
+        (p, h.server_name(), h.alpn()),
+        (Parse::Complete, None, None)
+    );
     // extensions without SNI or ALPN, and unknown ones, are skipped
     let (p, h) = run(&build(&Spec {
         names: vec![],
@@ -289,14 +344,22 @@ fn optional_parts() {
         extra: vec![(21, vec![0; 300]), (0xfe0d, vec![1, 2, 3])],
         ..Spec::default()
     }));
-    assert_eq!((p, h.server_name(), h.alpn()), (Parse::Complete, None, None));
+    assert_eq!(
+        (p, h.server_name(), h.alpn()),
+        (Parse::Complete, None, None)
+    );
     // an ALPN extension longer than MAX_ALPN is parsed but not kept
-    let many: Vec<Vec<u8>> = (0..40).map(|i| format!("proto-{i:02}").into_bytes()).collect();
+    let many: Vec<Vec<u8>> = (0..40)
+        .map(|i| format!("proto-{i:02}").into_bytes())
+        .collect();
     let (p, h) = run(&build(&Spec {
         alpn: Some(many),
         ..Spec::default()
     }));
-    assert_eq!((p, h.server_name(), h.alpn()), (Parse::Complete, Some("a.example"), None));
+    assert_eq!(
+        (p, h.server_name(), h.alpn()),
+        (Parse::Complete, Some("a.example"), None)
+    );
     // the longest name, and underscores and digits
     let name = format!("{}.x", "a".repeat(251));
     for n in [name.as_str(), "_acme.9.Example"] {
@@ -333,7 +396,11 @@ fn a_record_stream_longer_than_the_limit_is_invalid() {
 fn check_invariants(buf: &[u8]) -> Parse {
     let (r, h) = run(buf);
     if r == Parse::Complete {
-        assert!(h.len <= buf.len().min(MAX_PEEK), "{h:?} longer than {} bytes", buf.len());
+        assert!(
+            h.len <= buf.len().min(MAX_PEEK),
+            "{h:?} longer than {} bytes",
+            buf.len()
+        );
         let (again, h2) = run(&buf[..h.len]);
         assert_eq!(again, r, "the hello alone gives the same answer");
         assert_eq!(h2.server_name(), h.server_name());
@@ -396,8 +463,14 @@ fn fuzz_random_mutated_and_truncated_hellos() {
         let cut = rng.below(buf.len() + 1);
         check_invariants(&buf[..cut]);
     }
-    assert!(complete > 1_000, "only {complete} inputs parsed: the mutations are too harsh");
-    assert!(invalid_n > 1_000, "only {invalid_n} rejected: the fuzzing is too gentle");
+    assert!(
+        complete > 1_000,
+        "only {complete} inputs parsed: the mutations are too harsh"
+    );
+    assert!(
+        invalid_n > 1_000,
+        "only {invalid_n} rejected: the fuzzing is too gentle"
+    );
     assert!(t0.elapsed() < Duration::from_secs(30));
 }
 
@@ -456,7 +529,9 @@ async fn peek_hello_refuses_promptly() {
     assert!(matches!(e, HelloError::NotTls), "{e:?}");
     // malformed
     let (mut c, s) = pair().await;
-    c.write_all(b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00").await.unwrap();
+    c.write_all(b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00")
+        .await
+        .unwrap();
     let e = peek_hello(&s, Duration::from_secs(5)).await.unwrap_err();
     assert!(matches!(e, HelloError::Invalid(_)), "{e:?}");
     // half a ClientHello, then the client closes: told at once, not at the timeout
@@ -496,5 +571,8 @@ async fn stalled_partial_hellos_cost_no_cpu() {
         assert!(matches!(e, HelloError::Timeout), "{e:?}");
     }
     let spent = thread_cpu() - before;
-    assert!(spent < Duration::from_millis(60), "{spent:?} of CPU while stalled");
+    assert!(
+        spent < Duration::from_millis(60),
+        "{spent:?} of CPU while stalled"
+    );
 }
