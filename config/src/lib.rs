@@ -11,7 +11,7 @@
 //! - [`world`]: the top-level raw document and the validated [`World`]; one module per part of
 //!   it: [`region`] (regions, AZs), [`lb`] (L4 pools and listeners), [`health`] (checks, passive
 //!   ejection, policies), [`services`], [`gateway`] (raw structs, validation, model, CORS),
-//!   [`dns`] (listeners, zones, GSLB names);
+//!   [`dns`] (listeners, zones, GSLB names), [`tls`] (certificate lists of TLS listeners);
 //! - [`error`] (every problem in one pass), [`locate`] (TOML path → line:column),
 //!   [`duration`] (human durations); `demo` (the embedded demo world) and `tests`.
 
@@ -24,6 +24,7 @@ pub mod lb;
 pub mod locate;
 pub mod region;
 pub mod services;
+pub mod tls;
 pub mod world;
 
 mod demo;
