@@ -56,6 +56,101 @@ pub struct RawDns {
     /// DNSSEC: signatures are valid from this long before they are made (validator clocks).
     #[serde(default = "default_sig_inception")]
     pub dnssec_inception_offset: HumanDuration,
+    /// DNS over TLS (RFC 7858): `{ listen = [...], certs = [...] }`; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawDnsTls>,
+    /// DNS over HTTPS (RFC 8484): `{ listen = [...], path = "/dns-query", certs = [...] }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<RawDnsTls>,
+}
+
+/// Raw `[dns] tls = {...}` / `https = {...}`: an encrypted transport for the same answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnsTls {
+    pub listen: Vec<String>,
+    pub certs: Vec<crate::tls::RawCert>,
+    /// DoH only: the URL path queries are served on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default = "default_handshake")]
+    pub handshake_timeout: HumanDuration,
+    /// A connection without a query (or stalled writing) this long is closed.
+    #[serde(default = "default_tls_idle")]
+    pub idle_timeout: HumanDuration,
+    /// Open connections at most; over it a new connection is closed at once.
+    #[serde(default = "default_tls_max")]
+    pub max_connections: u32,
+}
+
+fn default_handshake() -> HumanDuration {
+    secs(5)
+}
+fn default_tls_idle() -> HumanDuration {
+    secs(30)
+}
+fn default_tls_max() -> u32 {
+    1024
+}
+
+/// A validated DoT or DoH listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsTls {
+    pub listen: Vec<SocketAddr>,
+    pub certs: Vec<crate::tls::CertFile>,
+    /// DoH: the path (starts with `/`); DoT: empty.
+    pub path: String,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+}
+
+impl RawDnsTls {
+    /// Validates `dns.tls` (`doh` false) or `dns.https` (`doh` true).
+    fn validate(&self, at: &str, doh: bool, errs: &mut Errors) -> DnsTls {
+        let listen: Vec<SocketAddr> =
+            errs.parse_list(&self.listen, &format!("{at}.listen"), "an address with a port");
+        if self.listen.is_empty() {
+            errs.push(format!("{at}.listen"), "give at least one address with a port");
+        }
+        let certs = crate::tls::validate_certs(&self.certs, &format!("{at}.certs"), errs);
+        let path = match (&self.path, doh) {
+            (None, true) => "/dns-query".to_string(),
+            (Some(p), true) => {
+                if !p.starts_with('/') || p.contains(['?', '#', ' ']) {
+                    errs.push(
+                        format!("{at}.path"),
+                        format!("{p:?} is not a URL path (e.g. \"/dns-query\")"),
+                    );
+                }
+                p.clone()
+            }
+            (Some(_), false) => {
+                errs.push(format!("{at}.path"), "only DNS over HTTPS (dns.https) has a path");
+                String::new()
+            }
+            (None, false) => String::new(),
+        };
+        for (k, d) in [
+            ("handshake_timeout", self.handshake_timeout.0),
+            ("idle_timeout", self.idle_timeout.0),
+        ] {
+            if d.is_zero() {
+                errs.push(format!("{at}.{k}"), "must be greater than 0");
+            }
+        }
+        if self.max_connections == 0 {
+            errs.push(format!("{at}.max_connections"), "must be greater than 0");
+        }
+        DnsTls {
+            listen,
+            certs,
+            path,
+            handshake_timeout: self.handshake_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 fn default_sig_validity() -> HumanDuration {
@@ -149,6 +244,8 @@ impl Default for RawDns {
             nsid: None,
             dnssec_signature_validity: default_sig_validity(),
             dnssec_inception_offset: default_sig_inception(),
+            tls: None,
+            https: None,
         }
     }
 }
@@ -304,6 +401,10 @@ pub struct Dns {
     pub dnssec_signature_validity: Duration,
     /// How far back signatures' inception is put.
     pub dnssec_inception_offset: Duration,
+    /// DNS over TLS (off when `None`).
+    pub tls: Option<DnsTls>,
+    /// DNS over HTTPS (off when `None`).
+    pub https: Option<DnsTls>,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -516,6 +617,8 @@ impl RawDns {
             nsid: self.nsid.clone(),
             dnssec_signature_validity: self.dnssec_signature_validity.0,
             dnssec_inception_offset: self.dnssec_inception_offset.0,
+            tls: self.tls.as_ref().map(|t| t.validate("dns.tls", false, errs)),
+            https: self.https.as_ref().map(|t| t.validate("dns.https", true, errs)),
         }
     }
 }

@@ -501,6 +501,12 @@ impl World {
                 fix_str(k);
             }
         }
+        for t in [&mut self.dns.tls, &mut self.dns.https].into_iter().flatten() {
+            for c in &mut t.certs {
+                fix(&mut c.cert);
+                fix(&mut c.key);
+            }
+        }
         for k in &mut self.gateway.jwt.keys {
             match &mut k.source {
                 KeySource::SecretFile(f) | KeySource::PemFile(f) | KeySource::JwksFile(f) => {
