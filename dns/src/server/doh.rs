@@ -168,6 +168,8 @@ async fn query_of(
                 })
             });
             if !is_dns {
+                // read what was sent (bounded) so HTTP/2 ends the stream cleanly, not by reset
+                let _ = Limited::new(req.into_body(), MAX_TCP_QUERY).collect().await;
                 return Err(refuse(
                     shared,
                     StatusCode::UNSUPPORTED_MEDIA_TYPE,
