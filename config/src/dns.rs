@@ -108,10 +108,16 @@ pub struct DnsTls {
 impl RawDnsTls {
     /// Validates `dns.tls` (`doh` false) or `dns.https` (`doh` true).
     fn validate(&self, at: &str, doh: bool, errs: &mut Errors) -> DnsTls {
-        let listen: Vec<SocketAddr> =
-            errs.parse_list(&self.listen, &format!("{at}.listen"), "an address with a port");
+        let listen: Vec<SocketAddr> = errs.parse_list(
+            &self.listen,
+            &format!("{at}.listen"),
+            "an address with a port",
+        );
         if self.listen.is_empty() {
-            errs.push(format!("{at}.listen"), "give at least one address with a port");
+            errs.push(
+                format!("{at}.listen"),
+                "give at least one address with a port",
+            );
         }
         let certs = crate::tls::validate_certs(&self.certs, &format!("{at}.certs"), errs);
         let path = match (&self.path, doh) {
@@ -126,7 +132,10 @@ impl RawDnsTls {
                 p.clone()
             }
             (Some(_), false) => {
-                errs.push(format!("{at}.path"), "only DNS over HTTPS (dns.https) has a path");
+                errs.push(
+                    format!("{at}.path"),
+                    "only DNS over HTTPS (dns.https) has a path",
+                );
                 String::new()
             }
             (None, false) => String::new(),
@@ -617,8 +626,14 @@ impl RawDns {
             nsid: self.nsid.clone(),
             dnssec_signature_validity: self.dnssec_signature_validity.0,
             dnssec_inception_offset: self.dnssec_inception_offset.0,
-            tls: self.tls.as_ref().map(|t| t.validate("dns.tls", false, errs)),
-            https: self.https.as_ref().map(|t| t.validate("dns.https", true, errs)),
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| t.validate("dns.tls", false, errs)),
+            https: self
+                .https
+                .as_ref()
+                .map(|t| t.validate("dns.https", true, errs)),
         }
     }
 }
@@ -767,5 +782,41 @@ listen = ["127.0.0.1:0"]
             e.contains("dns.gslb[0].all_down") && e.contains("return_all"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dot_and_doh_parse_with_defaults_and_located_errors() {
+        let cert = "certs = [{ cert = \"c.pem\", key = \"k.pem\" }]";
+        let with =
+            |lines: &str| world("fail_open").replacen("[dns]\n", &format!("[dns]\n{lines}\n"), 1);
+        let w = parse_str(
+            &with(&format!(
+                "tls = {{ listen = [\"127.0.0.1:8853\"], {cert} }}\nhttps = {{ listen = [\"127.0.0.1:8443\"], {cert}, max_connections = 7 }}"
+            )),
+            "t",
+        )
+        .unwrap();
+        let (dot, doh) = (w.dns.tls.unwrap(), w.dns.https.unwrap());
+        assert_eq!(dot.listen, ["127.0.0.1:8853".parse().unwrap()]);
+        assert_eq!((dot.path.as_str(), doh.path.as_str()), ("", "/dns-query"));
+        assert_eq!(dot.certs[0].cert, std::path::PathBuf::from("c.pem"));
+        assert_eq!((dot.max_connections, doh.max_connections), (1024, 7));
+        assert_eq!(dot.idle_timeout, std::time::Duration::from_secs(30));
+        let cases = [
+            (format!("tls = {{ listen = [\"x\"], {cert} }}"), "dns.tls.listen[0]"),
+            (format!("tls = {{ listen = [], {cert} }}"), "dns.tls.listen"),
+            ("tls = { listen = [\"127.0.0.1:853\"], certs = [] }".to_string(), "dns.tls.certs"),
+            (format!("tls = {{ listen = [\"127.0.0.1:853\"], {cert}, path = \"/q\" }}"), "dns.tls.path"),
+            (format!("https = {{ listen = [\"127.0.0.1:443\"], {cert}, path = \"dns\" }}"), "dns.https.path"),
+            (format!("https = {{ listen = [\"127.0.0.1:443\"], {cert}, idle_timeout = \"0s\" }}"), "dns.https.idle_timeout"),
+            (format!("https = {{ listen = [\"127.0.0.1:443\"], {cert}, max_connections = 0 }}"), "dns.https.max_connections"),
+            (format!("https = {{ listen = [\"127.0.0.1:0\"], {cert}, bogus = 1 }}"), "bogus"),
+            // the same address as the DoT listener
+            (format!("tls = {{ listen = [\"127.0.0.1:853\"], {cert} }}\nhttps = {{ listen = [\"127.0.0.1:853\"], {cert} }}"), "dns.https.listen[0]"),
+        ];
+        for (lines, want) in cases {
+            let e = parse_str(&with(&lines), "t").unwrap_err().to_string();
+            assert!(e.contains(want), "{lines}: want {want:?} in\n{e}");
+        }
     }
 }

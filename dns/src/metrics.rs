@@ -67,12 +67,18 @@ pub fn describe() {
     );
     describe_counter!(TCP_QUERIES, "Queries received over TCP");
     describe_counter!(DOT_QUERIES, "Queries received over DNS over TLS");
-    describe_counter!(DOH_QUERIES, "Queries received over DNS over HTTPS, by method");
+    describe_counter!(
+        DOH_QUERIES,
+        "Queries received over DNS over HTTPS, by method"
+    );
     describe_counter!(
         DOH_REFUSED,
         "DoH requests answered with an HTTP error before reaching the DNS core, by status"
     );
-    describe_gauge!(TLS_CONNECTIONS, "Open DoT and DoH connections, by transport");
+    describe_gauge!(
+        TLS_CONNECTIONS,
+        "Open DoT and DoH connections, by transport"
+    );
     describe_counter!(
         TLS_REJECTED,
         "DoT and DoH connections closed at once at the connection cap, by transport"

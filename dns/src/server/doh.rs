@@ -49,8 +49,9 @@ impl Activity {
     /// When the connection is idle long enough to close, as of now (`None`: a request is in
     /// flight).
     fn deadline(&self, idle: Duration) -> Option<Instant> {
-        (self.in_flight.load(Ordering::Acquire) == 0)
-            .then(|| self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle)
+        (self.in_flight.load(Ordering::Acquire) == 0).then(|| {
+            self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed)) + idle
+        })
     }
 }
 
@@ -99,7 +100,9 @@ pub(crate) async fn serve<S>(
     tokio::pin!(serving);
     let idle = spec.idle_timeout;
     loop {
-        let at = activity.deadline(idle).unwrap_or_else(|| Instant::now() + idle);
+        let at = activity
+            .deadline(idle)
+            .unwrap_or_else(|| Instant::now() + idle);
         tokio::select! {
             _ = serving.as_mut() => return,
             _ = shutdown.cancelled() => break,
@@ -143,11 +146,12 @@ async fn query_of(
         Method::GET => {
             shared.metrics.doh_queries[0].increment(1);
             let q = req.uri().query().unwrap_or("");
-            let Some(b64) = q
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("dns="))
-            else {
-                return Err(refuse(shared, StatusCode::BAD_REQUEST, "no dns= parameter\n"));
+            let Some(b64) = q.split('&').find_map(|kv| kv.strip_prefix("dns=")) else {
+                return Err(refuse(
+                    shared,
+                    StatusCode::BAD_REQUEST,
+                    "no dns= parameter\n",
+                ));
             };
             // RFC 8484 §4.1: base64url without padding; padding is tolerated
             let b64 = b64.trim_end_matches('=');
@@ -163,9 +167,9 @@ async fn query_of(
             let ct = req.headers().get(CONTENT_TYPE).map(HeaderValue::as_bytes);
             // parameters (e.g. `; charset`) are not part of the type
             let is_dns = ct.is_some_and(|c| {
-                c.split(|&b| b == b';').next().is_some_and(|t| {
-                    t.trim_ascii().eq_ignore_ascii_case(DNS_MESSAGE.as_bytes())
-                })
+                c.split(|&b| b == b';')
+                    .next()
+                    .is_some_and(|t| t.trim_ascii().eq_ignore_ascii_case(DNS_MESSAGE.as_bytes()))
             });
             if !is_dns {
                 // read what was sent (bounded) so HTTP/2 ends the stream cleanly, not by reset

@@ -305,7 +305,10 @@ impl Handle {
                 tls::Kind::Doh => &spec.doh,
             };
             if now.as_ref() != Some(&t.spec) {
-                tracing::warn!(listener = t.kind.key(), "dns tls/https settings changed: take effect on restart");
+                tracing::warn!(
+                    listener = t.kind.key(),
+                    "dns tls/https settings changed: take effect on restart"
+                );
             }
             if let Err(e) = t.store.reload() {
                 tracing::warn!(listener = t.kind.key(), error = %e, "certificate reload failed; keeping the old one");

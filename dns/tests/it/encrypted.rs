@@ -67,7 +67,10 @@ async fn demo(extra: &str) -> Running {
             "listen = [\"127.0.0.1:0\"]\ntls = {{ listen = [\"127.0.0.1:0\"], {certs}{extra} }}\nhttps = {{ listen = [\"127.0.0.1:0\"], {certs}{extra} }}"
         ),
     );
-    assert!(toml.contains("https = {"), "the demo's [dns] listen line moved");
+    assert!(
+        toml.contains("https = {"),
+        "the demo's [dns] listen line moved"
+    );
     let toml = format!("[node]\nonly = [\"dns\"]\n{toml}");
     let world = switchyard_config::parse_str(&toml, "demo").expect("demo world");
     let token = CancellationToken::new();
@@ -119,17 +122,18 @@ fn ca(dir: &Path) -> String {
 
 /// A rustls client trusting the test CA.
 fn connector(dir: &Path, alpn: &[u8]) -> tokio_rustls::TlsConnector {
-    let cfg = switchyard_tls::server::client_config(&dir.join("ca.pem"), vec![alpn.to_vec()])
-        .unwrap();
+    let cfg =
+        switchyard_tls::server::client_config(&dir.join("ca.pem"), vec![alpn.to_vec()]).unwrap();
     tokio_rustls::TlsConnector::from(cfg)
 }
 
-async fn dot_connect(
-    r: &Running,
-) -> tokio_rustls::client::TlsStream<TcpStream> {
+async fn dot_connect(r: &Running) -> tokio_rustls::client::TlsStream<TcpStream> {
     let tcp = TcpStream::connect(r.dot).await.unwrap();
     let name = rustls_pki_types::ServerName::try_from("dns.example.test").unwrap();
-    connector(&r.dir, b"dot").connect(name, tcp).await.expect("DoT handshake")
+    connector(&r.dir, b"dot")
+        .connect(name, tcp)
+        .await
+        .expect("DoT handshake")
 }
 
 #[tokio::test]
@@ -138,7 +142,11 @@ async fn dot_and_doh_answer_byte_identical_to_udp_for_the_same_ecs() {
     let q = gb_query();
     let want = udp_raw(r.udp, &q).await.expect("UDP answer");
     let m = decode(&want, 0x4242);
-    assert_eq!(addrs(&m.answers), vec![ip("127.0.2.1")], "GB goes to eu-west");
+    assert_eq!(
+        addrs(&m.answers),
+        vec![ip("127.0.2.1")],
+        "GB goes to eu-west"
+    );
     assert_eq!(ecs_of(&m), Some((27, 24, ip("81.2.69.160"))));
 
     // DoT (rustls client), two queries on one connection
@@ -166,9 +174,23 @@ async fn dot_and_doh_answer_byte_identical_to_udp_for_the_same_ecs() {
     let data = format!("@{}", qfile.display());
     let cafile = ca(&r.dir);
     for http in ["--http2", "--http1.1"] {
-        let base = ["-sS", "--fail", "--cacert", &cafile, "--resolve", &resolve, http];
+        let base = [
+            "-sS",
+            "--fail",
+            "--cacert",
+            &cafile,
+            "--resolve",
+            &resolve,
+            http,
+        ];
         let mut post = base.to_vec();
-        post.extend(["-H", "content-type: application/dns-message", "--data-binary", &data, &url]);
+        post.extend([
+            "-H",
+            "content-type: application/dns-message",
+            "--data-binary",
+            &data,
+            &url,
+        ]);
         let (ok, body, err) = tool("curl", &post).await;
         assert!(ok, "curl POST {http}: {err}");
         assert_eq!(body, want, "DoH POST {http} differs from UDP");
@@ -181,11 +203,25 @@ async fn dot_and_doh_answer_byte_identical_to_udp_for_the_same_ecs() {
     // the content type of the answer
     let (ok, head, _) = tool(
         "curl",
-        &["-sS", "-o", "/dev/null", "-D", "-", "--cacert", &cafile, "--resolve", &resolve, &get_url],
+        &[
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-D",
+            "-",
+            "--cacert",
+            &cafile,
+            "--resolve",
+            &resolve,
+            &get_url,
+        ],
     )
     .await;
     let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
-    assert!(ok && head.contains("content-type: application/dns-message"), "{head}");
+    assert!(
+        ok && head.contains("content-type: application/dns-message"),
+        "{head}"
+    );
 }
 
 #[tokio::test]
@@ -203,12 +239,28 @@ async fn kdig_over_tls_and_https() {
         "A",
     ];
     let udp_port = r.udp.port().to_string();
-    let (ok, udp_out, err) =
-        tool("kdig", &["@127.0.0.1", "-p", &udp_port, "+subnet=81.2.69.160/27", "+noall", "+answer", "api.example.test", "A"]).await;
+    let (ok, udp_out, err) = tool(
+        "kdig",
+        &[
+            "@127.0.0.1",
+            "-p",
+            &udp_port,
+            "+subnet=81.2.69.160/27",
+            "+noall",
+            "+answer",
+            "api.example.test",
+            "A",
+        ],
+    )
+    .await;
     assert!(ok, "kdig over UDP: {err}");
     let udp_out = String::from_utf8_lossy(&udp_out).into_owned();
     assert!(udp_out.contains("127.0.2.1"), "{udp_out}");
-    for (port, mode) in [(r.dot.port(), "+tls"), (r.doh.port(), "+https=/dns-query"), (r.doh.port(), "+https-get")] {
+    for (port, mode) in [
+        (r.dot.port(), "+tls"),
+        (r.doh.port(), "+https=/dns-query"),
+        (r.doh.port(), "+https-get"),
+    ] {
         let p = port.to_string();
         let mut args = vec!["@127.0.0.1", "-p", &p, mode, &cafile];
         if mode == "+https-get" {
@@ -218,13 +270,25 @@ async fn kdig_over_tls_and_https() {
         let (ok, out, err) = tool("kdig", &args).await;
         let out = String::from_utf8_lossy(&out).into_owned();
         assert!(ok, "kdig {mode}: {err}\n{out}");
-        assert_eq!(out, udp_out, "kdig {mode}: the answer section differs from UDP's");
+        assert_eq!(
+            out, udp_out,
+            "kdig {mode}: the answer section differs from UDP's"
+        );
     }
     // a client that does not trust the CA is refused by its own verification
     let p = r.dot.port().to_string();
     let (ok, out, _) = tool(
         "kdig",
-        &["@127.0.0.1", "-p", &p, "+tls-ca=/etc/ssl/certs/ca-certificates.crt", "+tls-hostname=dns.example.test", "+timeout=3", "+retry=0", "api.example.test"],
+        &[
+            "@127.0.0.1",
+            "-p",
+            &p,
+            "+tls-ca=/etc/ssl/certs/ca-certificates.crt",
+            "+tls-hostname=dns.example.test",
+            "+timeout=3",
+            "+retry=0",
+            "api.example.test",
+        ],
     )
     .await;
     assert!(!ok || !String::from_utf8_lossy(&out).contains("127.0.2.1"));
@@ -235,7 +299,17 @@ async fn curl_status(r: &Running, extra: &[&str], path_and_query: &str) -> u16 {
     let url = format!("https://dns.example.test:{}{path_and_query}", r.doh.port());
     let resolve = format!("dns.example.test:{}:127.0.0.1", r.doh.port());
     let cafile = ca(&r.dir);
-    let mut args = vec!["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", &cafile, "--resolve", &resolve];
+    let mut args = vec![
+        "-sS",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--cacert",
+        &cafile,
+        "--resolve",
+        &resolve,
+    ];
     args.extend(extra);
     args.push(&url);
     let (_, out, err) = tool("curl", &args).await;
@@ -253,11 +327,18 @@ async fn malformed_requests_get_protocol_correct_refusals() {
     std::fs::write(&garbage, b"\x00\x01garbage").unwrap();
     let big = r.dir.join("big.bin");
     std::fs::write(&big, vec![0u8; 20 * 1024]).unwrap();
-    let (g, b) = (format!("@{}", garbage.display()), format!("@{}", big.display()));
+    let (g, b) = (
+        format!("@{}", garbage.display()),
+        format!("@{}", big.display()),
+    );
     let cases: Vec<(Vec<&str>, &str, u16)> = vec![
         (vec!["-H", dns_ct, "--data-binary", &g], "/dns-query", 400),
         (vec!["-H", dns_ct, "--data-binary", &b], "/dns-query", 413),
-        (vec!["-H", "content-type: text/plain", "--data-binary", &g], "/dns-query", 415),
+        (
+            vec!["-H", "content-type: text/plain", "--data-binary", &g],
+            "/dns-query",
+            415,
+        ),
         (vec![], "/dns-query?dns=!!!notbase64", 400),
         (vec![], "/dns-query?other=1", 400),
         (vec![], "/dns-query?dns=AAAA", 400), // 3 bytes: shorter than a header
@@ -268,11 +349,19 @@ async fn malformed_requests_get_protocol_correct_refusals() {
         for (extra, path, want) in &cases {
             let mut e = extra.clone();
             e.push(http);
-            assert_eq!(curl_status(&r, &e, path).await, *want, "{http} {extra:?} {path}");
+            assert_eq!(
+                curl_status(&r, &e, path).await,
+                *want,
+                "{http} {extra:?} {path}"
+            );
         }
     }
     // garbage on the DoT port: no TLS, closed; the listener keeps serving
-    for junk in [&b"\x00\x1dnot tls at all, just bytes.."[..], b"GET / HTTP/1.1\r\n\r\n", &[0x16, 3, 1, 0xff, 0xff]] {
+    for junk in [
+        &b"\x00\x1dnot tls at all, just bytes.."[..],
+        b"GET / HTTP/1.1\r\n\r\n",
+        &[0x16, 3, 1, 0xff, 0xff],
+    ] {
         let mut s = TcpStream::connect(r.dot).await.unwrap();
         s.write_all(junk).await.unwrap();
         let mut buf = [0u8; 256];
@@ -285,7 +374,10 @@ async fn malformed_requests_get_protocol_correct_refusals() {
             }
         })
         .await;
-        assert!(closed.is_ok(), "the DoT port kept a garbage connection open");
+        assert!(
+            closed.is_ok(),
+            "the DoT port kept a garbage connection open"
+        );
     }
     // bad framing inside TLS (a 3-byte message): the connection is closed
     let mut s = dot_connect(&r).await;
@@ -310,7 +402,8 @@ async fn malformed_requests_get_protocol_correct_refusals() {
 
 #[tokio::test]
 async fn connection_caps_and_idle_timeouts_are_bounded() {
-    let r = demo(", max_connections = 2, idle_timeout = \"400ms\", handshake_timeout = \"400ms\"").await;
+    let r = demo(", max_connections = 2, idle_timeout = \"400ms\", handshake_timeout = \"400ms\"")
+        .await;
     // two DoT connections fill the cap; a third is closed at once
     let a = dot_connect(&r).await;
     let b = dot_connect(&r).await;
@@ -320,7 +413,11 @@ async fn connection_caps_and_idle_timeouts_are_bounded() {
     assert!(third.is_err(), "a third connection over the cap was served");
     drop((a, b));
     // idle: a handshaken connection that asks nothing is closed after idle_timeout
-    for (addr, alpn) in [(r.dot, &b"dot"[..]), (r.doh, &b"h2"[..]), (r.doh, &b"http/1.1"[..])] {
+    for (addr, alpn) in [
+        (r.dot, &b"dot"[..]),
+        (r.doh, &b"h2"[..]),
+        (r.doh, &b"http/1.1"[..]),
+    ] {
         let mut s = eventually_connect(&r, addr, alpn).await;
         let t0 = Instant::now();
         let mut buf = [0u8; 256];
@@ -335,7 +432,10 @@ async fn connection_caps_and_idle_timeouts_are_bounded() {
         .await;
         assert!(end.is_ok(), "{alpn:?}: an idle connection stayed open");
         let waited = t0.elapsed();
-        assert!(waited >= Duration::from_millis(300), "{alpn:?}: closed after {waited:?}");
+        assert!(
+            waited >= Duration::from_millis(300),
+            "{alpn:?}: closed after {waited:?}"
+        );
     }
     // a client that never finishes its handshake is dropped after handshake_timeout
     let mut s = TcpStream::connect(r.dot).await.unwrap();
