@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use switchyard_config::dns::DnsTls;
@@ -230,9 +230,12 @@ async fn answer(
     };
     match handled {
         Handled::Reply { .. } => {
+            // RFC 8484 §5.1: fresh no longer than the smallest TTL of the answer
+            let max_age = min_ttl(&out).unwrap_or(0);
             let mut r = Response::new(Full::new(Bytes::from(out)));
-            r.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(DNS_MESSAGE));
+            let h = r.headers_mut();
+            h.insert(CONTENT_TYPE, HeaderValue::from_static(DNS_MESSAGE));
+            h.insert(CACHE_CONTROL, max_age_header(max_age));
             r
         }
         Handled::Drop => refuse(shared, StatusCode::BAD_REQUEST, "not a DNS query\n"),
@@ -241,5 +244,100 @@ async fn answer(
             StatusCode::BAD_REQUEST,
             "zone transfers are served over TCP and DoT, not DoH\n",
         ),
+    }
+}
+
+/// `max-age=<secs>` without formatting machinery.
+fn max_age_header(secs: u32) -> HeaderValue {
+    let mut buf = [0u8; 18]; // "max-age=" + up to 10 digits
+    buf[..8].copy_from_slice(b"max-age=");
+    let mut digits = [0u8; 10];
+    let (mut n, mut k) = (secs, 0);
+    loop {
+        digits[k] = b'0' + (n % 10) as u8;
+        k += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..k {
+        buf[8 + i] = digits[k - 1 - i];
+    }
+    HeaderValue::from_bytes(&buf[..8 + k]).unwrap_or(HeaderValue::from_static("max-age=0"))
+}
+
+/// The smallest TTL of the answer and authority records of a response we wrote (`None`: no
+/// records, or bytes that do not parse; never panics).
+fn min_ttl(msg: &[u8]) -> Option<u32> {
+    let count = |i: usize| {
+        msg.get(i..i + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
+    };
+    let (qd, an, ns) = (count(4)?, count(6)?, count(8)?);
+    let mut at = 12;
+    let skip_name = |mut at: usize| -> Option<usize> {
+        loop {
+            let len = *msg.get(at)?;
+            match len {
+                0 => return Some(at + 1),
+                l if l & 0xc0 == 0xc0 => return Some(at + 2),
+                l => at += 1 + l as usize,
+            }
+        }
+    };
+    for _ in 0..qd {
+        at = skip_name(at)? + 4;
+    }
+    let mut min: Option<u32> = None;
+    for _ in 0..an + ns {
+        at = skip_name(at)?;
+        let f = msg.get(at..at + 10)?;
+        let ttl = u32::from_be_bytes([f[4], f[5], f[6], f[7]]);
+        let rdlen = u16::from_be_bytes([f[8], f[9]]) as usize;
+        at += 10 + rdlen;
+        min = Some(min.map_or(ttl, |m| m.min(ttl)));
+    }
+    min
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{max_age_header, min_ttl};
+
+    #[test]
+    fn max_age_is_written_exactly() {
+        for (n, want) in [
+            (0, "max-age=0"),
+            (10, "max-age=10"),
+            (u32::MAX, "max-age=4294967295"),
+        ] {
+            assert_eq!(max_age_header(n), want);
+        }
+    }
+
+    #[test]
+    fn min_ttl_walks_answer_and_authority_and_never_panics() {
+        // header: 1 question, 2 answers, 1 authority
+        let mut m = vec![0, 1, 0x84, 0, 0, 1, 0, 2, 0, 1, 0, 0];
+        m.extend(b"\x01a\x07example\x00\x00\x01\x00\x01");
+        for ttl in [300u32, 60] {
+            m.extend([0xc0, 12, 0, 1, 0, 1]);
+            m.extend(ttl.to_be_bytes());
+            m.extend([0, 4, 127, 0, 0, 1]);
+        }
+        m.extend([0xc0, 12, 0, 2, 0, 1]);
+        m.extend(3600u32.to_be_bytes());
+        m.extend([0, 2, 0xc0, 12]);
+        assert_eq!(min_ttl(&m), Some(60));
+        for n in 0..m.len() {
+            let _ = min_ttl(&m[..n]); // truncated: no panic
+        }
+        assert_eq!(min_ttl(&m[..m.len() - 1]), Some(60)); // the last rdata is not read
+        let mut none = m[..12].to_vec();
+        none[5] = 0;
+        none[7] = 0;
+        none[9] = 0;
+        assert_eq!(min_ttl(&none), None);
     }
 }

@@ -222,6 +222,8 @@ async fn dot_and_doh_answer_byte_identical_to_udp_for_the_same_ecs() {
         ok && head.contains("content-type: application/dns-message"),
         "{head}"
     );
+    // fresh no longer than the answer's TTL (10 s for GSLB names in the demo)
+    assert!(head.contains("cache-control: max-age=10\r\n"), "{head}");
 }
 
 #[tokio::test]
