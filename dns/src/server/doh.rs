@@ -2,8 +2,8 @@
 //! [`super::tls`]) on one path; `GET ?dns=<base64url>` and `POST` with an
 //! `application/dns-message` body go through the same answering core as UDP and TCP (client
 //! address for ECS-less geo, ECS honoured, TCP's RRL exemption and size rules: an HTTP answer is
-//! never truncated). What is not a DNS query gets the HTTP status RFC 8484 and RFC 9110 call
-//! for, never a panic: 404 for another path, 405 for another method (with `Allow`), 415 for a
+//! never truncated), fresh for the answer's smallest TTL (`Cache-Control: max-age`, §5.1). What
+//! is not a DNS query gets the HTTP status RFC 8484 and RFC 9110 call for, never a panic: 404 for another path, 405 for another method (with `Allow`), 415 for a
 //! POST of another type, 413 for a body over 16 KiB, 400 for bad base64url, a message the core
 //! cannot answer, or AXFR (which has no DoH form). Bounded per connection: 100 concurrent
 //! streams, 16 KiB of headers, hyper's rapid-reset guard, and an idle timeout (no request in
