@@ -81,6 +81,8 @@ fn sni_spec(default: Option<&str>, timeout: Duration) -> SniSpec {
 }
 
 struct Running {
+    lb: switchyard_lb::Lb,
+    plan: Plan,
     addr: SocketAddr,
     shutdown: CancellationToken,
 }
@@ -109,11 +111,13 @@ async fn start(pools: Vec<PoolSpec>, sni: SniSpec, accept_proxy: bool) -> Runnin
         grace: Duration::from_millis(200),
         ..LbOptions::default()
     };
-    let lb = start_plan(plan, registry, shutdown.clone(), opts)
+    let lb = start_plan(plan.clone(), registry, shutdown.clone(), opts)
         .await
         .expect("start lb");
     Running {
         addr: lb.listener_addrs("test", "l").unwrap()[0],
+        lb,
+        plan,
         shutdown,
     }
 }
@@ -367,4 +371,40 @@ async fn proxy_in_then_sni_then_proxy_v2_out_with_tlvs() {
             (proxy::PP2_TYPE_ALPN, b"\x00\x0c\x02h2\x08http/1.1".to_vec()),
         ]
     );
+}
+
+/// A reload that moves a name to another pool, and one that removes SNI routing, apply to new
+/// connections without rebinding; the status shows the routes.
+#[tokio::test]
+async fn reload_changes_routes_in_place_and_status_shows_them() {
+    let (_bs, ps) = three().await;
+    let lb = start(ps, sni_spec(Some("default"), Duration::from_secs(5)), false).await;
+    let st = lb.lb.status();
+    let l = &st.listeners[0];
+    assert_eq!(l.sni.len(), 2);
+    assert_eq!(
+        (l.sni[1].names.as_slice(), l.sni[1].pool.as_str()),
+        (&["*.b.example".to_string()][..], "b")
+    );
+    assert_eq!(l.sni_default.as_deref(), Some("default"));
+    let hello = captured_hello("a.example").await;
+    let via = |hello: Vec<u8>| async move {
+        let mut c = TcpStream::connect(lb.addr).await.unwrap();
+        c.write_all(&hello).await.unwrap();
+        which_backend(&mut c).await.unwrap()
+    };
+    assert_eq!(via(hello.clone()).await, "a");
+    // a.example now goes to pool b
+    let mut plan = lb.plan.clone();
+    let sni = plan.listeners[0].sni.as_mut().unwrap();
+    sni.routes[0].1 = ("test".into(), "b".into());
+    let sum = lb.lb.reload_plan(plan.clone()).await.unwrap();
+    assert_eq!((sum.listeners_bound, sum.listeners_updated), (0, 1));
+    assert_eq!(via(hello.clone()).await, "b");
+    // no SNI routing at all: the listener's pool takes everything, bytes untouched
+    plan.listeners[0].sni = None;
+    plan.listeners[0].pool = ("test".into(), "default".into());
+    lb.lb.reload_plan(plan).await.unwrap();
+    assert_eq!(via(hello).await, "default");
+    assert!(lb.lb.status().listeners[0].sni.is_empty());
 }
