@@ -56,6 +56,110 @@ pub struct RawDns {
     /// DNSSEC: signatures are valid from this long before they are made (validator clocks).
     #[serde(default = "default_sig_inception")]
     pub dnssec_inception_offset: HumanDuration,
+    /// DNS over TLS (RFC 7858): `{ listen = [...], certs = [...] }`; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawDnsTls>,
+    /// DNS over HTTPS (RFC 8484): `{ listen = [...], path = "/dns-query", certs = [...] }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<RawDnsTls>,
+}
+
+/// Raw `[dns] tls = {...}` / `https = {...}`: an encrypted transport for the same answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDnsTls {
+    pub listen: Vec<String>,
+    pub certs: Vec<crate::tls::RawCert>,
+    /// DoH only: the URL path queries are served on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default = "default_handshake")]
+    pub handshake_timeout: HumanDuration,
+    /// A connection without a query (or stalled writing) this long is closed.
+    #[serde(default = "default_tls_idle")]
+    pub idle_timeout: HumanDuration,
+    /// Open connections at most; over it a new connection is closed at once.
+    #[serde(default = "default_tls_max")]
+    pub max_connections: u32,
+}
+
+fn default_handshake() -> HumanDuration {
+    secs(5)
+}
+fn default_tls_idle() -> HumanDuration {
+    secs(30)
+}
+fn default_tls_max() -> u32 {
+    1024
+}
+
+/// A validated DoT or DoH listener.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsTls {
+    pub listen: Vec<SocketAddr>,
+    pub certs: Vec<crate::tls::CertFile>,
+    /// DoH: the path (starts with `/`); DoT: empty.
+    pub path: String,
+    pub handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_connections: u32,
+}
+
+impl RawDnsTls {
+    /// Validates `dns.tls` (`doh` false) or `dns.https` (`doh` true).
+    fn validate(&self, at: &str, doh: bool, errs: &mut Errors) -> DnsTls {
+        let listen: Vec<SocketAddr> = errs.parse_list(
+            &self.listen,
+            &format!("{at}.listen"),
+            "an address with a port",
+        );
+        if self.listen.is_empty() {
+            errs.push(
+                format!("{at}.listen"),
+                "give at least one address with a port",
+            );
+        }
+        let certs = crate::tls::validate_certs(&self.certs, &format!("{at}.certs"), errs);
+        let path = match (&self.path, doh) {
+            (None, true) => "/dns-query".to_string(),
+            (Some(p), true) => {
+                if !p.starts_with('/') || p.contains(['?', '#', ' ']) {
+                    errs.push(
+                        format!("{at}.path"),
+                        format!("{p:?} is not a URL path (e.g. \"/dns-query\")"),
+                    );
+                }
+                p.clone()
+            }
+            (Some(_), false) => {
+                errs.push(
+                    format!("{at}.path"),
+                    "only DNS over HTTPS (dns.https) has a path",
+                );
+                String::new()
+            }
+            (None, false) => String::new(),
+        };
+        for (k, d) in [
+            ("handshake_timeout", self.handshake_timeout.0),
+            ("idle_timeout", self.idle_timeout.0),
+        ] {
+            if d.is_zero() {
+                errs.push(format!("{at}.{k}"), "must be greater than 0");
+            }
+        }
+        if self.max_connections == 0 {
+            errs.push(format!("{at}.max_connections"), "must be greater than 0");
+        }
+        DnsTls {
+            listen,
+            certs,
+            path,
+            handshake_timeout: self.handshake_timeout.0,
+            idle_timeout: self.idle_timeout.0,
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 fn default_sig_validity() -> HumanDuration {
@@ -149,6 +253,8 @@ impl Default for RawDns {
             nsid: None,
             dnssec_signature_validity: default_sig_validity(),
             dnssec_inception_offset: default_sig_inception(),
+            tls: None,
+            https: None,
         }
     }
 }
@@ -304,6 +410,10 @@ pub struct Dns {
     pub dnssec_signature_validity: Duration,
     /// How far back signatures' inception is put.
     pub dnssec_inception_offset: Duration,
+    /// DNS over TLS (off when `None`).
+    pub tls: Option<DnsTls>,
+    /// DNS over HTTPS (off when `None`).
+    pub https: Option<DnsTls>,
 }
 
 /// Validated zone (names are lower-case, fully qualified, with the trailing dot).
@@ -516,6 +626,14 @@ impl RawDns {
             nsid: self.nsid.clone(),
             dnssec_signature_validity: self.dnssec_signature_validity.0,
             dnssec_inception_offset: self.dnssec_inception_offset.0,
+            tls: self
+                .tls
+                .as_ref()
+                .map(|t| t.validate("dns.tls", false, errs)),
+            https: self
+                .https
+                .as_ref()
+                .map(|t| t.validate("dns.https", true, errs)),
         }
     }
 }
@@ -664,5 +782,41 @@ listen = ["127.0.0.1:0"]
             e.contains("dns.gslb[0].all_down") && e.contains("return_all"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn dot_and_doh_parse_with_defaults_and_located_errors() {
+        let cert = "certs = [{ cert = \"c.pem\", key = \"k.pem\" }]";
+        let with =
+            |lines: &str| world("fail_open").replacen("[dns]\n", &format!("[dns]\n{lines}\n"), 1);
+        let w = parse_str(
+            &with(&format!(
+                "tls = {{ listen = [\"127.0.0.1:8853\"], {cert} }}\nhttps = {{ listen = [\"127.0.0.1:8443\"], {cert}, max_connections = 7 }}"
+            )),
+            "t",
+        )
+        .unwrap();
+        let (dot, doh) = (w.dns.tls.unwrap(), w.dns.https.unwrap());
+        assert_eq!(dot.listen, ["127.0.0.1:8853".parse().unwrap()]);
+        assert_eq!((dot.path.as_str(), doh.path.as_str()), ("", "/dns-query"));
+        assert_eq!(dot.certs[0].cert, std::path::PathBuf::from("c.pem"));
+        assert_eq!((dot.max_connections, doh.max_connections), (1024, 7));
+        assert_eq!(dot.idle_timeout, std::time::Duration::from_secs(30));
+        let cases = [
+            (format!("tls = {{ listen = [\"x\"], {cert} }}"), "dns.tls.listen[0]"),
+            (format!("tls = {{ listen = [], {cert} }}"), "dns.tls.listen"),
+            ("tls = { listen = [\"127.0.0.1:853\"], certs = [] }".to_string(), "dns.tls.certs"),
+            (format!("tls = {{ listen = [\"127.0.0.1:853\"], {cert}, path = \"/q\" }}"), "dns.tls.path"),
+            (format!("https = {{ listen = [\"127.0.0.1:443\"], {cert}, path = \"dns\" }}"), "dns.https.path"),
+            (format!("https = {{ listen = [\"127.0.0.1:443\"], {cert}, idle_timeout = \"0s\" }}"), "dns.https.idle_timeout"),
+            (format!("https = {{ listen = [\"127.0.0.1:443\"], {cert}, max_connections = 0 }}"), "dns.https.max_connections"),
+            (format!("https = {{ listen = [\"127.0.0.1:0\"], {cert}, bogus = 1 }}"), "bogus"),
+            // the same address as the DoT listener
+            (format!("tls = {{ listen = [\"127.0.0.1:853\"], {cert} }}\nhttps = {{ listen = [\"127.0.0.1:853\"], {cert} }}"), "dns.https.listen[0]"),
+        ];
+        for (lines, want) in cases {
+            let e = parse_str(&with(&lines), "t").unwrap_err().to_string();
+            assert!(e.contains(want), "{lines}: want {want:?} in\n{e}");
+        }
     }
 }

@@ -177,8 +177,23 @@ impl RawPool {
 pub struct RawListener {
     pub name: String,
     pub port: u16,
-    /// The pool (of the same region) that receives the connections.
-    pub pool: String,
+    /// The pool (of the same region) that receives the connections (not with `sni`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
+    /// Routes by the TLS server name of the ClientHello (peeked, not terminated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sni: Vec<RawSniRoute>,
+    /// With `sni`: the pool for names no route has, clients without SNI, and non-TLS or
+    /// malformed first bytes (default: close those connections).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni_default: Option<String>,
+    /// Longest wait for a whole ClientHello (with `sni` or `proxy_tlvs`).
+    #[serde(default = "default_sni_timeout")]
+    pub sni_timeout: HumanDuration,
+    /// Send the client's SNI and ALPN to the pools as PROXY v2 TLVs (needs `proxy_protocol =
+    /// "v2"` on every pool the listener feeds).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_tlvs: bool,
     /// Addresses to bind; default: every VIP of the region.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bind: Option<Vec<String>>,
@@ -213,6 +228,15 @@ pub struct RawListener {
     pub workers: Option<u32>,
 }
 
+/// Raw `sni = [{ names = [...], pool = "..." }]` entry of a listener.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSniRoute {
+    /// Exact names (`a.example`) or one-label wildcards (`*.b.example`).
+    pub names: Vec<String>,
+    pub pool: String,
+}
+
 /// Raw token-bucket rate.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -221,6 +245,9 @@ pub struct RawRate {
     pub burst: u32,
 }
 
+fn default_sni_timeout() -> HumanDuration {
+    secs(5)
+}
 fn default_backlog() -> u32 {
     1024
 }
@@ -259,14 +286,37 @@ pub struct Rate {
     pub burst: u32,
 }
 
+/// A validated SNI route: lowercased names to a pool of the same region.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SniRoute {
+    /// Exact names and `*.suffix` wildcards (one label), lowercased, unique in the listener.
+    pub names: Vec<String>,
+    pub pool: String,
+    pub pool_index: usize,
+}
+
+/// A listener's ClientHello routing (`sni`, `sni_default`, `sni_timeout`, `proxy_tlvs`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sni {
+    pub routes: Vec<SniRoute>,
+    /// `(name, index)` of the pool for everything no route takes; `None`: close.
+    pub default: Option<(String, usize)>,
+    pub timeout: Duration,
+    pub tlvs: bool,
+}
+
 /// A validated L4 listener.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Listener {
     pub name: String,
     pub addrs: Vec<SocketAddr>,
     /// Name of the pool, resolved: it exists in the same region (index into `Region::pools`).
+    /// For an SNI listener: its `sni_default`, or else its first route's pool (what explain
+    /// shows; connections follow `sni`).
     pub pool: String,
     pub pool_index: usize,
+    /// ClientHello routing; `None`: the first bytes are not looked at.
+    pub sni: Option<Sni>,
     pub backlog: u32,
     pub connect_timeout: Duration,
     pub idle_timeout: Duration,
@@ -297,17 +347,35 @@ impl RawListener {
             None => vips.to_vec(),
             Some(list) => errs.parse_list(list, &format!("{p}.bind"), "an IP address"),
         };
-        let pool_index = match pools.iter().position(|x| x.name == self.pool) {
+        let find = |name: &str, at: String, errs: &mut Errors| match pools
+            .iter()
+            .position(|x| x.name == name)
+        {
             Some(i) => i,
             None => {
                 errs.push(
-                    format!("{p}.pool"),
+                    at,
                     format!(
-                        "unknown pool {:?}; declare it under [[regions.pools]] of the same region",
-                        self.pool
+                        "unknown pool {name:?}; declare it under [[regions.pools]] of the same region"
                     ),
                 );
                 0
+            }
+        };
+        let sni = self.validate_sni(p, pools, &find, errs);
+        let (pool, pool_index) = match (&self.pool, &sni) {
+            (Some(name), _) => (name.clone(), find(name, format!("{p}.pool"), errs)),
+            (None, Some(s)) => s
+                .default
+                .clone()
+                .or_else(|| s.routes.first().map(|r| (r.pool.clone(), r.pool_index)))
+                .unwrap_or_default(),
+            (None, None) => {
+                errs.push(
+                    format!("{p}.pool"),
+                    "missing: name the pool that receives the connections (or route by `sni`)",
+                );
+                (String::new(), 0)
             }
         };
         let forwarding = match self.forwarding.as_str() {
@@ -357,8 +425,9 @@ impl RawListener {
                 .into_iter()
                 .map(|ip| SocketAddr::new(ip, self.port))
                 .collect(),
-            pool: self.pool.clone(),
+            pool,
             pool_index,
+            sni,
             backlog: self.backlog,
             connect_timeout: self.connect_timeout.0,
             idle_timeout: self.idle_timeout.0,
@@ -373,6 +442,130 @@ impl RawListener {
             workers: self.workers,
         }
     }
+}
+
+impl RawListener {
+    /// Checks `sni`, `sni_default`, `sni_timeout` and `proxy_tlvs`; `find` resolves a pool name.
+    fn validate_sni(
+        &self,
+        p: &str,
+        pools: &[Pool],
+        find: &dyn Fn(&str, String, &mut Errors) -> usize,
+        errs: &mut Errors,
+    ) -> Option<Sni> {
+        if self.sni.is_empty() {
+            if self.sni_default.is_some() {
+                errs.push(
+                    format!("{p}.sni_default"),
+                    "only with `sni` routes (the listener's `pool` takes every connection)",
+                );
+            }
+            if !self.proxy_tlvs {
+                return None;
+            }
+        } else if self.pool.is_some() {
+            errs.push(
+                format!("{p}.pool"),
+                "a listener routed by `sni` takes no `pool`; name the fallback with `sni_default`",
+            );
+        }
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        let routes = self
+            .sni
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let rp = format!("{p}.sni[{i}]");
+                if r.names.is_empty() {
+                    errs.push(format!("{rp}.names"), "a route needs at least one name");
+                }
+                let names = r
+                    .names
+                    .iter()
+                    .enumerate()
+                    .map(|(j, n)| {
+                        let n = n.to_ascii_lowercase();
+                        if let Err(why) = sni_pattern(&n) {
+                            errs.push(format!("{rp}.names[{j}]"), format!("{n:?}: {why}"));
+                        }
+                        match seen.iter().find(|(m, _)| *m == n) {
+                            Some((_, k)) => errs.push(
+                                format!("{rp}.names[{j}]"),
+                                format!("duplicate name {n:?} (also in sni[{k}])"),
+                            ),
+                            None => seen.push((n.clone(), i)),
+                        }
+                        n
+                    })
+                    .collect();
+                SniRoute {
+                    names,
+                    pool: r.pool.clone(),
+                    pool_index: find(&r.pool, format!("{rp}.pool"), errs),
+                }
+            })
+            .collect::<Vec<_>>();
+        let default = match (&self.sni_default, &self.pool) {
+            (Some(d), _) => Some((d.clone(), find(d, format!("{p}.sni_default"), errs))),
+            // proxy_tlvs alone: everything goes to the listener's pool
+            (None, Some(pl)) if self.sni.is_empty() => pools
+                .iter()
+                .position(|x| &x.name == pl)
+                .map(|i| (pl.clone(), i)),
+            _ => None,
+        };
+        if self.sni_timeout.0.is_zero() {
+            errs.push(format!("{p}.sni_timeout"), "must be greater than 0");
+        }
+        if self.proxy_tlvs {
+            let fed = routes
+                .iter()
+                .map(|r| r.pool_index)
+                .chain(default.as_ref().map(|d| d.1));
+            for i in fed {
+                if let Some(pool) = pools.get(i) {
+                    if pool.proxy_protocol != Some(ProxyVersion::V2) {
+                        errs.push(
+                            format!("{p}.proxy_tlvs"),
+                            format!(
+                                "TLVs need PROXY v2: set proxy_protocol = \"v2\" on pool {:?}",
+                                pool.name
+                            ),
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+        Some(Sni {
+            routes,
+            default,
+            timeout: self.sni_timeout.0,
+            tlvs: self.proxy_tlvs,
+        })
+    }
+}
+
+/// Checks an SNI route name: a DNS name (labels of letters, digits, `-` and `_`, at most 63
+/// characters each, 253 in all), or `*.` before one (a wildcard for exactly one label).
+pub fn sni_pattern(name: &str) -> Result<(), &'static str> {
+    let rest = name.strip_prefix("*.").unwrap_or(name);
+    if rest.contains('*') {
+        return Err("a wildcard is `*.` before a name (e.g. \"*.example.com\"), nothing else");
+    }
+    if rest.is_empty() || rest.len() > 253 {
+        return Err("not a DNS name (1 to 253 characters)");
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !rest.split('.').all(label_ok) {
+        return Err("not a DNS name (labels of letters, digits, '-' and '_', no empty label)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -422,5 +615,125 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("source_rate"), "{e}");
+    }
+
+    /// The demo world with a second pool `tls` (no PROXY protocol) in us-east and the first
+    /// listener's `pool = ...` line replaced by `lines`.
+    fn sni_world(lines: &str) -> String {
+        crate::demo_toml()
+            .replacen(
+                "  [[regions.listeners]]\n",
+                "  [[regions.pools]]\n  name = \"tls\"\n  members = [{ addr = \"127.0.1.21:443\", az = \"us-east-a\" }]\n\n  [[regions.listeners]]\n",
+                1,
+            )
+            .replacen("  pool = \"us-east-gateways\"\n", &format!("{lines}\n"), 1)
+    }
+
+    #[test]
+    fn sni_routes_parse_lowercased_with_a_default() {
+        let w = crate::parse_str(
+            &sni_world(
+                "  sni = [{ names = [\"A.Example\", \"*.b.example\"], pool = \"tls\" }, { names = [\"c.example\"], pool = \"us-east-gateways\" }]\n  sni_default = \"us-east-gateways\"\n  sni_timeout = \"300ms\"",
+            ),
+            "demo",
+        )
+        .unwrap();
+        let l = &w.regions[0].listeners[0];
+        let sni = l.sni.as_ref().unwrap();
+        assert_eq!(sni.routes[0].names, ["a.example", "*.b.example"]);
+        assert_eq!(
+            (sni.routes[0].pool.as_str(), sni.routes[0].pool_index),
+            ("tls", 1)
+        );
+        assert_eq!(sni.routes[1].pool_index, 0);
+        assert_eq!(sni.default, Some(("us-east-gateways".into(), 0)));
+        assert_eq!(sni.timeout, std::time::Duration::from_millis(300));
+        assert!(!sni.tlvs);
+        assert_eq!((l.pool.as_str(), l.pool_index), ("us-east-gateways", 0));
+        // without sni_default, unmatched connections close; explain shows the first route's pool
+        let w = crate::parse_str(
+            &sni_world("  sni = [{ names = [\"a.example\"], pool = \"tls\" }]"),
+            "demo",
+        )
+        .unwrap();
+        let l = &w.regions[0].listeners[0];
+        assert_eq!(l.sni.as_ref().unwrap().default, None);
+        assert_eq!(l.pool, "tls");
+        // a plain listener has no SNI table
+        assert!(crate::parse_str(crate::demo_toml(), "demo")
+            .unwrap()
+            .regions[0]
+            .listeners[0]
+            .sni
+            .is_none());
+    }
+
+    #[test]
+    fn sni_errors_are_located() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "  sni = [{ names = [\"a.example\"], pool = \"nope\" }]",
+                &["listeners[0].sni[0].pool", "unknown pool \"nope\""],
+            ),
+            (
+                "  sni = [{ names = [\"a.example\"], pool = \"tls\" }, { names = [\"A.example\"], pool = \"tls\" }]",
+                &["listeners[0].sni[1].names[0]", "duplicate name \"a.example\" (also in sni[0])"],
+            ),
+            (
+                "  sni = [{ names = [\"a*.example\", \"*\", \"x.*.example\", \"a..b\"], pool = \"tls\" }]",
+                &["sni[0].names[0]", "sni[0].names[1]", "sni[0].names[2]", "sni[0].names[3]", "wildcard"],
+            ),
+            (
+                "  sni = [{ names = [], pool = \"tls\" }]",
+                &["sni[0].names", "at least one name"],
+            ),
+            (
+                "  pool = \"tls\"\n  sni = [{ names = [\"a.example\"], pool = \"tls\" }]",
+                &["listeners[0].pool", "takes no `pool`"],
+            ),
+            (
+                "  pool = \"tls\"\n  sni_default = \"tls\"",
+                &["listeners[0].sni_default", "only with `sni`"],
+            ),
+            (
+                "  sni = [{ names = [\"a.example\"], pool = \"tls\" }]\n  sni_default = \"gone\"",
+                &["listeners[0].sni_default", "unknown pool \"gone\""],
+            ),
+            (
+                "  sni = [{ names = [\"a.example\"], pool = \"us-east-gateways\" }]\n  sni_default = \"tls\"\n  proxy_tlvs = true",
+                &["listeners[0].proxy_tlvs", "pool \"tls\""],
+            ),
+            ("  backlog = 5", &["listeners[0].pool", "missing"]),
+        ];
+        for (lines, wants) in cases {
+            let e = crate::parse_str(&sni_world(lines), "demo")
+                .unwrap_err()
+                .to_string();
+            for w in *wants {
+                assert!(e.contains(w), "{lines}: want {w:?} in\n{e}");
+            }
+        }
+        // PROXY v2 everywhere: TLVs are fine, also on a listener without routes
+        let w = crate::parse_str(
+            &sni_world("  pool = \"us-east-gateways\"\n  proxy_tlvs = true"),
+            "demo",
+        )
+        .unwrap();
+        let sni = w.regions[0].listeners[0].sni.clone().unwrap();
+        assert!(sni.tlvs && sni.routes.is_empty());
+        assert_eq!(sni.default, Some(("us-east-gateways".into(), 0)));
+    }
+
+    #[test]
+    fn sni_patterns() {
+        for ok in ["a.example", "*.example", "_x.a-b.c9", "localhost"] {
+            assert_eq!(super::sni_pattern(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "", "*", "*.", "**.a", "a.*", "a.*.b", "a..b", ".a", "a.", "a b", "é.a",
+        ] {
+            assert!(super::sni_pattern(bad).is_err(), "{bad}");
+        }
+        assert!(super::sni_pattern(&"a".repeat(64)).is_err());
     }
 }

@@ -387,6 +387,13 @@ impl RawWorld {
         for (i, a) in dns.listen.iter().enumerate() {
             claim(*a, format!("dns.listen[{i}]"), errs);
         }
+        for (key, t) in [("dns.tls", &dns.tls), ("dns.https", &dns.https)] {
+            for (i, a) in t.iter().flat_map(|t| t.listen.iter().enumerate()) {
+                if a.port() != 0 {
+                    claim(*a, format!("{key}.listen[{i}]"), errs);
+                }
+            }
+        }
         for (i, r) in regions.iter().enumerate() {
             for (j, l) in r.listeners.iter().enumerate() {
                 for a in &l.addrs {
@@ -514,6 +521,15 @@ impl World {
         for g in &mut self.gateway.instances {
             if let Some(t) = &mut g.tls {
                 t.tls.resolve_paths(base);
+            }
+        }
+        for t in [&mut self.dns.tls, &mut self.dns.https]
+            .into_iter()
+            .flatten()
+        {
+            for c in &mut t.certs {
+                fix(&mut c.cert);
+                fix(&mut c.key);
             }
         }
         for k in &mut self.gateway.jwt.keys {

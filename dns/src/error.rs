@@ -30,6 +30,14 @@ pub enum Error {
     /// The geo database could not be opened or is unknown.
     #[error("geo database: {0}")]
     Geo(String),
+    /// A DoT/DoH certificate could not be loaded, or the TLS configuration built.
+    #[error("{listener}: {msg}")]
+    Tls {
+        /// `dns.tls` or `dns.https`.
+        listener: &'static str,
+        /// What is wrong (the file and the reason).
+        msg: String,
+    },
     /// `explain` was asked about a name that is not a GSLB name.
     #[error("{0:?} is not a GSLB name")]
     UnknownName(String),

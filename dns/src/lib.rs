@@ -93,6 +93,16 @@ impl Dns {
         self.inner.local_addrs()
     }
 
+    /// Bound DNS over TLS addresses (`[dns] tls`; empty when off).
+    pub fn dot_addrs(&self) -> &[SocketAddr] {
+        self.inner.dot_addrs()
+    }
+
+    /// Bound DNS over HTTPS addresses (`[dns] https`; empty when off).
+    pub fn doh_addrs(&self) -> &[SocketAddr] {
+        self.inner.doh_addrs()
+    }
+
     /// Applies a new validated world (zones, GSLB names, policies, geo database, region health
     /// sources). Built aside and swapped atomically: no query is dropped; on error the running
     /// configuration stays. Listener changes need a restart. Call inside the tokio runtime.

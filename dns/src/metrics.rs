@@ -21,6 +21,16 @@ pub const TCP_QUERIES: &str = "switchyard_dns_tcp_queries_total";
 pub const TCP_CONNECTIONS: &str = "switchyard_dns_tcp_connections";
 /// Counter: TCP connections closed at once because the cap was reached.
 pub const TCP_REJECTED: &str = "switchyard_dns_tcp_rejected_total";
+/// Counter: queries received over DNS over TLS (RFC 7858).
+pub const DOT_QUERIES: &str = "switchyard_dns_dot_queries_total";
+/// Counter: queries received over DNS over HTTPS (RFC 8484), by `method`.
+pub const DOH_QUERIES: &str = "switchyard_dns_doh_queries_total";
+/// Counter: DoH requests refused before the answering core, by HTTP `status`.
+pub const DOH_REFUSED: &str = "switchyard_dns_doh_refused_total";
+/// Gauge: open DoT and DoH connections, by `transport`.
+pub const TLS_CONNECTIONS: &str = "switchyard_dns_tls_connections";
+/// Counter: DoT and DoH connections closed at once because the cap was reached, by `transport`.
+pub const TLS_REJECTED: &str = "switchyard_dns_tls_rejected_total";
 /// Counter: messages dropped unanswered.
 pub const MALFORMED: &str = "switchyard_dns_malformed_dropped_total";
 /// Counter: reloads, by `result` (`ok`/`error`).
@@ -56,6 +66,23 @@ pub fn describe() {
         "UDP responses sent with TC=1 because the answer did not fit"
     );
     describe_counter!(TCP_QUERIES, "Queries received over TCP");
+    describe_counter!(DOT_QUERIES, "Queries received over DNS over TLS");
+    describe_counter!(
+        DOH_QUERIES,
+        "Queries received over DNS over HTTPS, by method"
+    );
+    describe_counter!(
+        DOH_REFUSED,
+        "DoH requests answered with an HTTP error before reaching the DNS core, by status"
+    );
+    describe_gauge!(
+        TLS_CONNECTIONS,
+        "Open DoT and DoH connections, by transport"
+    );
+    describe_counter!(
+        TLS_REJECTED,
+        "DoT and DoH connections closed at once at the connection cap, by transport"
+    );
     describe_gauge!(TCP_CONNECTIONS, "Open TCP connections");
     describe_counter!(
         TCP_REJECTED,
@@ -103,6 +130,9 @@ const RCODES: [u16; 7] = [
     rcode::BADVERS,
 ];
 
+/// The HTTP statuses of [`Metrics::doh_refused`], in order.
+pub const DOH_STATUSES: [u16; 5] = [400, 404, 405, 413, 415];
+
 /// Handles resolved once at start.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -119,6 +149,16 @@ pub struct Metrics {
     pub tcp_connections: Gauge,
     /// [`TCP_REJECTED`].
     pub tcp_rejected: Counter,
+    /// [`DOT_QUERIES`].
+    pub dot_queries: Counter,
+    /// [`DOH_QUERIES`] with `method=get` and `method=post`.
+    pub doh_queries: [Counter; 2],
+    /// [`DOH_REFUSED`] by status: 400, 404, 405, 413, 415.
+    pub doh_refused: [Counter; 5],
+    /// [`TLS_CONNECTIONS`] with `transport=dot` and `transport=doh`.
+    pub tls_connections: [Gauge; 2],
+    /// [`TLS_REJECTED`] with `transport=dot` and `transport=doh`.
+    pub tls_rejected: [Counter; 2],
     /// [`MALFORMED`].
     pub malformed: Counter,
     /// [`RRL`] with `action=dropped`.
@@ -151,6 +191,11 @@ impl Metrics {
             tcp_queries: counter!(TCP_QUERIES),
             tcp_connections: gauge!(TCP_CONNECTIONS),
             tcp_rejected: counter!(TCP_REJECTED),
+            dot_queries: counter!(DOT_QUERIES),
+            doh_queries: ["get", "post"].map(|m| counter!(DOH_QUERIES, "method" => m)),
+            doh_refused: DOH_STATUSES.map(|s| counter!(DOH_REFUSED, "status" => s.to_string())),
+            tls_connections: ["dot", "doh"].map(|t| gauge!(TLS_CONNECTIONS, "transport" => t)),
+            tls_rejected: ["dot", "doh"].map(|t| counter!(TLS_REJECTED, "transport" => t)),
             malformed: counter!(MALFORMED),
             rrl_dropped: counter!(RRL, "action" => "dropped"),
             rrl_slipped: counter!(RRL, "action" => "slipped"),

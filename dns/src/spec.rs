@@ -58,6 +58,10 @@ pub struct DnsSpec {
     pub dnssec_validity: Duration,
     /// DNSSEC inception offset: RRSIG inception is signing time minus this (clock skew).
     pub dnssec_inception: Duration,
+    /// DNS over TLS listeners (off when `None`).
+    pub dot: Option<cfg::DnsTls>,
+    /// DNS over HTTPS listeners (off when `None`).
+    pub doh: Option<cfg::DnsTls>,
 }
 
 /// A zone as RFC 1035 text (config records are rendered into this form too).
@@ -151,6 +155,8 @@ impl DnsSpec {
             nsid: None,
             dnssec_validity: Duration::from_secs(7 * 86400),
             dnssec_inception: Duration::from_secs(3600),
+            dot: None,
+            doh: None,
         }
     }
 
@@ -186,6 +192,8 @@ impl DnsSpec {
             nsid: d.nsid.clone(),
             dnssec_validity: d.dnssec_signature_validity,
             dnssec_inception: d.dnssec_inception_offset,
+            dot: d.tls.clone(),
+            doh: d.https.clone(),
         })
     }
 

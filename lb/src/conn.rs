@@ -103,7 +103,17 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         (peer, None)
     };
 
-    let pool = cfg.pool.snap.load_full();
+    let (pool_rt, tlv_hello) = match &cfg.sni {
+        None => (&cfg.pool, None),
+        Some(sni) => match crate::sni::route(&client, sni).await {
+            Some(r) => (r.pool, r.tlv_hello),
+            None => {
+                l.metrics.refused_sni.increment(1);
+                return refuse(client);
+            }
+        },
+    };
+    let pool = pool_rt.snap.load_full();
     let sel = &pool.selector;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
     let attempts = (pool.spec.connect_attempts as usize).clamp(1, MAX_ATTEMPTS);
@@ -156,9 +166,20 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     member.metrics.conns.increment(1);
 
     if let Some(v) = pool.spec.proxy_protocol {
-        let mut hdr = [0u8; proxy::MAX_ENCODED];
-        let n = proxy::encode(wire_version(v), src, dst.unwrap_or_else(local), &mut hdr);
-        if backend.write_all(&hdr[..n]).await.is_err() {
+        let dst = dst.unwrap_or_else(local);
+        let sent = match tlv_hello.as_deref() {
+            None => {
+                let mut hdr = [0u8; proxy::MAX_ENCODED];
+                let n = proxy::encode(wire_version(v), src, dst, &mut hdr);
+                backend.write_all(&hdr[..n]).await
+            }
+            Some(hello) => {
+                let mut hdr = [0u8; proxy::MAX_ENCODED_TLVS];
+                let n = crate::sni::proxy_header(wire_version(v), src, dst, hello, &mut hdr);
+                backend.write_all(&hdr[..n]).await
+            }
+        };
+        if sent.is_err() {
             relay::set_reset_on_close(&client);
             return;
         }

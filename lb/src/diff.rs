@@ -32,11 +32,14 @@ impl PlanDiff {
 /// Checks that a plan can run: every listener's pool exists and no pool is empty.
 pub fn check(plan: &Plan) -> Result<(), LbError> {
     for l in &plan.listeners {
-        if !plan.pools.iter().any(|p| p.key == l.pool) {
-            return Err(LbError::UnknownPool {
-                listener: l.key.1.clone(),
-                pool: l.pool.1.clone(),
-            });
+        let sni_pools = l.sni.iter().flat_map(|s| s.pools());
+        for key in std::iter::once(&l.pool).chain(sni_pools) {
+            if !plan.pools.iter().any(|p| &p.key == key) {
+                return Err(LbError::UnknownPool {
+                    listener: l.key.1.clone(),
+                    pool: key.1.clone(),
+                });
+            }
         }
     }
     if let Some(p) = plan.pools.iter().find(|p| p.members.is_empty()) {

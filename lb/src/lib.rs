@@ -41,10 +41,11 @@ pub mod plan;
 pub mod pool;
 pub mod quick;
 pub mod relay;
+pub mod sni;
 pub mod status;
 
 pub use error::LbError;
-pub use plan::{ListenerSpec, Plan, PoolSpec};
+pub use plan::{ListenerSpec, Plan, PoolSpec, SniSpec};
 pub use quick::{run_quick, QuickArgs};
 pub use status::{LbStatus, ListenerStatus, MemberStatus, PoolStatus};
 
@@ -274,9 +275,30 @@ impl Lb {
                     p
                 }
             };
+            let mut sni_pools = Vec::new();
+            for key in l.sni.iter().flat_map(|s| s.pools()) {
+                let p = match st.pools.get(key).or_else(|| new_pools.get(key)) {
+                    Some(p) => p.clone(),
+                    None => {
+                        let Some(spec) = spec_of(key) else {
+                            continue; // checked above
+                        };
+                        let p = Arc::new(PoolRt::new(spec.clone(), reg, &ctx.shutdown));
+                        new_pools.insert(key.clone(), p.clone());
+                        p
+                    }
+                };
+                sni_pools.push((key.clone(), p));
+            }
+            let sni = sni_rt(l, |k| {
+                sni_pools
+                    .iter()
+                    .find(|(key, _)| key == k)
+                    .map(|x| x.1.clone())
+            });
             let old = st.listeners.get(&l.key).map(|o| o.settings.load_full());
             match ListenerRt::start(
-                Settings::new(l.clone(), pool, old.as_deref()),
+                Settings::new(l.clone(), pool, old.as_deref()).with_sni(sni),
                 ctx,
                 self.inner.workers.as_ref(),
             ) {
@@ -329,10 +351,11 @@ impl Lb {
         // 3. listeners: replace rebound ones, swap settings in place, stop removed ones
         for l in &plan.listeners {
             let pool = st.pools[&l.pool].clone();
+            let sni = sni_rt(l, |k| st.pools.get(k).cloned());
             if let Some(rt) = fresh.remove(&l.key) {
                 // the new sockets were built with a possibly temporary pool: point at the live one
                 let cur = rt.settings.load_full();
-                rt.update(Settings::new(l.clone(), pool, Some(&cur)));
+                rt.update(Settings::new(l.clone(), pool, Some(&cur)).with_sni(sni));
                 if let Some(old) = st.listeners.insert(l.key.clone(), rt) {
                     old.stop();
                 }
@@ -340,8 +363,15 @@ impl Lb {
             } else if let Some(rt) = st.listeners.get(&l.key) {
                 let cur = rt.settings.load_full();
                 // a pool updated in place keeps its identity, so only a changed spec swaps
-                if d.listeners_updated.contains(&l.key) || !Arc::ptr_eq(&cur.pool, &pool) {
-                    rt.update(Settings::new(l.clone(), pool, Some(&cur)));
+                let sni_moved = match (&cur.sni, &sni) {
+                    (Some(a), Some(b)) => !a.same_pools(b),
+                    (a, b) => a.is_some() != b.is_some(),
+                };
+                if d.listeners_updated.contains(&l.key)
+                    || !Arc::ptr_eq(&cur.pool, &pool)
+                    || sni_moved
+                {
+                    rt.update(Settings::new(l.clone(), pool, Some(&cur)).with_sni(sni));
                     sum.listeners_updated += 1;
                 }
             }
@@ -355,6 +385,20 @@ impl Lb {
         tracing::info!(?sum, "lb plan applied");
         Ok(sum)
     }
+}
+
+/// The running SNI routing of listener `l`, its pools resolved by `pool` (all exist: the plan
+/// was checked).
+fn sni_rt(l: &ListenerSpec, pool: impl Fn(&Key) -> Option<Arc<PoolRt>>) -> Option<sni::SniRt> {
+    let s = l.sni.as_ref()?;
+    Some(sni::SniRt {
+        table: sni::Table::new(s.routes.iter().map(|r| r.0.as_slice())),
+        pools: s.routes.iter().filter_map(|r| pool(&r.1)).collect(),
+        default: s.default.as_ref().and_then(&pool),
+        timeout: s.timeout,
+        tlvs: s.tlvs,
+        metrics: metrics::SniMetrics::new(&l.key.1),
+    })
 }
 
 /// Background duties: arm drain timers when the admin state changes, refresh status gauges,

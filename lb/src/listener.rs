@@ -38,6 +38,8 @@ pub struct Settings {
     pub limiter: Option<Arc<KeyedLimiter<IpAddr>>>,
     /// How bytes are relayed.
     pub mode: relay::Mode,
+    /// Routing by TLS server name (`None`: every connection goes to `pool`).
+    pub sni: Option<crate::sni::SniRt>,
 }
 
 impl Settings {
@@ -75,7 +77,14 @@ impl Settings {
             spec,
             pool,
             mode,
+            sni: None,
         }
+    }
+
+    /// The same settings with SNI routing (built by the balancer from `spec.sni`).
+    pub fn with_sni(mut self, sni: Option<crate::sni::SniRt>) -> Self {
+        self.sni = sni;
+        self
     }
 }
 

@@ -17,13 +17,14 @@ pub const BACKEND_DRAINING: &str = "switchyard_lb_backend_draining";
 pub const DRAIN_CLOSED: &str = "switchyard_lb_drain_closed_total";
 pub const POOL_ALL_DOWN: &str = "switchyard_lb_pool_all_down_total";
 pub const AZ_SHARE: &str = "switchyard_lb_az_share";
+pub const SNI: &str = "switchyard_lb_sni_total";
 
 /// Registers the descriptions (call once; harmless to repeat).
 pub fn describe() {
     describe_counter!(ACCEPTED, "Connections accepted, per listener");
     describe_counter!(
         REFUSED,
-        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header)"
+        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header, sni)"
     );
     describe_counter!(
         ACCEPT_ERRORS,
@@ -61,6 +62,10 @@ pub fn describe() {
         POOL_ALL_DOWN,
         "New connections that found every pool member down"
     );
+    describe_counter!(
+        SNI,
+        "ClientHellos peeked by SNI listeners, per listener and result (matched, unmatched: no SNI or no route, not_tls, invalid, timeout); all but matched go to sni_default or are closed"
+    );
     describe_gauge!(
         AZ_SHARE,
         "Current share of new connections per pool and AZ (0..1)"
@@ -75,6 +80,7 @@ pub struct ListenerMetrics {
     pub refused_rate: Counter,
     pub refused_no_backend: Counter,
     pub refused_proxy: Counter,
+    pub refused_sni: Counter,
     pub accept_errors: Counter,
 }
 
@@ -88,7 +94,31 @@ impl ListenerMetrics {
             refused_rate: refused("source_rate"),
             refused_no_backend: refused("no_backend"),
             refused_proxy: refused("proxy_header"),
+            refused_sni: refused("sni"),
             accept_errors: metrics::counter!(ACCEPT_ERRORS, "listener" => l.clone()),
+        }
+    }
+}
+
+/// Per-listener handles of SNI routing (built only for listeners that route by SNI).
+#[derive(Debug, Clone)]
+pub struct SniMetrics {
+    pub matched: Counter,
+    pub unmatched: Counter,
+    pub not_tls: Counter,
+    pub invalid: Counter,
+    pub timeout: Counter,
+}
+
+impl SniMetrics {
+    pub fn new(listener: &str) -> Self {
+        let c = |result: &'static str| metrics::counter!(SNI, "listener" => listener.to_string(), "result" => result);
+        SniMetrics {
+            matched: c("matched"),
+            unmatched: c("unmatched"),
+            not_tls: c("not_tls"),
+            invalid: c("invalid"),
+            timeout: c("timeout"),
         }
     }
 }

@@ -49,13 +49,35 @@ impl PoolSpec {
     }
 }
 
+/// A listener's routing by TLS server name (see [`crate::sni`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SniSpec {
+    /// Lowercased names or `*.suffix` patterns, and the pool (same region) they go to.
+    pub routes: Vec<(Vec<String>, Key)>,
+    /// Where everything else goes; `None`: closed.
+    pub default: Option<Key>,
+    /// Longest wait for a whole ClientHello.
+    pub timeout: Duration,
+    /// Send SNI and ALPN as PROXY v2 TLVs.
+    pub tlvs: bool,
+}
+
+impl SniSpec {
+    /// Every pool the routes and the default point at.
+    pub fn pools(&self) -> impl Iterator<Item = &Key> {
+        self.routes.iter().map(|r| &r.1).chain(&self.default)
+    }
+}
+
 /// One listener: the sockets, the limits, and the pool it feeds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ListenerSpec {
     pub key: Key,
     pub addrs: Vec<SocketAddr>,
-    /// Pool key (same region).
+    /// Pool key (same region); unused for connections when `sni` is set.
     pub pool: Key,
+    /// Route by the ClientHello's server name instead (`None`: the first bytes are not read).
+    pub sni: Option<SniSpec>,
     pub backlog: u32,
     /// Accept loops (SO_REUSEPORT sockets) per address; default one per CPU.
     pub workers: Option<u32>,
@@ -80,6 +102,7 @@ impl ListenerSpec {
             key: (region.into(), name.into()),
             addrs,
             pool: (region.into(), pool.into()),
+            sni: None,
             backlog: 1024,
             workers: None,
             connect_timeout: Duration::from_secs(2),
@@ -144,6 +167,19 @@ impl Plan {
                     key: (region.name.clone(), l.name.clone()),
                     addrs: l.addrs.clone(),
                     pool: (region.name.clone(), l.pool.clone()),
+                    sni: l.sni.as_ref().map(|s| SniSpec {
+                        routes: s
+                            .routes
+                            .iter()
+                            .map(|r| (r.names.clone(), (region.name.clone(), r.pool.clone())))
+                            .collect(),
+                        default: s
+                            .default
+                            .as_ref()
+                            .map(|d| (region.name.clone(), d.0.clone())),
+                        timeout: s.timeout,
+                        tlvs: s.tlvs,
+                    }),
                     backlog: l.backlog,
                     workers: l.workers,
                     connect_timeout: l.connect_timeout,

@@ -11,6 +11,12 @@ use std::sync::Arc;
 use switchyard_balance::{ActiveState, AzShare};
 
 #[derive(Debug, Clone, Serialize)]
+pub struct SniRouteStatus {
+    pub names: Vec<String>,
+    pub pool: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
 pub struct LbStatus {
     pub pools: Vec<PoolStatus>,
     pub listeners: Vec<ListenerStatus>,
@@ -79,6 +85,12 @@ pub struct ListenerStatus {
     pub name: String,
     pub addrs: Vec<SocketAddr>,
     pub pool: String,
+    /// SNI routes (names → pool), in order; empty for a listener that does not route by SNI.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sni: Vec<SniRouteStatus>,
+    /// Where connections no SNI route takes go (`None`: closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni_default: Option<String>,
     pub active_connections: usize,
     pub max_connections: u32,
 }
@@ -137,6 +149,22 @@ pub(crate) fn collect(
                 name: s.spec.key.1.clone(),
                 addrs: l.bound.clone(),
                 pool: s.spec.pool.1.clone(),
+                sni: s
+                    .spec
+                    .sni
+                    .iter()
+                    .flat_map(|x| &x.routes)
+                    .map(|(names, pool)| SniRouteStatus {
+                        names: names.clone(),
+                        pool: pool.1.clone(),
+                    })
+                    .collect(),
+                sni_default: s
+                    .spec
+                    .sni
+                    .as_ref()
+                    .and_then(|x| x.default.as_ref())
+                    .map(|d| d.1.clone()),
                 active_connections: l.active(),
                 max_connections: s.spec.max_connections,
             }

@@ -6,6 +6,9 @@
 //! - [`proxy`]: PROXY protocol v1 (text) and v2 (binary): a sans-IO [`proxy::parse`] of an
 //!   untrusted header (never panics, never allocates, bounded length), [`proxy::encode`], and
 //!   [`proxy::read_header`], which peeks and consumes exactly the header of a tokio stream.
+//! - [`tls_hello`]: the server name and ALPN of a TLS ClientHello read from peeked bytes
+//!   (sans-IO [`tls_hello::parse`], bounded, never panics) and [`tls_hello::peek_hello`],
+//!   which waits on readiness for a whole one without consuming it (L4 SNI routing).
 //! - [`limit`]: a token [`limit::Bucket`] (pure: the time is an argument) and a sharded,
 //!   bounded [`limit::KeyedLimiter`] of buckets per key (client address, subject, ...).
 //! - [`workers`]: thread-per-core workers, one current-thread tokio runtime each, so a
@@ -16,4 +19,5 @@
 pub mod limit;
 pub mod proxy;
 pub mod socket;
+pub mod tls_hello;
 pub mod workers;

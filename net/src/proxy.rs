@@ -88,6 +88,37 @@ pub fn encode(
     }
 }
 
+/// v2 TLV type of the server name the client asked for (the TLS SNI).
+pub const PP2_TYPE_AUTHORITY: u8 = 0x02;
+/// v2 TLV type of the application protocol (the TLS ALPN extension, verbatim).
+pub const PP2_TYPE_ALPN: u8 = 0x01;
+/// Room for a v2 header with addresses and two TLVs of up to 256 bytes each (SNI, ALPN).
+pub const MAX_ENCODED_TLVS: usize = 52 + 2 * (3 + 256);
+
+/// Writes a v2 header for `src` → `dst` followed by `tlvs` (type, value) into `out`; returns its
+/// length, or `None` if `out` is too small (nothing useful is written then).
+pub fn encode_v2_tlvs(
+    src: SocketAddr,
+    dst: SocketAddr,
+    tlvs: &[(u8, &[u8])],
+    out: &mut [u8],
+) -> Option<usize> {
+    let mut base = [0u8; MAX_ENCODED];
+    let mut n = encode(Version::V2, src, dst, &mut base);
+    out.get_mut(..n)?.copy_from_slice(&base[..n]);
+    for &(kind, value) in tlvs {
+        let len = u16::try_from(value.len()).ok()?;
+        let t = out.get_mut(n..n + 3 + value.len())?;
+        t[0] = kind;
+        t[1..3].copy_from_slice(&len.to_be_bytes());
+        t[3..].copy_from_slice(value);
+        n += t.len();
+    }
+    let alen = u16::try_from(n - 16).ok()?;
+    out[14..16].copy_from_slice(&alen.to_be_bytes());
+    Some(n)
+}
+
 fn v6(ip: IpAddr) -> Ipv6Addr {
     match ip {
         IpAddr::V4(v4) => v4.to_ipv6_mapped(),

@@ -72,7 +72,33 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
         .iter()
         .find_map(|r| r.listeners.iter().find(|l| l.name == name).map(|l| (r, l)))
         .ok_or((404, format!("no such listener {name:?}")))?;
-    let pool = &region.pools[listener.pool_index];
+    // an SNI listener: `&sni=name` explains the pool that name is routed to
+    let sni = listener.sni.as_ref().map(|s| {
+        json!({
+            "routes": s.routes.iter().map(|r| json!({"names": r.names, "pool": r.pool})).collect::<Vec<_>>(),
+            "default": s.default.as_ref().map(|d| &d.0),
+            "timeout_ms": s.timeout.as_millis() as u64,
+            "proxy_tlvs": s.tlvs,
+        })
+    });
+    let mut pool_index = listener.pool_index;
+    if let (Some(s), Some(name)) = (&listener.sni, get(q, "sni")) {
+        let name = name.to_ascii_lowercase();
+        let table = switchyard_lb::sni::Table::new(s.routes.iter().map(|r| r.names.as_slice()));
+        match (table.lookup(&name), &s.default) {
+            (Some(i), _) => pool_index = s.routes[i].pool_index,
+            (None, Some(d)) => pool_index = d.1,
+            (None, None) => {
+                return Ok(json!({
+                    "listener": listener.name,
+                    "region": region.name,
+                    "sni": sni,
+                    "why": format!("no SNI route takes {name:?} and there is no sni_default: the connection would be closed"),
+                }))
+            }
+        }
+    }
+    let pool = &region.pools[pool_index];
     let members: Vec<MemberSpec> = pool.members.iter().map(MemberSpec::from).collect();
     let opts = SelectorOptions {
         fail_open: pool.fail_open,
@@ -122,6 +148,7 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
         "listener": listener.name,
         "region": region.name,
         "pool": pool.name,
+        "sni": sni,
         "policy": format!("{:?}", pool.policy),
         "client": client.to_string(),
         "az_shares": shares,

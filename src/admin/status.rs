@@ -94,7 +94,7 @@ pub fn status(ctx: &AdminCtx) -> Value {
             let listeners: Vec<Value> = r
                 .listeners
                 .iter()
-                .map(|l| json!({"name": l.name, "addrs": l.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "pool": l.pool}))
+                .map(|l| json!({"name": l.name, "addrs": l.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>(), "pool": l.pool, "sni": l.sni.as_ref().map(|s| s.routes.iter().map(|r| json!({"names": r.names, "pool": r.pool})).collect::<Vec<_>>()), "sni_default": l.sni.as_ref().and_then(|s| s.default.as_ref()).map(|d| &d.0)}))
                 .collect();
             json!({
                 "name": r.name,

@@ -1,7 +1,13 @@
-//! Binding, worker threads/tasks, reload and shutdown.
+//! Binding, worker threads/tasks, reload and shutdown. Transports: [`udp`] (worker threads,
+//! batched), [`tcp`], and the encrypted ones, [`tls`] (DNS over TLS, and the TLS side of DoH)
+//! and [`doh`] (DNS over HTTPS), which all answer through the same core (`crate::answer`).
 
+mod doh;
 mod tcp;
+mod tls;
 mod udp;
+
+pub use doh::DNS_MESSAGE;
 
 pub use tcp::MAX_TCP_QUERY;
 
@@ -51,6 +57,10 @@ pub struct Handle {
     stop: Arc<AtomicBool>,
     shutdown: CancellationToken,
     spec_listen: Vec<SocketAddr>,
+    /// DoT then DoH, when configured.
+    transports: Vec<Arc<tls::Transport>>,
+    dot_addrs: Vec<SocketAddr>,
+    doh_addrs: Vec<SocketAddr>,
 }
 
 /// Binds every listener (UDP: `workers` `SO_REUSEPORT` sockets per address, TCP: one listener
@@ -86,6 +96,24 @@ pub async fn start(
         );
         local_addrs.push(bound);
     }
+    // DoT and DoH: certificates loaded and sockets bound before any thread starts
+    let mut transports = Vec::new();
+    let mut tls_listeners = Vec::new();
+    let (mut dot_addrs, mut doh_addrs) = (Vec::new(), Vec::new());
+    for (kind, t) in [(tls::Kind::Dot, &spec.dot), (tls::Kind::Doh, &spec.doh)] {
+        let Some(t) = t else { continue };
+        let tr = Arc::new(tls::Transport::new(kind, t.clone())?);
+        for l in tr.bind()? {
+            if let Ok(a) = l.local_addr() {
+                match kind {
+                    tls::Kind::Dot => dot_addrs.push(a),
+                    tls::Kind::Doh => doh_addrs.push(a),
+                }
+            }
+            tls_listeners.push((l, tr.clone()));
+        }
+        transports.push(tr);
+    }
     let sockets: Vec<Arc<std::net::UdpSocket>> = sockets.into_iter().map(Arc::new).collect();
     let mut threads = Vec::new();
     for (i, socket) in sockets.iter().cloned().enumerate() {
@@ -108,6 +136,19 @@ pub async fn start(
             shutdown.clone(),
             tracker.clone(),
         ));
+    }
+    for (l, tr) in tls_listeners {
+        tracker.spawn(tls::accept_loop(
+            l,
+            tr,
+            shared.clone(),
+            shutdown.clone(),
+            tracker.clone(),
+        ));
+    }
+    if !transports.is_empty() {
+        tracker.spawn(tls::watch_certs(transports.clone(), shutdown.clone()));
+        tracing::info!(dot = ?dot_addrs, doh = ?doh_addrs, "dns over tls/https listening");
     }
     // UDP threads block in recvmmsg with no timeout: on cancel, set the flag, then wake them.
     // The guard also does it when the runtime goes away first (it drops this task unpolled):
@@ -139,6 +180,9 @@ pub async fn start(
         stop,
         shutdown,
         spec_listen: spec.listen,
+        transports,
+        dot_addrs,
+        doh_addrs,
     })
 }
 
@@ -229,6 +273,16 @@ impl Handle {
         &self.local_addrs
     }
 
+    /// The bound DNS over TLS addresses (empty when off).
+    pub fn dot_addrs(&self) -> &[SocketAddr] {
+        &self.dot_addrs
+    }
+
+    /// The bound DNS over HTTPS addresses (empty when off).
+    pub fn doh_addrs(&self) -> &[SocketAddr] {
+        &self.doh_addrs
+    }
+
     /// Applies new zones, GSLB names, geo database and settings. The new snapshot is built off
     /// to the side and swapped in atomically: queries in flight finish on the old one, none is
     /// dropped. On error the old configuration stays. Listener changes need a restart (logged).
@@ -243,6 +297,22 @@ impl Handle {
         };
         if spec.listen != self.spec_listen {
             tracing::warn!("dns listen addresses changed: takes effect on restart");
+        }
+        // a reload re-reads DoT/DoH certificates; a broken file keeps the old one
+        for t in &self.transports {
+            let now = match t.kind {
+                tls::Kind::Dot => &spec.dot,
+                tls::Kind::Doh => &spec.doh,
+            };
+            if now.as_ref() != Some(&t.spec) {
+                tracing::warn!(
+                    listener = t.kind.key(),
+                    "dns tls/https settings changed: take effect on restart"
+                );
+            }
+            if let Err(e) = t.store.reload() {
+                tracing::warn!(listener = t.kind.key(), error = %e, "certificate reload failed; keeping the old one");
+            }
         }
         let before = self.shared.state.load().snapshot.serials();
         self.shared

@@ -7,8 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use metrics::Counter;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,21 +72,26 @@ pub(crate) async fn accept_loop(
         let shutdown = shutdown.clone();
         tracker.spawn(async move {
             shared.metrics.tcp_connections.increment(1.0);
-            let _ = serve(stream, peer, &shared, idle, shutdown).await;
+            let mut stream = stream;
+            let _ = stream.set_nodelay(true);
+            let queries = shared.metrics.tcp_queries.clone();
+            let _ = serve(&mut stream, peer, &shared, idle, shutdown, &queries).await;
             shared.metrics.tcp_connections.decrement(1.0);
             drop(permit);
         });
     }
 }
 
-async fn serve(
-    mut stream: TcpStream,
+/// Answers length-prefixed queries on `stream` (TCP, or DoT's TLS stream: the same framing)
+/// until the client closes, goes idle, or `shutdown`; `queries` counts them.
+pub(crate) async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     peer: SocketAddr,
     shared: &Shared,
     idle: Duration,
     shutdown: CancellationToken,
+    queries: &Counter,
 ) -> io::Result<()> {
-    let _ = stream.set_nodelay(true);
     let mut msg = Vec::with_capacity(512);
     let mut out = Vec::with_capacity(1024);
     loop {
@@ -101,7 +107,7 @@ async fn serve(
         }
         msg.resize(len, 0);
         tokio::time::timeout(idle, stream.read_exact(&mut msg)).await??;
-        shared.metrics.tcp_queries.increment(1);
+        queries.increment(1);
         let handled = {
             let state = shared.state.load();
             let ctx = Ctx {
@@ -118,20 +124,29 @@ async fn serve(
             }
         };
         match handled {
-            Ok(Handled::Reply { .. }) => write_msg(&mut stream, &out, idle).await?,
+            Ok(Handled::Reply { .. }) => write_msg(stream, &out, idle).await?,
             Ok(_) => {}
             Err(messages) => {
                 for m in messages {
-                    write_msg(&mut stream, &m, idle).await?;
+                    write_msg(stream, &m, idle).await?;
                 }
             }
         }
     }
 }
 
-async fn write_msg(stream: &mut TcpStream, msg: &[u8], idle: Duration) -> io::Result<()> {
+async fn write_msg<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    msg: &[u8],
+    idle: Duration,
+) -> io::Result<()> {
     let mut framed = Vec::with_capacity(msg.len() + 2);
     framed.extend_from_slice(&(msg.len() as u16).to_be_bytes());
     framed.extend_from_slice(msg);
-    tokio::time::timeout(idle, stream.write_all(&framed)).await?
+    // a TLS stream buffers what it encrypts: flush sends it (a no-op on plain TCP)
+    tokio::time::timeout(idle, async {
+        stream.write_all(&framed).await?;
+        stream.flush().await
+    })
+    .await?
 }

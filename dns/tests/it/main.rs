@@ -6,6 +6,7 @@ mod axfr;
 mod correctness;
 mod dnssec;
 mod edns;
+mod encrypted;
 mod failover;
 mod geo;
 mod harness;

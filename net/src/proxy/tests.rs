@@ -487,3 +487,40 @@ async fn stalled_partial_headers_cost_no_cpu() {
         "{spent:?} of CPU while stalled"
     );
 }
+
+#[test]
+fn v2_with_tlvs_parses_back_and_carries_them() {
+    let (s, d) = (sa("10.0.0.1:5000"), sa("10.0.0.2:443"));
+    let mut out = [0u8; MAX_ENCODED_TLVS];
+    let alpn = b"\x00\x03\x02h2";
+    let n = encode_v2_tlvs(
+        s,
+        d,
+        &[(PP2_TYPE_AUTHORITY, b"a.example"), (PP2_TYPE_ALPN, alpn)],
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(n, 28 + 3 + 9 + 3 + 5);
+    assert_eq!(&out[14..16], &((n - 16) as u16).to_be_bytes());
+    assert_eq!(&out[28..40], b"\x02\x00\x09a.example");
+    assert_eq!(&out[40..n], b"\x01\x00\x05\x00\x03\x02h2");
+    assert_eq!(
+        parse(&out[..n]),
+        Parse::Complete(Header {
+            len: n,
+            addrs: Some((s, d))
+        })
+    );
+    // without TLVs it is the plain v2 header
+    let n0 = encode_v2_tlvs(s, d, &[], &mut out).unwrap();
+    assert_eq!(
+        out[..n0],
+        enc(Version::V2, "10.0.0.1:5000", "10.0.0.2:443")[..]
+    );
+    // the largest SNI and ALPN fit; a buffer too small is refused
+    let big = [b'a'; 256];
+    let mut out6 = [0u8; MAX_ENCODED_TLVS];
+    let (s6, d6) = (sa("[::1]:1"), sa("[::2]:2"));
+    assert!(encode_v2_tlvs(s6, d6, &[(2, &big), (1, &big)], &mut out6).is_some());
+    assert!(encode_v2_tlvs(s6, d6, &[(2, &big), (1, &big), (1, b"x")], &mut out6).is_none());
+}
