@@ -41,6 +41,7 @@ pub mod plan;
 pub mod pool;
 pub mod quick;
 pub mod relay;
+pub mod spill;
 pub mod status;
 
 pub use error::LbError;
