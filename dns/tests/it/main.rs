@@ -16,3 +16,4 @@ mod policies;
 mod reload;
 mod rfc;
 mod rrl;
+mod spill;
