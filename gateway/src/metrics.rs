@@ -27,8 +27,16 @@ pub const TIMEOUTS: &str = "switchyard_gateway_timeouts_total";
 /// Counter: requests answered by the gateway's own `/healthz`.
 pub const HEALTH_PROBES: &str = "switchyard_gateway_health_probes_total";
 
+/// Counter: requests answered by an instance of another region (no healthy one in the
+/// gateway's own), by service and region pair (`from`, `to`).
+pub const UPSTREAM_SPILLED: &str = "switchyard_gateway_upstream_spilled_total";
+
 /// Register descriptions with whatever recorder the binary installed.
 pub fn describe() {
+    describe_counter!(
+        UPSTREAM_SPILLED,
+        "Requests answered by a remote region's instance (none healthy in the gateway's own), by service, from and to"
+    );
     describe_counter!(REQUESTS, "Requests by route and status");
     describe_histogram!(LATENCY, Unit::Seconds, "Request latency by route");
     describe_counter!(UPSTREAM_ERRORS, "Upstream errors by service and kind");
