@@ -10,3 +10,4 @@ mod limits;
 mod proxy;
 mod relay;
 mod reload;
+mod spill;
