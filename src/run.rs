@@ -80,6 +80,9 @@ pub struct Parts {
     admin: AdminState,
     /// Gateway instances stopped through the admin API (drills); kept across reloads.
     stopped_gateways: HashSet<String>,
+    /// L4 listeners stopped for a drill (`region-blackout`), by name: the balancer runs the
+    /// world without them (spill ingress included) until they are started again.
+    stopped_listeners: HashSet<String>,
     admin_task: Option<tokio::task::JoinHandle<()>>,
     shutdown: CancellationToken,
 }
@@ -159,6 +162,7 @@ impl Parts {
             registry,
             admin,
             stopped_gateways: HashSet::new(),
+            stopped_listeners: HashSet::new(),
             admin_task,
             shutdown,
         })
@@ -175,7 +179,9 @@ impl Parts {
                 .context("gateway")?;
         }
         if let Some(lb) = &self.lb {
-            lb.reload(world.clone()).await.context("L4 balancer")?;
+            lb.reload(Arc::new(lb_world(&world, &self.stopped_listeners)))
+                .await
+                .context("L4 balancer")?;
         }
         if let Some(dns) = &self.dns {
             dns.reload(world.clone()).context("DNS server")?;
@@ -189,6 +195,9 @@ impl Parts {
 
     /// Stops (or starts again) one gateway instance of this node for real (drills).
     pub async fn gateway_instance(&mut self, name: &str, stop: bool) -> Result<bool, String> {
+        if is_listener(&self.world, name) {
+            return self.listener(name, stop).await;
+        }
         let Some(gw) = &self.gateway else {
             return Ok(false);
         };
@@ -207,6 +216,26 @@ impl Parts {
             return Ok(false);
         }
         gw.reload(Arc::new(gateway_world(&self.world, &self.stopped_gateways)))
+            .await
+            .map(|_| true)
+            .map_err(|e| e.to_string())
+    }
+
+    /// Stops (or starts again) one L4 listener of this node and its spill ingress (drills:
+    /// `region-blackout`). Established connections are not cut.
+    async fn listener(&mut self, name: &str, stop: bool) -> Result<bool, String> {
+        let Some(lb) = &self.lb else {
+            return Ok(false);
+        };
+        let changed = if stop {
+            self.stopped_listeners.insert(name.to_string())
+        } else {
+            self.stopped_listeners.remove(name)
+        };
+        if !changed {
+            return Ok(false);
+        }
+        lb.reload(Arc::new(lb_world(&self.world, &self.stopped_listeners)))
             .await
             .map(|_| true)
             .map_err(|e| e.to_string())
@@ -377,6 +406,24 @@ fn gateway_world(world: &World, stopped: &HashSet<String>) -> World {
     w.gateway
         .instances
         .retain(|g| world.node.in_region(&g.region) && !stopped.contains(&g.name));
+    w
+}
+
+/// Whether `name` is an L4 listener of a region this node runs.
+pub fn is_listener(world: &World, name: &str) -> bool {
+    world
+        .regions
+        .iter()
+        .filter(|r| world.node.in_region(&r.name))
+        .any(|r| r.listeners.iter().any(|l| l.name == name))
+}
+
+/// The world the balancer runs: without the listeners a drill stopped.
+fn lb_world(world: &World, stopped: &HashSet<String>) -> World {
+    let mut w = world.clone();
+    for r in &mut w.regions {
+        r.listeners.retain(|l| !stopped.contains(&l.name));
+    }
     w
 }
 

@@ -36,6 +36,16 @@ pub struct RawPool {
     /// Cap on concurrent connections per member (none by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections_per_member: Option<u32>,
+    // --- remote spill (issue 17) ---
+    /// Regions whose spill ingress takes new connections when too few members are healthy,
+    /// tried in order. Default: the region's `failover` order; `[]`: never spill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_to: Option<Vec<String>>,
+    /// Spill new connections while fewer than this many members are healthy (default 1: only
+    /// when none is).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub spill_below: u32,
+    // --- end remote spill ---
     pub members: Vec<RawMember>,
 }
 
@@ -62,6 +72,9 @@ pub struct RawMember {
 fn one() -> u32 {
     1
 }
+fn is_one(v: &u32) -> bool {
+    *v == 1
+}
 
 /// PROXY protocol version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -82,6 +95,9 @@ pub struct Pool {
     pub connect_attempts: u32,
     pub drain_deadline: Duration,
     pub max_connections_per_member: Option<u32>,
+    /// Explicit spill regions (`None`: the region's failover order); see [`crate::region::spill_targets`].
+    pub spill_to: Option<Vec<String>>,
+    pub spill_below: u32,
     pub members: Vec<Member>,
 }
 
@@ -115,6 +131,7 @@ impl RawPool {
         if self.connect_attempts == 0 {
             errs.push(format!("{p}.connect_attempts"), "must be at least 1");
         }
+        self.validate_spill(p, region, names, errs);
         if self.members.is_empty() {
             errs.push(format!("{p}.members"), "a pool needs at least one member");
         }
@@ -166,7 +183,29 @@ impl RawPool {
             connect_attempts: self.connect_attempts.max(1),
             drain_deadline: self.drain_deadline.0,
             max_connections_per_member: self.max_connections_per_member,
+            spill_to: self.spill_to.clone(),
+            spill_below: self.spill_below,
             members,
+        }
+    }
+
+    /// Remote spill: every named region exists, none twice, never the pool's own region
+    /// (a spilled connection takes exactly one hop, so two regions spilling to each other
+    /// cannot loop; see docs/config.md).
+    fn validate_spill(&self, p: &str, region: &str, names: &Names, errs: &mut Errors) {
+        if self.spill_below == 0 {
+            errs.push(format!("{p}.spill_below"), "must be at least 1");
+        }
+        let Some(to) = &self.spill_to else { return };
+        for (j, r) in to.iter().enumerate() {
+            let path = format!("{p}.spill_to[{j}]");
+            if r == region {
+                errs.push(path, "a pool cannot spill to its own region");
+            } else if to[..j].contains(r) {
+                errs.push(path, format!("region {r:?} is listed twice"));
+            } else {
+                names.check_region(r, path, errs);
+            }
         }
     }
 }
@@ -226,6 +265,11 @@ pub struct RawListener {
     /// Accept loops (one SO_REUSEPORT socket each); default: one per CPU.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<u32>,
+    /// Remote spill ingress (issue 17): also listen on this port of the same addresses for
+    /// connections spilled here by other regions' balancers (PROXY v2 expected; never spilled
+    /// again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spill_port: Option<u16>,
 }
 
 /// Raw `sni = [{ names = [...], pool = "..." }]` entry of a listener.
@@ -329,6 +373,7 @@ pub struct Listener {
     pub buffer_size: u32,
     pub access_log: bool,
     pub workers: Option<u32>,
+    pub spill_port: Option<u16>,
 }
 
 impl RawListener {
@@ -395,6 +440,12 @@ impl RawListener {
         if self.max_connections == 0 {
             errs.push(format!("{p}.max_connections"), "must be greater than 0");
         }
+        if self.spill_port == Some(self.port) {
+            errs.push(
+                format!("{p}.spill_port"),
+                "the spill ingress needs a port of its own (not the listener's `port`)",
+            );
+        }
         if !(4096..=1 << 20).contains(&self.pipe_size) {
             errs.push(
                 format!("{p}.pipe_size"),
@@ -440,6 +491,7 @@ impl RawListener {
             buffer_size: self.buffer_size,
             access_log: self.access_log,
             workers: self.workers,
+            spill_port: self.spill_port,
         }
     }
 }
@@ -735,5 +787,96 @@ mod tests {
             assert!(super::sni_pattern(bad).is_err(), "{bad}");
         }
         assert!(super::sni_pattern(&"a".repeat(64)).is_err());
+    }
+
+    /// The demo world with `extra` added to the us-east pool (after its `drain_deadline`).
+    fn with_pool_line(extra: &str) -> String {
+        crate::demo_toml().replacen(
+            "  drain_deadline = \"10s\"\n",
+            &format!("  drain_deadline = \"10s\"\n  {extra}\n"),
+            1,
+        )
+    }
+
+    fn errors(src: &str) -> Vec<(String, String, bool)> {
+        crate::parse_str(src, "demo")
+            .unwrap_err()
+            .errors
+            .into_iter()
+            .map(|e| (e.path, e.message, e.position.is_some()))
+            .collect()
+    }
+
+    #[test]
+    fn spill_defaults_to_the_failover_order_through_the_spill_ingress() {
+        let w = crate::demo_world();
+        let (us, eu) = (&w.regions[0], &w.regions[1]);
+        assert_eq!(us.pools[0].spill_to, None);
+        assert_eq!(us.pools[0].spill_below, 1);
+        assert_eq!(eu.listeners[0].spill_port, Some(8081));
+        let t = crate::region::spill_targets(&w.regions, us, &us.pools[0]);
+        assert_eq!(t.len(), 1);
+        assert_eq!(t[0].0.name, "eu-west");
+        assert_eq!(t[0].1, vec!["127.0.2.1:8081".parse().unwrap()]);
+        let w = crate::parse_str(&with_pool_line("spill_to = []"), "demo").unwrap();
+        assert!(
+            crate::region::spill_targets(&w.regions, &w.regions[0], &w.regions[0].pools[0])
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn spill_errors_carry_their_line() {
+        let e = errors(&with_pool_line(
+            "spill_to = [\"us-east\", \"mars\", \"eu-west\", \"eu-west\"]\n  spill_below = 0",
+        ));
+        let e: Vec<_> = e
+            .iter()
+            .map(|(p, m, pos)| (p.as_str(), m.as_str(), *pos))
+            .collect();
+        assert_eq!(
+            e,
+            [
+                (
+                    "regions[0].pools[0].spill_to[0]",
+                    "a pool cannot spill to its own region",
+                    true
+                ),
+                (
+                    "regions[0].pools[0].spill_to[1]",
+                    "unknown region \"mars\"",
+                    true
+                ),
+                (
+                    "regions[0].pools[0].spill_to[3]",
+                    "region \"eu-west\" is listed twice",
+                    true
+                ),
+                (
+                    "regions[0].pools[0].spill_below",
+                    "must be at least 1",
+                    true
+                ),
+            ]
+        );
+        // a named region without a spill ingress
+        let src = with_pool_line("spill_to = [\"eu-west\"]");
+        let src = {
+            // drop eu-west's spill_port (the second one)
+            let i = src.rfind("  spill_port = 8081\n").unwrap();
+            format!("{}{}", &src[..i], &src[i + "  spill_port = 8081\n".len()..])
+        };
+        assert_eq!(
+            errors(&src),
+            [(
+                "regions[0].pools[0].spill_to[0]".to_string(),
+                "region \"eu-west\" has no spill ingress; give one of its listeners a `spill_port`"
+                    .to_string(),
+                true
+            )]
+        );
+        let e = errors(&crate::demo_toml().replacen("spill_port = 8081", "spill_port = 8080", 1));
+        assert_eq!(e[0].0, "regions[0].listeners[0].spill_port");
+        assert!(e[0].2);
     }
 }

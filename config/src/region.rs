@@ -274,3 +274,60 @@ impl RawRegion {
         }
     }
 }
+
+// --- remote spill (issue 17) ---
+
+/// Where `pool` of `region` spills new connections, in order: each target region with the
+/// spill ingress addresses of its listeners (`spill_port` on every listener address). The
+/// regions are the pool's `spill_to`, else the region's `failover` order; a default target
+/// without a spill ingress is skipped (an explicit one is a validation error).
+pub fn spill_targets<'a>(
+    regions: &'a [Region],
+    region: &Region,
+    pool: &crate::lb::Pool,
+) -> Vec<(&'a Region, Vec<std::net::SocketAddr>)> {
+    let names = pool.spill_to.as_ref().unwrap_or(&region.failover);
+    names
+        .iter()
+        .filter(|n| **n != region.name)
+        .filter_map(|n| regions.iter().find(|r| &r.name == n))
+        .filter_map(|r| {
+            let addrs: Vec<std::net::SocketAddr> = r
+                .listeners
+                .iter()
+                .filter_map(|l| l.spill_port.map(|p| (l, p)))
+                .flat_map(|(l, p)| {
+                    l.addrs
+                        .iter()
+                        .map(move |a| std::net::SocketAddr::new(a.ip(), p))
+                })
+                .collect();
+            (!addrs.is_empty()).then_some((r, addrs))
+        })
+        .collect()
+}
+
+/// Cross-region spill checks, once every region is validated: a region named in a pool's
+/// `spill_to` must have a spill ingress (a listener with `spill_port`).
+pub fn check_spill(regions: &[Region], errs: &mut Errors) {
+    for (i, r) in regions.iter().enumerate() {
+        for (j, pool) in r.pools.iter().enumerate() {
+            let Some(to) = &pool.spill_to else { continue };
+            for (k, name) in to.iter().enumerate() {
+                let Some(target) = regions.iter().find(|t| &t.name == name && t.name != r.name)
+                else {
+                    continue; // unknown or self: reported by the pool's own validation
+                };
+                if !target.listeners.iter().any(|l| l.spill_port.is_some()) {
+                    errs.push(
+                        format!("regions[{i}].pools[{j}].spill_to[{k}]"),
+                        format!(
+                            "region {name:?} has no spill ingress; give one of its listeners a `spill_port`"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+// --- end remote spill ---

@@ -22,7 +22,18 @@ pub struct RawService {
     pub passive: RawPassive,
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout: HumanDuration,
+    /// Remote instances (issue 17): when no instance in a gateway's region is healthy, call the
+    /// instances of the next region in that region's `failover` order (default on).
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub remote_instances: bool,
     pub instances: Vec<RawInstance>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_yes(v: &bool) -> bool {
+    *v
 }
 
 fn default_connect_timeout() -> HumanDuration {
@@ -56,6 +67,7 @@ pub struct Service {
     pub health: HealthCheck,
     pub passive: Passive,
     pub connect_timeout: Duration,
+    pub remote_instances: bool,
     pub instances: Vec<ServiceInstance>,
 }
 
@@ -124,6 +136,7 @@ impl RawService {
             health: self.health.validate(&format!("{p}.health"), errs),
             passive: self.passive.validate(&format!("{p}.passive"), errs),
             connect_timeout: self.connect_timeout.0,
+            remote_instances: self.remote_instances,
             instances,
         }
     }

@@ -330,6 +330,7 @@ impl RawWorld {
             .enumerate()
             .map(|(i, r)| r.validate(i, &names, errs))
             .collect();
+        crate::region::check_spill(&regions, errs);
         if regions.iter().filter(|r| r.default).count() > 1 {
             errs.push("regions", "at most one region may be `default = true`");
         }
@@ -398,6 +399,13 @@ impl RawWorld {
             for (j, l) in r.listeners.iter().enumerate() {
                 for a in &l.addrs {
                     claim(*a, format!("regions[{i}].listeners[{j}].port"), errs);
+                }
+                for a in l
+                    .spill_port
+                    .iter()
+                    .flat_map(|p| l.addrs.iter().map(move |a| SocketAddr::new(a.ip(), *p)))
+                {
+                    claim(a, format!("regions[{i}].listeners[{j}].spill_port"), errs);
                 }
             }
         }

@@ -2,7 +2,10 @@
 //! - regions this node runs (L4): up while their pools have at least `min_healthy` healthy
 //!   members (the same `BackendHealth` the L4 balancer uses);
 //! - other regions: active probes of their VIPs (`probe_port` + `probe` of a GSLB name);
-//! - administrative overrides per region (drain, fail) on top of both.
+//! - administrative overrides per region (drain, fail) on top of both;
+//! - a region whose balancer spills (issue 17: fewer healthy members than a pool's
+//!   `spill_below`, with a spill target configured) is [`RegionState::Spilling`], which DNS treats
+//!   as down: spilling bridges the TTL, it is not a steady state.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -22,6 +25,8 @@ struct RegionView {
     /// Pool members of a region this node runs.
     members: Vec<Arc<BackendHealth>>,
     min_healthy: usize,
+    /// Spill threshold (`spill_below`) of the region's pools that can spill, 0 when none can.
+    spill_below: usize,
     /// VIP probes of a region this node does not run.
     probes: Vec<Arc<BackendHealth>>,
 }
@@ -53,7 +58,14 @@ impl LiveHealth {
             let local = runs_lb && world.node.in_region(&r.name) && !r.pools.is_empty();
             let mut members = Vec::new();
             let mut probes = Vec::new();
+            let mut spill_below = 0;
             if local {
+                for pool in r.pools.iter().filter(|p| !p.fail_open) {
+                    if !switchyard_config::region::spill_targets(&world.regions, r, pool).is_empty()
+                    {
+                        spill_below = spill_below.max(pool.spill_below.max(1) as usize);
+                    }
+                }
                 for pool in &r.pools {
                     let spec = CheckSpec::from(&pool.health);
                     for m in &pool.members {
@@ -93,6 +105,7 @@ impl LiveHealth {
                 labels,
                 members,
                 min_healthy: r.min_healthy.max(1) as usize,
+                spill_below,
                 probes,
             };
             regions.insert(r.name.clone(), view);
@@ -101,6 +114,15 @@ impl LiveHealth {
             regions,
             admin: registry.admin().cloned(),
         }
+    }
+
+    /// Marks `region` as able to spill while fewer than `below` members are healthy (tests;
+    /// [`LiveHealth::from_world`] reads it from the pools' `spill_below` and spill targets).
+    pub fn with_spill(mut self, region: &str, below: usize) -> Self {
+        if let Some(v) = self.regions.get_mut(region) {
+            v.spill_below = below;
+        }
+        self
     }
 
     /// A view over explicit backends (tests): `(region, members, min_healthy)`.
@@ -122,6 +144,7 @@ impl LiveHealth {
                         labels,
                         members,
                         min_healthy,
+                        spill_below: 0,
                         probes: Vec::new(),
                     },
                 )
@@ -143,7 +166,9 @@ impl RegionHealth for LiveHealth {
         }
         if !view.members.is_empty() {
             let healthy = view.members.iter().filter(|m| m.is_up()).count();
-            return if healthy >= view.min_healthy {
+            return if healthy < view.spill_below {
+                RegionState::Spilling
+            } else if healthy >= view.min_healthy {
                 RegionState::Up
             } else {
                 RegionState::Down

@@ -353,6 +353,7 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
                 _ => (false, format!("DNS never moved {clients} clients")),
             }
         }
+        Expectation::FailuresWithinTtl { clients } => crate::ttl::judge(obs, clients),
         Expectation::MaxHealthChanges { instance, max } => {
             if !obs.checked.contains(instance) {
                 return (

@@ -1,12 +1,20 @@
 //! The built-in scenarios, derived from the world so their timing follows its health settings:
-//! `instance-crash`, `az-outage`, `region-outage`, `planned-drain`, `flap`. They assume the demo
-//! world's shape: the first region is where things break, its clients are the first client group.
+//! `instance-crash`, `az-outage`, `region-outage`, `planned-drain`, `flap`, `region-blackout`.
+//! They assume the demo world's shape: the first region is where things break, its clients are
+//! the first client group.
+//!
+//! `region-outage` stops a region's gateways and services but not its balancers: with remote
+//! spill (issue 17) the region's front door keeps serving the clients that still hold its DNS
+//! answer, so no request may fail after detection. `region-blackout` also stops the region's L4
+//! listeners: clients can only follow DNS, and every failure must be one that detection plus
+//! the answer's TTL explains (`ttl.rs`).
 //!
 //! Detection budgets are the issue's promise, `fall × interval + one interval`, stretched by the
 //! check jitter, plus one `/status` poll (the drill sees a change up to 100 ms + a round trip
 //! late).
 
 use super::model::CheckParams;
+use super::scenario::secs;
 use super::scenario::{
     default_clients_groups, default_path, Action, AdminVerb, Expectation, Scenario, Served, Step,
     TargetKind, Window,
@@ -17,12 +25,13 @@ use switchyard_config::health::HealthCheck;
 use switchyard_config::World;
 
 /// Names of the built-in scenarios.
-pub(crate) const NAMES: [&str; 5] = [
+pub(crate) const NAMES: [&str; 6] = [
     "instance-crash",
     "az-outage",
     "region-outage",
     "planned-drain",
     "flap",
+    "region-blackout",
 ];
 
 /// Slack for observing a change through `/status` polling.
@@ -81,6 +90,8 @@ struct Shape<'a> {
     az_members: Vec<String>,
     /// Names of the world's gateway instances (these can be stopped for real).
     gateways: Vec<String>,
+    /// The region's L4 listeners (stopped by `region-blackout`).
+    listeners: Vec<String>,
     ttl: Duration,
 }
 
@@ -150,6 +161,7 @@ fn shape(world: &World) -> Result<Shape<'_>, String> {
             .iter()
             .map(|g| g.name.clone())
             .collect(),
+        listeners: region.listeners.iter().map(|l| l.name.clone()).collect(),
         ttl,
     })
 }
@@ -243,6 +255,43 @@ fn outage(
     steps
 }
 
+/// `region-blackout`: the region's L4 listeners stop first (the fault) and start again first
+/// (the recovery: the front door is back, spilling until the gateways return).
+fn front_door(steps: &mut Vec<Step>, at: Duration, back: Duration, listeners: &[String]) {
+    for st in steps.iter_mut() {
+        st.fault = false;
+        st.recover = false;
+    }
+    let first_back = steps
+        .iter()
+        .position(|st| st.at >= back)
+        .unwrap_or(steps.len());
+    for (k, l) in listeners.iter().enumerate() {
+        let mut up = step(
+            back,
+            Action::Start {
+                instance: l.clone(),
+            },
+        );
+        up.recover = k == 0;
+        steps.insert(first_back + k, up);
+    }
+    for l in listeners.iter().rev() {
+        steps.insert(
+            0,
+            step(
+                at,
+                Action::Stop {
+                    instance: l.clone(),
+                },
+            ),
+        );
+    }
+    if let Some(first) = steps.first_mut() {
+        first.fault = true;
+    }
+}
+
 /// Builds a built-in scenario for `world`; None if `name` is not a built-in.
 pub(crate) fn scenario(name: &str, world: &World) -> Option<Result<Scenario, String>> {
     if !NAMES.contains(&name) {
@@ -316,10 +365,10 @@ fn build(name: &str, s: &Shape<'_>) -> Scenario {
                 end,
             )
         }
-        "region-outage" => {
+        "region-outage" | "region-blackout" => {
             let follow = pool_budget + s.ttl + client_interval + Duration::from_millis(100);
             let back = start + follow + Duration::from_millis(1500);
-            let steps = outage(
+            let mut steps = outage(
                 start,
                 back,
                 &s.region_services,
@@ -327,33 +376,58 @@ fn build(name: &str, s: &Shape<'_>) -> Scenario {
                 svc_rise,
                 &|n| s.gateways.iter().any(|g| g == n),
             );
+            let blackout = name == "region-blackout";
+            if blackout {
+                front_door(&mut steps, start, back, &s.listeners);
+            }
             let end = steps.last().map(|l| l.at).unwrap_or(back) + Duration::from_secs(2);
-            (
-                format!(
-                    "region {} goes dark (its gateways and services stop); its clients must move",
-                    s.region.name
-                ),
-                steps,
-                vec![
-                    Expectation::DnsMoves {
-                        clients: first_group.clone(),
-                        within: pool_budget,
-                    },
-                    Expectation::ClientsFollow {
+            let region = &s.region.name;
+            let mut expect = vec![
+                Expectation::DnsMoves {
+                    clients: first_group.clone(),
+                    within: pool_budget,
+                },
+                Expectation::ClientsFollow {
+                    clients: first_group.clone(),
+                    within: None,
+                },
+            ];
+            let description = if blackout {
+                // the front door is gone: only DNS can move the clients
+                expect.extend([
+                    Expectation::FailuresWithinTtl {
                         clients: first_group,
-                        within: None,
                     },
                     Expectation::MovedAway {
-                        target: Served::Region(s.region.name.clone()),
+                        target: Served::Region(region.clone()),
                         within: follow,
                     },
-                    Expectation::MaxFailed {
-                        max: 0,
-                        window: Window::OutsideFault,
+                ]);
+                format!(
+                    "region {region} goes dark, front door included (its L4 listeners, gateways and services stop): \
+                     its clients fail until DNS moves them and their cached answer expires (detection {} + TTL {}s)",
+                    secs(pool_budget),
+                    s.ttl.as_secs()
+                )
+            } else {
+                // the front door stays: it spills to the next region while DNS converges
+                expect.extend([
+                    Expectation::LostAtMostInFlight,
+                    Expectation::MovedAway {
+                        target: Served::Region(region.clone()),
+                        within: pool_budget,
                     },
-                ],
-                end,
-            )
+                ]);
+                format!(
+                    "region {region} goes dark behind its front door (its gateways and services stop, its L4 \
+                     listeners stay): they spill to the next region, so no request may fail after detection"
+                )
+            };
+            expect.push(Expectation::MaxFailed {
+                max: 0,
+                window: Window::OutsideFault,
+            });
+            (description, steps, expect, end)
         }
         "planned-drain" => {
             let back = start + Duration::from_secs(3);
@@ -522,6 +596,50 @@ mod tests {
                 clients: "us".into(),
                 within: Duration::from_millis(1800)
             }
+        );
+    }
+
+    #[test]
+    fn region_outage_expects_nothing_lost_after_detection() {
+        let s = scenario("region-outage", &demo()).unwrap().unwrap();
+        assert_eq!(
+            s.expect[3..],
+            [
+                Expectation::LostAtMostInFlight,
+                Expectation::MovedAway {
+                    target: Served::Region("us-east".into()),
+                    within: Duration::from_millis(1800)
+                },
+                Expectation::MaxFailed {
+                    max: 0,
+                    window: Window::OutsideFault
+                }
+            ]
+        );
+        assert!(!labels(&s).iter().any(|l| l.1.contains("us-east-http")));
+    }
+
+    #[test]
+    fn region_blackout_stops_the_front_door_first_and_brings_it_back_first() {
+        let s = scenario("region-blackout", &demo()).unwrap().unwrap();
+        let l = labels(&s);
+        assert_eq!(l.len(), 2 + 2 + 8 + 8 + 2);
+        assert_eq!(l[0], (1000, "stop us-east-http".into(), true, false));
+        assert_eq!(l[1], (1000, "stop gw-us-east-a".into(), false, false));
+        assert_eq!(l.iter().filter(|x| x.2).count(), 1);
+        let back = l.iter().position(|x| x.3).unwrap();
+        assert_eq!(l[back], (14_600, "start us-east-http".into(), false, true));
+        assert_eq!(l[back + 1].1, "start user-us-east-a");
+        assert_eq!(
+            s.expect[3],
+            Expectation::FailuresWithinTtl {
+                clients: "us".into()
+            }
+        );
+        assert!(
+            s.description.contains("detection 1.80s + TTL 10s"),
+            "{}",
+            s.description
         );
     }
 

@@ -7,7 +7,8 @@
 //! kind, traffic shares, and each expectation with pass/fail (exit 0 when all hold, 1 otherwise).
 //!
 //! ## Layout
-//! - `scenario` (the file format: `file`, `model`), `builtin` (the five built-in scenarios);
+//! - `scenario` (the file format: `file`, `model`), `builtin` (the six built-in scenarios; `ttl`
+//!   judges what DNS caching explains in `region-blackout`);
 //! - the load: `client` (HTTP clients at a steady rate), `dns` (their resolver, with ECS);
 //! - `observe` (the admin API's `/status` and DNS watchers), `target` (which world: a running
 //!   node, or one the drill starts), `run` (one drill end to end: [`run`] with [`DrillOptions`]);
@@ -28,6 +29,7 @@ mod run;
 mod scenario;
 mod svg;
 mod target;
+mod ttl;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -36,7 +38,8 @@ use std::time::Duration;
 /// `docs/drills.md` for each option).
 #[derive(Debug, Clone)]
 pub struct DrillOptions {
-    /// Built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap) or a
+    /// Built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap,
+    /// region-blackout) or a
     /// scenario TOML file.
     pub scenario: String,
     /// Admin API of the running node to drill. Without it, the node at the world's admin address

@@ -130,7 +130,8 @@ fn load_scenario(arg: &str, world: &World) -> anyhow::Result<Scenario> {
 
 /// Every name a scenario uses must exist in the world (before anything is broken).
 fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
-    // What `stop`/`start` can act on: demo service instances and gateway instances.
+    // What `stop`/`start` can act on: demo service instances, gateway instances and L4
+    // listeners (`region-blackout`).
     let demo: Vec<&str> = world
         .services
         .iter()
@@ -138,6 +139,13 @@ fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
         .filter(|i| i.demo)
         .map(|i| i.name.as_str())
         .chain(world.gateway.instances.iter().map(|g| g.name.as_str()))
+        .chain(
+            world
+                .regions
+                .iter()
+                .flat_map(|r| &r.listeners)
+                .map(|l| l.name.as_str()),
+        )
         .collect();
     let instances: Vec<&str> = world
         .regions
@@ -529,6 +537,6 @@ within = "1s"
             "no demo service or gateway instance \"gw-mars-a\" in the world\n  no AZ \"mars-1a\" in the world\n  no region \"atlantis\" in the world"
         );
         let e = load_scenario("no-such-drill", &w).unwrap_err().to_string();
-        assert!(e.starts_with("\"no-such-drill\" is neither a built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap)"), "{e}");
+        assert!(e.starts_with("\"no-such-drill\" is neither a built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap, region-blackout)"), "{e}");
     }
 }

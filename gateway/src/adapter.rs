@@ -78,6 +78,11 @@ impl GatewaySpec {
                 tls: i.tls.clone(),
             })
             .collect();
+        spec.region_failover = world
+            .regions
+            .iter()
+            .map(|r| (r.name.clone(), r.failover.clone()))
+            .collect();
         spec.cors = match &g.cors {
             Some(c) => Some(
                 crate::cors::CorsSpec::new(
@@ -303,6 +308,7 @@ fn services(world: &World) -> Vec<ServiceSpec> {
             policy: s.policy.into(),
             check: Some((&s.health).into()),
             passive: (&s.passive).into(),
+            remote_instances: s.remote_instances,
             instances: s
                 .instances
                 .iter()

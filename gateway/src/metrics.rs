@@ -35,8 +35,16 @@ pub(crate) fn cert_reload_failed(instance: &str) {
     counter!(CERT_RELOAD_FAILED, "listener" => instance.to_string()).increment(1);
 }
 
+/// Counter: requests answered by an instance of another region (no healthy one in the
+/// gateway's own), by service and region pair (`from`, `to`).
+pub const UPSTREAM_SPILLED: &str = "switchyard_gateway_upstream_spilled_total";
+
 /// Register descriptions with whatever recorder the binary installed.
 pub fn describe() {
+    describe_counter!(
+        UPSTREAM_SPILLED,
+        "Requests answered by a remote region's instance (none healthy in the gateway's own), by service, from and to"
+    );
     describe_counter!(REQUESTS, "Requests by route and status");
     describe_histogram!(LATENCY, Unit::Seconds, "Request latency by route");
     describe_counter!(UPSTREAM_ERRORS, "Upstream errors by service and kind");

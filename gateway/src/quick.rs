@@ -101,6 +101,7 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
             policy: switchyard_balance::Policy::RoundRobin,
             check: None,
             passive: crate::upstream::default_passive(),
+            remote_instances: true,
             instances: vec![ServiceInstanceSpec {
                 name: name.clone(),
                 addr,

@@ -92,11 +92,14 @@ impl Runtime {
         let upstreams = regions
             .into_iter()
             .map(|r| {
-                let u = Upstreams::build(
-                    &spec.services,
-                    r.as_deref().filter(|r| !r.is_empty()),
-                    registry,
-                );
+                let region = r.as_deref().filter(|r| !r.is_empty());
+                let failover = region.and_then(|r| {
+                    spec.region_failover
+                        .iter()
+                        .find(|(n, _)| n == r)
+                        .map(|(_, f)| f.as_slice())
+                });
+                let u = Upstreams::build(&spec.services, region, failover, registry);
                 (r, u)
             })
             .collect();

@@ -53,6 +53,9 @@ pub struct GatewaySpec {
     pub log_health_probes: bool,
     /// Cross-origin requests from browsers (off when `None`).
     pub cors: Option<crate::cors::CorsSpec>,
+    /// Each region's `failover` order: where a gateway of that region calls remote instances
+    /// when none of its own region is healthy (a region not listed: every other region).
+    pub region_failover: Vec<(String, Vec<String>)>,
 }
 
 /// One gateway listener (`[[gateway.instances]]`): an HTTP server with its own workers.
@@ -374,6 +377,9 @@ pub struct ServiceSpec {
     pub passive: switchyard_balance::PassiveSpec,
     /// The instances, in every region.
     pub instances: Vec<ServiceInstanceSpec>,
+    /// Call instances of other regions (in the failover order) when none of the gateway's own
+    /// region is healthy.
+    pub remote_instances: bool,
 }
 
 /// One instance of a service.
@@ -483,6 +489,7 @@ impl GatewaySpec {
             access_log: false,
             log_health_probes: false,
             cors: None,
+            region_failover: Vec::new(),
         }
     }
 }

@@ -1,10 +1,14 @@
 //! Upstreams: the internal load balancer in front of each service.
 //!
 //! Selection and health are the shared `switchyard-balance` machinery: one [`Selector`] per
-//! service for the gateway's own region and one for the other regions (used only when the local
-//! one has nothing up: region spill-over). Inside a region the selector is AZ-aware. Requests go
-//! over pooled keep-alive connections (hyper-util client); a connect failure is recorded as a
-//! passive failure (ejection works as a circuit breaker) and retried on another instance.
+//! service for the gateway's own region, and one per remote region in the region's `failover`
+//! order (issue 17: "remote instances"), used only when nothing earlier has an instance up. A
+//! region without a failover order falls back to every other region as one group. A service
+//! with `remote_instances = false` has no remote groups. Inside a region the selector is
+//! AZ-aware. Requests go over pooled keep-alive connections (hyper-util client); a connect
+//! failure is recorded as a passive failure (ejection works as a circuit breaker) and retried on
+//! another instance. Identity headers, deadlines and retries are the same for local and remote
+//! instances (they are the same request path).
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -22,130 +26,174 @@ use tokio::time::Instant;
 
 use crate::spec::{ServiceSpec, UpstreamSpec};
 
+/// One region's instances of a service: a selector and each member's URI authority.
+struct Group {
+    /// The instances' region (`None`: the local group, or every other region together).
+    region: Option<String>,
+    selector: Selector,
+    /// Each member's URI authority (`ip:port`), built once instead of formatted per request.
+    authority: Vec<Authority>,
+    /// Requests this remote group answered (`None` for the local group).
+    spilled: Option<metrics::Counter>,
+}
+
 /// Instances of one service as seen from one gateway region.
 pub struct ServicePool {
     /// Service name (metrics label, logs).
     pub name: String,
-    local: Option<Selector>,
-    remote: Option<Selector>,
-    /// Each member's URI authority (`ip:port`), built once instead of formatted per request.
-    local_authority: Vec<Authority>,
-    remote_authority: Vec<Authority>,
+    /// `groups[0]` is the local region when it has instances (see `has_local`); then the remote
+    /// regions in failover order.
+    groups: Vec<Group>,
+    has_local: bool,
 }
 
-/// A chosen instance: which selector, which member.
+/// A chosen instance: which group (local region, or a remote one), which member.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pick {
-    /// From the other regions' selector (spill-over), else the local one.
+    /// From a remote region (spill-over), else the local one.
     pub remote: bool,
-    /// Member index in that selector.
+    /// Index of the group (local first, then remote regions in failover order).
+    pub group: u8,
+    /// Member index in that group's selector.
     pub idx: usize,
 }
 
 impl ServicePool {
-    /// Split the service's instances into this region's and the others', each with its own
-    /// selector on the shared registry (`region` `None`: every instance is local).
+    /// Split the service's instances into this region's and the remote regions' (in
+    /// `failover` order; `None`: every other region as one group), each with its own selector
+    /// on the shared registry (`region` `None`: every instance is local).
     pub fn build(
         spec: &ServiceSpec,
         region: Option<&str>,
+        failover: Option<&[String]>,
         registry: &HealthRegistry,
     ) -> ServicePool {
-        let (mut local, mut remote) = (Vec::new(), Vec::new());
-        for inst in &spec.instances {
-            let m = MemberSpec::new(inst.name.clone(), inst.addr, inst.az.clone(), inst.weight);
-            if region.is_none_or(|r| r == inst.region) {
-                local.push(m);
-            } else {
-                remote.push(m);
-            }
-        }
-        let sel = |members: Vec<MemberSpec>| {
-            (!members.is_empty()).then(|| {
-                let opts = SelectorOptions {
-                    passive: spec.passive,
-                    region: region.map(str::to_string),
-                    ..Default::default()
-                };
-                Selector::new(members, &[], spec.policy, registry, opts)
-            })
+        let member = |inst: &crate::spec::ServiceInstanceSpec| {
+            MemberSpec::new(inst.name.clone(), inst.addr, inst.az.clone(), inst.weight)
         };
-        let authorities = |sel: &Option<Selector>| -> Vec<Authority> {
-            sel.iter()
-                .flat_map(|s| s.members())
+        let group = |members: Vec<MemberSpec>, to: Option<&str>| -> Option<Group> {
+            if members.is_empty() {
+                return None;
+            }
+            let opts = SelectorOptions {
+                passive: spec.passive,
+                region: region.map(str::to_string),
+                ..Default::default()
+            };
+            let selector = Selector::new(members, &[], spec.policy, registry, opts);
+            let authority = selector
+                .members()
                 .map(|(m, _)| {
                     Authority::from_maybe_shared(Bytes::from(m.addr.to_string()))
                         .expect("a socket address is a valid URI authority")
                 })
-                .collect()
+                .collect();
+            let remote = region.is_some() && to != region;
+            Some(Group {
+                region: to.map(str::to_string),
+                selector,
+                authority,
+                spilled: remote.then(|| {
+                    metrics::counter!(crate::metrics::UPSTREAM_SPILLED,
+                        "service" => spec.name.clone(),
+                        "from" => region.unwrap_or_default().to_string(),
+                        "to" => to.unwrap_or("other").to_string())
+                }),
+            })
         };
-        let (local, remote) = (sel(local), sel(remote));
-        ServicePool {
-            name: spec.name.clone(),
-            local_authority: authorities(&local),
-            remote_authority: authorities(&remote),
-            local,
-            remote,
-        }
-    }
-
-    fn selector(&self, remote: bool) -> Option<&Selector> {
-        if remote {
-            self.remote.as_ref()
-        } else {
-            self.local.as_ref()
-        }
-    }
-
-    /// Next instance to try: local region first, then the others.
-    pub fn pick(&self, client: IpAddr, tried: &[Pick]) -> Option<Pick> {
-        let excl = |remote: bool| -> Vec<usize> {
-            tried
-                .iter()
-                .filter(|p| p.remote == remote)
-                .map(|p| p.idx)
-                .collect()
-        };
-        if let Some(sel) = &self.local {
-            let ex = if tried.is_empty() {
-                Vec::new()
-            } else {
-                excl(false)
+        let local: Vec<MemberSpec> = spec
+            .instances
+            .iter()
+            .filter(|i| region.is_none_or(|r| r == i.region))
+            .map(member)
+            .collect();
+        let mut groups: Vec<Group> = group(local, region).into_iter().collect();
+        let has_local = !groups.is_empty();
+        if let (Some(region), true) = (region, spec.remote_instances) {
+            let in_region = |r: &str| -> Vec<MemberSpec> {
+                spec.instances
+                    .iter()
+                    .filter(|i| i.region == r)
+                    .map(member)
+                    .collect()
             };
-            if let Some(idx) = sel.pick(client, &ex) {
-                return Some(Pick { remote: false, idx });
+            match failover.filter(|f| !f.is_empty()) {
+                Some(order) => {
+                    for r in order.iter().filter(|r| *r != region) {
+                        groups.extend(group(in_region(r), Some(r)));
+                    }
+                }
+                None => {
+                    let others = spec
+                        .instances
+                        .iter()
+                        .filter(|i| i.region != region)
+                        .map(member)
+                        .collect();
+                    groups.extend(group(others, None));
+                }
             }
         }
-        let sel = self.remote.as_ref()?;
-        sel.pick(client, &excl(true))
-            .map(|idx| Pick { remote: true, idx })
+        groups.truncate(u8::MAX as usize);
+        ServicePool {
+            name: spec.name.clone(),
+            groups,
+            has_local,
+        }
+    }
+
+    fn group(&self, p: Pick) -> &Group {
+        &self.groups[p.group as usize]
+    }
+
+    /// Next instance to try: local region first, then the remote regions in failover order.
+    pub fn pick(&self, client: IpAddr, tried: &[Pick]) -> Option<Pick> {
+        let mut excl: Vec<usize> = Vec::new();
+        for (g, group) in self.groups.iter().enumerate() {
+            excl.clear();
+            excl.extend(
+                tried
+                    .iter()
+                    .filter(|p| p.group as usize == g)
+                    .map(|p| p.idx),
+            );
+            if let Some(idx) = group.selector.pick(client, &excl) {
+                return Some(Pick {
+                    remote: g > 0 || !self.has_local,
+                    group: g as u8,
+                    idx,
+                });
+            }
+        }
+        None
     }
 
     /// The picked member's spec (name, address, zone).
     pub fn member(&self, p: Pick) -> &MemberSpec {
-        self.selector(p.remote)
-            .map(|s| s.member(p.idx))
-            .expect("pick from this pool")
+        self.group(p).selector.member(p.idx)
+    }
+
+    /// The region of a picked remote member (`None`: local, or "every other region").
+    pub fn region(&self, p: Pick) -> Option<&str> {
+        self.group(p).region.as_deref()
     }
 
     /// The URI authority of a picked member.
     pub fn authority(&self, p: Pick) -> &Authority {
-        let v = if p.remote {
-            &self.remote_authority
-        } else {
-            &self.local_authority
-        };
-        &v[p.idx]
+        &self.group(p).authority[p.idx]
     }
 
     /// Report the outcome of a request to a picked member: a failure counts toward passive
-    /// ejection.
+    /// ejection; a remote success is counted as a spilled request.
     pub fn record(&self, p: Pick, ok: bool) {
-        if let Some(s) = self.selector(p.remote) {
-            if ok {
-                s.record_success(p.idx);
-            } else if s.record_connect_failure(p.idx) {
-                tracing::warn!(service = %self.name, instance = %s.member(p.idx).name, "instance ejected");
+        let g = self.group(p);
+        if ok {
+            g.selector.record_success(p.idx);
+            if let Some(c) = &g.spilled {
+                c.increment(1);
             }
+        } else if g.selector.record_connect_failure(p.idx) {
+            tracing::warn!(service = %self.name, instance = %g.selector.member(p.idx).name, "instance ejected");
         }
     }
 }
@@ -157,16 +205,23 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    /// One pool per service, as seen from `region` (`None`: no region preference).
+    /// One pool per service, as seen from `region` (`None`: no region preference) with the
+    /// region's `failover` order for remote instances.
     pub fn build(
         services: &[ServiceSpec],
         region: Option<&str>,
+        failover: Option<&[String]>,
         registry: &HealthRegistry,
     ) -> Upstreams {
         Upstreams {
             pools: services
                 .iter()
-                .map(|s| (s.name.clone(), ServicePool::build(s, region, registry)))
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        ServicePool::build(s, region, failover, registry),
+                    )
+                })
                 .collect(),
         }
     }

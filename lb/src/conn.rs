@@ -114,6 +114,10 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         },
     };
     let pool = pool_rt.snap.load_full();
+    if let Some(why) = crate::spill::early(&pool, spec.spill_ingress) {
+        return crate::spill::or_refuse(client, peer, src, dst, l, &cfg, &pool, ctx, Some(why))
+            .await;
+    }
     let sel = &pool.selector;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
     let attempts = (pool.spec.connect_attempts as usize).clamp(1, MAX_ATTEMPTS);
@@ -158,8 +162,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         }
     }
     let Some((idx, mut backend, _health_guard)) = chosen else {
-        l.metrics.refused_no_backend.increment(1);
-        return refuse(client);
+        // remote spill (issue 17), or a RST when the pool has none or this is a spill ingress
+        return crate::spill::or_refuse(client, peer, src, dst, l, &cfg, &pool, ctx, None).await;
     };
     let member = pool.members[idx].clone();
     let _active = member.open();

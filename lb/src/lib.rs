@@ -42,6 +42,7 @@ pub mod pool;
 pub mod quick;
 pub mod relay;
 pub mod sni;
+pub mod spill;
 pub mod status;
 
 pub use error::LbError;

@@ -18,9 +18,24 @@ pub const DRAIN_CLOSED: &str = "switchyard_lb_drain_closed_total";
 pub const POOL_ALL_DOWN: &str = "switchyard_lb_pool_all_down_total";
 pub const AZ_SHARE: &str = "switchyard_lb_az_share";
 pub const SNI: &str = "switchyard_lb_sni_total";
+pub const SPILLED: &str = "switchyard_lb_spilled_connections_total";
+pub const SPILL_FAILED: &str = "switchyard_lb_spill_connect_errors_total";
+pub const POOL_SPILLING: &str = "switchyard_lb_pool_spilling";
 
 /// Registers the descriptions (call once; harmless to repeat).
 pub fn describe() {
+    describe_counter!(
+        SPILLED,
+        "New connections spilled to another region's spill ingress, per region pair (from, to)"
+    );
+    describe_counter!(
+        SPILL_FAILED,
+        "Failed connects to another region's spill ingress, per region pair (from, to)"
+    );
+    describe_gauge!(
+        POOL_SPILLING,
+        "1 while a pool spills every new connection to another region"
+    );
     describe_counter!(ACCEPTED, "Connections accepted, per listener");
     describe_counter!(
         REFUSED,

@@ -28,6 +28,25 @@ pub struct PoolSpec {
     pub max_conns_per_member: Option<u64>,
     pub members: Vec<MemberSpec>,
     pub az_weights: Vec<(String, u32)>,
+    /// Remote spill (`None`: refuse when no member is healthy), see [`crate::spill`].
+    pub spill: Option<SpillSpec>,
+}
+
+/// Where a pool sends new connections while too few of its members are healthy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpillSpec {
+    /// Spill while fewer than this many members are healthy (1: only when none is).
+    pub below: u32,
+    /// Target regions in order, each with its spill ingress addresses.
+    pub targets: Vec<SpillTarget>,
+}
+
+/// One region a pool spills to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpillTarget {
+    pub region: String,
+    /// Its spill ingress listeners (PROXY v2 in, never spilled again).
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl PoolSpec {
@@ -45,6 +64,7 @@ impl PoolSpec {
             max_conns_per_member: None,
             members,
             az_weights: Vec::new(),
+            spill: None,
         }
     }
 }
@@ -92,6 +112,9 @@ pub struct ListenerSpec {
     pub pipe_size: u32,
     pub buffer_size: u32,
     pub access_log: bool,
+    /// A spill ingress: PROXY header required, and its connections never spill again (a
+    /// region with nothing healthy refuses them).
+    pub spill_ingress: bool,
 }
 
 impl ListenerSpec {
@@ -115,6 +138,7 @@ impl ListenerSpec {
             pipe_size: 1 << 16,
             buffer_size: 1 << 14,
             access_log: false,
+            spill_ingress: false,
         }
     }
 
@@ -160,10 +184,11 @@ impl Plan {
                     max_conns_per_member: p.max_connections_per_member.map(u64::from),
                     members: p.members.iter().map(MemberSpec::from).collect(),
                     az_weights: az_weights.clone(),
+                    spill: crate::spill::spec_from_world(world, region, p),
                 });
             }
             for l in &region.listeners {
-                plan.listeners.push(ListenerSpec {
+                let spec = ListenerSpec {
                     key: (region.name.clone(), l.name.clone()),
                     addrs: l.addrs.clone(),
                     pool: (region.name.clone(), l.pool.clone()),
@@ -192,7 +217,12 @@ impl Plan {
                     pipe_size: l.pipe_size,
                     buffer_size: l.buffer_size,
                     access_log: l.access_log,
-                });
+                    spill_ingress: false,
+                };
+                if let Some(port) = l.spill_port {
+                    plan.listeners.push(crate::spill::ingress(&spec, port));
+                }
+                plan.listeners.push(spec);
             }
         }
         plan

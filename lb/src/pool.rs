@@ -114,6 +114,8 @@ pub struct PoolSnap {
     /// Milliseconds (since the snapshot was built) of the last all-down log line.
     all_down_logged: AtomicU64,
     built: std::time::Instant,
+    /// Remote spill (issue 17), if any target region has a spill ingress.
+    pub spill: Option<crate::spill::SpillRt>,
 }
 
 impl PoolSnap {
@@ -130,6 +132,8 @@ impl PoolSnap {
         {
             let what = if fail_open {
                 "fail-open: trying a down member"
+            } else if self.spill.is_some() {
+                "spilling new connections to another region"
             } else {
                 "refusing new connections"
             };
@@ -140,6 +144,33 @@ impl PoolSnap {
                 "every member down: {what}"
             );
         }
+    }
+}
+
+impl PoolSnap {
+    /// A connection spilled to `to`: logged at most once a second (shares the all-down clock).
+    pub fn note_spill(&self, to: &str, why: crate::spill::Why) {
+        let now = self.built.elapsed().as_millis() as u64 + 1000;
+        let last = self.all_down_logged.load(Ordering::Relaxed);
+        if now >= last + 1000
+            && self
+                .all_down_logged
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(
+                pool = %self.spec.key.1,
+                region = %self.spec.key.0,
+                to,
+                "spilled to {to}: {}",
+                why.describe(&self.spec.key.0)
+            );
+        }
+    }
+
+    /// Why every new connection spills now (`None`: not spilling, or no spill configured).
+    pub fn spilling(&self) -> Option<crate::spill::Why> {
+        crate::spill::decide(&self.spill.as_ref()?.spec, &self.selector)
     }
 }
 
@@ -240,6 +271,10 @@ impl PoolRt {
         for (g, s) in snap.az_share_gauges.iter().zip(snap.selector.shares()) {
             g.set(s.share);
         }
+        if let Some(sp) = &snap.spill {
+            sp.spilling
+                .set(if snap.spilling().is_some() { 1.0 } else { 0.0 });
+        }
     }
 }
 
@@ -296,7 +331,12 @@ fn build(
             metrics::gauge!(crate::metrics::AZ_SHARE, "region" => region.clone(), "pool" => name.clone(), "az" => s.az.clone())
         })
         .collect();
+    let spill = spec
+        .spill
+        .clone()
+        .map(|sp| crate::spill::SpillRt::new(region, name, sp));
     PoolSnap {
+        spill,
         all_down: metrics::counter!(crate::metrics::POOL_ALL_DOWN, "region" => region.clone(), "pool" => name.clone()),
         all_down_logged: AtomicU64::new(0),
         built: std::time::Instant::now(),

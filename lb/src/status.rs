@@ -33,6 +33,14 @@ pub struct PoolStatus {
     pub members: Vec<MemberStatus>,
     /// New connections that found every member down.
     pub all_down_picks: u64,
+    /// `spilled to eu-west: no healthy member in us-east` while every new connection spills.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spilling: Option<String>,
+    /// Regions this pool spills to, in order (empty: it refuses when nothing is healthy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub spill_to: Vec<String>,
+    /// Connections spilled since the pool version was built.
+    pub spilled: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -136,6 +144,18 @@ pub(crate) fn collect(
                     })
                     .collect(),
                 all_down_picks: sel.all_down_count(),
+                spilling: snap.spill.as_ref().and_then(|sp| {
+                    let why = crate::spill::decide(&sp.spec, sel)?;
+                    Some(crate::spill::explain(&snap.spec.key.0, &sp.spec, why))
+                }),
+                spill_to: snap
+                    .spill
+                    .iter()
+                    .flat_map(|sp| sp.spec.targets.iter().map(|t| t.region.clone()))
+                    .collect(),
+                spilled: snap.spill.as_ref().map_or(0, |sp| {
+                    sp.spilled.load(std::sync::atomic::Ordering::Relaxed)
+                }),
             }
         })
         .collect();

@@ -144,6 +144,16 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
             "every member down and fail_open = false: the connection would be refused",
         ),
     };
+    // remote spill (issue 17): the same decision the connection path makes
+    let spill = switchyard_lb::spill::spec_from_world(&world, region, pool);
+    let spilled = spill.as_ref().and_then(|sp| {
+        let why = switchyard_lb::spill::decide(sp, &sel)?;
+        Some(switchyard_lb::spill::explain(&region.name, sp, why))
+    });
+    let (chosen, how) = match &spilled {
+        Some(text) => (None, text.as_str()),
+        None => (chosen, how),
+    };
     Ok(json!({
         "listener": listener.name,
         "region": region.name,
@@ -155,6 +165,7 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
         "members": member_states,
         "chosen": chosen.map(|m| json!({"name": m.name, "addr": m.addr.to_string(), "az": m.az})),
         "why": how,
+        "spill_to": spill.iter().flat_map(|sp| sp.targets.iter().map(|t| json!({"region": t.region, "addrs": t.addrs.iter().map(|a| a.to_string()).collect::<Vec<_>>()}))).collect::<Vec<_>>(),
         "note": match pool.policy {
             switchyard_config::health::Policy::Maglev => "maglev: this client always maps to this member while the member set is unchanged",
             _ => "the AZ is drawn by share, then the policy picks inside it; for rotating policies this is one representative pick",

@@ -295,13 +295,11 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
             Ok(json!({"target": target.to_string(), "action": action, "changed": changed}))
         }
         ["v1", "demo", "instances", name, action @ ("stop" | "start")] => {
-            let is_gateway = ctx
-                .world
-                .load()
-                .gateway
-                .instances
-                .iter()
-                .any(|g| g.name == *name);
+            let world = ctx.world.load();
+            // gateway instances and L4 listeners (drills) stop inside the run loop
+            let is_gateway = world.gateway.instances.iter().any(|g| g.name == *name)
+                || crate::run::is_listener(&world, name);
+            drop(world);
             let done = if is_gateway {
                 let (tx, rx) = oneshot::channel();
                 if ctx

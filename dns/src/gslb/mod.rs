@@ -163,6 +163,9 @@ pub enum RegionState {
     Drained,
     /// Administratively forced down.
     ForcedDown,
+    /// Too few healthy members: the region's balancer spills new connections to another
+    /// region (a bridge for clients holding the old answer), so DNS sends no one new here.
+    Spilling,
 }
 
 impl RegionState {

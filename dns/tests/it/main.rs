@@ -17,3 +17,4 @@ mod policies;
 mod reload;
 mod rfc;
 mod rrl;
+mod spill;

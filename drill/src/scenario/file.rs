@@ -269,10 +269,12 @@ fn expectation(
         "dns_moves" => &["clients", "within"],
         "clients_follow" => &["clients", "within"],
         "max_health_changes" => &["instance", "max"],
+        "failures_within_ttl" => &["clients"],
         other => {
             errs.push(format!(
                 "{p}.kind: unknown expectation {other:?}; expected max_failed, detect_within, \
-                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow or max_health_changes"
+                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow, max_health_changes \
+                 or failures_within_ttl"
             ));
             return None;
         }
@@ -315,6 +317,7 @@ fn expectation(
         }
         "clients_follow" => need("clients", e.clients.is_some()),
         "max_health_changes" => need("instance", e.instance.is_some()),
+        "failures_within_ttl" => need("clients", e.clients.is_some()),
         _ => {}
     }
     if let Some(c) = &e.clients {
@@ -376,6 +379,9 @@ fn expectation(
         "clients_follow" => Expectation::ClientsFollow {
             clients: e.clients.clone()?,
             within,
+        },
+        "failures_within_ttl" => Expectation::FailuresWithinTtl {
+            clients: e.clients.clone()?,
         },
         _ => Expectation::MaxHealthChanges {
             instance: e.instance.clone()?,

@@ -212,6 +212,9 @@ pub(crate) enum Expectation {
     /// The instance's health changes at most `max` times (None: what rise/fall allow for the
     /// outages the steps actually caused).
     MaxHealthChanges { instance: String, max: Option<u32> },
+    /// Every failure after the fault is one DNS caching explains: a `clients` request on the old
+    /// region's answer, fetched before DNS moved and used within its TTL (see `ttl.rs`).
+    FailuresWithinTtl { clients: String },
 }
 
 /// Which served requests a `moved_away` expectation is about.
@@ -301,6 +304,9 @@ impl Expectation {
                 Some(w) => format!("{clients} clients follow DNS within {}", secs(*w)),
                 None => format!("{clients} clients follow DNS within one TTL"),
             },
+            Expectation::FailuresWithinTtl { clients } => format!(
+                "every failure explained by DNS caching: {clients} clients on the old answer, within detection + TTL"
+            ),
             Expectation::MaxHealthChanges { instance, max } => match max {
                 Some(m) => format!("{instance} changes health at most {m} times"),
                 None => format!("{instance} changes health no more than rise/fall allow"),

@@ -240,6 +240,7 @@ pub fn service(name: &str, addrs: &[(SocketAddr, &str)]) -> ServiceSpec {
             ejection: Duration::from_secs(30),
             max_ejected_percent: 100,
         },
+        remote_instances: true,
         instances: addrs
             .iter()
             .enumerate()

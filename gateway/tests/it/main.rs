@@ -17,6 +17,7 @@ mod paths;
 mod rbac;
 mod recorder;
 mod reload;
+mod remote;
 mod routing;
 mod split;
 mod tls;

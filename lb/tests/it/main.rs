@@ -11,3 +11,4 @@ mod proxy;
 mod relay;
 mod reload;
 mod sni;
+mod spill;
