@@ -318,7 +318,7 @@ fn bad_scenarios_are_refused_with_every_problem() {
 
 /// A built-in drill through the whole chain; asserts it passes and returns the report.
 fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::Value {
-    let dir = TempDir::new(&format!("drill-{name}"));
+    let dir = TempDir::new(&format!("drill-{name}-{net}")); // two tests may drill one scenario
     let world = edit(switchyard_config::demo_toml_on(net));
     let cfg = dir.write("world.toml", &world);
     let (out, r, svg) = drill(
