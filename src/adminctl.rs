@@ -79,9 +79,13 @@ pub fn render_status(v: &Value) -> String {
             );
         }
         for p in r["pools"].as_array().unwrap_or(&empty) {
+            let spilling = p["spilling"]
+                .as_str()
+                .map(|w| format!("  SPILLING: {w}"))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "  pool {} ({}, {} healthy)",
+                "  pool {} ({}, {} healthy){spilling}",
                 s(&p["name"]),
                 s(&p["policy"]),
                 p["healthy_members"]

@@ -304,8 +304,8 @@ pub struct TokenArgs {
 /// Arguments of `switchyard drill` (turned into the drill crate's own options).
 #[derive(Debug, Args)]
 pub struct DrillArgs {
-    /// Built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap) or a
-    /// scenario TOML file.
+    /// Built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap,
+    /// region-blackout) or a scenario TOML file.
     pub scenario: String,
     /// Admin API of the running node to drill. Without it, the node at the world's admin address
     /// is used if it answers; otherwise the drill starts the world itself and stops it afterwards.

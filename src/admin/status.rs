@@ -88,7 +88,14 @@ pub fn status(ctx: &AdminCtx) -> Value {
                         })
                         .collect();
                     let healthy = members.iter().filter(|m| m["health"] == "up").count();
-                    json!({"name": p.name, "policy": format!("{:?}", p.policy), "healthy_members": healthy, "members": members})
+                    // remote spill (issue 17): "spilled to eu-west: no healthy member in us-east"
+                    let spilling = lb.as_ref().and_then(|st| {
+                        st.pools
+                            .iter()
+                            .find(|x| x.region == r.name && x.name == p.name)
+                            .and_then(|x| x.spilling.clone())
+                    });
+                    json!({"name": p.name, "policy": format!("{:?}", p.policy), "healthy_members": healthy, "spilling": spilling, "members": members})
                 })
                 .collect();
             let listeners: Vec<Value> = r

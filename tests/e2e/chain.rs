@@ -231,6 +231,40 @@ fn us_clients_move_to_eu_west_when_us_east_gateways_stop() {
         assert_eq!(us(), west);
         std::thread::sleep(Duration::from_millis(25));
     }
+    // A client still holding the us-east answer is served anyway: us-east's front door spills
+    // to eu-west (issue 17), and the gateway there sees the real client address.
+    let alice = format!("Authorization: Bearer {}", token("alice", "customer"));
+    let r = http(
+        addr(66, "1.1:8080"),
+        "GET",
+        "/v1/users/alice",
+        &[&alice],
+        "",
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    assert_eq!(v["region"], "eu-west", "{v}");
+    assert_eq!(v["forwarded_for"], "127.0.0.1", "{v}");
+    let why = http(
+        admin,
+        "GET",
+        "/v1/explain/lb?listener=us-east-http",
+        &[],
+        "",
+    )
+    .unwrap()
+    .json();
+    assert_eq!(
+        why["why"], "spilled to eu-west: no healthy member in us-east",
+        "{why}"
+    );
+    assert_eq!(why["spill_to"][0]["region"], "eu-west", "{why}");
+    let m = http(admin, "GET", "/metrics", &[], "").unwrap().body;
+    assert!(
+        m.contains("switchyard_lb_spilled_connections_total{from=\"us-east\",to=\"eu-west\"} 1"),
+        "{m}"
+    );
     for gw in ["gw-us-east-a", "gw-us-east-b"] {
         assert_eq!(
             http(
@@ -247,6 +281,32 @@ fn us_clients_move_to_eu_west_when_us_east_gateways_stop() {
     }
     poll_until(Duration::from_secs(6), || us() == east)
         .expect("US clients never came back to us-east");
+    // The user service stops in us-east: us-east's gateways call eu-west's instances (remote
+    // instances, issue 17) with the same identity headers.
+    for inst in ["user-us-east-a", "user-us-east-b"] {
+        let path = format!("/v1/demo/instances/{inst}/stop");
+        let r = http(admin, "POST", &path, &[AUTH], "").unwrap();
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let mut last = String::new();
+    poll_until(Duration::from_secs(6), || {
+        let r = http(
+            addr(66, "1.1:8080"),
+            "GET",
+            "/v1/users/alice",
+            &[&alice],
+            "",
+        )
+        .unwrap();
+        last = r.body.clone();
+        r.status == 200 && r.json()["region"] == "eu-west" && r.json()["user_id"] == "alice"
+    })
+    .unwrap_or_else(|_| panic!("us-east's gateways never called eu-west's user instances: {last}"));
+    let m = http(admin, "GET", "/metrics", &[], "").unwrap().body;
+    assert!(
+        m.contains("switchyard_gateway_upstream_spilled_total{service=\"user\",from=\"us-east\",to=\"eu-west\"}"),
+        "{m}"
+    );
 }
 
 /// Checks Prometheus text exposition format line by line; returns the metric names seen.

@@ -312,13 +312,13 @@ fn bad_scenarios_are_refused_with_every_problem() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains(
-        "\"tsunami\" is neither a built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap) nor a scenario file"
+        "\"tsunami\" is neither a built-in scenario (instance-crash, az-outage, region-outage, planned-drain, flap, region-blackout) nor a scenario file"
     ));
 }
 
 /// A built-in drill through the whole chain; asserts it passes and returns the report.
 fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::Value {
-    let dir = TempDir::new(&format!("drill-{name}"));
+    let dir = TempDir::new(&format!("drill-{name}-{net}")); // two tests may drill one scenario
     let world = edit(switchyard_config::demo_toml_on(net));
     let cfg = dir.write("world.toml", &world);
     let (out, r, svg) = drill(
@@ -383,6 +383,67 @@ fn builtin_region_outage_moves_us_clients_within_one_ttl() {
     assert!(seconds(&us["moved_after_ms"]) <= Duration::from_millis(1800));
     // A client uses an answer fetched before the move for at most one TTL.
     assert!(seconds(&us["followed_after_ms"]) < Duration::from_secs(2));
+}
+
+/// The expectation whose description starts with `what`, as (pass, detail).
+fn verdict(r: &serde_json::Value, what: &str) -> (bool, String) {
+    let e = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["description"].as_str().unwrap().starts_with(what))
+        .unwrap_or_else(|| panic!("no expectation {what:?} in {}", r["expectations"]));
+    (
+        e["pass"].as_bool().unwrap(),
+        e["detail"].as_str().unwrap().to_string(),
+    )
+}
+
+#[test]
+fn builtin_region_outage_loses_nothing_after_detection() {
+    // The front door stays: us-east's balancer spills to eu-west while DNS converges (issue 17).
+    let r = builtin(91, "region-outage", |t| {
+        t.replace("ttl = \"10s\"", "ttl = \"2s\"")
+    });
+    let (pass, detail) = verdict(&r, "lose at most the requests in flight");
+    assert!(pass, "{detail}");
+    assert!(detail.ends_with(", 0 after detection"), "{detail}");
+    // nothing outside the fault either: at most the requests in flight at the stop failed
+    let in_flight: u64 = detail
+        .split('(')
+        .nth(1)
+        .and_then(|x| x.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(
+        r["failed"].as_u64().unwrap() <= in_flight,
+        "{}",
+        r["failed"]
+    );
+}
+
+#[test]
+fn builtin_region_blackout_failures_are_explained_by_the_ttl() {
+    // The front door is gone too: clients fail until DNS moved them and their answer expired.
+    let r = builtin(92, "region-blackout", |t| {
+        t.replace("ttl = \"10s\"", "ttl = \"2s\"")
+    });
+    let (pass, detail) = verdict(&r, "every failure explained by DNS caching");
+    assert!(pass, "{detail}");
+    assert!(detail.contains("all explained"), "{detail}");
+    assert!(detail.contains("(TTL 2s)"), "{detail}");
+    assert!(
+        r["failed"].as_u64().unwrap() > 0,
+        "the blackout must cost something"
+    );
+    assert!(
+        r["scenario"]["description"]
+            .as_str()
+            .unwrap()
+            .contains("detection 1.80s + TTL 2s"),
+        "{}",
+        r["scenario"]["description"]
+    );
 }
 
 #[test]
