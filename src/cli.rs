@@ -81,6 +81,66 @@ pub enum Command {
     Bench(switchyard_bench::BenchArgs),
     /// DNSSEC: make a zone's signing key (`keygen`), print its DS record (`ds`).
     Dnssec(crate::dnssec_cmd::DnssecArgs),
+    /// Print the demo CA certificate (PEM) that the demo world's HTTPS certificates chain to.
+    DemoCa {
+        /// Where the demo keeps its CA and certificates.
+        #[arg(long, env = "SWITCHYARD_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Certificates from the demo CA: `issue NAME...`, `demo --dir DIR`.
+    Cert(CertArgs),
+}
+
+/// `switchyard cert`.
+#[derive(Debug, Args)]
+pub struct CertArgs {
+    #[command(subcommand)]
+    pub command: CertCommand,
+}
+
+/// What `switchyard cert` does.
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Issue a certificate from the demo CA for DNS names, `*.` wildcards and IP addresses;
+    /// writes OUT.pem and OUT.key.
+    Issue {
+        /// The names the certificate covers (the first is its common name).
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Output path without extension (default: the first name).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Key algorithm.
+        #[arg(long, value_enum, default_value_t = KeyType::Ecdsa)]
+        key_type: KeyType,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: i64,
+        /// A client certificate (for mTLS) instead of a server one.
+        #[arg(long)]
+        client: bool,
+        /// Where the demo keeps its CA.
+        #[arg(long, env = "SWITCHYARD_STATE_DIR")]
+        state_dir: Option<PathBuf>,
+    },
+    /// Write the demo CA and the demo gateways' certificate to DIR/tls/ (for a printed demo
+    /// config in DIR).
+    Demo {
+        /// The folder of the config file.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// Key algorithm of an issued certificate.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum KeyType {
+    /// ECDSA P-256.
+    Ecdsa,
+    /// Ed25519.
+    Ed25519,
+    /// RSA 2048.
+    Rsa,
 }
 
 /// Writes the completion script for `shell` (generated from these definitions) to `out`.
@@ -209,6 +269,10 @@ pub struct RunArgs {
     /// Print the config this would run (TOML) and exit.
     #[arg(long)]
     pub print_config: bool,
+    /// Where the demo world keeps its CA and certificates (default: $XDG_STATE_HOME/switchyard,
+    /// else ~/.local/state/switchyard).
+    #[arg(long, env = "SWITCHYARD_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
     /// How long in-flight work may take to finish after SIGINT/SIGTERM.
     #[arg(long, default_value = "10s", value_parser = humantime_duration)]
     pub grace: Duration,

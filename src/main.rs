@@ -9,7 +9,8 @@
 //!   (through `switchyard-admin-client`, which the drill uses too);
 //! - `etcd`: the glue to `switchyard-cluster` (the world from etcd, cluster tasks, `config push`,
 //!   `register`);
-//! - `demo_services`: the in-process demo instances of the demo world.
+//! - `demo_services`: the in-process demo instances of the demo world; `demo_tls`: its CA and
+//!   certificates (`demo-ca`, `cert`).
 #![allow(unreachable_pub)] // a binary exports nothing: `pub` marks a module's interface to its siblings
 
 mod admin;
@@ -18,6 +19,7 @@ mod bench;
 mod check;
 mod cli;
 mod demo_services;
+mod demo_tls;
 mod dnssec_cmd;
 mod etcd;
 mod logging;
@@ -43,6 +45,8 @@ fn main() -> ExitCode {
             Ok(())
         }
         cli::Command::Token(args) => token::run(&args),
+        cli::Command::DemoCa { state_dir } => demo_tls::print_ca(state_dir.as_deref()),
+        cli::Command::Cert(args) => demo_tls::cert(&args),
         cli::Command::Dnssec(args) => dnssec_cmd::run(&args),
         cli::Command::Run(args) => runtime().and_then(|rt| rt.block_on(run::run(args))),
         cli::Command::Status(a) => runtime().and_then(|rt| rt.block_on(adminctl::status(&a))),

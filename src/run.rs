@@ -8,7 +8,7 @@ use anyhow::{anyhow, Context};
 use arc_swap::ArcSwap;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::collections::HashSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,13 +34,19 @@ pub struct Selection {
     only: Option<Vec<Part>>,
     admin_listen: Option<std::net::SocketAddr>,
     dns_listen: Option<Vec<std::net::SocketAddr>>,
+    /// The demo world's state directory (its TLS files are resolved there).
+    state_dir: PathBuf,
 }
 
 impl Source {
     /// Loads and validates the world; every error is in the message.
     pub fn load(&self, sel: &Selection) -> anyhow::Result<World> {
         let world = match self {
-            Source::Demo => crate::dnssec_cmd::sign_demo(switchyard_config::demo_world()),
+            Source::Demo => {
+                crate::demo_tls::ensure(&sel.state_dir)?;
+                crate::dnssec_cmd::sign_demo(switchyard_config::demo_world_https())
+                    .resolve_paths(&sel.state_dir)
+            }
             Source::File(p) => switchyard_config::load_file(p).map_err(|e| anyhow!("{e}"))?,
             Source::Etcd(e) => e.load()?,
         };
@@ -278,10 +284,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         only,
         admin_listen: args.admin_listen,
         dns_listen: args.dns_listen.clone(),
+        state_dir: crate::demo_tls::state_dir(args.state_dir.as_deref()),
     };
     if args.print_config {
+        if let Source::Demo = source {
+            crate::demo_tls::ensure(&sel.state_dir)?;
+        }
         match &source {
-            Source::Demo => print!("{}", switchyard_config::demo_toml()),
+            // the whole demo, its certificate paths made absolute (the file works anywhere)
+            Source::Demo => print!(
+                "{}",
+                switchyard_config::demo_toml_https()
+                    .replace("\"tls/", &format!("\"{}/tls/", sel.state_dir.display()))
+            ),
             Source::File(p) => print!(
                 "{}",
                 std::fs::read_to_string(p)
@@ -313,7 +328,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let (Source::File(p), Some(ctx)) = (&source, &parts.admin_ctx) {
         ctx.set_config_path(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
     }
-    crate::run::banner(&source, parts.world());
+    crate::run::banner(&source, parts.world(), &sel.state_dir);
     crate::systemd::ready();
 
     loop {
@@ -406,7 +421,7 @@ async fn reload_now(source: &Source, sel: &Selection, parts: &mut Parts) -> Resu
 }
 
 /// Prints what listens where and commands to try.
-pub fn banner(source: &Source, world: &World) {
+pub fn banner(source: &Source, world: &World, state_dir: &Path) {
     let mut out = String::new();
     let origin = match source {
         Source::Demo => {
@@ -423,6 +438,14 @@ pub fn banner(source: &Source, world: &World) {
     if world.node.runs(Part::Dns) {
         for a in &world.dns.listen {
             out.push_str(&format!("  dns      {a} (udp+tcp)\n"));
+        }
+        for a in world.dns.tls.iter().flat_map(|t| &t.listen) {
+            out.push_str(&format!("  dns      {a} (tls)\n"));
+        }
+        if let Some(t) = &world.dns.https {
+            for a in &t.listen {
+                out.push_str(&format!("  dns      https://{a}{}\n", t.path));
+            }
         }
     }
     if world.node.runs(Part::Lb) {
@@ -449,6 +472,12 @@ pub fn banner(source: &Source, world: &World) {
             .filter(|g| world.node.in_region(&g.region))
         {
             out.push_str(&format!("  gateway  {}  {} ({})\n", g.listen, g.name, g.az));
+            if let Some(t) = &g.tls {
+                out.push_str(&format!(
+                    "  gateway  {}  {} ({}) https\n",
+                    t.listen, g.name, g.az
+                ));
+            }
         }
     }
     if world.node.runs(Part::Services) {
@@ -466,7 +495,7 @@ pub fn banner(source: &Source, world: &World) {
         out.push_str(&format!("  admin    http://{}\n", world.admin.listen));
     }
     if matches!(source, Source::Demo) {
-        out.push_str(&demo_tips(world));
+        out.push_str(&demo_tips(world, state_dir));
     }
     out.push_str("ready\n");
     print!("{out}");
@@ -474,7 +503,7 @@ pub fn banner(source: &Source, world: &World) {
     let _ = std::io::stdout().flush();
 }
 
-fn demo_tips(world: &World) -> String {
+fn demo_tips(world: &World, state_dir: &Path) -> String {
     let dns = world
         .dns
         .listen
@@ -493,6 +522,35 @@ fn demo_tips(world: &World) -> String {
     }
     t.push_str("  TOKEN=$(switchyard token --sub alice --roles customer)\n");
     t.push_str("  curl -H \"Authorization: Bearer $TOKEN\" http://127.0.1.1:8080/v1/home   # DNS VIP -> L4 -> gateway -> services\n");
+    if let Some(vip) = world.regions.first().and_then(|r| r.vips.first()) {
+        let ca = crate::demo_tls::state_dir(Some(state_dir)).join("tls/ca.pem");
+        t.push_str(&format!(
+            "  curl --cacert {} --resolve api.example.test:8443:{vip} -H \"Authorization: Bearer $TOKEN\" https://api.example.test:8443/v1/home   # HTTPS (HTTP/2): TLS through L4 to the gateway; the CA: switchyard demo-ca\n",
+            ca.display()
+        ));
+    }
+    let ca = crate::demo_tls::state_dir(Some(state_dir)).join("tls/ca.pem");
+    if let Some(a) = world.dns.tls.as_ref().and_then(|t| t.listen.first()) {
+        t.push_str(&format!(
+            "  kdig @{} -p {} +tls +tls-ca={} +tls-hostname=dns.example.test api.example.test   # DNS over TLS\n",
+            a.ip(),
+            a.port(),
+            ca.display()
+        ));
+    }
+    if let Some((a, path)) = world
+        .dns
+        .https
+        .as_ref()
+        .and_then(|t| Some((t.listen.first()?, &t.path)))
+    {
+        t.push_str(&format!(
+            "  kdig @{} -p {} +https={path} +tls-ca={} +tls-hostname=dns.example.test api.example.test   # DNS over HTTPS (or curl --cacert ... -H 'accept: application/dns-message' 'https://{a}{path}?dns=...')\n",
+            a.ip(),
+            a.port(),
+            ca.display()
+        ));
+    }
     t.push_str(&format!(
         "  admin token: {}\n",
         switchyard_config::DEMO_ADMIN_TOKEN

@@ -12,12 +12,13 @@ mod validate;
 pub use cors::{Cors, RawCors};
 
 pub use model::{
-    Access, DeviceProfile, Gateway, GatewayInstance, Jwt, JwtKey, KeySource, Limits, Part,
-    ProfileOverride, Route,
+    Access, DeviceProfile, Gateway, GatewayInstance, GatewayTls, Jwt, JwtKey, KeySource, Limits,
+    Part, ProfileOverride, Route,
 };
 pub use raw::{
-    RawAccessLog, RawDeviceProfile, RawGateway, RawGatewayInstance, RawIdentityHeaders, RawJwt,
-    RawJwtKey, RawLimits, RawPart, RawProfileOverride, RawRoute, RawSplit,
+    RawAccessLog, RawDeviceProfile, RawGateway, RawGatewayInstance, RawGatewayTls,
+    RawIdentityHeaders, RawJwt, RawJwtKey, RawLimits, RawPart, RawProfileOverride, RawRoute,
+    RawSplit,
 };
 
 #[cfg(test)]

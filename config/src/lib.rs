@@ -29,7 +29,10 @@ pub mod world;
 
 mod demo;
 
-pub use demo::{demo_toml, demo_toml_on, demo_world, DEMO_ADMIN_TOKEN};
+pub use demo::{
+    demo_toml, demo_toml_https, demo_toml_https_on, demo_toml_on, demo_world, demo_world_https,
+    DEMO_ADMIN_TOKEN,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use world::{Part, RawWorld, World};
 

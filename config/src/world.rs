@@ -403,6 +403,16 @@ impl RawWorld {
         }
         for (i, g) in gateway.instances.iter().enumerate() {
             claim(g.listen, format!("gateway.instances[{i}].listen"), errs);
+            if let Some(t) = &g.tls {
+                claim(t.listen, format!("gateway.instances[{i}].tls.listen"), errs);
+                if let Some(r) = t.redirect_listen {
+                    claim(
+                        r,
+                        format!("gateway.instances[{i}].tls.redirect_listen"),
+                        errs,
+                    );
+                }
+            }
         }
         for (i, s) in services.iter().enumerate() {
             for (j, inst) in s.instances.iter().enumerate() {
@@ -515,6 +525,11 @@ impl World {
             for c in &mut t.certs {
                 fix(&mut c.cert);
                 fix(&mut c.key);
+            }
+        }
+        for g in &mut self.gateway.instances {
+            if let Some(t) = &mut g.tls {
+                t.tls.resolve_paths(base);
             }
         }
         for k in &mut self.gateway.jwt.keys {

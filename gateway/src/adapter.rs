@@ -75,6 +75,7 @@ impl GatewaySpec {
                 listen: i.listen,
                 region: i.region.clone(),
                 az: i.az.clone(),
+                tls: i.tls.clone(),
             })
             .collect();
         spec.cors = match &g.cors {

@@ -19,6 +19,14 @@ pub enum Error {
     /// A JWT key or JWKS document could not be read or used.
     #[error("JWT key: {0}")]
     Key(String),
+    /// A TLS listener's certificates, CA bundle or settings cannot be used.
+    #[error("gateway instance {name}: TLS: {source}")]
+    Tls {
+        /// The instance's name.
+        name: String,
+        /// The file and reason.
+        source: switchyard_tls::TlsError,
+    },
     /// A configuration value the gateway cannot use.
     #[error("gateway config: {0}")]
     Config(String),

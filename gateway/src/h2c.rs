@@ -1,5 +1,12 @@
-//! h2c with prior knowledge: a connection whose first bytes are the HTTP/2 preface is served by
-//! hyper's HTTP/2 server with the same request handler; everything else goes to the HTTP/1 gate.
+//! HTTP/2: a connection whose first bytes are the HTTP/2 preface (h2c with prior knowledge, or
+//! TLS after ALPN `h2`) is served by hyper's HTTP/2 server with the same request handler;
+//! everything else goes to the HTTP/1 gate.
+//!
+//! Abuse limits (hyper / h2): at most 256 concurrent streams; a header list above `max_head` is
+//! refused (the h2 codec also bounds the CONTINUATION frames that make one up, so a flood of
+//! them ends the connection instead of buffering); streams reset by the client before we
+//! answered (CVE-2023-44487 "rapid reset") count against `max_pending_accept_reset_streams`
+//! and streams we had to reset against `max_local_error_reset_streams`: past either, GOAWAY.
 //!
 //! Deadlines: hyper's HTTP/2 server has none for a connection that opens no stream (a client
 //! that sends the preface and answers PINGs would hold a connection slot for ever), so
@@ -12,8 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio_util::sync::CancellationToken;
 
 /// The HTTP/2 connection preface (cleartext, prior knowledge).
@@ -21,7 +27,11 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Read until the first bytes tell HTTP/2 (preface) from HTTP/1. False: closed or timed out
 /// before a single byte arrived.
-pub(crate) async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Duration) -> bool {
+pub(crate) async fn sniff<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    timeout: Duration,
+) -> bool {
     let deadline = tokio::time::Instant::now() + timeout;
     while buf.len() < H2_PREFACE.len() && H2_PREFACE.starts_with(buf) {
         let mut chunk = [0u8; 4096];
@@ -38,6 +48,13 @@ pub(crate) async fn sniff(stream: &mut TcpStream, buf: &mut Vec<u8>, timeout: Du
 pub(crate) fn is_preface(initial: &[u8]) -> bool {
     initial.starts_with(H2_PREFACE)
 }
+
+/// Concurrent streams per connection.
+const MAX_STREAMS: u32 = 256;
+/// Streams the client opened and reset before we accepted them (rapid reset), then GOAWAY.
+const MAX_PENDING_RESETS: usize = 64;
+/// Streams we reset because the client broke the protocol, then GOAWAY.
+const MAX_LOCAL_RESETS: usize = 256;
 
 /// Requests in flight on one HTTP/2 connection and when the last one ended.
 pub(crate) struct Activity {
@@ -106,9 +123,9 @@ pub(crate) struct Settings {
     pub(crate) grace: Duration,
 }
 
-/// Serve one h2c connection with the same service as HTTP/1 (hyper's HTTP/2 framing and limits).
-pub(crate) async fn serve<S>(
-    mut stream: TcpStream,
+/// Serve one HTTP/2 connection with the same service as HTTP/1 (hyper's HTTP/2 framing and limits).
+pub(crate) async fn serve<S, IO>(
+    stream: IO,
     initial: Vec<u8>,
     svc: S,
     settings: Settings,
@@ -122,17 +139,16 @@ pub(crate) async fn serve<S>(
         > + Send
         + 'static,
     S::Future: Send + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let io = Prefixed {
-        prefix: initial,
-        pos: 0,
-        io: &mut stream,
-    };
+    let io = Prefixed::new(initial, stream);
     let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
         .max_header_list_size(settings.max_head as u32)
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(MAX_STREAMS)
+        .max_pending_accept_reset_streams(MAX_PENDING_RESETS)
+        .max_local_error_reset_streams(MAX_LOCAL_RESETS)
         .keep_alive_interval(Duration::from_secs(30));
     let serving = builder.serve_connection(TokioIo::new(io), svc);
     tokio::pin!(serving);
@@ -159,13 +175,20 @@ pub(crate) async fn serve<S>(
 }
 
 /// A stream with some bytes already read in front of it.
-struct Prefixed<'a> {
+pub(crate) struct Prefixed<IO> {
     prefix: Vec<u8>,
     pos: usize,
-    io: &'a mut TcpStream,
+    io: IO,
 }
 
-impl tokio::io::AsyncRead for Prefixed<'_> {
+impl<IO> Prefixed<IO> {
+    /// `io` with `prefix` read first.
+    pub(crate) fn new(prefix: Vec<u8>, io: IO) -> Self {
+        Prefixed { prefix, pos: 0, io }
+    }
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Prefixed<IO> {
     fn poll_read(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
@@ -176,26 +199,30 @@ impl tokio::io::AsyncRead for Prefixed<'_> {
             let pos = self.pos;
             buf.put_slice(&self.prefix[pos..pos + n]);
             self.pos += n;
+            if self.pos == self.prefix.len() {
+                self.prefix = Vec::new();
+                self.pos = 0;
+            }
             return std::task::Poll::Ready(Ok(()));
         }
-        std::pin::Pin::new(&mut *self.io).poll_read(cx, buf)
+        std::pin::Pin::new(&mut self.io).poll_read(cx, buf)
     }
 }
 
-impl tokio::io::AsyncWrite for Prefixed<'_> {
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Prefixed<IO> {
     fn poll_write(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         buf: &[u8],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.io).poll_write(cx, buf)
+        std::pin::Pin::new(&mut self.io).poll_write(cx, buf)
     }
     fn poll_write_vectored(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> std::task::Poll<std::io::Result<usize>> {
-        std::pin::Pin::new(&mut *self.io).poll_write_vectored(cx, bufs)
+        std::pin::Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
     }
     fn is_write_vectored(&self) -> bool {
         self.io.is_write_vectored()
@@ -204,12 +231,12 @@ impl tokio::io::AsyncWrite for Prefixed<'_> {
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.io).poll_flush(cx)
+        std::pin::Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(
         mut self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
-        std::pin::Pin::new(&mut *self.io).poll_shutdown(cx)
+        std::pin::Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }

@@ -27,6 +27,14 @@ pub const TIMEOUTS: &str = "switchyard_gateway_timeouts_total";
 /// Counter: requests answered by the gateway's own `/healthz`.
 pub const HEALTH_PROBES: &str = "switchyard_gateway_health_probes_total";
 
+/// Counter: certificate reloads that failed (the previous certificates stay), by instance.
+pub const CERT_RELOAD_FAILED: &str = "switchyard_tls_certificate_reload_failures_total";
+
+/// Counts a failed certificate reload.
+pub(crate) fn cert_reload_failed(instance: &str) {
+    counter!(CERT_RELOAD_FAILED, "listener" => instance.to_string()).increment(1);
+}
+
 /// Register descriptions with whatever recorder the binary installed.
 pub fn describe() {
     describe_counter!(REQUESTS, "Requests by route and status");
@@ -38,6 +46,10 @@ pub fn describe() {
     describe_counter!(
         COMPOSE_FAILED,
         "Composition parts that failed, by part and reason"
+    );
+    describe_counter!(
+        CERT_RELOAD_FAILED,
+        "Certificate reloads that failed (the previous certificates stay)"
     );
     describe_counter!(JWKS_FAILED, "JWKS fetches that failed (stale keys kept)");
     describe_counter!(

@@ -73,6 +73,7 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
         listen: args.listen,
         region: String::new(),
         az: String::new(),
+        tls: None,
     });
     spec.jwt.issuers.push(IssuerSpec {
         issuer: None,

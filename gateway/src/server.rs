@@ -1,8 +1,11 @@
 //! Listeners, connections and the [`Handle`] the binary holds (reload, wait).
 //!
-//! Each gateway instance is one bound listener with its own connection cap and request
-//! concurrency limit. A connection: optional PROXY header (trusted peers only) → framing gate →
-//! hyper HTTP/1.1 with keep-alive → [`crate::handler::handle`] with the current runtime snapshot.
+//! Each gateway instance is one bound listener (plus, with `tls`, a second one terminating TLS)
+//! with its own connection cap and request concurrency limit. A connection: optional PROXY
+//! header (trusted peers only) → TLS handshake (TLS listener; bounded by `handshake_timeout`) →
+//! HTTP/2 preface (h2c or ALPN `h2`) to hyper's HTTP/2 server, else framing gate → hyper
+//! HTTP/1.1 with keep-alive → [`crate::handler::handle`] with the current runtime snapshot.
+//! Every limit (per-client caps, header and body deadlines) applies to both listeners alike.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -14,7 +17,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use switchyard_balance::HealthRegistry;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -22,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clients::ClientTable;
 use crate::framing::{Gate, GateLimits};
-use crate::handler::{self, ConnInfo, InstanceCtx};
+use crate::handler::{self, ConnInfo, InstanceCtx, TlsConn};
 use crate::runtime::Runtime;
 use crate::spec::{GatewaySpec, InstanceSpec};
 use crate::upstream;
@@ -30,6 +33,31 @@ use crate::websocket::{Pending, UpgradeSlot};
 use crate::Error;
 use switchyard_net::proxy::{self, Parse};
 use switchyard_net::socket::{tcp_listener, TcpOptions};
+use switchyard_tls::CertStore;
+
+/// How often certificate files are checked for changes (and the expiry gauges refreshed).
+const CERT_POLL: Duration = Duration::from_secs(1);
+
+/// A TLS listener's handshake side, shared by its accept loops.
+struct TlsCtx {
+    acceptor: tokio_rustls::TlsAcceptor,
+    /// Metrics label: the instance name.
+    name: Arc<str>,
+    handshake_timeout: Duration,
+    client_check: Option<Arc<switchyard_tls::ClientCertCheck>>,
+    hsts: Option<http::HeaderValue>,
+}
+
+/// The certificates one TLS listener serves (admin `/status`).
+#[derive(Debug, Clone)]
+pub struct TlsStatus {
+    /// The gateway instance.
+    pub instance: String,
+    /// The TLS listener's bound address.
+    pub listen: SocketAddr,
+    /// The certificates in use, the default first.
+    pub certs: Vec<switchyard_tls::CertInfo>,
+}
 
 /// Time given to open connections to finish after shutdown.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -37,6 +65,13 @@ pub const GRACE: Duration = Duration::from_secs(5);
 struct Listener {
     addr: SocketAddr,
     local: SocketAddr,
+    /// The TLS listener: its spec (to tell a changed one on reload), bound address and
+    /// certificates.
+    tls: Option<(
+        switchyard_config::gateway::GatewayTls,
+        SocketAddr,
+        Arc<CertStore>,
+    )>,
     stop: CancellationToken,
     /// The accept loops (not the connections): done once every listening socket is closed.
     accepting: TaskTracker,
@@ -111,11 +146,29 @@ impl Handle {
             // getting some of the connections): insist that nobody listens there first.
             drop(bind_exclusive(inst.listen).map_err(bind_err)?);
         }
-        let first = bind_std(inst.listen).map_err(bind_err)?;
-        let local = first.local_addr().map_err(bind_err)?;
-        let mut sockets = vec![first];
-        for _ in 1..self.inner.workers {
-            sockets.push(bind_std(local).map_err(bind_err)?);
+        let tls = match &inst.tls {
+            Some(t) => Some(tls_ctx(&inst.name, t)?),
+            None => None,
+        };
+        if let Some(t) = inst.tls.as_ref().filter(|t| t.listen.port() != 0) {
+            let addr = t.listen;
+            drop(bind_exclusive(addr).map_err(|source| Error::Bind {
+                name: inst.name.clone(),
+                addr,
+                source,
+            })?);
+        }
+        let (sockets, local) = self.bind_all(inst.listen).map_err(bind_err)?;
+        let mut tls_sockets = Vec::new();
+        let mut tls_local = None;
+        if let (Some(t), Some(_)) = (&inst.tls, &tls) {
+            let (s, l) = self.bind_all(t.listen).map_err(|source| Error::Bind {
+                name: inst.name.clone(),
+                addr: t.listen,
+                source,
+            })?;
+            tls_sockets = s.into_iter().map(Some).collect();
+            tls_local = Some(l);
         }
         let stop = self.inner.shutdown.child_token();
         let accepting = TaskTracker::new();
@@ -136,7 +189,9 @@ impl Handle {
         )
         .map_err(bind_err)?;
         let last_out = Arc::new(done.drop_guard());
-        for (i, sock) in sockets.into_iter().enumerate() {
+        tls_sockets.resize_with(sockets.len(), || None);
+        for (i, (sock, tls_sock)) in sockets.into_iter().zip(tls_sockets).enumerate() {
+            let tls_ctx = tls.as_ref().map(|(c, _)| c.clone());
             let inner = self.inner.clone();
             let (stop, conns, concurrency) = (stop.clone(), conns.clone(), concurrency.clone());
             let clients = clients.clone();
@@ -147,9 +202,12 @@ impl Handle {
             let accepting_token = accepting.token();
             let work = self.inner.tracker.track_future(async move {
                 let _last_out = last_out;
-                let listener = match TcpListener::from_std(sock) {
-                    Ok(l) => l,
-                    Err(e) => {
+                let (listener, tls_listener) = match (
+                    TcpListener::from_std(sock),
+                    tls_sock.map(TcpListener::from_std).transpose(),
+                ) {
+                    (Ok(l), Ok(t)) => (l, t),
+                    (Err(e), _) | (_, Err(e)) => {
                         tracing::error!(instance = %name, error = %e, "listener setup failed");
                         return;
                     }
@@ -163,14 +221,37 @@ impl Handle {
                     clients,
                 });
                 let conns_tracker = TaskTracker::new();
-                accept_loop(inner, listener, ctx, conns, stop, &conns_tracker).await;
+                let plain = accept_loop(
+                    inner.clone(),
+                    listener,
+                    ctx.clone(),
+                    conns.clone(),
+                    stop.clone(),
+                    &conns_tracker,
+                    None,
+                );
+                match tls_listener.zip(tls_ctx) {
+                    Some((tl, tc)) => {
+                        let secure =
+                            accept_loop(inner, tl, ctx, conns, stop, &conns_tracker, Some(tc));
+                        tokio::join!(plain, secure);
+                    }
+                    None => plain.await,
+                }
                 drop(accepting_token); // every listening socket of this worker is closed now
                 conns_tracker.close();
                 conns_tracker.wait().await;
             });
             workers.handle(i).spawn(work);
         }
-        tracing::info!(instance = %inst.name, %local, workers = self.inner.workers, "gateway listening");
+        tracing::info!(instance = %inst.name, %local, tls = ?tls_local, workers = self.inner.workers, "gateway listening");
+        let tls_entry = match (&inst.tls, tls, tls_local) {
+            (Some(spec), Some((_, store)), Some(l)) => {
+                self.watch_certs(&inst.name, store.clone(), stop.clone());
+                Some((spec.clone(), l, store))
+            }
+            _ => None,
+        };
         self.inner
             .listeners
             .lock()
@@ -180,11 +261,108 @@ impl Handle {
                 Listener {
                     addr: inst.listen,
                     local,
+                    tls: tls_entry,
                     stop,
                     accepting,
                 },
             );
         Ok(())
+    }
+
+    /// One `SO_REUSEPORT` socket per worker on `addr`; returns them and the bound address.
+    fn bind_all(
+        &self,
+        addr: SocketAddr,
+    ) -> std::io::Result<(Vec<std::net::TcpListener>, SocketAddr)> {
+        let first = bind_std(addr)?;
+        let local = first.local_addr()?;
+        let mut sockets = vec![first];
+        for _ in 1..self.inner.workers {
+            sockets.push(bind_std(local)?);
+        }
+        Ok((sockets, local))
+    }
+
+    /// Reloads a TLS listener's certificates when their files change (a `stat` per file every
+    /// [`CERT_POLL`]) and refreshes the expiry gauges, until `stop`.
+    fn watch_certs(&self, name: &str, store: Arc<CertStore>, stop: CancellationToken) {
+        let label: Arc<str> = name.into();
+        let name = name.to_string();
+        self.inner.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(CERT_POLL);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => return,
+                }
+                match store.reload_if_changed() {
+                    None => {}
+                    Some(Ok(certs)) => {
+                        let names: Vec<&[String]> = certs.iter().map(|c| &c.names[..]).collect();
+                        tracing::info!(instance = %name, ?names, "TLS certificates reloaded (files changed)");
+                    }
+                    Some(Err(e)) => {
+                        crate::metrics::cert_reload_failed(&label);
+                        tracing::error!(instance = %name, error = %e, "TLS certificates not reloaded; the previous ones stay");
+                    }
+                }
+                switchyard_tls::metrics::publish_expiry(&label, &store);
+            }
+        });
+    }
+
+    /// Reads every TLS listener's certificate files again (SIGHUP, admin reload). A listener
+    /// whose new files are broken keeps its certificates; the errors name the files and why.
+    pub fn reload_certs(&self) -> Result<(), Error> {
+        let stores: Vec<(String, Arc<CertStore>)> = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter_map(|(n, l)| l.tls.as_ref().map(|t| (n.clone(), t.2.clone())))
+            .collect();
+        let mut first_err = None;
+        for (name, store) in stores {
+            if let Err(source) = store.reload() {
+                crate::metrics::cert_reload_failed(&name);
+                tracing::error!(instance = %name, error = %source, "TLS certificates not reloaded; the previous ones stay");
+                first_err.get_or_insert(Error::Tls { name, source });
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// The certificates every TLS listener serves, by instance name.
+    pub fn tls_status(&self) -> Vec<TlsStatus> {
+        let ls = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut v: Vec<TlsStatus> = ls
+            .iter()
+            .filter_map(|(n, l)| {
+                l.tls.as_ref().map(|(_, addr, store)| TlsStatus {
+                    instance: n.clone(),
+                    listen: *addr,
+                    certs: store.infos(),
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| a.instance.cmp(&b.instance));
+        v
+    }
+
+    /// The bound address of one instance's TLS listener.
+    pub fn local_tls_addr(&self, instance: &str) -> Option<SocketAddr> {
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(instance)
+            .and_then(|l| l.tls.as_ref().map(|t| t.1))
     }
 
     /// Apply a new spec: swap the runtime; bind new instances, stop removed or moved ones
@@ -194,6 +372,9 @@ impl Handle {
             upstream::ensure_checks(&spec.services, &self.inner.registry, &self.inner.shutdown);
         let runtime = Runtime::build(spec, &self.inner.registry)?;
         runtime.auth.prime().await;
+        // certificate files are read again first: a broken one fails the reload before
+        // anything changed (that listener keeps its certificates)
+        self.reload_certs()?;
         let instances = runtime.spec.instances.clone();
         self.inner.runtime.store(Arc::new(runtime));
         let mut stale = Vec::new();
@@ -204,9 +385,11 @@ impl Handle {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner());
             ls.retain(|name, l| {
-                let keep = instances
-                    .iter()
-                    .any(|i| &i.name == name && (i.listen == l.addr || i.listen == l.local));
+                let keep = instances.iter().any(|i| {
+                    &i.name == name
+                        && (i.listen == l.addr || i.listen == l.local)
+                        && i.tls.as_ref() == l.tls.as_ref().map(|t| &t.0)
+                });
                 if !keep {
                     stale.push((l.stop.clone(), l.accepting.clone()));
                 }
@@ -285,6 +468,7 @@ async fn accept_loop(
     conns: Arc<Semaphore>,
     stop: CancellationToken,
     tracker: &TaskTracker,
+    tls: Option<Arc<TlsCtx>>,
 ) {
     loop {
         let permit = tokio::select! {
@@ -304,8 +488,9 @@ async fn accept_loop(
         };
         let inner2 = inner.clone();
         let ctx = ctx.clone();
+        let tls = tls.clone();
         tracker.spawn(async move {
-            serve_conn(inner2, ctx, stream, peer).await;
+            serve_conn(inner2, ctx, stream, peer, tls).await;
             drop(permit);
         });
     }
@@ -316,6 +501,7 @@ async fn serve_conn(
     ctx: Arc<InstanceCtx>,
     mut stream: TcpStream,
     peer: SocketAddr,
+    tls: Option<Arc<TlsCtx>>,
 ) {
     let _ = stream.set_nodelay(true);
     let rt = inner.runtime.load_full();
@@ -351,7 +537,56 @@ async fn serve_conn(
         xff_trusted,
         upgrades: false,
         slot,
+        tls: None,
     };
+    let Some(t) = tls else {
+        return serve_http(inner, ctx, conn, stream, initial, limits).await;
+    };
+    let handshake = tokio::time::timeout(
+        t.handshake_timeout,
+        t.acceptor
+            .accept(crate::h2c::Prefixed::new(initial, stream)),
+    );
+    let secure = tokio::select! {
+        r = handshake => match r {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => {
+                switchyard_tls::metrics::handshake_failed(&t.name, Some(&e));
+                tracing::debug!(instance = %t.name, %client, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                switchyard_tls::metrics::handshake_failed(&t.name, None);
+                return;
+            }
+        },
+        _ = inner.shutdown.cancelled() => return,
+    };
+    let (_, session) = secure.get_ref();
+    switchyard_tls::metrics::handshake_done(&t.name, session);
+    let client_cert = match &t.client_check {
+        Some(c) => c.check(session.peer_certificates()),
+        None => switchyard_tls::ClientCert::None,
+    };
+    conn.tls = Some(TlsConn {
+        client_cert,
+        hsts: t.hsts.clone(),
+    });
+    serve_http(inner, ctx, conn, secure, Vec::new(), limits).await
+}
+
+/// Serves HTTP on an established connection (cleartext or TLS): HTTP/2 when it starts with the
+/// preface, else HTTP/1.1 through the framing gate (and WebSocket upgrades).
+async fn serve_http<S>(
+    inner: Arc<Inner>,
+    ctx: Arc<InstanceCtx>,
+    mut conn: ConnInfo,
+    mut stream: S,
+    mut initial: Vec<u8>,
+    limits: GateLimits,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
     if !crate::h2c::sniff(&mut stream, &mut initial, limits.header_timeout).await {
         return;
     }
@@ -366,7 +601,9 @@ async fn serve_conn(
             let (ctx, conn, act) = (ctx.clone(), conn.clone(), act.clone());
             async move {
                 let _busy = act.busy();
-                handler::handle(rt, ctx, conn, req).await
+                let mut resp = handler::handle(rt, ctx, conn.clone(), req).await?;
+                add_hsts(&conn, &mut resp);
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
         crate::h2c::serve(
@@ -396,7 +633,8 @@ async fn serve_conn(
             let rt = inner2.runtime.load_full();
             let (ctx, slot, conn) = (ctx.clone(), slot.clone(), conn.clone());
             async move {
-                let mut resp = handler::handle(rt, ctx, conn, req).await?;
+                let mut resp = handler::handle(rt, ctx, conn.clone(), req).await?;
+                add_hsts(&conn, &mut resp);
                 if let Some(Pending(up)) = resp.extensions_mut().remove::<Pending>() {
                     slot.put(up);
                 }
@@ -436,6 +674,58 @@ async fn serve_conn(
         return;
     }
     gate.finish().await;
+}
+
+/// `Strict-Transport-Security` on a TLS listener with `hsts`.
+fn add_hsts<B>(conn: &ConnInfo, resp: &mut http::Response<B>) {
+    if let Some(v) = conn.tls.as_ref().and_then(|t| t.hsts.as_ref()) {
+        resp.headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, v.clone());
+    }
+}
+
+/// Loads a TLS listener's certificates and builds its acceptor.
+fn tls_ctx(
+    name: &str,
+    spec: &switchyard_config::gateway::GatewayTls,
+) -> Result<(Arc<TlsCtx>, Arc<CertStore>), Error> {
+    let err = |source| Error::Tls {
+        name: name.to_string(),
+        source,
+    };
+    switchyard_tls::metrics::describe();
+    let sources = spec
+        .tls
+        .certs
+        .iter()
+        .map(|c| switchyard_tls::CertSource {
+            cert: c.cert.clone(),
+            key: c.key.clone(),
+        })
+        .collect();
+    let store = CertStore::load(sources).map_err(err)?;
+    let opts = switchyard_tls::ServerOptions {
+        alpn: spec
+            .tls
+            .alpn
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect(),
+        session_cache: spec.tls.session_cache,
+        client_ca: spec.tls.client_ca.clone(),
+    };
+    let (cfg, client_check) = switchyard_tls::server_config(store.clone(), &opts).map_err(err)?;
+    let hsts = spec
+        .hsts
+        .and_then(|d| http::HeaderValue::try_from(format!("max-age={}", d.as_secs())).ok());
+    let ctx = TlsCtx {
+        acceptor: tokio_rustls::TlsAcceptor::from(cfg),
+        name: name.into(),
+        handshake_timeout: spec.tls.handshake_timeout,
+        client_check,
+        hsts,
+    };
+    Ok((Arc::new(ctx), store))
 }
 
 /// Read an optional PROXY v1/v2 header; returns the bytes after it and the client address.

@@ -67,6 +67,8 @@ pub struct InstanceSpec {
     pub region: String,
     /// Availability zone of the instance (access log and `/healthz`).
     pub az: String,
+    /// A second listener terminating TLS (HTTPS; HTTP/2 by ALPN), served by the same handler.
+    pub tls: Option<switchyard_config::gateway::GatewayTls>,
 }
 
 /// Request size, deadline and concurrency limits (defaults in [`Limits::default`]).

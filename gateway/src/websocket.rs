@@ -22,7 +22,6 @@ use http::{Method, Version};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -79,8 +78,8 @@ impl UpgradeSlot {
 /// Relays an upgraded connection: `early` (bytes the client sent after its handshake) goes to
 /// the instance first. Ends when both directions have closed, nothing moved for `idle`, or
 /// `stop` fires.
-pub async fn relay(
-    mut client: TcpStream,
+pub async fn relay<C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(
+    client: C,
     early: bytes::BytesMut,
     upstream: OnUpgrade,
     idle: Duration,
@@ -98,7 +97,7 @@ pub async fn relay(
     if !early.is_empty() && upstream.write_all(&early).await.is_err() {
         return;
     }
-    let (mut cr, mut cw) = client.split();
+    let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = tokio::io::split(upstream);
     // the last time a byte moved either way, in ms since `start`
     let start = Instant::now();

@@ -52,6 +52,16 @@ pub struct GatewayInstance {
     pub listen: SocketAddr,
     pub region: String,
     pub az: String,
+    pub tls: Option<GatewayTls>,
+}
+
+/// A gateway instance's TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayTls {
+    pub listen: SocketAddr,
+    pub tls: crate::tls::Tls,
+    pub hsts: Option<Duration>,
+    pub redirect_listen: Option<SocketAddr>,
 }
 
 /// Validated limits.

@@ -135,6 +135,52 @@ pub struct RawGatewayInstance {
     pub listen: String,
     pub region: String,
     pub az: String,
+    /// A second listener of this instance that terminates TLS (HTTPS, HTTP/2 by ALPN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawGatewayTls>,
+}
+
+/// Raw `tls = { listen = "...", certs = [...], ... }` of a gateway instance: the TLS listener's
+/// address, the common TLS keys (`crate::tls::RawTls`) and the HTTPS-only ones.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGatewayTls {
+    pub listen: String,
+    pub certs: Vec<crate::tls::RawCert>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpn: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ca: Option<String>,
+    #[serde(default = "default_tls_handshake_timeout")]
+    pub handshake_timeout: HumanDuration,
+    #[serde(default = "default_tls_session_cache")]
+    pub session_cache: usize,
+    /// `Strict-Transport-Security: max-age=...` on every HTTPS answer; off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hsts: Option<HumanDuration>,
+    /// A plain HTTP listener that answers every request with a redirect to this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_listen: Option<String>,
+}
+
+fn default_tls_handshake_timeout() -> HumanDuration {
+    secs(10)
+}
+fn default_tls_session_cache() -> usize {
+    4096
+}
+
+impl RawGatewayTls {
+    /// The keys every TLS listener shares.
+    pub fn common(&self) -> crate::tls::RawTls {
+        crate::tls::RawTls {
+            certs: self.certs.clone(),
+            alpn: self.alpn.clone(),
+            client_ca: self.client_ca.clone(),
+            handshake_timeout: self.handshake_timeout,
+            session_cache: self.session_cache,
+        }
+    }
 }
 
 /// Raw `[gateway.limits]` table.

@@ -103,3 +103,52 @@ fn hardening_keys_parse_with_defaults_and_errors() {
         assert!(err.contains(want), "{want} missing in {err}");
     }
 }
+
+#[test]
+fn tls_listeners_are_validated_with_located_errors() {
+    assert!(crate::demo_world().gateway.instances[0].tls.is_none());
+    let w = parse_str(crate::demo_toml_https(), "<t>").unwrap();
+    assert_eq!(
+        w.summary(),
+        "2 regions, 4 AZs, 4 L4 listeners (8 pool members), 4 gateway instances, 4 services (16 instances), 7 routes, 1 zones, 1 GSLB names"
+    );
+    let t = w.gateway.instances[0].tls.as_ref().unwrap();
+    assert_eq!(t.listen, "127.0.1.11:8443".parse().unwrap());
+    assert_eq!(t.tls.certs[0].cert, std::path::PathBuf::from("tls/api.pem"));
+    assert_eq!(t.tls.alpn, ["h2", "http/1.1"]);
+    assert_eq!(t.hsts, Some(std::time::Duration::from_secs(86400)));
+    let resolved = w.resolve_paths(std::path::Path::new("/state"));
+    let t = resolved.gateway.instances[0].tls.as_ref().unwrap();
+    assert_eq!(
+        t.tls.certs[0].key,
+        std::path::PathBuf::from("/state/tls/api.key")
+    );
+
+    let bad = crate::demo_toml_https()
+        .replacen(
+            r#"tls = { listen = "127.0.1.11:8443", certs = [{ cert = "tls/api.pem", key = "tls/api.key" }], hsts = "1d" }"#,
+            r#"tls = { listen = "127.0.1.11", certs = [], alpn = ["spdy/3"] }"#,
+            1,
+        )
+        .replacen(
+            r#"tls = { listen = "127.0.1.12:8443", certs = [{ cert = "tls/api.pem", key = "tls/api.key" }]"#,
+            r#"tls = { listen = "127.0.1.11:8000", certs = [{ cert = "", key = "k.pem" }]"#,
+            1,
+        );
+    let e = parse_str(&bad, "<t>").unwrap_err().to_string();
+    for want in [
+        "gateway.instances[0].tls.certs: give at least one certificate",
+        "gateway.instances[0].tls.alpn[0]: \"spdy/3\": the gateway speaks",
+        "gateway.instances[0].tls.listen: \"127.0.1.11\" is not an address with a port",
+        "gateway.instances[1].tls.certs[0].cert: must name a PEM file",
+        "gateway.instances[1].tls.listen:",
+    ] {
+        assert!(e.contains(want), "{want} missing in:\n{e}");
+    }
+    // every error has a line:column
+    for l in e.lines().skip(1) {
+        let pos = l.trim_start().strip_prefix("<t>:").unwrap_or("");
+        let line_col = pos.split(':').take(2).all(|n| n.parse::<usize>().is_ok());
+        assert!(line_col, "no line:column in {l:?}");
+    }
+}

@@ -26,12 +26,17 @@ impl RawGateway {
                 if names.check_region(&g.region, format!("{p}.region"), errs) {
                     names.check_az(Some(&g.region), &g.az, format!("{p}.az"), errs);
                 }
+                let tls = g
+                    .tls
+                    .as_ref()
+                    .and_then(|t| validate_tls(t, &format!("{p}.tls"), errs));
                 match g.listen.parse() {
                     Ok(listen) => Some(GatewayInstance {
                         name: g.name.clone(),
                         listen,
                         region: g.region.clone(),
                         az: g.az.clone(),
+                        tls,
                     }),
                     Err(_) => {
                         errs.push(
@@ -405,6 +410,44 @@ impl RawGateway {
 
 /// Validates composition parts: services resolve, names are unique, `depends_on` names an
 /// earlier part.
+/// A gateway instance's `tls` table (None when its addresses do not parse; errors recorded).
+fn validate_tls(
+    t: &super::raw::RawGatewayTls,
+    p: &str,
+    errs: &mut Errors,
+) -> Option<super::model::GatewayTls> {
+    let tls = t.common().validate(p, &["h2", "http/1.1"], errs);
+    for (i, a) in tls.alpn.iter().enumerate() {
+        if a != "h2" && a != "http/1.1" {
+            errs.push(
+                format!("{p}.alpn[{i}]"),
+                format!("{a:?}: the gateway speaks \"h2\" and \"http/1.1\""),
+            );
+        }
+    }
+    let addr = |s: &str, key: &str, errs: &mut Errors| {
+        let a = s.parse().ok();
+        if a.is_none() {
+            errs.push(
+                format!("{p}.{key}"),
+                format!("{s:?} is not an address with a port"),
+            );
+        }
+        a
+    };
+    let listen = addr(&t.listen, "listen", errs);
+    let redirect_listen = match &t.redirect_listen {
+        Some(r) => Some(addr(r, "redirect_listen", errs)?),
+        None => None,
+    };
+    Some(super::model::GatewayTls {
+        listen: listen?,
+        tls,
+        hsts: t.hsts.map(|h| h.0),
+        redirect_listen,
+    })
+}
+
 fn validate_parts(
     parts: &[RawPart],
     path: &str,

@@ -217,11 +217,16 @@ pub(super) fn forwarded_headers(
     if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
         let _ = write!(fwd, ";host=\"{host}\"");
     }
-    fwd.push_str(";proto=http");
+    fwd.push_str(if conn.tls.is_some() {
+        ";proto=https"
+    } else {
+        ";proto=http"
+    });
     if let Some(v) = owned_value(fwd) {
         h.insert(FORWARDED.clone(), v);
     }
-    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
+    let proto = if conn.tls.is_some() { "https" } else { "http" };
+    h.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static(proto));
     if let Some(v) = host.and_then(|h| HeaderValue::from_str(h).ok()) {
         h.insert(X_FORWARDED_HOST.clone(), v);
     }

@@ -60,6 +60,16 @@ pub struct ConnInfo {
     pub upgrades: bool,
     /// The connection's claim on its client address's counters (per-client caps).
     pub slot: crate::clients::ClientSlot,
+    /// Set on a TLS listener's connections.
+    pub tls: Option<TlsConn>,
+}
+
+/// What TLS established for a connection.
+pub struct TlsConn {
+    /// The client certificate, checked against the listener's CA bundle.
+    pub client_cert: switchyard_tls::ClientCert,
+    /// `Strict-Transport-Security` for every answer (the listener's `hsts`).
+    pub hsts: Option<http::HeaderValue>,
 }
 
 #[derive(Default)]

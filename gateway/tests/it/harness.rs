@@ -275,6 +275,7 @@ pub fn base_spec() -> GatewaySpec {
         listen: "127.0.0.1:0".parse().unwrap(),
         region: "r1".into(),
         az: "a".into(),
+        tls: None,
     });
     spec.jwt.issuers.push(IssuerSpec {
         issuer: Some(ISS.into()),

@@ -19,4 +19,5 @@ mod recorder;
 mod reload;
 mod routing;
 mod split;
+mod tls;
 mod websocket;
