@@ -486,6 +486,14 @@ pub fn banner(source: &Source, world: &World, state_dir: &Path) {
         for a in &world.dns.listen {
             out.push_str(&format!("  dns      {a} (udp+tcp)\n"));
         }
+        for a in world.dns.tls.iter().flat_map(|t| &t.listen) {
+            out.push_str(&format!("  dns      {a} (tls)\n"));
+        }
+        if let Some(t) = &world.dns.https {
+            for a in &t.listen {
+                out.push_str(&format!("  dns      https://{a}{}\n", t.path));
+            }
+        }
     }
     if world.node.runs(Part::Lb) {
         for r in world
@@ -565,6 +573,28 @@ fn demo_tips(world: &World, state_dir: &Path) -> String {
         let ca = crate::demo_tls::state_dir(Some(state_dir)).join("tls/ca.pem");
         t.push_str(&format!(
             "  curl --cacert {} --resolve api.example.test:8443:{vip} -H \"Authorization: Bearer $TOKEN\" https://api.example.test:8443/v1/home   # HTTPS (HTTP/2): TLS through L4 to the gateway; the CA: switchyard demo-ca\n",
+            ca.display()
+        ));
+    }
+    let ca = crate::demo_tls::state_dir(Some(state_dir)).join("tls/ca.pem");
+    if let Some(a) = world.dns.tls.as_ref().and_then(|t| t.listen.first()) {
+        t.push_str(&format!(
+            "  kdig @{} -p {} +tls +tls-ca={} +tls-hostname=dns.example.test api.example.test   # DNS over TLS\n",
+            a.ip(),
+            a.port(),
+            ca.display()
+        ));
+    }
+    if let Some((a, path)) = world
+        .dns
+        .https
+        .as_ref()
+        .and_then(|t| Some((t.listen.first()?, &t.path)))
+    {
+        t.push_str(&format!(
+            "  kdig @{} -p {} +https={path} +tls-ca={} +tls-hostname=dns.example.test api.example.test   # DNS over HTTPS (or curl --cacert ... -H 'accept: application/dns-message' 'https://{a}{path}?dns=...')\n",
+            a.ip(),
+            a.port(),
             ca.display()
         ));
     }

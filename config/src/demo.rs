@@ -47,7 +47,8 @@ pub fn demo_world_https() -> World {
 }
 
 /// Takes the HTTPS parts out of the demo text: the pools named `*-tls`, the listeners named
-/// `*-https`, each gateway instance's `tls`, and the comment lines that describe them.
+/// `*-https`, each gateway instance's `tls`, `[dns]`'s `tls` and `https` (DoT, DoH), and the
+/// comment lines that describe them.
 fn without_https(src: &str) -> String {
     use toml_edit::{DocumentMut, Item, Value};
     let mut doc: DocumentMut = src.parse().expect("demo.toml parses");
@@ -78,6 +79,11 @@ fn without_https(src: &str) -> String {
                 t.remove("tls");
             }
         }
+    }
+    // DoT and DoH (the same certificate files)
+    if let Some(dns) = doc.get_mut("dns").and_then(Item::as_table_mut) {
+        dns.remove("tls");
+        dns.remove("https");
     }
     // the inline tables lost their last key: keep the space before the brace
     doc.to_string().replace("\"},\n", "\" },\n")

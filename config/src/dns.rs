@@ -819,4 +819,21 @@ listen = ["127.0.0.1:0"]
             assert!(e.contains(want), "{lines}: want {want:?} in\n{e}");
         }
     }
+
+    #[test]
+    fn the_demo_serves_dot_on_8853_and_doh_on_8443_and_the_plain_demo_neither() {
+        let w = crate::demo::demo_world_https();
+        let (dot, doh) = (w.dns.tls.unwrap(), w.dns.https.unwrap());
+        assert_eq!(dot.listen, ["127.0.0.1:8853".parse().unwrap()]);
+        assert_eq!(doh.listen, ["127.0.0.1:8443".parse().unwrap()]);
+        assert_eq!(doh.path, "/dns-query");
+        assert_eq!(dot.certs[0].cert, std::path::PathBuf::from("tls/api.pem"));
+        let plain = crate::demo_toml();
+        assert!(
+            !plain.contains("8853") && !plain.contains("DNS over TLS"),
+            "{plain}"
+        );
+        let w = crate::demo_world();
+        assert!(w.dns.tls.is_none() && w.dns.https.is_none());
+    }
 }

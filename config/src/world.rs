@@ -526,11 +526,6 @@ impl World {
                 fix_str(k);
             }
         }
-        for g in &mut self.gateway.instances {
-            if let Some(t) = &mut g.tls {
-                t.tls.resolve_paths(base);
-            }
-        }
         for t in [&mut self.dns.tls, &mut self.dns.https]
             .into_iter()
             .flatten()
@@ -538,6 +533,11 @@ impl World {
             for c in &mut t.certs {
                 fix(&mut c.cert);
                 fix(&mut c.key);
+            }
+        }
+        for g in &mut self.gateway.instances {
+            if let Some(t) = &mut g.tls {
+                t.tls.resolve_paths(base);
             }
         }
         for k in &mut self.gateway.jwt.keys {

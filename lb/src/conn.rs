@@ -1,5 +1,7 @@
-//! One client connection: source rate limit, optional PROXY header in, backend choice with
-//! connect retry (another AZ first), PROXY header out, relay, then metrics and access log.
+//! One client connection: source rate limit, optional PROXY header in, the pool (the listener's,
+//! or by the ClientHello's server name: [`crate::sni`]), backend choice with connect retry
+//! (another AZ first), PROXY header out (v2 may carry the SNI and ALPN), relay, then metrics and
+//! access log.
 
 use crate::listener::{refuse, ListenerRt};
 use crate::relay::{self, End, Limits};

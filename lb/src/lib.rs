@@ -3,7 +3,8 @@
 //! Listeners ([`listener`]) accept on `SO_REUSEPORT` sockets, one accept loop per socket, with
 //! the connection cap checked before `accept` (refused at once with a RST over the cap) and
 //! EMFILE/ENFILE backing off. Each connection ([`conn`]) is checked against the per-source rate
-//! limit (`switchyard_net::limit`), may carry a PROXY header in (`switchyard_net::proxy`), gets
+//! limit (`switchyard_net::limit`), may carry a PROXY header in (`switchyard_net::proxy`), may
+//! pick its pool by the TLS server name of its peeked ClientHello ([`sni`]), gets
 //! a backend from the pool's AZ-aware [`Selector`](switchyard_balance::Selector) with connect
 //! retry (another AZ first) and passive health, may send a PROXY header out, and is relayed ([`relay`]) by
 //! splice(2) through pooled pipes, by a bounded userspace copy, or `auto` (copy for small

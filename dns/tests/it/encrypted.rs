@@ -38,7 +38,7 @@ fn certs() -> PathBuf {
 }
 
 struct Running {
-    _dns: switchyard_dns::Dns,
+    _dns: Option<switchyard_dns::Dns>,
     token: CancellationToken,
     udp: SocketAddr,
     dot: SocketAddr,
@@ -82,7 +82,7 @@ async fn demo(extra: &str) -> Running {
         udp: dns.local_addrs()[0],
         dot: dns.dot_addrs()[0],
         doh: dns.doh_addrs()[0],
-        _dns: dns,
+        _dns: Some(dns),
         token,
         dir,
     }
@@ -467,5 +467,98 @@ async fn eventually_connect(
             }
             Err(e) => panic!("cannot connect: {e}"),
         }
+    }
+}
+
+/// DoT and DoH are exempt from response rate limiting, like TCP: a network whose UDP budget
+/// is spent still gets every answer over them.
+#[tokio::test]
+async fn rate_limited_networks_are_answered_over_dot_and_doh() {
+    use switchyard_config::dns::{DnsTls, Rrl};
+    use switchyard_config::tls::CertFile;
+    let dir = certs();
+    let tls = |path: &str| DnsTls {
+        listen: vec!["127.0.0.1:0".parse().unwrap()],
+        certs: vec![CertFile {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }],
+        path: path.to_string(),
+        handshake_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        max_connections: 16,
+    };
+    let mut s = spec(Vec::new());
+    s.rrl = Some(Rrl {
+        responses_per_second: 1,
+        burst: 2,
+        slip: 0,
+        ipv4_prefix: 24,
+        ipv6_prefix: 56,
+    });
+    s.dot = Some(tls(""));
+    s.doh = Some(tls("/dns-query"));
+    let server = serve(s).await;
+    let h = server.handle.as_ref().unwrap();
+    let (dot, doh) = (h.dot_addrs()[0], h.doh_addrs()[0]);
+    let mut q = query("ns1.example.test.", RecordType::A);
+    q.metadata.id = 7;
+    let q = q.to_vec().unwrap();
+    // spend the UDP budget: past the burst, nothing comes back (one socket: one worker)
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..8 {
+        sock.send_to(&q, server.addr).await.unwrap();
+    }
+    let mut answered = 0;
+    let mut buf = [0u8; 512];
+    while let Ok(Ok(_)) =
+        tokio::time::timeout(Duration::from_millis(300), sock.recv_from(&mut buf)).await
+    {
+        answered += 1;
+    }
+    assert_eq!(answered, 2, "RRL: the burst, then nothing over UDP");
+    // DoT: twenty answers on one connection
+    let r = Running {
+        _dns: None,
+        token: CancellationToken::new(),
+        udp: server.addr,
+        dot,
+        doh,
+        dir: dir.clone(),
+    };
+    let mut s = dot_connect(&r).await;
+    let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+    framed.extend_from_slice(&q);
+    for _ in 0..20 {
+        s.write_all(&framed).await.unwrap();
+        s.flush().await.unwrap();
+        let mut len = [0u8; 2];
+        s.read_exact(&mut len).await.unwrap();
+        let mut got = vec![0u8; u16::from_be_bytes(len) as usize];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(addrs(&decode(&got, 7).answers), [ip("192.0.2.53")]);
+    }
+    // DoH: ten POSTs in one curl run
+    let qfile = dir.join("q.bin");
+    std::fs::write(&qfile, &q).unwrap();
+    let url = format!("https://dns.example.test:{}/dns-query", doh.port());
+    let resolve = format!("dns.example.test:{}:127.0.0.1", doh.port());
+    let (cafile, data) = (ca(&dir), format!("@{}", qfile.display()));
+    let mut args = vec!["-sS", "--fail", "--cacert", &cafile, "--resolve", &resolve];
+    args.extend([
+        "-H",
+        "content-type: application/dns-message",
+        "--data-binary",
+        &data,
+    ]);
+    for _ in 0..10 {
+        args.push(&url);
+    }
+    let (ok, body, err) = tool("curl", &args).await;
+    assert!(ok, "{err}");
+    let one = body.len() / 10;
+    assert_eq!(body.len(), one * 10);
+    for chunk in body.chunks(one) {
+        assert_eq!(addrs(&decode(chunk, 7).answers), [ip("192.0.2.53")]);
     }
 }
