@@ -98,11 +98,13 @@ pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
 /// How to reach a running node's admin API.
 #[derive(Debug, Args, Clone)]
 pub struct AdminArgs {
-    /// Admin API base URL.
+    /// Admin API of the node to talk to: HOST:PORT (as `run --admin-listen` takes it) or
+    /// http://HOST:PORT. Every answer names the node that gave it.
     #[arg(
         long,
-        default_value = "http://127.0.0.1:9901",
-        env = "SWITCHYARD_ADMIN"
+        default_value = "127.0.0.1:9901",
+        env = "SWITCHYARD_ADMIN",
+        value_parser = admin_url
     )]
     pub admin: String,
     /// Admin bearer token (mutations).
@@ -245,7 +247,8 @@ pub struct DrillArgs {
     pub scenario: String,
     /// Admin API of the running node to drill. Without it, the node at the world's admin address
     /// is used if it answers; otherwise the drill starts the world itself and stops it afterwards.
-    #[arg(long)]
+    /// HOST:PORT or http://HOST:PORT.
+    #[arg(long, value_parser = admin_url)]
     pub target: Option<String>,
     /// The world's config (names, addresses, health settings, signing key); default: the demo world.
     #[arg(long, short)]
@@ -272,6 +275,9 @@ pub struct DrillArgs {
     /// Admin API token (default: SWITCHYARD_ADMIN_TOKEN, else the world's configured token).
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Start even when the node is not healthy (something down, ejected, drained or failed).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl From<DrillArgs> for switchyard_drill::DrillOptions {
@@ -287,8 +293,13 @@ impl From<DrillArgs> for switchyard_drill::DrillOptions {
             out: a.out,
             token: a.token,
             admin_token: a.admin_token,
+            force: a.force,
         }
     }
+}
+
+fn admin_url(s: &str) -> Result<String, String> {
+    switchyard_admin_client::base_url(s)
 }
 
 fn drill_duration(s: &str) -> Result<Duration, String> {

@@ -2,6 +2,10 @@
 //! expectation judged against what was observed. No I/O; everything is a function of
 //! [`Observations`].
 
+mod budget;
+
+pub(crate) use budget::{failures, Failures};
+
 use super::model::{Observations, Sample};
 use super::scenario::{secs, Expectation, Served, Window};
 use serde::Serialize;
@@ -353,6 +357,9 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
                 _ => (false, format!("DNS never moved {clients} clients")),
             }
         }
+        Expectation::FailureBudget { max } => budget::judge_budget(obs, *max),
+        Expectation::Recovers { within } => budget::judge_recovers(obs, *within),
+        Expectation::RestoredAsFound => budget::judge_restored(obs),
         Expectation::MaxHealthChanges { instance, max } => {
             if !obs.checked.contains(instance) {
                 return (

@@ -60,6 +60,9 @@ pub struct DrillOptions {
     pub token: Option<String>,
     /// Admin API token (default: the world's configured token).
     pub admin_token: Option<String>,
+    /// Start even when the node is not healthy (something down, ejected, drained or failed):
+    /// the drill then measures on top of an outage it did not cause.
+    pub force: bool,
 }
 
 /// Runs a drill; returns the process exit code (0 when every expectation holds).

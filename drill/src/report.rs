@@ -1,7 +1,8 @@
 //! The drill report: built from the observations (pure), printed as a table, written as JSON.
 
-use super::analyze::{self, Bucket, DnsMove, Shares, Verdict};
-use super::model::{DnsAnswer, HealthChange, Observations, Sample, StepRun};
+use super::analyze::{self, Bucket, DnsMove, Failures, Shares, Verdict};
+use super::model::{DnsAnswer, HealthChange, Observations, Restore, Sample, StepRun};
+use super::scenario::Expectation;
 use super::scenario::{secs, Scenario};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -33,6 +34,10 @@ pub(crate) struct Report {
     pub detected: Option<HealthChange>,
     pub dns_moves: Vec<DnsMove>,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Failed requests during the fault and outside it, and what explains them.
+    pub failures: Option<Failures>,
+    /// The node's state after the drill undid its steps.
+    pub restore: Option<Restore>,
     pub shares: Vec<Shares>,
     pub expectations: Vec<Verdict>,
     pub pass: bool,
@@ -70,6 +75,10 @@ impl Report {
         status_poll_errors: u32,
     ) -> Report {
         let expectations = analyze::evaluate(&scenario.expect, &obs);
+        let budget = scenario.expect.iter().find_map(|e| match e {
+            Expectation::FailureBudget { max } => *max,
+            _ => None,
+        });
         let detected = obs.detection().cloned();
         let fault = obs.fault_ms();
         let ok = obs.samples.iter().filter(|s| s.ok()).count() as u64;
@@ -89,6 +98,8 @@ impl Report {
             detected,
             dns_moves: analyze::dns_moves(&obs),
             errors_by_kind: analyze::errors_by_kind(&obs),
+            failures: analyze::failures(&obs, budget),
+            restore: obs.restore.clone(),
             shares: analyze::shares(&obs),
             pass: expectations.iter().all(|v| v.pass),
             expectations,
@@ -229,6 +240,46 @@ impl Report {
                 ))
                 .unwrap_or_default()
         );
+        if let Some(f) = &self.failures {
+            let why = if f.inside == 0 {
+                String::new()
+            } else if f.unexplained == 0 {
+                format!(
+                    ", all within {} of what broke = {}",
+                    ms(f.explained.window_ms()),
+                    f.explained.why()
+                )
+            } else {
+                format!(
+                    ", {} of them NOT explained by {} = {}",
+                    f.unexplained,
+                    ms(f.explained.window_ms()),
+                    f.explained.why()
+                )
+            };
+            let _ = writeln!(
+                o,
+                "failed requests     {} during the fault{why}; {} outside it",
+                f.inside, f.outside
+            );
+        }
+        if let Some(r) = &self.restore {
+            let lifted = if r.lifted.is_empty() {
+                String::new()
+            } else {
+                format!(" (lifted passive ejection: {})", r.lifted.join(", "))
+            };
+            let _ = writeln!(
+                o,
+                "left as found       {} after {}{lifted}",
+                if r.differences.is_empty() {
+                    "yes".to_string()
+                } else {
+                    format!("NO: {}", r.differences.join("; "))
+                },
+                ms(r.waited_ms)
+            );
+        }
         if !self.errors_by_kind.is_empty() {
             let list: Vec<String> = self
                 .errors_by_kind

@@ -122,7 +122,7 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
         "listener": listener.name,
         "region": region.name,
         "pool": pool.name,
-        "policy": format!("{:?}", pool.policy),
+        "policy": super::status::policy_word(pool.policy),
         "client": client.to_string(),
         "az_shares": shares,
         "members": member_states,

@@ -5,7 +5,7 @@
 //! The `direct_*` tests send requests straight to a demo service (`--direct`), so they need only
 //! the demo services and the admin API; the built-in drills go through DNS → L4 → gateway.
 
-use crate::harness::{addr, bin, demo_config, http, Node, TempDir};
+use crate::harness::{addr, bin, demo_config, http, poll_until, Node, TempDir};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -159,9 +159,12 @@ within = "0s"
     assert_eq!(r["pass"], true);
     assert_eq!(r["scenario"]["name"], "bystander");
     assert_eq!(r["target"], "http://127.81.0.1:9901");
+    // The load runs past the scenario's 2.5 s: the "after" phase needs the stopped instance's
+    // rise time (1.8 s) + 0.5 s after recovery, then 2 s of traffic: 1.5 + 2.3 + 2 = 5.8 s.
+    assert_eq!(r["duration_ms"], 5800);
     let requests = r["requests"].as_u64().unwrap();
-    // 20/s for 2.5 s: 50 ticks, never more (an overloaded machine skips late ones).
-    assert!((25..=50).contains(&requests), "{requests} requests");
+    // 20/s for 5.8 s: 116 ticks, never more (an overloaded machine skips late ones).
+    assert!((58..=116).contains(&requests), "{requests} requests");
     assert_eq!(r["ok"], r["requests"]);
     assert_eq!(r["failed"], 0);
     let samples = r["samples"].as_array().unwrap();
@@ -181,7 +184,7 @@ within = "0s"
             ("start user-us-east-a", true)
         ]
     );
-    assert_eq!(r["timeline"].as_array().unwrap().len(), 3);
+    assert_eq!(r["timeline"].as_array().unwrap().len(), 6);
     let second = r["timeline"][1]["ok"]["eu-west-a"].as_u64().unwrap();
     assert!((10..=20).contains(&second), "{second} in the second second");
     assert_eq!(r["shares"][0]["phase"], "before");
@@ -192,13 +195,28 @@ within = "0s"
         .iter()
         .map(|v| v["pass"].as_bool().unwrap())
         .collect();
-    assert_eq!(verdicts, [true, true], "{text}");
+    // the two stated, then the implicit failure budget, after phase and restore check
+    assert_eq!(verdicts, [true; 5], "{text}");
     assert!(
         text.contains("  PASS  at most 0 failed requests (window all): 0 of "),
         "{text}"
     );
     assert!(
-        text.contains("result: PASS (2/2 expectations hold)"),
+        text.contains("  PASS  failures during the fault explained by detection and DNS: no failed request during the fault; 0 outside the fault window\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  PASS  traffic back to the pre-fault shape from recovery + 2.30s: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  PASS  the node is left as the drill found it: /status as before the drill after "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("result: PASS (5/5 expectations hold)"),
         "{text}"
     );
     let names = check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
@@ -267,13 +285,17 @@ within = "1ms"
         .iter()
         .map(|v| v["pass"].as_bool().unwrap())
         .collect();
-    assert_eq!(verdicts, [true, false, false], "{text}");
+    assert_eq!(verdicts[..3], [true, false, false], "{text}");
+    // Every failure happened while the instance was down (nothing detects a stop in direct mode
+    // but the restart): explained; the instance serves again; the node is as found.
+    assert_eq!(verdicts[3..], [true, true, true], "{text}");
+    assert!(text.contains("during the fault, all within "), "{text}");
     assert!(
         text.contains("client errors       connect_refused "),
         "{text}"
     );
     assert!(
-        text.contains("result: FAIL (1/3 expectations hold)"),
+        text.contains("result: FAIL (4/6 expectations hold)"),
         "{text}"
     );
     check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
@@ -482,8 +504,11 @@ max = 0
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("the admin API refused the admin token (401)"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the admin API refused the admin token (401, admin token rejected: "),
+        "{err}"
+    );
     drop(node);
     // An explicit target that does not answer is an error, not a world of the drill's own.
     let out = Command::new(bin())
@@ -500,4 +525,163 @@ max = 0
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("no admin API answers at http://127.88.0.1:9901"));
+}
+
+/// Each instance's state word, ejection and admin mode as `/status` shows them, and the AZ shares:
+/// what "left as found" compares.
+fn node_state(net: u8) -> Vec<(String, String)> {
+    let s = http(addr(net, "0.1:9901"), "GET", "/status", &[], "")
+        .unwrap()
+        .json();
+    let mut out = Vec::new();
+    for r in s["regions"].as_array().unwrap() {
+        for a in r["azs"].as_array().unwrap() {
+            out.push((
+                format!("az {}", a["name"]),
+                format!("share {} admin {}", a["share"], a["admin"]),
+            ));
+        }
+        for m in r["pools"][0]["members"].as_array().unwrap() {
+            out.push((
+                m["name"].to_string(),
+                format!("{} {} {}", m["state"], m["ejected_for_ms"], m["admin"]),
+            ));
+        }
+    }
+    for sv in s["services"].as_array().unwrap() {
+        for i in sv["instances"].as_array().unwrap() {
+            out.push((
+                i["name"].to_string(),
+                format!(
+                    "{} {} {} {}",
+                    i["state"], i["ejected_for_ms"], i["admin"], i["demo_running"]
+                ),
+            ));
+        }
+    }
+    out.push(("overrides".into(), s["admin_overrides"].to_string()));
+    out
+}
+
+#[test]
+fn a_drill_twice_in_a_row_restores_the_node_and_gives_the_same_verdicts() {
+    let net = 89;
+    let dir = TempDir::new("drill-twice");
+    let cfg = demo_config(&dir, net);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let target = "127.89.0.1:9901"; // a bare HOST:PORT, as --admin-listen takes it
+    let healthy = |st: &[(String, String)]| {
+        st.iter()
+            .filter(|(k, _)| !k.starts_with("az ") && k != "overrides")
+            .all(|(_, v)| v.starts_with("\"up\" null null"))
+    };
+    poll_until(Duration::from_secs(10), || healthy(&node_state(net)))
+        .unwrap_or_else(|_| panic!("{:?}", node_state(net)));
+    let mut verdicts = Vec::new();
+    for round in 0..2 {
+        let before = node_state(net);
+        let d = TempDir::new(&format!("drill-twice-{round}"));
+        let (out, r, _) = drill(
+            &d,
+            &[
+                "instance-crash",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--target",
+                target,
+                "--rate",
+                "20",
+            ],
+        );
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "round {round}:\n{text}");
+        assert!(text.contains("left as found       yes after "), "{text}");
+        assert_eq!(r["restore"]["differences"], serde_json::json!([]));
+        verdicts.push(
+            r["expectations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| (v["description"].clone(), v["pass"].clone()))
+                .collect::<Vec<_>>(),
+        );
+        // the node as the drill found it: same health, same shares, no ejection, no override
+        assert_eq!(node_state(net), before, "round {round}:\n{text}");
+    }
+    assert_eq!(verdicts[0], verdicts[1]);
+
+    // A "recovery" that leaves an AZ dark fails the after phase, and names the AZ.
+    let file = scenario(
+        &dir,
+        "dark.toml",
+        r#"
+duration = "2s"
+rate = 20
+[[steps]]
+at = "500ms"
+action = "drain"
+az = "us-east-a"
+[[steps]]
+at = "1s"
+action = "drain"
+az = "eu-west-b"
+recover = true
+"#,
+    );
+    let d = TempDir::new("drill-dark");
+    let (out, r, _) = drill(
+        &d,
+        &[&file, "--config", cfg.to_str().unwrap(), "--target", target],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let after = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["expectation"]["kind"] == "recovers")
+        .unwrap()
+        .clone();
+    assert_eq!(after["pass"], false, "{text}");
+    let detail = after["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("AZ us-east-a served nothing (it served ")
+            && detail.contains("AZ eu-west-b served nothing"),
+        "{detail}"
+    );
+    // ... and the drains are undone all the same
+    assert_eq!(r["restore"]["differences"], serde_json::json!([]), "{text}");
+
+    // A node that is not healthy is refused before anything breaks, with what is wrong.
+    let token = ["Authorization: Bearer demo-admin-token"];
+    let drained = http(
+        addr(net, "0.1:9901"),
+        "POST",
+        "/v1/azs/eu-west-b/drain",
+        &token,
+        "",
+    )
+    .unwrap();
+    assert_eq!(drained.status, 200);
+    let out = Command::new(bin())
+        .args(["drill", "planned-drain", "--config", cfg.to_str().unwrap()])
+        .args(["--target", target, "--out"])
+        .arg(dir.0.join("refused"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the node is not healthy, so the drill would measure an outage it did not cause:\n  drain az eu-west-b: in force\n")
+            && err.contains("or pass --force"),
+        "{err}"
+    );
+    http(
+        addr(net, "0.1:9901"),
+        "POST",
+        "/v1/azs/eu-west-b/undrain",
+        &token,
+        "",
+    )
+    .unwrap();
 }

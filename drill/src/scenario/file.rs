@@ -269,10 +269,13 @@ fn expectation(
         "dns_moves" => &["clients", "within"],
         "clients_follow" => &["clients", "within"],
         "max_health_changes" => &["instance", "max"],
+        "failure_budget" => &["max"],
+        "recovers" => &["within"],
         other => {
             errs.push(format!(
                 "{p}.kind: unknown expectation {other:?}; expected max_failed, detect_within, \
-                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow or max_health_changes"
+                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow, \
+                 max_health_changes, failure_budget or recovers"
             ));
             return None;
         }
@@ -377,6 +380,8 @@ fn expectation(
             clients: e.clients.clone()?,
             within,
         },
+        "failure_budget" => Expectation::FailureBudget { max: e.max },
+        "recovers" => Expectation::Recovers { within },
         _ => Expectation::MaxHealthChanges {
             instance: e.instance.clone()?,
             max: max_u32,
