@@ -4,6 +4,7 @@ use super::analyze::{self, Bucket, DnsMove, Failures, Shares, Verdict};
 use super::model::{DnsAnswer, HealthChange, Observations, Restore, Sample, StepRun};
 use super::scenario::Expectation;
 use super::scenario::{secs, Scenario};
+use super::svg;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -334,6 +335,53 @@ impl Report {
             self.expectations.len()
         );
         o
+    }
+}
+
+impl Report {
+    /// What the chart marks: the steps (fault and recovery named), when the fault was detected,
+    /// when DNS moved each client group and when those clients followed.
+    pub(crate) fn chart_events(&self) -> Vec<svg::Event> {
+        let mut v = svg::step_events(&self.steps);
+        let fault = self.steps.iter().find(|s| s.fault).map(|s| s.t_ms);
+        if let (Some(d), Some(f), Some(t)) = (&self.detected, fault, self.time_to_detect_ms) {
+            v.push(svg::Event {
+                t_ms: f + t,
+                kind: svg::Kind::Detected,
+                label: format!(
+                    "detected: {} {} after {}",
+                    d.name,
+                    d.to,
+                    secs(Duration::from_millis(t))
+                ),
+                error: false,
+            });
+        }
+        for m in &self.dns_moves {
+            let (Some(f), Some(moved)) = (fault, m.moved_after_ms) else {
+                continue;
+            };
+            v.push(svg::Event {
+                t_ms: f + moved,
+                kind: svg::Kind::DnsMoved,
+                label: format!(
+                    "DNS moved {} clients to {} (TTL {}s)",
+                    m.group,
+                    m.to_region.as_deref().unwrap_or("nothing"),
+                    m.ttl_s
+                ),
+                error: false,
+            });
+            if let Some(after) = m.followed_after_ms {
+                v.push(svg::Event {
+                    t_ms: f + moved + after,
+                    kind: svg::Kind::ClientsFollowed,
+                    label: format!("{} clients followed", m.group),
+                    error: false,
+                });
+            }
+        }
+        v
     }
 }
 

@@ -100,7 +100,12 @@ pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
     );
     std::fs::write(
         &svg_path,
-        svg::render(&title, &report.timeline, &report.steps),
+        svg::render(
+            &title,
+            &report.samples,
+            report.duration_ms,
+            &report.chart_events(),
+        ),
     )
     .with_context(|| format!("cannot write {}", svg_path.display()))?;
     print!("{}", report.render());

@@ -340,6 +340,15 @@ fn bad_scenarios_are_refused_with_every_problem() {
 
 /// A built-in drill through the whole chain; asserts it passes and returns the report.
 fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::Value {
+    builtin_svg(net, name, edit).0
+}
+
+/// [`builtin`], with the chart.
+fn builtin_svg(
+    net: u8,
+    name: &str,
+    edit: impl Fn(String) -> String,
+) -> (serde_json::Value, String) {
     let dir = TempDir::new(&format!("drill-{name}"));
     let world = edit(switchyard_config::demo_toml_on(net));
     let cfg = dir.write("world.toml", &world);
@@ -356,7 +365,7 @@ fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::
     );
     assert_eq!(r["pass"], true);
     check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
-    r
+    (r, svg)
 }
 
 fn seconds(v: &serde_json::Value) -> Duration {
@@ -389,9 +398,43 @@ fn builtin_az_outage_moves_new_connections() {
 #[test]
 fn builtin_region_outage_moves_us_clients_within_one_ttl() {
     // A 2 s TTL keeps the drill short; the drill's bounds follow the world's TTL.
-    let r = builtin(86, "region-outage", |t| {
+    let (r, svg) = builtin_svg(86, "region-outage", |t| {
         t.replace("ttl = \"10s\"", "ttl = \"2s\"")
     });
+    // the chart tells the story: fault, detection, DNS moving the US clients, the clients
+    // following, recovery
+    for class in [
+        "fault",
+        "detected",
+        "dns-moved",
+        "clients-followed",
+        "recovery",
+    ] {
+        assert!(
+            svg.contains(&format!("<g class=\"marker {class}\">")),
+            "no {class} marker:\n{svg}"
+        );
+    }
+    assert!(
+        svg.contains(">DNS moved us clients to eu-west (TTL 2s)</text>"),
+        "{svg}"
+    );
+    // failures during the fault are explained by detection + the TTL
+    let budget = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["expectation"]["kind"] == "failure_budget")
+        .unwrap()
+        .clone();
+    assert_eq!(budget["pass"], true);
+    assert!(
+        budget["detail"]
+            .as_str()
+            .unwrap()
+            .contains(" + DNS TTL 2s + one request interval "),
+        "{budget}"
+    );
     let us = r["dns_moves"]
         .as_array()
         .unwrap()
