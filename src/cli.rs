@@ -218,9 +218,22 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The config file to validate (`switchyard check FILE` or `--config FILE`).
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    pub file: Option<PathBuf>,
     /// The config file to validate.
     #[arg(long, short)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The file to validate, however it was given.
+    pub fn path(&self) -> &std::path::Path {
+        self.file
+            .as_deref()
+            .or(self.config.as_deref())
+            .expect("clap requires FILE or --config")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -235,8 +248,12 @@ pub struct TokenArgs {
     #[arg(long, default_value = "1h", value_parser = humantime_duration)]
     pub ttl: Duration,
     /// Config whose signing key to use (default: the demo world).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "secret")]
     pub config: Option<PathBuf>,
+    /// Sign with this HS256 secret instead, for a quick-mode gateway started with
+    /// `switchyard gateway --jwt-secret SECRET`.
+    #[arg(long)]
+    pub secret: Option<String>,
 }
 
 /// Arguments of `switchyard drill` (turned into the drill crate's own options).
@@ -266,9 +283,11 @@ pub struct DrillArgs {
     /// Total client requests per second instead of the scenario's rate.
     #[arg(long)]
     pub rate: Option<u32>,
-    /// Where to write `report.json`, `timeline.svg` (and `world.log` for a world the drill started).
-    #[arg(long, default_value = "drill-report")]
-    pub out: PathBuf,
+    /// Where to write `report.json`, `timeline.svg` (and `world.log` for a world the drill
+    /// started). Default: a new directory per run under the state directory,
+    /// `$XDG_STATE_HOME/switchyard/drills/SCENARIO-TIME` (`~/.local/state/...`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Bearer token the clients send (default: minted with the world's signing key).
     #[arg(long, env = "SWITCHYARD_DRILL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -282,6 +301,7 @@ pub struct DrillArgs {
 
 impl From<DrillArgs> for switchyard_drill::DrillOptions {
     fn from(a: DrillArgs) -> Self {
+        let out = a.out.unwrap_or_else(|| drill_out_dir(&a.scenario));
         switchyard_drill::DrillOptions {
             scenario: a.scenario,
             target: a.target,
@@ -290,12 +310,37 @@ impl From<DrillArgs> for switchyard_drill::DrillOptions {
             direct: a.direct,
             duration: a.duration,
             rate: a.rate,
-            out: a.out,
+            out,
             token: a.token,
             admin_token: a.admin_token,
             force: a.force,
         }
     }
+}
+
+/// `$XDG_STATE_HOME/switchyard/drills/SCENARIO-2026-12-03T20-25-00Z` (else under
+/// `~/.local/state`, else `./drill-report`).
+fn drill_out_dir(scenario: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    let Some(base) = base else {
+        return PathBuf::from("drill-report");
+    };
+    let name = std::path::Path::new(scenario)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "drill".into());
+    let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "-");
+    base.join("switchyard/drills")
+        .join(format!("{name}-{when}"))
 }
 
 fn admin_url(s: &str) -> Result<String, String> {

@@ -51,6 +51,7 @@ pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
     implicit_expectations(&mut scenario, &world, args.duration.is_some());
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    eprintln!("drill: report to {}", args.out.display());
 
     let admin_token = args
         .admin_token
@@ -131,7 +132,12 @@ fn load_scenario(arg: &str, world: &World) -> anyhow::Result<Scenario> {
     }
     let src =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    super::scenario::parse(&src, &path.display().to_string()).map_err(|e| anyhow!(e))
+    let names = |s: &Scenario| match check_names(s, world) {
+        Ok(()) => Vec::new(),
+        Err(e) => e.split("\n  ").map(str::to_string).collect(),
+    };
+    super::scenario::parse_checked(&src, &path.display().to_string(), &names)
+        .map_err(|e| anyhow!(e))
 }
 
 /// Every name a scenario uses must exist in the world (before anything is broken).

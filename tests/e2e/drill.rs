@@ -307,7 +307,8 @@ fn bad_scenarios_are_refused_with_every_problem() {
     let file = scenario(
         &dir,
         "s.toml",
-        "duration = \"1s\"\nrate = 0\n[[steps]]\nat = \"2s\"\naction = \"nap\"\n",
+        "duration = \"1s\"\nrate = 0\n[[steps]]\nat = \"2s\"\naction = \"nap\"\n\
+         [[steps]]\nat = \"500ms\"\naction = \"drain\"\naz = \"mars-1a\"\n",
     );
     let out = Command::new(bin())
         .args(["drill", &file, "--out"])
@@ -328,6 +329,8 @@ fn bad_scenarios_are_refused_with_every_problem() {
         err.contains("steps[0].action: unknown action \"nap\""),
         "{err}"
     );
+    // names the world does not know are reported in the same run as the file's own mistakes
+    assert!(err.contains("  no AZ \"mars-1a\" in the world"), "{err}");
     let out = Command::new(bin())
         .args(["drill", "tsunami"])
         .output()

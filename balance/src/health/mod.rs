@@ -315,7 +315,7 @@ impl BackendHealth {
         let reason = format!("{why}; ejected for {dur:?}");
         tracing::warn!(backend = %self.addr, %reason, "backend ejected");
         self.reason.store(Arc::new(reason.into()));
-        metrics::counter!("switchyard_backend_ejections_total", "backend" => self.addr.to_string())
+        metrics::counter!(crate::metrics::EJECTIONS, "backend" => self.addr.to_string())
             .increment(1);
     }
 
@@ -361,8 +361,11 @@ impl BackendHealth {
         } else {
             tracing::warn!(backend = %self.addr, %reason, "backend down");
         }
-        metrics::gauge!("switchyard_backend_health_up", "backend" => self.addr.to_string())
-            .set(if up { 1.0 } else { 0.0 });
+        metrics::gauge!(crate::metrics::HEALTH_UP, "backend" => self.addr.to_string()).set(if up {
+            1.0
+        } else {
+            0.0
+        });
         let r: Arc<Box<str>> = Arc::new(reason.into());
         self.check_reason.store(r.clone());
         self.reason.store(r);
