@@ -324,7 +324,10 @@ async fn drive(c: &Client, admin: std::net::SocketAddr) -> Result<(), String> {
     assert!(title.contains("reason: "), "{title}");
     // the hover says when it was last checked, where its rise/fall counter stands and what
     // passive health saw (the demo's checks: rise 2, fall 2)
-    assert!(title.contains("\nlast check: ") && title.contains(" s ago, failed"), "{title}");
+    assert!(
+        title.contains("\nlast check: ") && title.contains(" s ago, failed"),
+        "{title}"
+    );
     assert!(title.contains("\nrise/fall: rise "), "{title}");
     assert!(title.contains("(rise 2, fall 2)"), "{title}");
     assert!(title.contains("\npassive: "), "{title}");

@@ -611,11 +611,11 @@ fn node_state(net: u8) -> Vec<(String, String)> {
 
 #[test]
 fn a_drill_twice_in_a_row_restores_the_node_and_gives_the_same_verdicts() {
-    let net = 89;
+    let net = 170;
     let dir = TempDir::new("drill-twice");
     let cfg = demo_config(&dir, net);
     let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
-    let target = "127.89.0.1:9901"; // a bare HOST:PORT, as --admin-listen takes it
+    let target = "127.170.0.1:9901"; // a bare HOST:PORT, as --admin-listen takes it
     let healthy = |st: &[(String, String)]| {
         st.iter()
             .filter(|(k, _)| !k.starts_with("az ") && k != "overrides")
