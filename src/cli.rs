@@ -273,6 +273,10 @@ pub struct DrillArgs {
     /// DNS server to query (default: the world's first DNS listener).
     #[arg(long)]
     pub dns: Option<std::net::SocketAddr>,
+    /// Clients resolve through this caching resolver (RD=1), as real clients do; DNS moves are
+    /// still measured at --dns (the authoritative server).
+    #[arg(long)]
+    pub resolver: Option<std::net::SocketAddr>,
     /// Skip DNS: send every request straight to this address (a VIP, a gateway or a service
     /// instance). DNS expectations then fail: nothing was resolved.
     #[arg(long)]
@@ -308,6 +312,7 @@ impl From<DrillArgs> for switchyard_drill::DrillOptions {
             config: a.config,
             dns: a.dns,
             direct: a.direct,
+            resolver: a.resolver,
             duration: a.duration,
             rate: a.rate,
             out,

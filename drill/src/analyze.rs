@@ -342,9 +342,12 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
                 }) => {
                     // A caching client uses its answer up to TTL after fetching it, then resolves
                     // at its next request.
-                    let bound = within
-                        .map(|w| w.as_millis() as u64)
-                        .unwrap_or(u64::from(ttl_s) * 1000 + obs.client_interval_ms + 100);
+                    // through a resolver: its cache may hold the answer up to the record's TTL,
+                    // counted down in whole seconds (+1 s of rounding)
+                    let rounding = if obs.resolver { 1000 } else { 0 };
+                    let bound = within.map(|w| w.as_millis() as u64).unwrap_or(
+                        u64::from(ttl_s) * 1000 + obs.client_interval_ms + 100 + rounding,
+                    );
                     (
                         t <= bound,
                         format!(

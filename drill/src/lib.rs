@@ -47,6 +47,10 @@ pub struct DrillOptions {
     pub config: Option<PathBuf>,
     /// DNS server to query (default: the world's first DNS listener).
     pub dns: Option<std::net::SocketAddr>,
+    /// Clients resolve through this caching resolver (RD=1), as real clients do; "DNS moved" is
+    /// still measured at the authoritative server (`dns`), and "clients followed" is allowed the
+    /// record's TTL + 1 s of resolver rounding.
+    pub resolver: Option<std::net::SocketAddr>,
     /// Skip DNS: send every request straight to this address (a VIP, a gateway or a service
     /// instance). DNS expectations then fail: nothing was resolved.
     pub direct: Option<std::net::SocketAddr>,

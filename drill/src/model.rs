@@ -119,6 +119,8 @@ pub(crate) struct Observations {
     pub rate: u32,
     /// What the drill found after undoing its steps (None: no steps, or not checked).
     pub restore: Option<Restore>,
+    /// Clients resolved through a caching resolver (its TTLs count down in whole seconds).
+    pub resolver: bool,
 }
 
 /// The "left as found" check after a drill: the node's state before the drill against the

@@ -231,7 +231,8 @@ pub(crate) async fn watch_dns(
         }
         for g in &groups {
             let sent = Instant::now();
-            let r = dns::resolve(server, &name, g.ecs, Duration::from_millis(300)).await;
+            // the authoritative server itself: when it moves clients, not when a cache lets them
+            let r = dns::resolve(server, &name, g.ecs, Duration::from_millis(300), false).await;
             let t_ms = sent.saturating_duration_since(t0).as_millis() as u64;
             let (addrs, ttl, error) = match r {
                 Ok(a) => (a.addrs, a.ttl_s, None),

@@ -84,9 +84,12 @@ pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
         w.stop().await;
     }
     let (obs, poll_errors, dns) = outcome?;
-    let dns = match args.direct {
-        Some(d) => format!("skipped (direct to {d})"),
-        None => dns.to_string(),
+    let dns = match (args.direct, args.resolver) {
+        (Some(d), _) => format!("skipped (direct to {d})"),
+        (None, Some(r)) => format!(
+            "{dns} (clients through the resolver {r} with RD=1; DNS moves measured at {dns})"
+        ),
+        (None, None) => dns.to_string(),
     };
     let report = Report::build(scenario, target_url, dns, obs, poll_errors);
     let json = serde_json::to_string_pretty(&report)?;
@@ -425,16 +428,34 @@ async fn preflight(admin: &AdminClient, spec: &LoadSpec, steps: bool) -> anyhow:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for g in spec.groups.iter().filter(|_| spec.direct.is_none()) {
-        super::dns::resolve(spec.dns, &spec.name, g.ecs, Duration::from_millis(500))
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "DNS at {} does not answer {} for {} clients ({e}); is the DNS server running?",
-                    spec.dns,
-                    spec.name,
-                    g.name
-                )
-            })?;
+        super::dns::resolve(
+            spec.dns,
+            &spec.name,
+            g.ecs,
+            Duration::from_millis(500),
+            false,
+        )
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "DNS at {} does not answer {} for {} clients ({e}); is the DNS server running?",
+                spec.dns,
+                spec.name,
+                g.name
+            )
+        })?;
+        if let Some(r) = spec.resolver {
+            super::dns::resolve(r, &spec.name, g.ecs, Duration::from_secs(2), true)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "the resolver at {r} does not answer {} for {} clients ({e}); does it reach the DNS server at {}?",
+                        spec.name,
+                        g.name,
+                        spec.dns
+                    )
+                })?;
+        }
     }
     Ok(())
 }
@@ -482,6 +503,7 @@ fn load_spec(
         groups: scenario.clients.clone(),
         vip_regions,
         direct: args.direct,
+        resolver: args.resolver,
     })
 }
 
@@ -581,6 +603,7 @@ async fn drive(
         checked: watch.checked,
         rate: scenario.rate,
         restore,
+        resolver: spec.resolver.is_some() && spec.direct.is_none(),
     };
     Ok((obs, watch.errors, spec.dns))
 }

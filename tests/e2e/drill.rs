@@ -731,3 +731,119 @@ recover = true
     )
     .unwrap();
 }
+
+/// unbound on `ip`, a stub for `example.test.` at `auth`, forwarding the clients' ECS (as a
+/// resolver in front of a delegated test domain would); returns it and its address.
+fn unbound(dir: &TempDir, ip: &str, auth: std::net::SocketAddr) -> (std::process::Child, String) {
+    let bin = ["/usr/sbin/unbound", "/usr/bin/unbound"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect(
+            "the drill-through-a-resolver test needs unbound: `apt-get install -y unbound`, or run \
+             scripts/test, which installs it when missing",
+        );
+    let port = {
+        let t = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
+        t.local_addr().unwrap().port()
+    };
+    let d = dir.0.display();
+    let conf = format!(
+        "server:\n  interface: {ip}\n  port: {port}\n  do-daemonize: no\n  username: \"\"\n  \
+         chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
+         verbosity: 1\n  do-ip6: no\n  num-threads: 1\n  outgoing-interface: {ip}\n  \
+         do-not-query-localhost: no\n  qname-minimisation: no\n  access-control: 127.0.0.0/8 allow\n  \
+         local-zone: \"test.\" nodefault\n  module-config: \"subnetcache iterator\"\n  \
+         send-client-subnet: {}\n  client-subnet-always-forward: yes\n  max-client-subnet-ipv4: 24\n  \
+         harden-referral-path: no\n  target-fetch-policy: \"0 0 0 0 0\"\n\
+         stub-zone:\n  name: \".\"\n  stub-addr: 127.0.0.9@9\n\
+         stub-zone:\n  name: \"example.test.\"\n  stub-addr: {}@{}\n",
+        auth.ip(),
+        auth.ip(),
+        auth.port()
+    );
+    let path = dir.write("unbound.conf", &conf);
+    let child = Command::new(bin)
+        .args(["-d", "-c"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("unbound starts");
+    (child, format!("{ip}:{port}"))
+}
+
+#[test]
+fn a_drill_through_a_caching_resolver_measures_both_paths() {
+    let net = 173;
+    let dir = TempDir::new("drill-resolver");
+    let world = switchyard_config::demo_toml_on(net).replace("ttl = \"10s\"", "ttl = \"2s\"");
+    let cfg = dir.write("world.toml", &world);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let (mut u, resolver) = unbound(&dir, "127.173.0.53", addr(net, "0.1:8053"));
+    // unbound answers (anything) once it is up
+    let sock = std::net::UdpSocket::bind("127.173.0.54:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07version\x07invalid\x00\x00\x01\x00\x01";
+    let up = poll_until(Duration::from_secs(10), || {
+        let _ = sock.send_to(q, &resolver);
+        let mut buf = [0u8; 512];
+        sock.recv(&mut buf).is_ok()
+    });
+    assert!(up.is_ok(), "unbound did not start");
+    let (out, r, _) = drill(
+        &dir,
+        &[
+            "region-outage",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--target",
+            "127.173.0.1:9901",
+            "--resolver",
+            &resolver,
+            "--rate",
+            "20",
+        ],
+    );
+    let _ = u.kill();
+    let _ = u.wait();
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}\nunbound: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.0.join("unbound.log")).unwrap_or_default()
+    );
+    // the report says which path was measured
+    assert_eq!(
+        r["dns"],
+        format!(
+            "127.173.0.1:8053 (clients through the resolver {resolver} with RD=1; DNS moves measured at 127.173.0.1:8053)"
+        )
+    );
+    // the US clients got us-east through the resolver (ECS forwarded), then followed the move
+    let us_first = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["group"] == "us")
+        .unwrap()
+        .clone();
+    assert_eq!(us_first["dns_region"], "us-east");
+    let follow = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["expectation"]["kind"] == "clients_follow")
+        .unwrap()
+        .clone();
+    // bound: TTL 2 s + one request interval 0.4 s + 0.1 s + 1 s of resolver rounding
+    assert!(
+        follow["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(bound 3.50s, TTL 2s)"),
+        "{follow}"
+    );
+}

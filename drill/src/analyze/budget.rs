@@ -26,6 +26,8 @@ pub(crate) struct Explained {
     pub broken: usize,
     /// DNS TTL that clients had to wait out (None: DNS did not move anyone).
     pub ttl_s: Option<u32>,
+    /// A resolver's rounding of the TTL (1 s through a resolver, else 0).
+    pub rounding_ms: u64,
     pub interval_ms: u64,
 }
 
@@ -36,7 +38,9 @@ impl Explained {
     }
 
     fn follow_ms(&self) -> u64 {
-        self.ttl_s.map_or(0, |t| u64::from(t) * 1000) + self.interval_ms
+        self.ttl_s
+            .map_or(0, |t| u64::from(t) * 1000 + self.rounding_ms)
+            + self.interval_ms
     }
 
     fn covers(&self, s: &Sample) -> bool {
@@ -58,6 +62,9 @@ impl Explained {
         }];
         if let Some(t) = self.ttl_s {
             parts.push(format!("DNS TTL {t}s"));
+            if self.rounding_ms > 0 {
+                parts.push(format!("resolver rounding {}", ms(self.rounding_ms)));
+            }
         }
         parts.push(format!("one request interval {}", ms(self.interval_ms)));
         parts.join(" + ")
@@ -81,7 +88,8 @@ pub(crate) fn explained(obs: &Observations) -> Explained {
         .map(|m| m.ttl_s)
         .max();
     let interval = obs.client_interval_ms;
-    let follow = moved.map_or(0, |t| u64::from(t) * 1000) + interval;
+    let rounding = if obs.resolver { 1000 } else { 0 };
+    let follow = moved.map_or(0, |t| u64::from(t) * 1000 + rounding) + interval;
     let mut spans = Vec::new();
     let mut last: Option<(u64, String)> = None;
     let mut broken = 0;
@@ -127,6 +135,7 @@ pub(crate) fn explained(obs: &Observations) -> Explained {
         detected_last: last.map(|(_, n)| n),
         broken,
         ttl_s: moved,
+        rounding_ms: rounding,
         interval_ms: interval,
     }
 }
