@@ -339,3 +339,97 @@ fn the_cli_drives_the_admin_api() {
         "{err}"
     );
 }
+
+#[test]
+fn a_passive_ejection_is_shown_with_its_time_left_and_lifted_by_a_restart() {
+    let net = 174;
+    let dir = TempDir::new("admin-ejection");
+    // the user service: one connect failure ejects for a minute; the active check is slow, so
+    // only passive health can take user-us-east-a out during this test
+    let world = switchyard_config::demo_toml_on(net).replacen(
+        "name = \"user\"\npolicy = \"round_robin\"\nhealth = { type = \"http\", path = \"/healthz\", interval = \"500ms\"",
+        "name = \"user\"\npolicy = \"round_robin\"\npassive = { consecutive_failures = 1, ejection = \"60s\" }\nhealth = { type = \"http\", path = \"/healthz\", interval = \"30s\"",
+        1,
+    );
+    assert!(world.contains("ejection = \"60s\""));
+    let cfg = dir.write("world.toml", &world);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(net, "0.1:9901");
+    let stop = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/stop",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(stop.status, 200);
+    let token = std::process::Command::new(bin())
+        .args(["token", "--sub", "alice", "--roles", "customer"])
+        .output()
+        .unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        String::from_utf8_lossy(&token.stdout).trim()
+    );
+    let gw = addr(net, "1.11:8000");
+    let user = |s: &serde_json::Value| {
+        s["services"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "user-us-east-a")
+            .unwrap()
+            .clone()
+    };
+    // requests through the gateway meet the stopped instance and eject it
+    poll_until(Duration::from_secs(10), || {
+        let _ = http(gw, "GET", "/v1/users/alice", &[bearer.as_str()], "");
+        let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+        user(&s)["state"] == "ejected"
+    })
+    .expect("user-us-east-a was never ejected");
+    let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+    let u = user(&s);
+    assert!(u["ejected_for_ms"].as_u64().unwrap() > 50_000, "{u}");
+    assert_eq!(u["ejections"], 1);
+    assert_eq!(u["rise"], 2);
+    // the counter is described like every other metric
+    let m = http(admin, "GET", "/metrics", &[], "").unwrap().body;
+    assert!(
+        m.contains("# HELP switchyard_backend_ejections_total Passive ejections per backend"),
+        "{m}"
+    );
+    // the CLI shows it in words, with the time left and what the active check says
+    let out = std::process::Command::new(bin())
+        .args(["status", "--admin", &admin.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = out.lines().find(|l| l.contains("user-us-east-a ")).unwrap();
+    assert!(
+        line.contains(" ejected  ")
+            && line.contains("s left (passive: 1 connect failures in a row); check http: ok"),
+        "{line}"
+    );
+    // starting the instance again lifts the ejection at once (no minute of ejection left over)
+    let start = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/start",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(start.status, 200);
+    assert_eq!(
+        start.json()["unejected"],
+        serde_json::json!(["user-us-east-a"])
+    );
+    let u = user(&http(admin, "GET", "/status", &[], "").unwrap().json());
+    assert_eq!(
+        (u["state"].as_str(), &u["ejected_for_ms"]),
+        (Some("up"), &serde_json::Value::Null),
+        "{u}"
+    );
+}
