@@ -5,16 +5,17 @@ use std::process::ExitCode;
 
 /// Exit 0 with a summary for a valid file; exit 2 with every error for an invalid or missing one.
 pub fn run(args: &CheckArgs) -> ExitCode {
-    match switchyard_config::load_file(&args.config) {
+    let path = args.path();
+    match switchyard_config::load_file(path) {
         Ok(world) => {
             // zone files and DNSSEC keys are read and checked as the server would
             if let Err(e) =
                 switchyard_dns::DnsSpec::from_world(&world).and_then(|spec| spec.build().map(drop))
             {
-                eprintln!("{}: dns: {e}", args.config.display());
+                eprintln!("{}: dns: {e}", path.display());
                 return ExitCode::from(2);
             }
-            println!("ok: {}: {}", args.config.display(), world.summary());
+            println!("ok: {}: {}", path.display(), world.summary());
             ExitCode::SUCCESS
         }
         Err(errors) => {

@@ -158,11 +158,13 @@ pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
 /// How to reach a running node's admin API.
 #[derive(Debug, Args, Clone)]
 pub struct AdminArgs {
-    /// Admin API base URL.
+    /// Admin API of the node to talk to: HOST:PORT (as `run --admin-listen` takes it) or
+    /// http://HOST:PORT. Every answer names the node that gave it.
     #[arg(
         long,
-        default_value = "http://127.0.0.1:9901",
-        env = "SWITCHYARD_ADMIN"
+        default_value = "127.0.0.1:9901",
+        env = "SWITCHYARD_ADMIN",
+        value_parser = admin_url
     )]
     pub admin: String,
     /// Admin bearer token (mutations).
@@ -280,9 +282,22 @@ pub struct RunArgs {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
+    /// The config file to validate (`switchyard check FILE` or `--config FILE`).
+    #[arg(required_unless_present = "config", conflicts_with = "config")]
+    pub file: Option<PathBuf>,
     /// The config file to validate.
     #[arg(long, short)]
-    pub config: PathBuf,
+    pub config: Option<PathBuf>,
+}
+
+impl CheckArgs {
+    /// The file to validate, however it was given.
+    pub fn path(&self) -> &std::path::Path {
+        self.file
+            .as_deref()
+            .or(self.config.as_deref())
+            .expect("clap requires FILE or --config")
+    }
 }
 
 #[derive(Debug, Args)]
@@ -297,8 +312,12 @@ pub struct TokenArgs {
     #[arg(long, default_value = "1h", value_parser = humantime_duration)]
     pub ttl: Duration,
     /// Config whose signing key to use (default: the demo world).
-    #[arg(long, short)]
+    #[arg(long, short, conflicts_with = "secret")]
     pub config: Option<PathBuf>,
+    /// Sign with this HS256 secret instead, for a quick-mode gateway started with
+    /// `switchyard gateway --jwt-secret SECRET`.
+    #[arg(long)]
+    pub secret: Option<String>,
 }
 
 /// Arguments of `switchyard drill` (turned into the drill crate's own options).
@@ -309,7 +328,8 @@ pub struct DrillArgs {
     pub scenario: String,
     /// Admin API of the running node to drill. Without it, the node at the world's admin address
     /// is used if it answers; otherwise the drill starts the world itself and stops it afterwards.
-    #[arg(long)]
+    /// HOST:PORT or http://HOST:PORT.
+    #[arg(long, value_parser = admin_url)]
     pub target: Option<String>,
     /// The world's config (names, addresses, health settings, signing key); default: the demo world.
     #[arg(long, short)]
@@ -317,6 +337,10 @@ pub struct DrillArgs {
     /// DNS server to query (default: the world's first DNS listener).
     #[arg(long)]
     pub dns: Option<std::net::SocketAddr>,
+    /// Clients resolve through this caching resolver (RD=1), as real clients do; DNS moves are
+    /// still measured at --dns (the authoritative server).
+    #[arg(long)]
+    pub resolver: Option<std::net::SocketAddr>,
     /// Skip DNS: send every request straight to this address (a VIP, a gateway or a service
     /// instance). DNS expectations then fail: nothing was resolved.
     #[arg(long)]
@@ -327,32 +351,69 @@ pub struct DrillArgs {
     /// Total client requests per second instead of the scenario's rate.
     #[arg(long)]
     pub rate: Option<u32>,
-    /// Where to write `report.json`, `timeline.svg` (and `world.log` for a world the drill started).
-    #[arg(long, default_value = "drill-report")]
-    pub out: PathBuf,
+    /// Where to write `report.json`, `timeline.svg` (and `world.log` for a world the drill
+    /// started). Default: a new directory per run under the state directory,
+    /// `$XDG_STATE_HOME/switchyard/drills/SCENARIO-TIME` (`~/.local/state/...`).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Bearer token the clients send (default: minted with the world's signing key).
     #[arg(long, env = "SWITCHYARD_DRILL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// Admin API token (default: SWITCHYARD_ADMIN_TOKEN, else the world's configured token).
     #[arg(long, env = "SWITCHYARD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Start even when the node is not healthy (something down, ejected, drained or failed).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl From<DrillArgs> for switchyard_drill::DrillOptions {
     fn from(a: DrillArgs) -> Self {
+        let out = a.out.unwrap_or_else(|| drill_out_dir(&a.scenario));
         switchyard_drill::DrillOptions {
             scenario: a.scenario,
             target: a.target,
             config: a.config,
             dns: a.dns,
             direct: a.direct,
+            resolver: a.resolver,
             duration: a.duration,
             rate: a.rate,
-            out: a.out,
+            out,
             token: a.token,
             admin_token: a.admin_token,
+            force: a.force,
         }
     }
+}
+
+/// `$XDG_STATE_HOME/switchyard/drills/SCENARIO-2026-12-03T20-25-00Z` (else under
+/// `~/.local/state`, else `./drill-report`).
+fn drill_out_dir(scenario: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|v| !v.is_empty())
+                .map(|h| PathBuf::from(h).join(".local/state"))
+        });
+    let Some(base) = base else {
+        return PathBuf::from("drill-report");
+    };
+    let name = std::path::Path::new(scenario)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "drill".into());
+    let when = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace(':', "-");
+    base.join("switchyard/drills")
+        .join(format!("{name}-{when}"))
+}
+
+fn admin_url(s: &str) -> Result<String, String> {
+    switchyard_admin_client::base_url(s)
 }
 
 fn drill_duration(s: &str) -> Result<Duration, String> {

@@ -97,6 +97,20 @@ impl Parts {
     ) -> anyhow::Result<Parts> {
         let admin = AdminState::new();
         let registry = HealthRegistry::with_admin(admin.clone());
+        if world.node.runs(Part::Admin) {
+            // Checked first: a second `switchyard run` would otherwise stop at whichever demo
+            // port happens to be bound first, naming an address that explains nothing.
+            if let Err(e) = std::net::TcpListener::bind(world.admin.listen) {
+                if e.kind() == std::io::ErrorKind::AddrInUse {
+                    anyhow::bail!(
+                        "the admin address {} is in use: another Switchyard seems to be running \
+                         (`switchyard status --admin {}` asks it); stop it, or pass --admin-listen",
+                        world.admin.listen,
+                        world.admin.listen
+                    );
+                }
+            }
+        }
         let demo = if world.node.runs(Part::Services) {
             Some(DemoFleet::start(&world).await?)
         } else {
@@ -344,6 +358,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .install_recorder()
         .map_err(|e| tracing::warn!(error = %e, "metrics recorder not installed"))
         .ok();
+    switchyard_balance::metrics::describe();
     switchyard_lb::metrics::describe();
     switchyard_dns::metrics::describe();
     switchyard_gateway::metrics::describe();
@@ -357,7 +372,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     if let (Source::File(p), Some(ctx)) = (&source, &parts.admin_ctx) {
         ctx.set_config_path(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
     }
-    crate::run::banner(&source, parts.world(), &sel.state_dir);
+    let health = first_health_round(&parts.registry).await;
+    crate::run::banner(&source, parts.world(), &sel.state_dir, &health);
     crate::systemd::ready();
 
     loop {
@@ -468,7 +484,40 @@ async fn reload_now(source: &Source, sel: &Selection, parts: &mut Parts) -> Resu
 }
 
 /// Prints what listens where and commands to try.
-pub fn banner(source: &Source, world: &World, state_dir: &Path) {
+/// Waits (at most 5 s) until every checked backend has had its first check, so the banner is
+/// the last thing on screen and can say what is healthy; returns that line.
+async fn first_health_round(registry: &HealthRegistry) -> String {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let snap = registry.snapshot();
+        let unchecked = snap
+            .iter()
+            .filter(|b| b.active == switchyard_balance::ActiveState::Unchecked)
+            .count();
+        if unchecked == 0 || tokio::time::Instant::now() >= deadline {
+            let down: Vec<String> = snap
+                .iter()
+                .filter(|b| b.active == switchyard_balance::ActiveState::Down)
+                .map(|b| match &b.labels.instance {
+                    Some(n) => n.clone(),
+                    None => b.addr.to_string(),
+                })
+                .collect();
+            let up = snap.len() - unchecked - down.len();
+            let mut line = format!("  health:  {up} of {} backends up", snap.len());
+            if !down.is_empty() {
+                line.push_str(&format!(", down: {}", down.join(", ")));
+            }
+            if unchecked > 0 {
+                line.push_str(&format!(", {unchecked} not checked yet"));
+            }
+            return line + "\n";
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+pub fn banner(source: &Source, world: &World, state_dir: &Path, health: &str) {
     let mut out = String::new();
     let origin = match source {
         Source::Demo => {
@@ -482,6 +531,7 @@ pub fn banner(source: &Source, world: &World, state_dir: &Path) {
         env!("CARGO_PKG_VERSION")
     ));
     out.push_str(&format!("  world: {}\n", world.summary()));
+    out.push_str(health);
     if world.node.runs(Part::Dns) {
         for a in &world.dns.listen {
             out.push_str(&format!("  dns      {a} (udp+tcp)\n"));

@@ -71,6 +71,7 @@
 pub mod admin;
 pub mod from_config;
 pub mod health;
+pub mod metrics;
 pub mod select;
 
 pub use admin::{AdminMode, AdminState, AdminTarget, Labels};

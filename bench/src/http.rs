@@ -4,6 +4,7 @@
 //! header values) are built once; the request path only clones them.
 
 use crate::load::{ErrorKind, Timing, Worker};
+use crate::rawhttp::RawConn;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::http1::SendRequest;
@@ -29,8 +30,9 @@ pub struct HttpSpec {
     /// Reuse connections (else `Connection: close` and a new connection per request).
     pub keepalive: bool,
     pub timeout: Duration,
-    /// `Connection: close` requests rendered once, path-major then token (new connection per
-    /// request: written raw and read until the server closes, no per-request client state).
+    /// Requests rendered once, path-major then token: keep-alive ones go through [`RawConn`],
+    /// `Connection: close` ones are written on a new connection and read until the server closes
+    /// (no per-request client state either way).
     raw: Vec<Vec<u8>>,
 }
 
@@ -59,7 +61,7 @@ impl HttpSpec {
             .collect::<Result<Vec<_>, _>>()?;
         let host = HeaderValue::from_str(host).map_err(|_| format!("bad host {host:?}"))?;
         let mut raw = Vec::new();
-        if !keepalive {
+        {
             for p in &paths {
                 for a in auth.iter().map(Some).chain(auth.is_empty().then_some(None)) {
                     let mut r = format!("GET {p} HTTP/1.1\r\nHost: ").into_bytes();
@@ -68,7 +70,11 @@ impl HttpSpec {
                         r.extend_from_slice(b"\r\nAuthorization: ");
                         r.extend_from_slice(a.as_bytes());
                     }
-                    r.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                    if keepalive {
+                        r.extend_from_slice(b"\r\n\r\n");
+                    } else {
+                        r.extend_from_slice(b"\r\nConnection: close\r\n\r\n");
+                    }
                     raw.push(r);
                 }
             }
@@ -207,7 +213,7 @@ impl HttpConn {
 pub struct HttpWorker {
     addr: SocketAddr,
     spec: Arc<HttpSpec>,
-    conn: HttpConn,
+    conn: RawConn,
     i: usize,
     buf: Vec<u8>,
 }
@@ -217,7 +223,7 @@ impl HttpWorker {
         HttpWorker {
             addr,
             spec,
-            conn: HttpConn::new(),
+            conn: RawConn::default(),
             i: offset,
             buf: Vec::new(),
         }
@@ -286,29 +292,24 @@ impl Worker for HttpWorker {
         let mut t = Timing::default();
         self.i = self.i.wrapping_add(1);
         let timeout = self.spec.timeout;
-        let spec = self.spec.clone();
-        if !spec.raw.is_empty() {
-            let per_path = spec.raw.len() / spec.paths.len();
-            let req = &spec.raw[(self.i % spec.paths.len()) * per_path + self.i % per_path];
-            let r =
-                tokio::time::timeout(timeout, raw_exchange(self.addr, req, &mut self.buf, &mut t))
-                    .await;
-            return match r {
-                Ok(Ok(code)) if (200..300).contains(&code) => Ok(t),
-                Ok(Ok(0)) => Err("http bad answer"),
-                Ok(Ok(code)) => Err(status_error(code)),
-                Ok(Err(e)) => Err(e),
-                Err(_) => Err("timeout"),
-            };
-        }
-        match tokio::time::timeout(timeout, self.conn.request(self.addr, &spec, self.i, &mut t))
-            .await
-        {
-            Ok(r) => r.map(|_| t),
-            Err(_) => {
-                self.conn.reset();
-                Err("timeout")
+        let spec = &self.spec;
+        let per_path = spec.raw.len() / spec.paths.len();
+        let req = &spec.raw[(self.i % spec.paths.len()) * per_path + self.i % per_path];
+        let r = if spec.keepalive {
+            let r = tokio::time::timeout(timeout, self.conn.exchange(self.addr, req, &mut t)).await;
+            if r.is_err() {
+                self.conn = RawConn::default();
             }
+            r
+        } else {
+            tokio::time::timeout(timeout, raw_exchange(self.addr, req, &mut self.buf, &mut t)).await
+        };
+        match r {
+            Ok(Ok(code)) if (200..300).contains(&code) => Ok(t),
+            Ok(Ok(0)) => Err("http bad answer"),
+            Ok(Ok(code)) => Err(status_error(code)),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("timeout"),
         }
     }
 }

@@ -14,6 +14,7 @@ pub mod chain;
 pub mod dns;
 pub mod http;
 pub mod load;
+mod rawhttp;
 pub mod report;
 pub mod svg;
 

@@ -2,6 +2,10 @@
 //! expectation judged against what was observed. No I/O; everything is a function of
 //! [`Observations`].
 
+mod budget;
+
+pub(crate) use budget::{failures, Failures};
+
 use super::model::{Observations, Sample};
 use super::scenario::{secs, Expectation, Served, Window};
 use serde::Serialize;
@@ -338,9 +342,12 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
                 }) => {
                     // A caching client uses its answer up to TTL after fetching it, then resolves
                     // at its next request.
-                    let bound = within
-                        .map(|w| w.as_millis() as u64)
-                        .unwrap_or(u64::from(ttl_s) * 1000 + obs.client_interval_ms + 100);
+                    // through a resolver: its cache may hold the answer up to the record's TTL,
+                    // counted down in whole seconds (+1 s of rounding)
+                    let rounding = if obs.resolver { 1000 } else { 0 };
+                    let bound = within.map(|w| w.as_millis() as u64).unwrap_or(
+                        u64::from(ttl_s) * 1000 + obs.client_interval_ms + 100 + rounding,
+                    );
                     (
                         t <= bound,
                         format!(
@@ -354,6 +361,9 @@ fn judge(e: &Expectation, obs: &Observations) -> (bool, String) {
             }
         }
         Expectation::FailuresWithinTtl { clients } => crate::ttl::judge(obs, clients),
+        Expectation::FailureBudget { max } => budget::judge_budget(obs, *max),
+        Expectation::Recovers { within } => budget::judge_recovers(obs, *within),
+        Expectation::RestoredAsFound => budget::judge_restored(obs),
         Expectation::MaxHealthChanges { instance, max } => {
             if !obs.checked.contains(instance) {
                 return (

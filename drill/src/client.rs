@@ -46,6 +46,8 @@ pub(crate) struct LoadSpec {
     pub vip_regions: HashMap<IpAddr, String>,
     /// Skip DNS and send every request here.
     pub direct: Option<SocketAddr>,
+    /// Clients resolve through this caching resolver (RD=1) instead of asking `dns` directly.
+    pub resolver: Option<SocketAddr>,
 }
 
 impl LoadSpec {
@@ -145,7 +147,7 @@ async fn client(
                 let vip = match (spec.direct, cache.get(began)) {
                     (Some(d), _) => Ok((d.ip(), None)),
                     (None, Some((a, fetched))) => Ok((a.addrs[index as usize % a.addrs.len()], Some(fetched))),
-                    (None, None) => match dns::resolve(spec.dns, &spec.name, group.ecs, DNS_TIMEOUT).await {
+                    (None, None) => match dns::resolve(spec.resolver.unwrap_or(spec.dns), &spec.name, group.ecs, DNS_TIMEOUT, spec.resolver.is_some()).await {
                         Ok(a) => {
                             let vip = a.addrs[index as usize % a.addrs.len()];
                             let now = Instant::now();
@@ -394,6 +396,7 @@ mod tests {
             groups: super::super::scenario::default_clients_groups(),
             vip_regions: HashMap::new(),
             direct: None,
+            resolver: None,
         };
         assert_eq!(spec.clients(), 8);
         assert_eq!(spec.client_interval(), Duration::from_millis(200));

@@ -19,11 +19,12 @@ pub(crate) struct Answer {
     pub ttl_s: u32,
 }
 
-/// Builds the query message bytes.
-pub(crate) fn query_bytes(id: u16, name: &Name, ecs: Subnet) -> Vec<u8> {
+/// Builds the query message bytes; `rd`: recursion desired (a resolver refuses queries
+/// without it; an authoritative server answers either).
+pub(crate) fn query_bytes(id: u16, name: &Name, ecs: Subnet, rd: bool) -> Vec<u8> {
     let mut m = Message::query();
     m.metadata.id = id;
-    m.metadata.recursion_desired = false;
+    m.metadata.recursion_desired = rd;
     m.add_query(Query::query(name.clone(), RecordType::A));
     let mut edns = Edns::new();
     edns.set_max_payload(1232);
@@ -66,12 +67,13 @@ pub(crate) fn parse_answer(id: u16, bytes: &[u8]) -> Result<Answer, String> {
 /// Query ids: every query has its own connected socket, so a counter is enough to match answers.
 static NEXT_ID: AtomicU16 = AtomicU16::new(1);
 
-/// One query over UDP with one retry; `timeout` per attempt.
+/// One query over UDP with one retry; `timeout` per attempt; `rd` as in [`query_bytes`].
 pub(crate) async fn resolve(
     server: SocketAddr,
     name: &Name,
     ecs: Subnet,
     timeout: Duration,
+    rd: bool,
 ) -> Result<Answer, String> {
     let bind: SocketAddr = if server.is_ipv4() {
         "0.0.0.0:0".parse().expect("static")
@@ -85,7 +87,7 @@ pub(crate) async fn resolve(
         .await
         .map_err(|_| "dns_socket".to_string())?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let q = query_bytes(id, name, ecs);
+    let q = query_bytes(id, name, ecs, rd);
     let mut buf = vec![0u8; 4096];
     for _ in 0..2 {
         if sock.send(&q).await.is_err() {
@@ -143,7 +145,7 @@ mod tests {
     #[test]
     fn query_carries_the_client_subnet() {
         let name = Name::from_str("api.example.test.").unwrap();
-        let bytes = query_bytes(7, &name, us());
+        let bytes = query_bytes(7, &name, us(), false);
         let m = Message::from_vec(&bytes).unwrap();
         assert_eq!(m.metadata.id, 7);
         assert_eq!(m.queries[0].name(), &name);

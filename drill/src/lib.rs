@@ -50,6 +50,10 @@ pub struct DrillOptions {
     pub config: Option<PathBuf>,
     /// DNS server to query (default: the world's first DNS listener).
     pub dns: Option<std::net::SocketAddr>,
+    /// Clients resolve through this caching resolver (RD=1), as real clients do; "DNS moved" is
+    /// still measured at the authoritative server (`dns`), and "clients followed" is allowed the
+    /// record's TTL + 1 s of resolver rounding.
+    pub resolver: Option<std::net::SocketAddr>,
     /// Skip DNS: send every request straight to this address (a VIP, a gateway or a service
     /// instance). DNS expectations then fail: nothing was resolved.
     pub direct: Option<std::net::SocketAddr>,
@@ -63,6 +67,9 @@ pub struct DrillOptions {
     pub token: Option<String>,
     /// Admin API token (default: the world's configured token).
     pub admin_token: Option<String>,
+    /// Start even when the node is not healthy (something down, ejected, drained or failed):
+    /// the drill then measures on top of an outage it did not cause.
+    pub force: bool,
 }
 
 /// Runs a drill; returns the process exit code (0 when every expectation holds).

@@ -115,6 +115,24 @@ pub(crate) struct Observations {
     /// Instances the node actively health-checks (an `active_check` verdict other than
     /// `unchecked` appeared in `/status`).
     pub checked: BTreeSet<String>,
+    /// Total requests per second the clients were asked to send.
+    pub rate: u32,
+    /// What the drill found after undoing its steps (None: no steps, or not checked).
+    pub restore: Option<Restore>,
+    /// Clients resolved through a caching resolver (its TTLs count down in whole seconds).
+    pub resolver: bool,
+}
+
+/// The "left as found" check after a drill: the node's state before the drill against the
+/// state after the undo steps (and the wait for the node to settle).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Restore {
+    /// How long the drill waited for the node to look as before.
+    pub waited_ms: u64,
+    /// Passive ejections the drill lifted (`restore instance NAME`).
+    pub lifted: Vec<String>,
+    /// What still differs (`user-us-east-a: ejected (was up)`); empty when restored.
+    pub differences: Vec<String>,
 }
 
 impl Observations {

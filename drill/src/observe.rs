@@ -46,6 +46,101 @@ pub(crate) fn health_fields(status: &Value) -> BTreeMap<(String, String), String
     out
 }
 
+/// How the node looks to an operator, for "healthy at start" and "left as found": every
+/// instance's state word (`up`, `down`, `ejected 8.2s (passive: ...)`, `drained`, `failed`,
+/// `demo instance stopped`) and every admin override (`drain az us-east-a`). Instances the node
+/// does not check are left out.
+pub(crate) fn world_state(status: &Value) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let empty = Vec::new();
+    let arr = |v: &Value| v.as_array().unwrap_or(&empty).clone();
+    let mut things = Vec::new();
+    for r in arr(&status["regions"]) {
+        for p in arr(&r["pools"]) {
+            things.extend(arr(&p["members"]));
+        }
+    }
+    things.extend(arr(&status["gateway_instances"]));
+    for s in arr(&status["services"]) {
+        things.extend(arr(&s["instances"]));
+    }
+    for t in things {
+        let Some(name) = t["name"].as_str() else {
+            continue;
+        };
+        if t["demo_running"] == Value::Bool(false) && t["runs_here"] != Value::Bool(false) {
+            out.insert(name.to_string(), "demo instance stopped".to_string());
+            continue;
+        }
+        if t.get("active_check").is_none() {
+            continue; // not checked on this node
+        }
+        let state = t["state"]
+            .as_str()
+            .or_else(|| t["health"].as_str())
+            .unwrap_or("?");
+        let word = match (state, t["ejected_for_ms"].as_u64()) {
+            ("ejected", _) => format!(
+                "ejected ({})",
+                t["reason"]
+                    .as_str()
+                    .unwrap_or("")
+                    .split("; ejected for")
+                    .next()
+                    .unwrap_or("")
+            ),
+            ("down", _) => format!("down ({})", t["reason"].as_str().unwrap_or("")),
+            (s, _) => s.to_string(),
+        };
+        out.entry(name.to_string()).or_insert(word);
+    }
+    for o in arr(&status["admin_overrides"]) {
+        let label = format!(
+            "{} {} {}",
+            o["mode"].as_str().unwrap_or("?"),
+            o["kind"].as_str().unwrap_or("?"),
+            o["name"].as_str().unwrap_or("?")
+        );
+        out.insert(label, "in force".to_string());
+    }
+    out
+}
+
+/// What is not healthy in a [`world_state`], one line each.
+pub(crate) fn problems(state: &BTreeMap<String, String>) -> Vec<String> {
+    // admin overrides first: the drained or failed instances below follow from them
+    let mut v: Vec<(bool, String)> = state
+        .iter()
+        .filter(|(_, v)| v.as_str() != "up")
+        .map(|(k, v)| (v != "in force", format!("{k}: {v}")))
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, line)| line).collect()
+}
+
+/// What differs between two [`world_state`]s, one line each (`user-us-east-a: ejected (...)
+/// (was up)`). States are compared by their first word: the reason may change.
+pub(crate) fn differences(
+    before: &BTreeMap<String, String>,
+    after: &BTreeMap<String, String>,
+) -> Vec<String> {
+    let word = |v: &str| v.split(' ').next().unwrap_or("").to_string();
+    let mut out = Vec::new();
+    for (k, a) in after {
+        match before.get(k) {
+            Some(b) if word(b) == word(a) => {}
+            Some(b) => out.push(format!("{k}: {a} (was {})", word(b))),
+            None => out.push(format!("{k}: {a} (was not)")),
+        }
+    }
+    for (k, b) in before {
+        if !after.contains_key(k) {
+            out.push(format!("{k}: no longer {}", word(b)));
+        }
+    }
+    out
+}
+
 /// The changes between two snapshots, at `t_ms`.
 pub(crate) fn diff(
     before: &BTreeMap<(String, String), String>,
@@ -136,7 +231,8 @@ pub(crate) async fn watch_dns(
         }
         for g in &groups {
             let sent = Instant::now();
-            let r = dns::resolve(server, &name, g.ecs, Duration::from_millis(300)).await;
+            // the authoritative server itself: when it moves clients, not when a cache lets them
+            let r = dns::resolve(server, &name, g.ecs, Duration::from_millis(300), false).await;
             let t_ms = sent.saturating_duration_since(t0).as_millis() as u64;
             let (addrs, ttl, error) = match r {
                 Ok(a) => (a.addrs, a.ttl_s, None),

@@ -1,8 +1,10 @@
 //! The drill report: built from the observations (pure), printed as a table, written as JSON.
 
-use super::analyze::{self, Bucket, DnsMove, Shares, Verdict};
-use super::model::{DnsAnswer, HealthChange, Observations, Sample, StepRun};
+use super::analyze::{self, Bucket, DnsMove, Failures, Shares, Verdict};
+use super::model::{DnsAnswer, HealthChange, Observations, Restore, Sample, StepRun};
+use super::scenario::Expectation;
 use super::scenario::{secs, Scenario};
+use super::svg;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -33,6 +35,10 @@ pub(crate) struct Report {
     pub detected: Option<HealthChange>,
     pub dns_moves: Vec<DnsMove>,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// Failed requests during the fault and outside it, and what explains them.
+    pub failures: Option<Failures>,
+    /// The node's state after the drill undid its steps.
+    pub restore: Option<Restore>,
     pub shares: Vec<Shares>,
     pub expectations: Vec<Verdict>,
     pub pass: bool,
@@ -70,6 +76,10 @@ impl Report {
         status_poll_errors: u32,
     ) -> Report {
         let expectations = analyze::evaluate(&scenario.expect, &obs);
+        let budget = scenario.expect.iter().find_map(|e| match e {
+            Expectation::FailureBudget { max } => *max,
+            _ => None,
+        });
         let detected = obs.detection().cloned();
         let fault = obs.fault_ms();
         let ok = obs.samples.iter().filter(|s| s.ok()).count() as u64;
@@ -89,6 +99,8 @@ impl Report {
             detected,
             dns_moves: analyze::dns_moves(&obs),
             errors_by_kind: analyze::errors_by_kind(&obs),
+            failures: analyze::failures(&obs, budget),
+            restore: obs.restore.clone(),
             shares: analyze::shares(&obs),
             pass: expectations.iter().all(|v| v.pass),
             expectations,
@@ -229,6 +241,46 @@ impl Report {
                 ))
                 .unwrap_or_default()
         );
+        if let Some(f) = &self.failures {
+            let why = if f.inside == 0 {
+                String::new()
+            } else if f.unexplained == 0 {
+                format!(
+                    ", all within {} of what broke = {}",
+                    ms(f.explained.window_ms()),
+                    f.explained.why()
+                )
+            } else {
+                format!(
+                    ", {} of them NOT explained by {} = {}",
+                    f.unexplained,
+                    ms(f.explained.window_ms()),
+                    f.explained.why()
+                )
+            };
+            let _ = writeln!(
+                o,
+                "failed requests     {} during the fault{why}; {} outside it",
+                f.inside, f.outside
+            );
+        }
+        if let Some(r) = &self.restore {
+            let lifted = if r.lifted.is_empty() {
+                String::new()
+            } else {
+                format!(" (lifted passive ejection: {})", r.lifted.join(", "))
+            };
+            let _ = writeln!(
+                o,
+                "left as found       {} after {}{lifted}",
+                if r.differences.is_empty() {
+                    "yes".to_string()
+                } else {
+                    format!("NO: {}", r.differences.join("; "))
+                },
+                ms(r.waited_ms)
+            );
+        }
         if !self.errors_by_kind.is_empty() {
             let list: Vec<String> = self
                 .errors_by_kind
@@ -283,6 +335,53 @@ impl Report {
             self.expectations.len()
         );
         o
+    }
+}
+
+impl Report {
+    /// What the chart marks: the steps (fault and recovery named), when the fault was detected,
+    /// when DNS moved each client group and when those clients followed.
+    pub(crate) fn chart_events(&self) -> Vec<svg::Event> {
+        let mut v = svg::step_events(&self.steps);
+        let fault = self.steps.iter().find(|s| s.fault).map(|s| s.t_ms);
+        if let (Some(d), Some(f), Some(t)) = (&self.detected, fault, self.time_to_detect_ms) {
+            v.push(svg::Event {
+                t_ms: f + t,
+                kind: svg::Kind::Detected,
+                label: format!(
+                    "detected: {} {} after {}",
+                    d.name,
+                    d.to,
+                    secs(Duration::from_millis(t))
+                ),
+                error: false,
+            });
+        }
+        for m in &self.dns_moves {
+            let (Some(f), Some(moved)) = (fault, m.moved_after_ms) else {
+                continue;
+            };
+            v.push(svg::Event {
+                t_ms: f + moved,
+                kind: svg::Kind::DnsMoved,
+                label: format!(
+                    "DNS moved {} clients to {} (TTL {}s)",
+                    m.group,
+                    m.to_region.as_deref().unwrap_or("nothing"),
+                    m.ttl_s
+                ),
+                error: false,
+            });
+            if let Some(after) = m.followed_after_ms {
+                v.push(svg::Event {
+                    t_ms: f + moved + after,
+                    kind: svg::Kind::ClientsFollowed,
+                    label: format!("{} clients followed", m.group),
+                    error: false,
+                });
+            }
+        }
+        v
     }
 }
 

@@ -48,8 +48,10 @@ pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
         scenario.duration = d;
     }
     check_names(&scenario, &world).map_err(|e| anyhow!("scenario {}:\n  {e}", scenario.name))?;
+    implicit_expectations(&mut scenario, &world, args.duration.is_some());
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
+    eprintln!("drill: report to {}", args.out.display());
 
     let admin_token = args
         .admin_token
@@ -82,9 +84,12 @@ pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
         w.stop().await;
     }
     let (obs, poll_errors, dns) = outcome?;
-    let dns = match args.direct {
-        Some(d) => format!("skipped (direct to {d})"),
-        None => dns.to_string(),
+    let dns = match (args.direct, args.resolver) {
+        (Some(d), _) => format!("skipped (direct to {d})"),
+        (None, Some(r)) => format!(
+            "{dns} (clients through the resolver {r} with RD=1; DNS moves measured at {dns})"
+        ),
+        (None, None) => dns.to_string(),
     };
     let report = Report::build(scenario, target_url, dns, obs, poll_errors);
     let json = serde_json::to_string_pretty(&report)?;
@@ -99,7 +104,12 @@ pub(crate) async fn drill(args: DrillOptions) -> anyhow::Result<u8> {
     );
     std::fs::write(
         &svg_path,
-        svg::render(&title, &report.timeline, &report.steps),
+        svg::render(
+            &title,
+            &report.samples,
+            report.duration_ms,
+            &report.chart_events(),
+        ),
     )
     .with_context(|| format!("cannot write {}", svg_path.display()))?;
     print!("{}", report.render());
@@ -125,7 +135,12 @@ fn load_scenario(arg: &str, world: &World) -> anyhow::Result<Scenario> {
     }
     let src =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    super::scenario::parse(&src, &path.display().to_string()).map_err(|e| anyhow!(e))
+    let names = |s: &Scenario| match check_names(s, world) {
+        Ok(()) => Vec::new(),
+        Err(e) => e.split("\n  ").map(str::to_string).collect(),
+    };
+    super::scenario::parse_checked(&src, &path.display().to_string(), &names)
+        .map_err(|e| anyhow!(e))
 }
 
 /// Every name a scenario uses must exist in the world (before anything is broken).
@@ -207,14 +222,189 @@ fn check_names(s: &Scenario, world: &World) -> Result<(), String> {
     }
 }
 
+/// Every scenario is also judged by what it must not get wrong: failures during the fault are
+/// explained (`failure_budget`), traffic comes back after recovery (`recovers`: the load runs long
+/// enough after the last step for the broken things to rise, and for moved clients to outlive
+/// one TTL), and the node is left as found (`restored_as_found`). A scenario that states one of
+/// them keeps its own.
+fn implicit_expectations(s: &mut Scenario, world: &World, fixed_duration: bool) {
+    fn has(s: &Scenario, f: fn(&Expectation) -> bool) -> bool {
+        s.expect.iter().any(f)
+    }
+    if !s.steps.is_empty() && !has(s, |e| matches!(e, Expectation::FailureBudget { .. })) {
+        s.expect.push(Expectation::FailureBudget { max: None });
+    }
+    if let Some(recover) = s.steps.iter().find(|st| st.recover).map(|st| st.at) {
+        let within = after_budget(s, world, recover);
+        match s
+            .expect
+            .iter_mut()
+            .find(|e| matches!(e, Expectation::Recovers { .. }))
+        {
+            Some(Expectation::Recovers { within: w @ None }) => *w = Some(within),
+            Some(_) => {}
+            None => s.expect.push(Expectation::Recovers {
+                within: Some(within),
+            }),
+        }
+        let w = s
+            .expect
+            .iter()
+            .find_map(|e| match e {
+                Expectation::Recovers { within } => *within,
+                _ => None,
+            })
+            .unwrap_or(within);
+        // the after phase: at least two seconds of traffic once recovery had time to show
+        let needed = recover + w + Duration::from_secs(2);
+        if !fixed_duration && s.duration < needed {
+            s.duration = needed;
+        }
+    }
+    if !s.steps.is_empty() && !has(s, |e| matches!(e, Expectation::RestoredAsFound)) {
+        s.expect.push(Expectation::RestoredAsFound);
+    }
+}
+
+/// How long after the recovery step traffic needs to be back: the last step's offset, plus the
+/// slowest rise of a restarted instance (`interval × (rise + 1)` stretched by jitter, plus a
+/// `/status` poll), plus, when DNS moved clients, one TTL and one request interval.
+fn after_budget(s: &Scenario, world: &World, recover: Duration) -> Duration {
+    let last = s.steps.iter().map(|st| st.at).max().unwrap_or(recover);
+    let broke = s.steps.iter().any(|st| {
+        matches!(
+            st.action,
+            Action::Stop { .. }
+                | Action::Admin {
+                    verb: super::scenario::AdminVerb::Fail,
+                    ..
+                }
+        )
+    });
+    let rise = if broke {
+        builtin::check_params(world)
+            .values()
+            .map(|p| {
+                Duration::from_millis(p.interval_ms * u64::from(p.rise + 1)).mul_f64(1.0 + p.jitter)
+            })
+            .max()
+            .unwrap_or_default()
+            + Duration::from_millis(150)
+    } else {
+        Duration::ZERO
+    };
+    let dns = s.expect.iter().any(|e| {
+        matches!(
+            e,
+            Expectation::DnsMoves { .. } | Expectation::ClientsFollow { .. }
+        )
+    }) || s.steps.iter().any(|st| {
+        matches!(
+            st.action,
+            Action::Admin {
+                kind: super::scenario::TargetKind::Region,
+                ..
+            }
+        )
+    });
+    let follow = if dns {
+        let ttl = world.dns.gslb.first().map(|g| g.ttl).unwrap_or_default();
+        let clients: u32 = s.clients.iter().map(|c| c.count).sum();
+        ttl + Duration::from_secs_f64(f64::from(clients) / f64::from(s.rate.max(1)))
+    } else {
+        Duration::ZERO
+    };
+    (last - recover) + rise + follow + Duration::from_millis(500)
+}
+
+/// The node's state before the drill: refuses to start on an unhealthy world (it would measure
+/// an outage it did not cause) unless `force`.
+async fn healthy_at_start(
+    admin: &AdminClient,
+    force: bool,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let (code, v) = admin.call("GET", "/status").await?;
+    if code != 200 {
+        bail!("the admin API answered {code} to GET /status");
+    }
+    let state = observe::world_state(&v);
+    let problems = observe::problems(&state);
+    if !problems.is_empty() {
+        let list = problems.join("\n  ");
+        if !force {
+            bail!(
+                "the node is not healthy, so the drill would measure an outage it did not cause:\n  {list}\nwait for it to recover (or undo what is in force), or pass --force"
+            );
+        }
+        eprintln!("drill: warning: starting on an unhealthy node (--force):\n  {list}");
+    }
+    Ok(state)
+}
+
+/// After the undo steps: lifts passive ejections the drill caused (`restore instance NAME`) and
+/// waits (bounded by the slowest rise, plus 2 s) until `/status` looks as it did before.
+async fn restore_as_found(
+    admin: &AdminClient,
+    world: &World,
+    before: &std::collections::BTreeMap<String, String>,
+) -> super::model::Restore {
+    let t0 = Instant::now();
+    let slowest = builtin::check_params(world)
+        .values()
+        .map(|p| {
+            Duration::from_millis(p.interval_ms * u64::from(p.rise + 2)).mul_f64(1.0 + p.jitter)
+        })
+        .max()
+        .unwrap_or_default();
+    let deadline = t0 + (slowest + Duration::from_secs(2)).min(Duration::from_secs(30));
+    let mut lifted = Vec::new();
+    let mut differences;
+    loop {
+        differences = match admin.call("GET", "/status").await {
+            Ok((200, v)) => {
+                let now = observe::world_state(&v);
+                for (name, state) in &now {
+                    let was_ejected = before.get(name).is_some_and(|b| b.starts_with("ejected"));
+                    if state.starts_with("ejected") && !was_ejected && !lifted.contains(name) {
+                        let lever = Action::Admin {
+                            verb: super::scenario::AdminVerb::Restore,
+                            kind: super::scenario::TargetKind::Instance,
+                            name: name.clone(),
+                        };
+                        match apply(admin, &lever).await {
+                            Ok(()) => lifted.push(name.clone()),
+                            Err(e) => eprintln!(
+                                "drill: warning: could not lift the ejection of {name}: {e}"
+                            ),
+                        }
+                    }
+                }
+                observe::differences(before, &now)
+            }
+            Ok((code, _)) => vec![format!("GET /status answered {code}")],
+            Err(e) => vec![format!("GET /status: {e}")],
+        };
+        if differences.is_empty() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    super::model::Restore {
+        waited_ms: t0.elapsed().as_millis() as u64,
+        lifted,
+        differences,
+    }
+}
+
 /// Waits until the node is ready, every checked instance has a health verdict, and DNS answers.
 async fn preflight(admin: &AdminClient, spec: &LoadSpec, steps: bool) -> anyhow::Result<()> {
     if steps {
         // A mutation on a name that cannot exist: 404 proves the token, 401 refuses it, and
         // nothing changes either way.
         match admin.call("POST", "/v1/regions/drill-token-check/drain").await {
-            Ok((401, _)) => bail!(
-                "the admin API refused the admin token (401): pass --admin-token or set SWITCHYARD_ADMIN_TOKEN"
+            Ok((401, v)) => bail!(
+                "the admin API refused the admin token (401, {}): pass --admin-token or set SWITCHYARD_ADMIN_TOKEN",
+                v["error"].as_str().unwrap_or("no reason given")
             ),
             Ok(_) => {}
             Err(e) => return Err(e.into()),
@@ -246,16 +436,34 @@ async fn preflight(admin: &AdminClient, spec: &LoadSpec, steps: bool) -> anyhow:
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for g in spec.groups.iter().filter(|_| spec.direct.is_none()) {
-        super::dns::resolve(spec.dns, &spec.name, g.ecs, Duration::from_millis(500))
-            .await
-            .map_err(|e| {
-                anyhow!(
-                    "DNS at {} does not answer {} for {} clients ({e}); is the DNS server running?",
-                    spec.dns,
-                    spec.name,
-                    g.name
-                )
-            })?;
+        super::dns::resolve(
+            spec.dns,
+            &spec.name,
+            g.ecs,
+            Duration::from_millis(500),
+            false,
+        )
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "DNS at {} does not answer {} for {} clients ({e}); is the DNS server running?",
+                spec.dns,
+                spec.name,
+                g.name
+            )
+        })?;
+        if let Some(r) = spec.resolver {
+            super::dns::resolve(r, &spec.name, g.ecs, Duration::from_secs(2), true)
+                .await
+                .map_err(|e| {
+                    anyhow!(
+                        "the resolver at {r} does not answer {} for {} clients ({e}); does it reach the DNS server at {}?",
+                        spec.name,
+                        g.name,
+                        spec.dns
+                    )
+                })?;
+        }
     }
     Ok(())
 }
@@ -303,6 +511,7 @@ fn load_spec(
         groups: scenario.clients.clone(),
         vip_regions,
         direct: args.direct,
+        resolver: args.resolver,
     })
 }
 
@@ -321,6 +530,7 @@ async fn drive(
     };
     let spec = Arc::new(load_spec(args, world, scenario, bearer)?);
     preflight(admin, &spec, !scenario.steps.is_empty()).await?;
+    let found = healthy_at_start(admin, args.force).await?;
 
     let t0 = Instant::now();
     let stop = CancellationToken::new();
@@ -374,6 +584,11 @@ async fn drive(
             eprintln!("drill: warning: could not undo ({}): {e}", a.label());
         }
     }
+    let restore = if finished.is_some() && !scenario.steps.is_empty() {
+        Some(restore_as_found(admin, world, &found).await)
+    } else {
+        None
+    };
     let Some((steps, samples)) = finished else {
         let list: Vec<String> = undo.iter().map(Action::label).collect();
         bail!(
@@ -394,6 +609,9 @@ async fn drive(
         steps,
         checks: builtin::check_params(world),
         checked: watch.checked,
+        rate: scenario.rate,
+        restore,
+        resolver: spec.resolver.is_some() && spec.direct.is_none(),
     };
     Ok((obs, watch.errors, spec.dns))
 }

@@ -9,7 +9,9 @@
 mod file;
 mod model;
 
-pub(crate) use file::{default_clients_groups, default_path, parse};
+#[cfg(test)]
+pub(crate) use file::parse;
+pub(crate) use file::{default_clients_groups, default_path, parse_checked};
 pub(crate) use model::{
     Action, AdminVerb, ClientGroup, Expectation, Scenario, Served, Step, Subnet, TargetKind, Window,
 };

@@ -85,7 +85,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::Error;
-pub use quick::{run_quick, QuickArgs};
+pub use quick::{mint_with_secret, run_quick, QuickArgs};
 pub use server::{start_spec, Handle};
 pub use spec::GatewaySpec;
 use switchyard_balance::HealthRegistry;

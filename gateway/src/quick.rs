@@ -19,19 +19,19 @@ use crate::Error;
 #[derive(Debug, Clone, clap::Args)]
 pub struct QuickArgs {
     /// Address to listen on.
-    #[arg(long, env = "BENCH_LISTEN")]
+    #[arg(long)]
     pub listen: SocketAddr,
     /// `PREFIX=ADDR`: requests under PREFIX go to the upstream at ADDR (repeatable).
     #[arg(long = "route", value_name = "PREFIX=ADDR", required = true)]
     pub routes: Vec<String>,
     /// JWT algorithm: HS256 or RS256 (also ES256, EdDSA with --jwt-pubkey).
-    #[arg(long, default_value = "HS256", env = "BENCH_JWT_ALG")]
+    #[arg(long, default_value = "HS256")]
     pub jwt_alg: String,
     /// HS256 shared secret (the literal string).
-    #[arg(long, env = "BENCH_JWT_SECRET")]
+    #[arg(long)]
     pub jwt_secret: Option<String>,
     /// PEM public key file for RS256 / ES256 / EdDSA.
-    #[arg(long, env = "BENCH_JWT_PUBKEY")]
+    #[arg(long)]
     pub jwt_pubkey: Option<PathBuf>,
     /// Also serve a composite route at this path: one part per `--route`, each fetching
     /// `PREFIX{sub}` and merged under the prefix's name (benchmark of composition).
@@ -149,4 +149,32 @@ pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(
     let handle = crate::start_spec(spec, HealthRegistry::new(), shutdown).await?;
     handle.wait().await;
     Ok(())
+}
+
+/// Mints an HS256 token that a quick-mode gateway started with `--jwt-secret SECRET` accepts
+/// (`switchyard token --secret SECRET`).
+pub fn mint_with_secret(
+    secret: &str,
+    sub: &str,
+    roles: &[String],
+    ttl: std::time::Duration,
+) -> Result<String, Error> {
+    if secret.is_empty() {
+        return Err(Error::Config("--secret must not be empty".into()));
+    }
+    let mut spec = GatewaySpec::empty();
+    spec.jwt.issuers.push(IssuerSpec {
+        issuer: None,
+        audiences: Vec::new(),
+        keys: vec![KeySpec {
+            kid: None,
+            alg: Algorithm::HS256,
+            material: KeyMaterial::Secret(secret.as_bytes().to_vec()),
+        }],
+        jwks_files: Vec::new(),
+        jwks_url: None,
+        jwks_min_refresh: std::time::Duration::from_secs(10),
+        signing: None,
+    });
+    crate::jwt::mint(&spec.jwt, sub, roles, ttl)
 }

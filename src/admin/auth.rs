@@ -19,16 +19,29 @@ pub fn check<B>(ctx: &AdminCtx, req: &Request<B>) -> Result<String, Box<Response
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !given.is_empty() && bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        Ok("admin-token".into())
-    } else {
-        let mut resp = super::json(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "admin mutations need Authorization: Bearer <admin token>"}),
-        );
-        resp.headers_mut().insert(
-            hyper::header::WWW_AUTHENTICATE,
-            hyper::header::HeaderValue::from_static("Bearer realm=\"switchyard-admin\""),
-        );
-        Err(Box::new(resp))
+        return Ok("admin-token".into());
     }
+    // A missing token and a wrong one are different mistakes (RFC 6750 §3.1).
+    let (error, reason, challenge) = if given.is_empty() {
+        (
+            "no admin token: mutations need Authorization: Bearer <admin token> (--token or SWITCHYARD_ADMIN_TOKEN)",
+            "token_missing",
+            "Bearer realm=\"switchyard-admin\"",
+        )
+    } else {
+        (
+            "admin token rejected: it is not this node's [admin] token",
+            "token_rejected",
+            "Bearer realm=\"switchyard-admin\", error=\"invalid_token\"",
+        )
+    };
+    let mut resp = super::json(
+        StatusCode::UNAUTHORIZED,
+        json!({"error": error, "reason": reason}),
+    );
+    resp.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static(challenge),
+    );
+    Err(Box::new(resp))
 }

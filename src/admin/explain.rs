@@ -127,7 +127,21 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
                 .get(&m.addr)
                 .map(|h| {
                     let s = h.state();
-                    (s.up, s.reason.to_string())
+                    // a passive ejection says how long it still lasts
+                    let reason = match (s.ejected_for, s.admin) {
+                        (_, Some(m)) => format!("{} by an operator; check {}", match m {
+                            switchyard_balance::AdminMode::Drain => "drained",
+                            switchyard_balance::AdminMode::Fail => "failed",
+                        }, s.check_reason),
+                        (Some(left), None) => format!(
+                            "ejected, {:.1}s left ({}); check {}",
+                            left.as_secs_f64(),
+                            s.reason.split("; ejected for").next().unwrap_or(&s.reason),
+                            s.check_reason
+                        ),
+                        (None, None) => s.reason.to_string(),
+                    };
+                    (s.up, reason)
                 })
                 .unwrap_or((true, "not checked on this node".into()));
             json!({"name": m.name, "addr": m.addr.to_string(), "az": m.az, "weight": m.weight, "available": up, "reason": reason})
@@ -159,7 +173,7 @@ pub fn lb(ctx: &AdminCtx, q: &[(String, String)]) -> Result<Value, (u16, String)
         "region": region.name,
         "pool": pool.name,
         "sni": sni,
-        "policy": format!("{:?}", pool.policy),
+        "policy": super::status::policy_word(pool.policy),
         "client": client.to_string(),
         "az_shares": shares,
         "members": member_states,

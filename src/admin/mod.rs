@@ -115,7 +115,13 @@ pub async fn start(
                         let svc = hyper::service::service_fn(move |req| {
                             let ctx = ctx.clone();
                             let stop = stop.clone();
-                            async move { Ok::<_, std::convert::Infallible>(handle(&ctx, req, peer, &stop).await) }
+                            async move {
+                                let mut resp = handle(&ctx, req, peer, &stop).await;
+                                if let Ok(v) = hyper::header::HeaderValue::from_str(&node_label(&ctx)) {
+                                    resp.headers_mut().insert(NODE_HEADER, v);
+                                }
+                                Ok::<_, std::convert::Infallible>(resp)
+                            }
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(TokioIo::new(stream), svc)
@@ -125,6 +131,25 @@ pub async fn start(
             }
         }
     }))
+}
+
+/// Every admin answer names the node that gave it: `NAME ADDR` (the etcd node name, else the
+/// host name, and the admin address), so a CLI pointed at the wrong node says so.
+pub const NODE_HEADER: &str = "x-switchyard-node";
+
+fn node_label(ctx: &AdminCtx) -> String {
+    let etcd = crate::etcd::status();
+    let name = etcd["node"]
+        .as_str()
+        .map(str::to_string)
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "switchyard".into());
+    format!("{name} {}", ctx.world.load().admin.listen)
 }
 
 /// JSON response helper: every answer, errors included, is JSON.
@@ -273,13 +298,18 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
             }
         }
         ["v1", kind @ ("regions" | "azs" | "instances"), name, action] => {
-            let target = match target(&ctx.world.load(), kind, name) {
+            let world = ctx.world.load();
+            let target = match target(&world, kind, name) {
                 Some(t) => t,
                 None => {
-                    return not_found(format!("no such {} {name:?}", kind.trim_end_matches('s')))
+                    let known = known_names(&world, kind);
+                    return json(
+                        StatusCode::NOT_FOUND,
+                        json!({"error": format!("no such {} {name:?}; known: {}", singular(kind), known.join(", ")), "known": known}),
+                    );
                 }
             };
-            let changed = match *action {
+            let mut changed = match *action {
                 "drain" => ctx.admin.drain(target.clone()),
                 "undrain" => ctx.admin.undrain(target.clone()),
                 "fail" => ctx.admin.fail(target.clone()),
@@ -290,9 +320,19 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
                     ))
                 }
             };
+            // `restore` hands the target back to health-check control entirely: a passive
+            // ejection of what it names is lifted too.
+            let unejected = if *action == "restore" {
+                clear_passive(ctx, &world, &target)
+            } else {
+                Vec::new()
+            };
+            changed |= !unejected.is_empty();
             audit(who, peer, action, &target.to_string());
             crate::etcd::admin_action(action, &target, who);
-            Ok(json!({"target": target.to_string(), "action": action, "changed": changed}))
+            Ok(
+                json!({"target": target.to_string(), "action": action, "changed": changed, "unejected": unejected}),
+            )
         }
         ["v1", "demo", "instances", name, action @ ("stop" | "start")] => {
             let world = ctx.world.load();
@@ -329,7 +369,18 @@ async fn mutate(ctx: &AdminCtx, segs: &[&str], who: &str, peer: SocketAddr) -> R
             match done {
                 Ok(true) => {
                     audit(who, peer, action, &format!("demo instance {name}"));
-                    Ok(json!({"instance": name, "action": action}))
+                    // A started instance is a new process: the old one's passive ejection
+                    // (connect failures while it was down) no longer says anything about it.
+                    let unejected = if *action == "start" {
+                        clear_passive(
+                            ctx,
+                            &ctx.world.load(),
+                            &AdminTarget::Instance(name.to_string()),
+                        )
+                    } else {
+                        Vec::new()
+                    };
+                    Ok(json!({"instance": name, "action": action, "unejected": unejected}))
                 }
                 Ok(false) => {
                     return not_found(format!(
@@ -422,6 +473,67 @@ fn target(world: &World, kind: &str, name: &str) -> Option<AdminTarget> {
             known.then(|| AdminTarget::Instance(name.to_string()))
         }
     }
+}
+
+fn singular(kind: &str) -> &str {
+    match kind {
+        "azs" => "AZ",
+        k => k.trim_end_matches('s'),
+    }
+}
+
+/// Every name of `kind` (`regions`, `azs`, `instances`) the world declares, for "no such" errors.
+fn known_names(world: &World, kind: &str) -> Vec<String> {
+    let mut v: Vec<String> = match kind {
+        "regions" => world.regions.iter().map(|r| r.name.clone()).collect(),
+        "azs" => world
+            .regions
+            .iter()
+            .flat_map(|r| &r.azs)
+            .map(|a| a.name.clone())
+            .collect(),
+        _ => backends(world)
+            .into_iter()
+            .map(|(name, ..)| name.to_string())
+            .collect(),
+    };
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every health-checked thing of the world: (instance name, region, AZ, address).
+fn backends(world: &World) -> Vec<(&str, &str, &str, SocketAddr)> {
+    let mut v = Vec::new();
+    for r in &world.regions {
+        for m in r.pools.iter().flat_map(|p| &p.members) {
+            v.push((m.name.as_str(), r.name.as_str(), m.az.as_str(), m.addr));
+        }
+    }
+    for g in &world.gateway.instances {
+        v.push((g.name.as_str(), g.region.as_str(), g.az.as_str(), g.listen));
+    }
+    for i in world.services.iter().flat_map(|s| &s.instances) {
+        v.push((i.name.as_str(), i.region.as_str(), i.az.as_str(), i.addr));
+    }
+    v
+}
+
+/// Lifts the passive ejection of every backend `target` names; returns the names lifted.
+fn clear_passive(ctx: &AdminCtx, world: &World, target: &AdminTarget) -> Vec<String> {
+    let mut lifted: Vec<String> = backends(world)
+        .into_iter()
+        .filter(|(name, region, az, _)| match target {
+            AdminTarget::Region(r) => region == r,
+            AdminTarget::Az(a) => az == a,
+            AdminTarget::Instance(i) => name == i,
+        })
+        .filter(|(.., addr)| ctx.registry.get(addr).is_some_and(|h| h.clear_passive()))
+        .map(|(name, ..)| name.to_string())
+        .collect();
+    lifted.sort();
+    lifted.dedup();
+    lifted
 }
 
 /// One audit line per mutation: who, from where, what. (The time is the log line's timestamp.)

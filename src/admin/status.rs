@@ -5,7 +5,10 @@ use serde_json::{json, Value};
 use std::net::SocketAddr;
 use switchyard_balance::{ActiveState, AdminMode, AdminTarget};
 
-/// Health of one backend address as JSON: `health` is `up`, `down` or `unchecked`.
+/// Health of one backend address as JSON: `health` is `up`, `down` or `unchecked`; `state` says
+/// why in one word (`up`, `down`, `ejected`, `drained`, `failed`, `unchecked`), the rest is
+/// what the console and the CLI show on hover: the last check, the rise/fall counter, passive
+/// ejection with the time left.
 fn health(ctx: &AdminCtx, addr: SocketAddr) -> Value {
     match ctx.registry.get(&addr) {
         Some(h) => {
@@ -15,17 +18,42 @@ fn health(ctx: &AdminCtx, addr: SocketAddr) -> Value {
                 ActiveState::Up => "up",
                 ActiveState::Down => "down",
             };
+            let state = match (s.admin, s.ejected_for, s.active) {
+                (Some(AdminMode::Fail), ..) => "failed",
+                (Some(AdminMode::Drain), ..) => "drained",
+                (_, Some(_), _) => "ejected",
+                (_, _, ActiveState::Down) => "down",
+                (_, _, ActiveState::Unchecked) => "unchecked",
+                _ => "up",
+            };
+            let spec = ctx.registry.checker_spec(&addr);
             json!({
                 "health": if s.up { "up" } else { "down" },
+                "state": state,
                 "active_check": active,
                 "ejected_for_ms": s.ejected_for.map(|d| d.as_millis() as u64),
                 "reason": &*s.reason,
+                "check_reason": &*s.check_reason,
+                "last_check_ms_ago": s.last_check_ago.map(|d| d.as_millis() as u64),
+                "last_check_ok": s.last_check_ok,
+                "check_streak": s.streak,
+                "rise": spec.as_ref().map(|c| c.rise),
+                "fall": spec.as_ref().map(|c| c.fall),
+                "passive_failures": s.passive_failures,
+                "ejections": s.ejections,
                 "active_connections": s.active_conns,
                 "total_connections": s.total_conns,
             })
         }
-        None => json!({"health": "unchecked", "reason": "no health check on this node"}),
+        None => {
+            json!({"health": "unchecked", "state": "unchecked", "reason": "no health check on this node"})
+        }
     }
+}
+
+/// A balancing policy in the config's own word (`least_connections`, not `LeastConnections`).
+pub(super) fn policy_word(p: switchyard_config::health::Policy) -> Value {
+    serde_json::to_value(p).unwrap_or(Value::Null)
 }
 
 fn mode(ctx: &AdminCtx, target: AdminTarget) -> Value {
@@ -95,7 +123,7 @@ pub fn status(ctx: &AdminCtx) -> Value {
                             .find(|x| x.region == r.name && x.name == p.name)
                             .and_then(|x| x.spilling.clone())
                     });
-                    json!({"name": p.name, "policy": format!("{:?}", p.policy), "healthy_members": healthy, "spilling": spilling, "members": members})
+                    json!({"name": p.name, "policy": policy_word(p.policy), "healthy_members": healthy, "spilling": spilling, "members": members})
                 })
                 .collect();
             let listeners: Vec<Value> = r
@@ -146,11 +174,16 @@ pub fn status(ctx: &AdminCtx) -> Value {
                     );
                     if i.demo {
                         v["demo_running"] = Value::Bool(running.contains(&i.name));
+                        // does this node run this demo instance at all (region, `--only`)?
+                        v["runs_here"] = Value::Bool(
+                            world.node.runs(switchyard_config::world::Part::Services)
+                                && world.node.in_region(&i.region),
+                        );
                     }
                     v
                 })
                 .collect();
-            json!({"name": s.name, "policy": format!("{:?}", s.policy), "instances": instances})
+            json!({"name": s.name, "policy": policy_word(s.policy), "instances": instances})
         })
         .collect();
     let overrides: Vec<Value> = ctx

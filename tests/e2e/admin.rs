@@ -61,6 +61,7 @@ fn mutations_need_the_token_and_known_names() {
         r.header("www-authenticate"),
         Some("Bearer realm=\"switchyard-admin\"")
     );
+    assert_eq!(r.json()["reason"], "token_missing");
     let r = http(
         admin,
         "POST",
@@ -70,10 +71,37 @@ fn mutations_need_the_token_and_known_names() {
     )
     .unwrap();
     assert_eq!(r.status, 401);
+    // a wrong token is not a missing one (RFC 6750 §3.1)
+    assert_eq!(
+        (r.json()["reason"].as_str(), r.json()["error"].as_str()),
+        (
+            Some("token_rejected"),
+            Some("admin token rejected: it is not this node's [admin] token")
+        )
+    );
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"switchyard-admin\", error=\"invalid_token\"")
+    );
+    // unknown names list the known ones
     let r = http(admin, "POST", "/v1/regions/atlantis/drain", &[AUTH], "").unwrap();
     assert_eq!(
         (r.status, r.json()["error"].as_str()),
-        (404, Some("no such region \"atlantis\""))
+        (
+            404,
+            Some("no such region \"atlantis\"; known: eu-west, us-east")
+        )
+    );
+    let r = http(admin, "POST", "/v1/azs/us-central-a/drain", &[AUTH], "").unwrap();
+    assert_eq!(
+        r.json()["error"],
+        "no such AZ \"us-central-a\"; known: eu-west-a, eu-west-b, us-east-a, us-east-b"
+    );
+    // every answer names the node that gave it
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(
+        r.header("x-switchyard-node"),
+        Some(format!("{} 127.72.0.1:9901", host.trim()).as_str())
     );
     let r = http(admin, "POST", "/v1/azs/us-east-a/explode", &[AUTH], "").unwrap();
     assert_eq!(r.status, 404);
@@ -225,42 +253,83 @@ fn the_cli_drives_the_admin_api() {
     let dir = TempDir::new("admin-cli");
     let cfg = demo_config(&dir, 76);
     let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
-    let url = "http://127.76.0.1:9901";
+    // --admin takes HOST:PORT as --admin-listen does, or a URL
+    let url = "127.76.0.1:9901";
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let node = format!("node {} at 127.76.0.1:9901", host.trim());
     let (code, out, err) = cli(&["status", "--admin", url]);
     assert_eq!(code, 0, "{err}");
+    // the node that answered, then the world in the config's words (no Rust Debug output)
     assert!(
-        out.starts_with("region us-east  vips [\"127.76.1.1\"]\n"),
+        out.starts_with(&format!("{node}\nregion us-east  vips 127.76.1.1\n")),
         "{out}"
     );
-    assert!(out.contains("  pool us-east-gateways ("), "{out}");
+    assert!(
+        out.contains("  pool us-east-gateways (least_connections, 2 healthy)\n"),
+        "{out}"
+    );
     assert!(out.contains("service cart\n"), "{out}");
-    let (code, out, _) = cli(&["drain", "az", "us-east-a", "--admin", url]);
-    assert_eq!((code, out.as_str()), (0, "drain: az us-east-a\n"));
+    assert!(!out.contains("null") && !out.contains("[\""), "{out}");
+    let (code, out, _) = cli(&[
+        "drain",
+        "az",
+        "us-east-a",
+        "--admin",
+        "http://127.76.0.1:9901/",
+    ]);
+    assert_eq!((code, out), (0, format!("drain: az us-east-a ({node})\n")));
     let (code, out, _) = cli(&["status", "--admin", url, "--json"]);
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["regions"][0]["azs"][0]["admin"], "drain");
+    // a drained member reads "drained", with what its check says
+    let (_, out, _) = cli(&["status", "--admin", url]);
+    let line = out
+        .lines()
+        .find(|l| l.contains("gw-us-east-a "))
+        .unwrap()
+        .to_string();
+    assert!(line.contains(" drained  check http: ok"), "{line}");
     let (code, _, err) = cli(&[
         "fail", "region", "us-east", "--admin", url, "--token", "nope",
     ]);
     assert_eq!(code, 1);
-    assert!(err.contains("admin API answered 401"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{node} answered 401: admin token rejected: it is not this node's [admin] token"
+        )),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["fail", "region", "us-east", "--admin", url, "--token", ""]);
+    assert_eq!(code, 1);
+    assert!(err.contains("answered 401: no admin token: "), "{err}");
     let (code, _, err) = cli(&["restore", "instance", "ghost", "--admin", url]);
     assert_eq!(code, 1);
     assert!(
-        err.contains("admin API answered 404: no such instance \"ghost\""),
+        err.contains(&format!(
+            "{node} answered 404: no such instance \"ghost\"; known: cart-eu-west-a, "
+        )),
         "{err}"
     );
+    let (code, _, err) = cli(&["drain", "region", "us-central", "--admin", url]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no such region \"us-central\"; known: eu-west, us-east"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&["status", "--admin", "127.76.0.1:9901/status"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("write HOST:PORT or http://HOST:PORT"), "{err}");
     let (code, out, _) = cli(&["instance", "stop", "cart-eu-west-b", "--admin", url]);
     assert_eq!(
-        (code, out.as_str()),
-        (0, "stop: demo instance cart-eu-west-b\n")
+        (code, out),
+        (0, format!("stop: demo instance cart-eu-west-b ({node})\n"))
     );
     let (code, out, _) = cli(&["status", "--admin", url]);
     assert_eq!(code, 0);
     assert!(
         out.lines()
-            .any(|l| l.contains("cart-eu-west-b") && l.contains("(demo stopped)")),
+            .any(|l| l.contains("cart-eu-west-b") && l.contains("(demo instance stopped)")),
         "{out}"
     );
     let (code, _, err) = cli(&["status", "--admin", "http://127.76.0.1:1"]);
@@ -268,5 +337,99 @@ fn the_cli_drives_the_admin_api() {
     assert!(
         err.contains("cannot reach the admin API at http://127.76.0.1:1"),
         "{err}"
+    );
+}
+
+#[test]
+fn a_passive_ejection_is_shown_with_its_time_left_and_lifted_by_a_restart() {
+    let net = 174;
+    let dir = TempDir::new("admin-ejection");
+    // the user service: one connect failure ejects for a minute; the active check is slow, so
+    // only passive health can take user-us-east-a out during this test
+    let world = switchyard_config::demo_toml_on(net).replacen(
+        "name = \"user\"\npolicy = \"round_robin\"\nhealth = { type = \"http\", path = \"/healthz\", interval = \"500ms\"",
+        "name = \"user\"\npolicy = \"round_robin\"\npassive = { consecutive_failures = 1, ejection = \"60s\" }\nhealth = { type = \"http\", path = \"/healthz\", interval = \"30s\"",
+        1,
+    );
+    assert!(world.contains("ejection = \"60s\""));
+    let cfg = dir.write("world.toml", &world);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let admin = addr(net, "0.1:9901");
+    let stop = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/stop",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(stop.status, 200);
+    let token = std::process::Command::new(bin())
+        .args(["token", "--sub", "alice", "--roles", "customer"])
+        .output()
+        .unwrap();
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        String::from_utf8_lossy(&token.stdout).trim()
+    );
+    let gw = addr(net, "1.11:8000");
+    let user = |s: &serde_json::Value| {
+        s["services"][0]["instances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["name"] == "user-us-east-a")
+            .unwrap()
+            .clone()
+    };
+    // requests through the gateway meet the stopped instance and eject it
+    poll_until(Duration::from_secs(10), || {
+        let _ = http(gw, "GET", "/v1/users/alice", &[bearer.as_str()], "");
+        let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+        user(&s)["state"] == "ejected"
+    })
+    .expect("user-us-east-a was never ejected");
+    let s = http(admin, "GET", "/status", &[], "").unwrap().json();
+    let u = user(&s);
+    assert!(u["ejected_for_ms"].as_u64().unwrap() > 50_000, "{u}");
+    assert_eq!(u["ejections"], 1);
+    assert_eq!(u["rise"], 2);
+    // the counter is described like every other metric
+    let m = http(admin, "GET", "/metrics", &[], "").unwrap().body;
+    assert!(
+        m.contains("# HELP switchyard_backend_ejections_total Passive ejections per backend"),
+        "{m}"
+    );
+    // the CLI shows it in words, with the time left and what the active check says
+    let out = std::process::Command::new(bin())
+        .args(["status", "--admin", &admin.to_string()])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = out.lines().find(|l| l.contains("user-us-east-a ")).unwrap();
+    assert!(
+        line.contains(" ejected  ")
+            && line.contains("s left (passive: 1 connect failures in a row); check http: ok"),
+        "{line}"
+    );
+    // starting the instance again lifts the ejection at once (no minute of ejection left over)
+    let start = http(
+        admin,
+        "POST",
+        "/v1/demo/instances/user-us-east-a/start",
+        &[AUTH],
+        "",
+    )
+    .unwrap();
+    assert_eq!(start.status, 200);
+    assert_eq!(
+        start.json()["unejected"],
+        serde_json::json!(["user-us-east-a"])
+    );
+    let u = user(&http(admin, "GET", "/status", &[], "").unwrap().json());
+    assert_eq!(
+        (u["state"].as_str(), &u["ejected_for_ms"]),
+        (Some("up"), &serde_json::Value::Null),
+        "{u}"
     );
 }

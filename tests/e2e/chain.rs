@@ -496,6 +496,21 @@ fn explain_says_why_for_dns_and_l4() {
         ],
         "{v}"
     );
+    // the failed member says so, with what its check says
+    let failed = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "gw-us-east-a")
+        .unwrap()
+        .clone();
+    assert!(
+        failed["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed by an operator; check "),
+        "{failed}"
+    );
     let r = http(admin, "GET", "/v1/explain/lb?listener=nope", &[], "").unwrap();
     assert_eq!(r.status, 404);
 }

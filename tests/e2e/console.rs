@@ -322,6 +322,15 @@ async fn drive(c: &Client, admin: std::net::SocketAddr) -> Result<(), String> {
     wait_attr(c, css, "data-state", HEALTH_BUDGET, |s| s == "down").await;
     let title = wait_attr(c, css, "title", Duration::from_secs(1), |_| true).await;
     assert!(title.contains("reason: "), "{title}");
+    // the hover says when it was last checked, where its rise/fall counter stands and what
+    // passive health saw (the demo's checks: rise 2, fall 2)
+    assert!(
+        title.contains("\nlast check: ") && title.contains(" s ago, failed"),
+        "{title}"
+    );
+    assert!(title.contains("\nrise/fall: rise "), "{title}");
+    assert!(title.contains("(rise 2, fall 2)"), "{title}");
+    assert!(title.contains("\npassive: "), "{title}");
     let reason = find(c, &format!("{css} .reason"), Duration::from_secs(1))
         .await
         .text()

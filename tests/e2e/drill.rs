@@ -5,7 +5,7 @@
 //! The `direct_*` tests send requests straight to a demo service (`--direct`), so they need only
 //! the demo services and the admin API; the built-in drills go through DNS → L4 → gateway.
 
-use crate::harness::{addr, bin, demo_config, http, Node, TempDir};
+use crate::harness::{addr, bin, demo_config, http, poll_until, Node, TempDir};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
@@ -159,9 +159,12 @@ within = "0s"
     assert_eq!(r["pass"], true);
     assert_eq!(r["scenario"]["name"], "bystander");
     assert_eq!(r["target"], "http://127.81.0.1:9901");
+    // The load runs past the scenario's 2.5 s: the "after" phase needs the stopped instance's
+    // rise time (1.8 s) + 0.5 s after recovery, then 2 s of traffic: 1.5 + 2.3 + 2 = 5.8 s.
+    assert_eq!(r["duration_ms"], 5800);
     let requests = r["requests"].as_u64().unwrap();
-    // 20/s for 2.5 s: 50 ticks, never more (an overloaded machine skips late ones).
-    assert!((25..=50).contains(&requests), "{requests} requests");
+    // 20/s for 5.8 s: 116 ticks, never more (an overloaded machine skips late ones).
+    assert!((58..=116).contains(&requests), "{requests} requests");
     assert_eq!(r["ok"], r["requests"]);
     assert_eq!(r["failed"], 0);
     let samples = r["samples"].as_array().unwrap();
@@ -181,7 +184,7 @@ within = "0s"
             ("start user-us-east-a", true)
         ]
     );
-    assert_eq!(r["timeline"].as_array().unwrap().len(), 3);
+    assert_eq!(r["timeline"].as_array().unwrap().len(), 6);
     let second = r["timeline"][1]["ok"]["eu-west-a"].as_u64().unwrap();
     assert!((10..=20).contains(&second), "{second} in the second second");
     assert_eq!(r["shares"][0]["phase"], "before");
@@ -192,13 +195,28 @@ within = "0s"
         .iter()
         .map(|v| v["pass"].as_bool().unwrap())
         .collect();
-    assert_eq!(verdicts, [true, true], "{text}");
+    // the two stated, then the implicit failure budget, after phase and restore check
+    assert_eq!(verdicts, [true; 5], "{text}");
     assert!(
         text.contains("  PASS  at most 0 failed requests (window all): 0 of "),
         "{text}"
     );
     assert!(
-        text.contains("result: PASS (2/2 expectations hold)"),
+        text.contains("  PASS  failures during the fault explained by detection and DNS: no failed request during the fault; 0 outside the fault window\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  PASS  traffic back to the pre-fault shape from recovery + 2.30s: "),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  PASS  the node is left as the drill found it: /status as before the drill after "
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("result: PASS (5/5 expectations hold)"),
         "{text}"
     );
     let names = check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
@@ -267,13 +285,17 @@ within = "1ms"
         .iter()
         .map(|v| v["pass"].as_bool().unwrap())
         .collect();
-    assert_eq!(verdicts, [true, false, false], "{text}");
+    assert_eq!(verdicts[..3], [true, false, false], "{text}");
+    // Every failure happened while the instance was down (nothing detects a stop in direct mode
+    // but the restart): explained; the instance serves again; the node is as found.
+    assert_eq!(verdicts[3..], [true, true, true], "{text}");
+    assert!(text.contains("during the fault, all within "), "{text}");
     assert!(
         text.contains("client errors       connect_refused "),
         "{text}"
     );
     assert!(
-        text.contains("result: FAIL (1/3 expectations hold)"),
+        text.contains("result: FAIL (4/6 expectations hold)"),
         "{text}"
     );
     check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
@@ -285,7 +307,8 @@ fn bad_scenarios_are_refused_with_every_problem() {
     let file = scenario(
         &dir,
         "s.toml",
-        "duration = \"1s\"\nrate = 0\n[[steps]]\nat = \"2s\"\naction = \"nap\"\n",
+        "duration = \"1s\"\nrate = 0\n[[steps]]\nat = \"2s\"\naction = \"nap\"\n\
+         [[steps]]\nat = \"500ms\"\naction = \"drain\"\naz = \"mars-1a\"\n",
     );
     let out = Command::new(bin())
         .args(["drill", &file, "--out"])
@@ -306,6 +329,8 @@ fn bad_scenarios_are_refused_with_every_problem() {
         err.contains("steps[0].action: unknown action \"nap\""),
         "{err}"
     );
+    // names the world does not know are reported in the same run as the file's own mistakes
+    assert!(err.contains("  no AZ \"mars-1a\" in the world"), "{err}");
     let out = Command::new(bin())
         .args(["drill", "tsunami"])
         .output()
@@ -318,6 +343,15 @@ fn bad_scenarios_are_refused_with_every_problem() {
 
 /// A built-in drill through the whole chain; asserts it passes and returns the report.
 fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::Value {
+    builtin_svg(net, name, edit).0
+}
+
+/// [`builtin`], with the chart.
+fn builtin_svg(
+    net: u8,
+    name: &str,
+    edit: impl Fn(String) -> String,
+) -> (serde_json::Value, String) {
     let dir = TempDir::new(&format!("drill-{name}-{net}")); // two tests may drill one scenario
     let world = edit(switchyard_config::demo_toml_on(net));
     let cfg = dir.write("world.toml", &world);
@@ -334,7 +368,7 @@ fn builtin(net: u8, name: &str, edit: impl Fn(String) -> String) -> serde_json::
     );
     assert_eq!(r["pass"], true);
     check_xml(&svg).unwrap_or_else(|e| panic!("{e}\n{svg}"));
-    r
+    (r, svg)
 }
 
 fn seconds(v: &serde_json::Value) -> Duration {
@@ -367,9 +401,43 @@ fn builtin_az_outage_moves_new_connections() {
 #[test]
 fn builtin_region_outage_moves_us_clients_within_one_ttl() {
     // A 2 s TTL keeps the drill short; the drill's bounds follow the world's TTL.
-    let r = builtin(86, "region-outage", |t| {
+    let (r, svg) = builtin_svg(86, "region-outage", |t| {
         t.replace("ttl = \"10s\"", "ttl = \"2s\"")
     });
+    // the chart tells the story: fault, detection, DNS moving the US clients, the clients
+    // following, recovery
+    for class in [
+        "fault",
+        "detected",
+        "dns-moved",
+        "clients-followed",
+        "recovery",
+    ] {
+        assert!(
+            svg.contains(&format!("<g class=\"marker {class}\">")),
+            "no {class} marker:\n{svg}"
+        );
+    }
+    assert!(
+        svg.contains(">DNS moved us clients to eu-west (TTL 2s)</text>"),
+        "{svg}"
+    );
+    // failures during the fault are explained by detection + the TTL
+    let budget = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["expectation"]["kind"] == "failure_budget")
+        .unwrap()
+        .clone();
+    assert_eq!(budget["pass"], true);
+    assert!(
+        budget["detail"]
+            .as_str()
+            .unwrap()
+            .contains(" + DNS TTL 2s + one request interval "),
+        "{budget}"
+    );
     let us = r["dns_moves"]
         .as_array()
         .unwrap()
@@ -543,8 +611,11 @@ max = 0
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr)
-        .contains("the admin API refused the admin token (401)"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the admin API refused the admin token (401, admin token rejected: "),
+        "{err}"
+    );
     drop(node);
     // An explicit target that does not answer is an error, not a world of the drill's own.
     let out = Command::new(bin())
@@ -561,4 +632,279 @@ max = 0
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("no admin API answers at http://127.88.0.1:9901"));
+}
+
+/// Each instance's state word, ejection and admin mode as `/status` shows them, and the AZ shares:
+/// what "left as found" compares.
+fn node_state(net: u8) -> Vec<(String, String)> {
+    let s = http(addr(net, "0.1:9901"), "GET", "/status", &[], "")
+        .unwrap()
+        .json();
+    let mut out = Vec::new();
+    for r in s["regions"].as_array().unwrap() {
+        for a in r["azs"].as_array().unwrap() {
+            out.push((
+                format!("az {}", a["name"]),
+                format!("share {} admin {}", a["share"], a["admin"]),
+            ));
+        }
+        for m in r["pools"][0]["members"].as_array().unwrap() {
+            out.push((
+                m["name"].to_string(),
+                format!("{} {} {}", m["state"], m["ejected_for_ms"], m["admin"]),
+            ));
+        }
+    }
+    for sv in s["services"].as_array().unwrap() {
+        for i in sv["instances"].as_array().unwrap() {
+            out.push((
+                i["name"].to_string(),
+                format!(
+                    "{} {} {} {}",
+                    i["state"], i["ejected_for_ms"], i["admin"], i["demo_running"]
+                ),
+            ));
+        }
+    }
+    out.push(("overrides".into(), s["admin_overrides"].to_string()));
+    out
+}
+
+#[test]
+fn a_drill_twice_in_a_row_restores_the_node_and_gives_the_same_verdicts() {
+    let net = 170;
+    let dir = TempDir::new("drill-twice");
+    let cfg = demo_config(&dir, net);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let target = "127.170.0.1:9901"; // a bare HOST:PORT, as --admin-listen takes it
+    let healthy = |st: &[(String, String)]| {
+        st.iter()
+            .filter(|(k, _)| !k.starts_with("az ") && k != "overrides")
+            .all(|(_, v)| v.starts_with("\"up\" null null"))
+    };
+    poll_until(Duration::from_secs(10), || healthy(&node_state(net)))
+        .unwrap_or_else(|_| panic!("{:?}", node_state(net)));
+    let mut verdicts = Vec::new();
+    for round in 0..2 {
+        let before = node_state(net);
+        let d = TempDir::new(&format!("drill-twice-{round}"));
+        let (out, r, _) = drill(
+            &d,
+            &[
+                "instance-crash",
+                "--config",
+                cfg.to_str().unwrap(),
+                "--target",
+                target,
+                "--rate",
+                "20",
+            ],
+        );
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(0), "round {round}:\n{text}");
+        assert!(text.contains("left as found       yes after "), "{text}");
+        assert_eq!(r["restore"]["differences"], serde_json::json!([]));
+        verdicts.push(
+            r["expectations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| (v["description"].clone(), v["pass"].clone()))
+                .collect::<Vec<_>>(),
+        );
+        // the node as the drill found it: same health, same shares, no ejection, no override
+        assert_eq!(node_state(net), before, "round {round}:\n{text}");
+    }
+    assert_eq!(verdicts[0], verdicts[1]);
+
+    // A "recovery" that leaves an AZ dark fails the after phase, and names the AZ.
+    let file = scenario(
+        &dir,
+        "dark.toml",
+        r#"
+duration = "2s"
+rate = 20
+[[steps]]
+at = "500ms"
+action = "drain"
+az = "us-east-a"
+[[steps]]
+at = "1s"
+action = "drain"
+az = "eu-west-b"
+recover = true
+"#,
+    );
+    let d = TempDir::new("drill-dark");
+    let (out, r, _) = drill(
+        &d,
+        &[&file, "--config", cfg.to_str().unwrap(), "--target", target],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let after = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["expectation"]["kind"] == "recovers")
+        .unwrap()
+        .clone();
+    assert_eq!(after["pass"], false, "{text}");
+    let detail = after["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("AZ us-east-a served nothing (it served ")
+            && detail.contains("AZ eu-west-b served nothing"),
+        "{detail}"
+    );
+    // ... and the drains are undone all the same
+    assert_eq!(r["restore"]["differences"], serde_json::json!([]), "{text}");
+
+    // A node that is not healthy is refused before anything breaks, with what is wrong.
+    let token = ["Authorization: Bearer demo-admin-token"];
+    let drained = http(
+        addr(net, "0.1:9901"),
+        "POST",
+        "/v1/azs/eu-west-b/drain",
+        &token,
+        "",
+    )
+    .unwrap();
+    assert_eq!(drained.status, 200);
+    let out = Command::new(bin())
+        .args(["drill", "planned-drain", "--config", cfg.to_str().unwrap()])
+        .args(["--target", target, "--out"])
+        .arg(dir.0.join("refused"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the node is not healthy, so the drill would measure an outage it did not cause:\n  drain az eu-west-b: in force\n")
+            && err.contains("or pass --force"),
+        "{err}"
+    );
+    http(
+        addr(net, "0.1:9901"),
+        "POST",
+        "/v1/azs/eu-west-b/undrain",
+        &token,
+        "",
+    )
+    .unwrap();
+}
+
+/// unbound on `ip`, a stub for `example.test.` at `auth`, forwarding the clients' ECS (as a
+/// resolver in front of a delegated test domain would); returns it and its address.
+fn unbound(dir: &TempDir, ip: &str, auth: std::net::SocketAddr) -> (std::process::Child, String) {
+    let bin = ["/usr/sbin/unbound", "/usr/bin/unbound"]
+        .into_iter()
+        .find(|p| Path::new(p).is_file())
+        .expect(
+            "the drill-through-a-resolver test needs unbound: `apt-get install -y unbound`, or run \
+             scripts/test, which installs it when missing",
+        );
+    let port = {
+        let t = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
+        t.local_addr().unwrap().port()
+    };
+    let d = dir.0.display();
+    let conf = format!(
+        "server:\n  interface: {ip}\n  port: {port}\n  do-daemonize: no\n  username: \"\"\n  \
+         chroot: \"\"\n  directory: \"{d}\"\n  pidfile: \"\"\n  use-syslog: no\n  logfile: \"{d}/unbound.log\"\n  \
+         verbosity: 1\n  do-ip6: no\n  num-threads: 1\n  outgoing-interface: {ip}\n  \
+         do-not-query-localhost: no\n  qname-minimisation: no\n  access-control: 127.0.0.0/8 allow\n  \
+         local-zone: \"test.\" nodefault\n  module-config: \"subnetcache iterator\"\n  \
+         send-client-subnet: {}\n  client-subnet-always-forward: yes\n  max-client-subnet-ipv4: 24\n  \
+         harden-referral-path: no\n  target-fetch-policy: \"0 0 0 0 0\"\n\
+         stub-zone:\n  name: \".\"\n  stub-addr: 127.0.0.9@9\n\
+         stub-zone:\n  name: \"example.test.\"\n  stub-addr: {}@{}\n",
+        auth.ip(),
+        auth.ip(),
+        auth.port()
+    );
+    let path = dir.write("unbound.conf", &conf);
+    let child = Command::new(bin)
+        .args(["-d", "-c"])
+        .arg(path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("unbound starts");
+    (child, format!("{ip}:{port}"))
+}
+
+#[test]
+fn a_drill_through_a_caching_resolver_measures_both_paths() {
+    let net = 173;
+    let dir = TempDir::new("drill-resolver");
+    let world = switchyard_config::demo_toml_on(net).replace("ttl = \"10s\"", "ttl = \"2s\"");
+    let cfg = dir.write("world.toml", &world);
+    let _node = Node::start(&["--config", cfg.to_str().unwrap()]);
+    let (mut u, resolver) = unbound(&dir, "127.173.0.53", addr(net, "0.1:8053"));
+    // unbound answers (anything) once it is up
+    let sock = std::net::UdpSocket::bind("127.173.0.54:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let q = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\x07version\x07invalid\x00\x00\x01\x00\x01";
+    let up = poll_until(Duration::from_secs(10), || {
+        let _ = sock.send_to(q, &resolver);
+        let mut buf = [0u8; 512];
+        sock.recv(&mut buf).is_ok()
+    });
+    assert!(up.is_ok(), "unbound did not start");
+    let (out, r, _) = drill(
+        &dir,
+        &[
+            "region-outage",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--target",
+            "127.173.0.1:9901",
+            "--resolver",
+            &resolver,
+            "--rate",
+            "20",
+        ],
+    );
+    let _ = u.kill();
+    let _ = u.wait();
+    let text = stdout(&out);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}\n{}\nunbound: {}",
+        String::from_utf8_lossy(&out.stderr),
+        std::fs::read_to_string(dir.0.join("unbound.log")).unwrap_or_default()
+    );
+    // the report says which path was measured
+    assert_eq!(
+        r["dns"],
+        format!(
+            "127.173.0.1:8053 (clients through the resolver {resolver} with RD=1; DNS moves measured at 127.173.0.1:8053)"
+        )
+    );
+    // the US clients got us-east through the resolver (ECS forwarded), then followed the move
+    let us_first = r["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["group"] == "us")
+        .unwrap()
+        .clone();
+    assert_eq!(us_first["dns_region"], "us-east");
+    let follow = r["expectations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["expectation"]["kind"] == "clients_follow")
+        .unwrap()
+        .clone();
+    // bound: TTL 2 s + one request interval 0.4 s + 0.1 s + 1 s of resolver rounding
+    assert!(
+        follow["detail"]
+            .as_str()
+            .unwrap()
+            .contains("(bound 3.50s, TTL 2s)"),
+        "{follow}"
+    );
 }

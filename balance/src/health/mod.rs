@@ -67,6 +67,19 @@ pub struct HealthState {
     pub admin: Option<AdminMode>,
     /// Why the last state change happened ("http: status 503, 3 in a row").
     pub reason: Arc<str>,
+    /// The active check's own last verdict reason (passive ejection does not overwrite it).
+    pub check_reason: Arc<str>,
+    /// How long ago the last active check completed (None: no check has completed).
+    pub last_check_ago: Option<Duration>,
+    /// Whether the last completed active check succeeded.
+    pub last_check_ok: Option<bool>,
+    /// Active check results in a row that disagree with the current verdict (the rise or fall
+    /// counter: `rise`/`fall` of them change it).
+    pub streak: u32,
+    /// Consecutive passive connect failures since the last success or ejection.
+    pub passive_failures: u32,
+    /// Passive ejections since the last successful connection.
+    pub ejections: u32,
     /// The names admin targets match against.
     pub labels: Labels,
     /// Connections open now.
@@ -88,6 +101,14 @@ pub struct BackendHealth {
     conns: AtomicU64,
     total: AtomicU64,
     reason: ArcSwap<Box<str>>,
+    /// The active check's last verdict reason (kept apart from `reason`, which ejection sets).
+    check_reason: ArcSwap<Box<str>>,
+    /// Nanoseconds since `epoch` when the last active check completed; 0 = none yet.
+    last_check: AtomicU64,
+    /// 0: none yet, 1: the last check succeeded, 2: it failed.
+    last_ok: AtomicU8,
+    /// Check results in a row disagreeing with the verdict (written by the checker).
+    streak: AtomicU32,
     labels: ArcSwap<Labels>,
     admin: Option<AdminState>,
     /// `(admin version << 2) | mode bits`, so `is_up` only consults the admin map on change.
@@ -115,6 +136,10 @@ impl BackendHealth {
             conns: AtomicU64::new(0),
             total: AtomicU64::new(0),
             reason: ArcSwap::from_pointee("not checked yet".into()),
+            check_reason: ArcSwap::from_pointee("not checked yet".into()),
+            last_check: AtomicU64::new(0),
+            last_ok: AtomicU8::new(0),
+            streak: AtomicU32::new(0),
             labels: ArcSwap::from_pointee(Labels::default()),
             admin,
             admin_cache: AtomicU64::new(CACHE_INVALID),
@@ -228,6 +253,19 @@ impl BackendHealth {
             ejected_for: (until != 0 && now < until).then(|| Duration::from_nanos(until - now)),
             admin: self.admin_mode(),
             reason: self.reason(),
+            check_reason: Arc::from(&**self.check_reason.load_full()),
+            last_check_ago: match self.last_check.load(Ordering::Relaxed) {
+                0 => None,
+                t => Some(Duration::from_nanos(now.saturating_sub(t))),
+            },
+            last_check_ok: match self.last_ok.load(Ordering::Relaxed) {
+                1 => Some(true),
+                2 => Some(false),
+                _ => None,
+            },
+            streak: self.streak.load(Ordering::Relaxed),
+            passive_failures: self.passive_fails.load(Ordering::Relaxed),
+            ejections: self.ejections.load(Ordering::Relaxed),
             labels: self.labels(),
             active_conns: self.active_conns(),
             total_conns: self.total_conns(),
@@ -277,8 +315,33 @@ impl BackendHealth {
         let reason = format!("{why}; ejected for {dur:?}");
         tracing::warn!(backend = %self.addr, %reason, "backend ejected");
         self.reason.store(Arc::new(reason.into()));
-        metrics::counter!("switchyard_backend_ejections_total", "backend" => self.addr.to_string())
+        metrics::counter!(crate::metrics::EJECTIONS, "backend" => self.addr.to_string())
             .increment(1);
+    }
+
+    /// Lifts a passive ejection and forgets the failure streak and the ejection count (an
+    /// operator's `restore`, or a demo instance started again: the old process's history is
+    /// void). The reason goes back to the active check's. Returns true if it was ejected.
+    pub fn clear_passive(&self) -> bool {
+        let was = self.is_ejected();
+        self.ejected_until.store(0, Ordering::Relaxed);
+        self.passive_fails.store(0, Ordering::Relaxed);
+        self.ejections.store(0, Ordering::Relaxed);
+        if was {
+            tracing::info!(backend = %self.addr, "passive ejection lifted");
+            self.reason.store(self.check_reason.load_full());
+        }
+        was
+    }
+
+    /// Records one completed active check (the checker calls it once per probe, never per
+    /// request): its time, result and the rise/fall counter after it.
+    pub(crate) fn record_check(&self, ok: bool, streak: u32) {
+        self.last_check
+            .store(self.now_nanos().max(1), Ordering::Relaxed);
+        self.last_ok
+            .store(if ok { 1 } else { 2 }, Ordering::Relaxed);
+        self.streak.store(streak, Ordering::Relaxed);
     }
 
     /// Sets the active verdict; logs and exports only when it changes.
@@ -287,7 +350,9 @@ impl BackendHealth {
         let old = self.active.swap(new, Ordering::AcqRel);
         if old == new || (old == A_UNCHECKED && up) {
             if old == A_UNCHECKED {
-                self.reason.store(Arc::new(reason.into()));
+                let r: Arc<Box<str>> = Arc::new(reason.into());
+                self.check_reason.store(r.clone());
+                self.reason.store(r);
             }
             return;
         }
@@ -296,9 +361,14 @@ impl BackendHealth {
         } else {
             tracing::warn!(backend = %self.addr, %reason, "backend down");
         }
-        metrics::gauge!("switchyard_backend_health_up", "backend" => self.addr.to_string())
-            .set(if up { 1.0 } else { 0.0 });
-        self.reason.store(Arc::new(reason.into()));
+        metrics::gauge!(crate::metrics::HEALTH_UP, "backend" => self.addr.to_string()).set(if up {
+            1.0
+        } else {
+            0.0
+        });
+        let r: Arc<Box<str>> = Arc::new(reason.into());
+        self.check_reason.store(r.clone());
+        self.reason.store(r);
     }
 
     #[inline]
@@ -351,6 +421,39 @@ mod tests {
         assert!(!h.is_up());
         assert!(h.state().ejected_for.is_some());
         assert!(h.reason().contains("passive"));
+    }
+
+    #[test]
+    fn clear_passive_lifts_the_ejection_and_keeps_the_check_reason() {
+        let h = BackendHealth::detached(addr());
+        let spec = PassiveSpec {
+            consecutive_failures: 2,
+            ejection: Duration::from_secs(60),
+            max_ejected_percent: 100,
+        };
+        h.set_active(true, "http: ok".into());
+        h.record_check(true, 0);
+        assert!(!h.record_connect_failure(&spec, || true));
+        assert_eq!(h.state().passive_failures, 1);
+        assert!(h.record_connect_failure(&spec, || true));
+        let s = h.state();
+        assert!(!s.up);
+        assert_eq!((s.ejections, &*s.check_reason), (1, "http: ok"));
+        assert!(s.reason.starts_with("passive: 2 connect failures in a row"));
+        assert_eq!(s.last_check_ok, Some(true));
+        assert!(s.last_check_ago.is_some());
+        assert!(h.clear_passive());
+        let s = h.state();
+        assert!(s.up && s.ejected_for.is_none());
+        assert_eq!(
+            (s.ejections, s.passive_failures, &*s.reason),
+            (0, 0, "http: ok")
+        );
+        assert!(!h.clear_passive(), "nothing left to lift");
+        // the next ejection starts from the base back-off again
+        h.record_connect_failure(&spec, || true);
+        h.record_connect_failure(&spec, || true);
+        assert!(h.state().ejected_for.unwrap() <= Duration::from_secs(60));
     }
 
     #[test]

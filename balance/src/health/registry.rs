@@ -267,7 +267,9 @@ async fn run_checker(
         };
         let ok = res.is_ok();
         let was_unchecked = h.active_state() == super::ActiveState::Unchecked;
-        match flap.observe(ok, spec.rise, spec.fall) {
+        let transition = flap.observe(ok, spec.rise, spec.fall);
+        h.record_check(ok, flap.streak());
+        match transition {
             Some(Transition::WentDown) => h.set_active(
                 false,
                 format!(

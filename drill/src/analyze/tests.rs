@@ -384,3 +384,111 @@ fn damping_bound_follows_rise_and_fall() {
         )
     );
 }
+
+/// US clients on us-east at 10/s; the region goes dark at 1 s (detected at 1.6 s), DNS moves at
+/// 1.7 s with a 5 s TTL, so clients holding the old answer fail until ~6.7 s; `late` adds a
+/// failure at `late` ms. Recovery at 9 s, then both AZs serve again from 10 s on.
+fn region_outage(late: Option<u64>) -> Observations {
+    let mut samples = Vec::new();
+    for i in 0..130u64 {
+        let t = i * 100;
+        let az = match t {
+            0..1000 => Some(if i % 2 == 0 { "us-east-a" } else { "us-east-b" }),
+            1000..6500 if i % 3 == 0 => None,
+            10_000.. => Some(if i % 2 == 0 { "us-east-a" } else { "us-east-b" }),
+            _ => Some("eu-west-a"),
+        };
+        samples.push(sample(t, "us", "us-east", az));
+    }
+    if let Some(t) = late {
+        samples.push(sample(t, "us", "us-east", None));
+    }
+    let mut stop = step(1000, "stop gw-us-east-a", true, false);
+    stop.stop = true;
+    stop.instance = Some("gw-us-east-a".into());
+    let mut start = step(9000, "start gw-us-east-a", false, true);
+    start.start = true;
+    start.instance = Some("gw-us-east-a".into());
+    let dns = |t, region: &str, addr: &str| DnsAnswer {
+        t_ms: t,
+        group: "us".into(),
+        answers: vec![addr.parse().unwrap()],
+        region: Some(region.into()),
+        ttl_s: 5,
+        error: None,
+    };
+    Observations {
+        duration_ms: 13_000,
+        client_interval_ms: 100,
+        samples,
+        health: vec![change(1600, "gw-us-east-a", "health", "up", "down")],
+        dns: vec![
+            dns(0, "us-east", "127.0.1.1"),
+            dns(1700, "eu-west", "127.0.2.1"),
+        ],
+        steps: vec![stop, start],
+        rate: 10,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn failures_inside_detection_and_ttl_pass_and_say_why() {
+    let obs = region_outage(None);
+    let f = failures(&obs, None).unwrap();
+    assert_eq!((f.inside, f.unexplained, f.outside), (18, 0, 0));
+    // detection 0.6 s + TTL 5 s + one interval 0.1 s, at 10/s
+    assert_eq!(f.explained.window_ms(), 5700);
+    assert_eq!(f.budget, 57);
+    let (pass, detail) = budget::judge_budget(&obs, None);
+    assert!(pass, "{detail}");
+    assert_eq!(
+        detail,
+        "18 failed requests (14 % of 130) during the fault, all within 5.70s of what broke = \
+         detection 0.60s (gw-us-east-a) + DNS TTL 5s + one request interval 0.10s; budget 57; \
+         0 outside the fault window; shrink it with a lower GSLB ttl or faster checks (interval × fall)"
+    );
+    // a configured budget below what happened fails
+    let (pass, detail) = budget::judge_budget(&obs, Some(10));
+    assert!(!pass);
+    assert!(detail.contains("more than the budget of 10"), "{detail}");
+}
+
+#[test]
+fn a_failure_the_ttl_does_not_explain_fails_the_budget() {
+    let obs = region_outage(Some(8000));
+    let (pass, detail) = budget::judge_budget(&obs, None);
+    assert!(!pass);
+    assert_eq!(
+        detail,
+        "19 failed requests (15 % of 131) during the fault: 1 not explained, the first at 8.00s \
+         (7.00s after the fault, beyond 5.70s = detection 0.60s (gw-us-east-a) + DNS TTL 5s + one \
+         request interval 0.10s); 0 outside the fault window"
+    );
+}
+
+#[test]
+fn the_after_phase_wants_every_az_back() {
+    let obs = region_outage(None);
+    let within = Some(Duration::from_millis(1000));
+    let (pass, detail) = budget::judge_recovers(&obs, within);
+    assert!(pass, "{detail}");
+    assert!(detail.starts_with("30 requests from 10.00s to 13.00s: every AZ and instance"));
+    // us-east-b stays dark after recovery
+    let mut dark = obs.clone();
+    for s in dark.samples.iter_mut().filter(|s| s.t_ms >= 10_000) {
+        s.az = Some("us-east-a".into());
+        s.instance = Some("user-us-east-a".into());
+    }
+    let (pass, detail) = budget::judge_recovers(&dark, within);
+    assert!(!pass);
+    assert_eq!(
+        detail,
+        "30 requests from 10.00s to 13.00s: AZ us-east-b served nothing (it served 50 % before \
+         the fault); instance user-us-east-b served nothing (it served 50 % before the fault)"
+    );
+    // an after phase the drill did not run long enough to see
+    let (pass, detail) = budget::judge_recovers(&obs, Some(Duration::from_secs(5)));
+    assert!(!pass);
+    assert!(detail.contains("the drill ended too soon"), "{detail}");
+}

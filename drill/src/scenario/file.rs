@@ -104,7 +104,18 @@ fn duration(s: &str, path: &str, errs: &mut Vec<String>) -> Duration {
 
 /// Parses and validates a scenario file's text; `origin` names it in errors. Every problem is
 /// reported, one per line.
+#[cfg(test)]
 pub(crate) fn parse(src: &str, origin: &str) -> Result<Scenario, String> {
+    parse_checked(src, origin, &|_| Vec::new())
+}
+
+/// [`parse`], with `names` also run on what could be read (every name the scenario uses must
+/// exist in the world), so a file with several kinds of mistakes reports them all at once.
+pub(crate) fn parse_checked(
+    src: &str,
+    origin: &str,
+    names: &dyn Fn(&Scenario) -> Vec<String>,
+) -> Result<Scenario, String> {
     let raw: RawScenario = toml::from_str(src).map_err(|e| format!("{origin}: {e}"))?;
     let mut errs = Vec::new();
     let dur = duration(&raw.duration, "duration", &mut errs);
@@ -162,15 +173,12 @@ pub(crate) fn parse(src: &str, origin: &str) -> Result<Scenario, String> {
     if steps.iter().filter(|s| s.recover).count() > 1 {
         errs.push("steps: at most one step may be marked `recover = true`".into());
     }
-    if !errs.is_empty() {
-        return Err(format!("{origin}:\n  {}", errs.join("\n  ")));
-    }
     let mut steps = steps;
     steps.sort_by_key(|s| s.at);
     if !steps.is_empty() && !steps.iter().any(|s| s.fault) {
         steps[0].fault = true;
     }
-    Ok(Scenario {
+    let scenario = Scenario {
         name: raw.name.unwrap_or_else(|| origin.to_string()),
         description: raw.description,
         duration: dur,
@@ -179,7 +187,12 @@ pub(crate) fn parse(src: &str, origin: &str) -> Result<Scenario, String> {
         clients,
         steps,
         expect,
-    })
+    };
+    errs.extend(names(&scenario));
+    if !errs.is_empty() {
+        return Err(format!("{origin}:\n  {}", errs.join("\n  ")));
+    }
+    Ok(scenario)
 }
 
 fn step(s: &RawStep, i: usize, total: Duration, errs: &mut Vec<String>) -> Option<Step> {
@@ -270,11 +283,13 @@ fn expectation(
         "clients_follow" => &["clients", "within"],
         "max_health_changes" => &["instance", "max"],
         "failures_within_ttl" => &["clients"],
+        "failure_budget" => &["max"],
+        "recovers" => &["within"],
         other => {
             errs.push(format!(
                 "{p}.kind: unknown expectation {other:?}; expected max_failed, detect_within, \
-                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow, max_health_changes \
-                 or failures_within_ttl"
+                 lost_at_most_in_flight, moved_away, dns_moves, clients_follow, \
+                 max_health_changes, failures_within_ttl, failure_budget or recovers"
             ));
             return None;
         }
@@ -383,6 +398,8 @@ fn expectation(
         "failures_within_ttl" => Expectation::FailuresWithinTtl {
             clients: e.clients.clone()?,
         },
+        "failure_budget" => Expectation::FailureBudget { max: e.max },
+        "recovers" => Expectation::Recovers { within },
         _ => Expectation::MaxHealthChanges {
             instance: e.instance.clone()?,
             max: max_u32,

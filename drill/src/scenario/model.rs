@@ -215,6 +215,22 @@ pub(crate) enum Expectation {
     /// Every failure after the fault is one DNS caching explains: a `clients` request on the old
     /// region's answer, fetched before DNS moved and used within its TTL (see `ttl.rs`).
     FailuresWithinTtl { clients: String },
+    /// Every request that failed during the fault is explained: it started within detection +
+    /// what clients need to follow (one request interval, or the DNS TTL when DNS moved them) of
+    /// a stop or fail step, and there are at most `max` of them (None: the request rate × the
+    /// explained time). Added to every scenario with a fault.
+    FailureBudget { max: Option<u64> },
+    /// The "after" phase: from recovery + `within` to the end, every AZ and instance that served
+    /// before the fault serves again and no request fails (None: filled in from the world's
+    /// rise times and TTL). Added to every scenario with a recovery step.
+    Recovers {
+        #[serde(with = "ms_opt")]
+        within: Option<Duration>,
+    },
+    /// After the drill undid its steps, the node's `/status` is back to what it was before the
+    /// drill (health, admin state, no passive ejections, demo instances running). Added to every
+    /// scenario with steps.
+    RestoredAsFound,
 }
 
 /// Which served requests a `moved_away` expectation is about.
@@ -311,6 +327,20 @@ impl Expectation {
                 Some(m) => format!("{instance} changes health at most {m} times"),
                 None => format!("{instance} changes health no more than rise/fall allow"),
             },
+            Expectation::FailureBudget { max } => match max {
+                Some(m) => {
+                    format!("failures during the fault explained by detection and DNS, at most {m}")
+                }
+                None => "failures during the fault explained by detection and DNS".into(),
+            },
+            Expectation::Recovers { within } => match within {
+                Some(w) => format!(
+                    "traffic back to the pre-fault shape from recovery + {}",
+                    secs(*w)
+                ),
+                None => "traffic back to the pre-fault shape after recovery".into(),
+            },
+            Expectation::RestoredAsFound => "the node is left as the drill found it".into(),
         }
     }
 }

@@ -137,7 +137,7 @@ kind = "telepathy"
             "expect[0]: `max_failed` needs `max`",
             "expect[1].instance: not used by `dns_moves` (it takes: clients, within)",
             "expect[1].clients: no client group \"mars\" (groups: us, eu)",
-            "expect[2].kind: unknown expectation \"telepathy\"; expected max_failed, detect_within, lost_at_most_in_flight, moved_away, dns_moves, clients_follow, max_health_changes or failures_within_ttl",
+            "expect[2].kind: unknown expectation \"telepathy\"; expected max_failed, detect_within, lost_at_most_in_flight, moved_away, dns_moves, clients_follow, max_health_changes, failures_within_ttl, failure_budget or recovers",
         ]
     );
 }

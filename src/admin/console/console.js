@@ -211,7 +211,19 @@ function instanceRow(x, kind, inherited) {
     'health check: ' + (x.active_check || x.health),
     'reason: ' + (x.reason || '–'),
   ];
-  if (x.ejected_for_ms) why.push('passively ejected for another ' + x.ejected_for_ms + ' ms');
+  if (x.check_reason && x.check_reason !== x.reason) why.push('check says: ' + x.check_reason);
+  if (x.last_check_ms_ago !== undefined && x.last_check_ms_ago !== null) {
+    why.push('last check: ' + (x.last_check_ms_ago / 1000).toFixed(1) + ' s ago, ' + (x.last_check_ok ? 'ok' : 'failed'));
+  }
+  if (x.rise !== undefined && x.rise !== null) {
+    // the streak counts results that disagree with the verdict: toward rise when down, fall when up
+    const need = x.active_check === 'down' ? 'rise ' + x.check_streak + '/' + x.rise : 'fall ' + x.check_streak + '/' + x.fall;
+    why.push('rise/fall: ' + need + ' (rise ' + x.rise + ', fall ' + x.fall + ')');
+  }
+  if (x.passive_failures !== undefined) {
+    why.push('passive: ' + x.passive_failures + ' connect failures in a row, ' + (x.ejections || 0) + ' ejections since the last success');
+  }
+  if (x.ejected_for_ms) why.push('passively ejected for another ' + (x.ejected_for_ms / 1000).toFixed(1) + ' s');
   if (x.active_connections !== undefined) why.push('connections: ' + x.active_connections + ' open, ' + x.total_connections + ' total');
   if (x.demo_running === false) why.push('demo process stopped');
   const inst = { name: x.name, admin: x.admin, demo: x.demo_running };
