@@ -103,6 +103,19 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         (peer, None)
     };
 
+    // A client that reset (or closed both ways) while it waited in the accept queue gets no
+    // backend connection: a burst of clients that connect and give up costs no backend
+    // anything. One poll(0); it also tells whether the first bytes are there, so the relay's
+    // first read is not tried in vain when they are not.
+    match client_state(&client) {
+        ClientState::Gone => {
+            l.metrics.refused_client_gone.increment(1);
+            return;
+        }
+        ClientState::Quiet => relay::not_readable_yet(&client),
+        ClientState::Readable => {}
+    }
+
     let pool = cfg.pool.snap.load_full();
     let sel = &pool.selector;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
@@ -136,7 +149,9 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
                 // passive-health penalty, and another member would fail the same way.
                 drop(guard);
                 member.metrics.connect_errors.increment(1);
-                tracing::debug!(backend = %member.spec.addr, error = %e, "connect failed: local resources");
+                if let Some(n) = l.resource_warn.note() {
+                    tracing::warn!(listener = %spec.key.1, backend = %member.spec.addr, error = %e, failures = n, "backend connect failed: out of local resources (one line per interval, failures counted since the last)");
+                }
                 break;
             }
             Err(e) => {
@@ -242,6 +257,46 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
         return Err(e);
     }
     Ok(s)
+}
+
+/// What a zero-timeout `poll` says about a fresh client connection.
+enum ClientState {
+    /// Reset, or closed both ways: nobody to relay for.
+    Gone,
+    /// Bytes (or a FIN after bytes, or a half-close) are waiting.
+    Readable,
+    /// Nothing yet.
+    Quiet,
+}
+
+#[allow(unsafe_code)] // poll(2); SAFETY comment on the block
+fn client_state(s: &TcpStream) -> ClientState {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: s.as_raw_fd(),
+        events: libc::POLLIN | libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, zero timeout.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    if n != 1 {
+        // nothing pending (or poll failed: let the relay find out)
+        return if n == 0 {
+            ClientState::Quiet
+        } else {
+            ClientState::Readable
+        };
+    }
+    // POLLHUP: both directions shut (a reset, or the client's FIN after ours); POLLERR: a
+    // pending error (ECONNRESET). A half-close alone (POLLRDHUP) is a client that sent its
+    // request and shut its write side: it still gets its answer.
+    if p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+        ClientState::Gone
+    } else if p.revents & (libc::POLLIN | libc::POLLRDHUP) != 0 {
+        ClientState::Readable
+    } else {
+        ClientState::Quiet
+    }
 }
 
 /// The socket's write-side events right now (`None` if not yet writable): one `poll` with a

@@ -23,7 +23,7 @@ pub fn describe() {
     describe_counter!(ACCEPTED, "Connections accepted, per listener");
     describe_counter!(
         REFUSED,
-        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header)"
+        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header, client_gone: the client reset before a backend was chosen, so none was connected)"
     );
     describe_counter!(
         ACCEPT_ERRORS,
@@ -75,6 +75,7 @@ pub struct ListenerMetrics {
     pub refused_rate: Counter,
     pub refused_no_backend: Counter,
     pub refused_proxy: Counter,
+    pub refused_client_gone: Counter,
     pub accept_errors: Counter,
 }
 
@@ -88,6 +89,7 @@ impl ListenerMetrics {
             refused_rate: refused("source_rate"),
             refused_no_backend: refused("no_backend"),
             refused_proxy: refused("proxy_header"),
+            refused_client_gone: refused("client_gone"),
             accept_errors: metrics::counter!(ACCEPT_ERRORS, "listener" => l.clone()),
         }
     }

@@ -54,41 +54,14 @@ fn sys_send(fd: i32, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Like [`step`] but straight on the fds, without waiting for the reactor to report readiness
-/// (a fresh connection's first bytes are usually there already, and a fresh backend socket is
-/// writable). Tokio's readiness is left alone: at worst a later read finds `EAGAIN` once.
-fn step_now(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
-    let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        if scratch.len() < buf_size {
-            scratch.resize(buf_size, 0);
-        }
-        let buf = &mut scratch[..buf_size];
-        let n = match sys_read(sfd, buf) {
-            Ok(0) => return Step::Eof,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Empty,
-            Err(e) => return Step::Failed(DirError::Src(e)),
-        };
-        let mut off = 0;
-        while off < n {
-            match sys_send(dfd, &buf[off..n]) {
-                Ok(k) => off += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Step::Failed(DirError::Dst(e)),
-            }
-        }
-        Step::Moved {
-            n,
-            rest: (off < n).then(|| buf[off..n].to_vec()),
-        }
-    })
-}
-
 /// Reads once into the scratch buffer and writes as much as the destination takes at once.
-fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
-    let fd = src.as_raw_fd();
+/// The read goes through tokio's readiness (an accepted stream starts out assumed readable, so
+/// a fresh connection's first bytes are read at once, and a short read clears the readiness
+/// without the extra `read` that would return `EAGAIN`). With `raw_dst` the write goes straight
+/// to the fd: a fresh backend socket is writable before the reactor has said so (its connect
+/// was checked with `poll`), and waiting for the reactor's first event would cost a turn.
+fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize, raw_dst: bool) -> Step {
+    let (fd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
     SCRATCH.with(|cell| {
         let mut scratch = cell.borrow_mut();
         if scratch.len() < buf_size {
@@ -114,7 +87,12 @@ fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
         };
         let mut off = 0;
         while off < n {
-            match dst.try_write(&buf[off..n]) {
+            let w = if raw_dst {
+                sys_send(dfd, &buf[off..n])
+            } else {
+                dst.try_write(&buf[off..n])
+            };
+            match w {
                 Ok(k) => off += k,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Step::Failed(DirError::Dst(e)),
@@ -143,10 +121,10 @@ pub async fn forward(
     let mut eager = eager;
     loop {
         let st = if std::mem::take(&mut eager) {
-            step_now(src, dst, buf_size)
+            step(src, dst, buf_size, true)
         } else {
             src.readable().await.map_err(DirError::Src)?;
-            step(src, dst, buf_size)
+            step(src, dst, buf_size, false)
         };
         let n = match st {
             Step::Eof => {

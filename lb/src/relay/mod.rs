@@ -143,6 +143,15 @@ fn half_close(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).shutdown(std::net::Shutdown::Write);
 }
 
+/// Tells tokio that `s` has nothing to read yet (learnt from a `poll` the caller made), so the
+/// relay's first read waits for the reactor instead of trying the socket in vain (tokio assumes
+/// an accepted stream readable). No syscall; bytes that arrive later raise a reactor event.
+pub fn not_readable_yet(s: &TcpStream) {
+    let _ = s.try_io(tokio::io::Interest::READABLE, || {
+        Err::<(), _>(io::ErrorKind::WouldBlock.into())
+    });
+}
+
 /// Makes the next close of `s` send a RST.
 pub fn set_reset_on_close(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
