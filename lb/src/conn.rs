@@ -2,7 +2,7 @@
 //! connect retry (another AZ first), PROXY header out, relay, then metrics and access log.
 
 use crate::listener::{refuse, ListenerRt};
-use crate::relay::{self, End, Limits};
+use crate::relay::{self, copy::First, End, Limits};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -103,17 +103,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         (peer, None)
     };
 
-    // A client that reset (or closed both ways) while it waited in the accept queue gets no
-    // backend connection: a burst of clients that connect and give up costs no backend
-    // anything. One poll(0); it also tells whether the first bytes are there, so the relay's
-    // first read is not tried in vain when they are not.
-    match client_state(&client) {
-        ClientState::Gone => {
-            l.metrics.refused_client_gone.increment(1);
-            return;
-        }
-        ClientState::Quiet => relay::not_readable_yet(&client),
-        ClientState::Readable => {}
+    // The client's first bytes are read before a backend is chosen, with the read the relay
+    // would make anyway: a client that reset while it waited in the accept queue (a burst of
+    // clients that connect and give up) costs the backends nothing. The bytes stay in the
+    // thread's scratch buffer while nothing awaits; `first.spill()` before any await.
+    let mut first = First::read(&client, cfg.mode.first_read_size());
+    if let First::Gone(e) = &first {
+        tracing::debug!(listener = %spec.key.1, %peer, error = %e, "client gone before a backend was chosen");
+        l.metrics.refused_client_gone.increment(1);
+        return;
     }
 
     let pool = cfg.pool.snap.load_full();
@@ -138,7 +136,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         tried[n] = idx;
         let member = &pool.members[idx];
         let guard = member.health.conn_guard();
-        match connect(member.spec.addr, spec.connect_timeout).await {
+        let attempt = match connect_now(member.spec.addr) {
+            Ok(Connect::Done(s)) => Ok(s),
+            Ok(Connect::Pending(s)) => {
+                first.spill(); // the scratch buffer is not ours across the wait
+                finish_connect(s, spec.connect_timeout).await
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
             Ok(s) => {
                 sel.record_success(idx);
                 chosen = Some((idx, s, guard));
@@ -173,10 +179,27 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     if let Some(v) = pool.spec.proxy_protocol {
         let mut hdr = [0u8; proxy::MAX_ENCODED];
         let n = proxy::encode(wire_version(v), src, dst.unwrap_or_else(local), &mut hdr);
-        if backend.write_all(&hdr[..n]).await.is_err() {
-            relay::set_reset_on_close(&client);
-            return;
+        // straight on the fd: a fresh socket takes a header at once (no reactor turn)
+        let sent = match relay::send_now(&backend, &hdr[..n]) {
+            Ok(k) => k,
+            Err(_) => {
+                relay::set_reset_on_close(&client);
+                return;
+            }
+        };
+        if sent < n {
+            first.spill();
+            if backend.write_all(&hdr[sent..n]).await.is_err() {
+                relay::set_reset_on_close(&client);
+                return;
+            }
         }
+    }
+    // the client's first bytes, then the relay
+    let first_len = first.len();
+    if first.send(&backend).await.is_err() {
+        relay::set_reset_on_close(&client);
+        return;
     }
 
     let close = member.close_token();
@@ -190,7 +213,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
             _ = ctx.hard_stop.cancelled() => {}
         }
     };
-    let out = relay::relay(&client, &backend, &cfg.mode, limits, stop).await;
+    let mut out = relay::relay(&client, &backend, &cfg.mode, limits, stop).await;
+    out.up += first_len;
     member.metrics.bytes_up.increment(out.up);
     member.metrics.bytes_down.increment(out.down);
     if out.end == End::BackendError && out.down == 0 {
@@ -222,10 +246,18 @@ fn is_local_shortage(e: &std::io::Error) -> bool {
     )
 }
 
-/// Connects with `TCP_NODELAY`. A non-blocking connect usually completes inside the syscall on
-/// a local network (the handshake runs in the same softirq), so readiness is checked at once
-/// with `poll(0)` before waiting a reactor turn for it.
-async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+/// A connect started by [`connect_now`].
+enum Connect {
+    /// Connected already.
+    Done(TcpStream),
+    /// Still in progress: [`finish_connect`] waits for it.
+    Pending(TcpStream),
+}
+
+/// Starts a connect with `TCP_NODELAY`, without awaiting. A non-blocking connect usually
+/// completes inside the syscall on a local network (the handshake runs in the same softirq),
+/// so readiness is checked at once with `poll(0)` before anyone waits a reactor turn for it.
+fn connect_now(addr: SocketAddr) -> std::io::Result<Connect> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(
         Domain::for_address(addr),
@@ -242,61 +274,26 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
     if pending {
         match poll_now(&s) {
             // connected: writable without an error condition
-            Some(ev) if ev & (libc::POLLERR | libc::POLLHUP) == 0 => return Ok(s),
+            Some(ev) if ev & (libc::POLLERR | libc::POLLHUP) == 0 => return Ok(Connect::Done(s)),
             Some(_) => {}
-            None => {
-                tokio::time::timeout(timeout, s.writable())
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")
-                    })??;
-            }
+            None => return Ok(Connect::Pending(s)),
         }
     }
     if let Some(e) = s.take_error()? {
         return Err(e);
     }
+    Ok(Connect::Done(s))
+}
+
+/// Waits (up to `timeout`) for a connect [`connect_now`] left pending.
+async fn finish_connect(s: TcpStream, timeout: Duration) -> std::io::Result<TcpStream> {
+    tokio::time::timeout(timeout, s.writable())
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
+    if let Some(e) = s.take_error()? {
+        return Err(e);
+    }
     Ok(s)
-}
-
-/// What a zero-timeout `poll` says about a fresh client connection.
-enum ClientState {
-    /// Reset, or closed both ways: nobody to relay for.
-    Gone,
-    /// Bytes (or a FIN after bytes, or a half-close) are waiting.
-    Readable,
-    /// Nothing yet.
-    Quiet,
-}
-
-#[allow(unsafe_code)] // poll(2); SAFETY comment on the block
-fn client_state(s: &TcpStream) -> ClientState {
-    use std::os::fd::AsRawFd;
-    let mut p = libc::pollfd {
-        fd: s.as_raw_fd(),
-        events: libc::POLLIN | libc::POLLRDHUP,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, zero timeout.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    if n != 1 {
-        // nothing pending (or poll failed: let the relay find out)
-        return if n == 0 {
-            ClientState::Quiet
-        } else {
-            ClientState::Readable
-        };
-    }
-    // POLLHUP: both directions shut (a reset, or the client's FIN after ours); POLLERR: a
-    // pending error (ECONNRESET). A half-close alone (POLLRDHUP) is a client that sent its
-    // request and shut its write side: it still gets its answer.
-    if p.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
-        ClientState::Gone
-    } else if p.revents & (libc::POLLIN | libc::POLLRDHUP) != 0 {
-        ClientState::Readable
-    } else {
-        ClientState::Quiet
-    }
 }
 
 /// The socket's write-side events right now (`None` if not yet writable): one `poll` with a
