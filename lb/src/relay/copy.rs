@@ -110,7 +110,7 @@ pub async fn forward(
 ) -> Result<(), DirError> {
     let mut upgrade = upgrade;
     loop {
-        src.readable().await.map_err(DirError::Src)?;
+        super::read_ready(src).await.map_err(DirError::Src)?;
         let st = step(src, dst, buf_size);
         let n = match st {
             Step::Eof => {
@@ -127,7 +127,7 @@ pub async fn forward(
                 // the destination is slow: keep the remainder (bounded by buf_size) until it drains
                 let mut off = 0;
                 while off < rest.len() {
-                    dst.writable().await.map_err(DirError::Dst)?;
+                    super::write_ready(dst).await.map_err(DirError::Dst)?;
                     match dst.try_write(&rest[off..]) {
                         Ok(k) => off += k,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -250,7 +250,7 @@ impl First {
         if let First::Held(v, off) = self {
             while *off < v.len() {
                 // what the socket could not take at once: the reactor says when it can
-                dst.writable().await?;
+                super::write_ready(dst).await?;
                 match dst.try_write(&v[*off..]) {
                     Ok(k) => *off += k,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}

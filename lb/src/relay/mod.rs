@@ -169,6 +169,19 @@ pub fn send_now(s: &TcpStream, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
+/// Waits until `s` is readable. Like `TcpStream::readable` but through the stream's single
+/// reader slot (`poll_read_ready`) instead of tokio's intrusive waiter list: a relay direction
+/// is the only reader of its source, and the slot costs less per wake-up (callgrind: the
+/// waiter list was ~1,200 instructions per keep-alive request).
+pub(crate) async fn read_ready(s: &TcpStream) -> io::Result<()> {
+    std::future::poll_fn(|cx| s.poll_read_ready(cx)).await
+}
+
+/// Waits until `s` is writable (the single writer slot, see [`read_ready`]).
+pub(crate) async fn write_ready(s: &TcpStream) -> io::Result<()> {
+    std::future::poll_fn(|cx| s.poll_write_ready(cx)).await
+}
+
 /// Makes the next close of `s` send a RST.
 pub fn set_reset_on_close(s: &TcpStream) {
     let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
