@@ -4,7 +4,7 @@
 //! access log.
 
 use crate::listener::{refuse, ListenerRt};
-use crate::relay::{self, End, Limits};
+use crate::relay::{self, copy::First, End, Limits};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +107,7 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
 
     let (pool_rt, tlv_hello) = match &cfg.sni {
         None => (&cfg.pool, None),
+        // the ClientHello is peeked, not consumed: the first read below takes it
         Some(sni) => match crate::sni::route(&client, sni).await {
             Some(r) => (r.pool, r.tlv_hello),
             None => {
@@ -117,8 +118,30 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     };
     let pool = pool_rt.snap.load_full();
     if let Some(why) = crate::spill::early(&pool, spec.spill_ingress) {
-        return crate::spill::or_refuse(client, peer, src, dst, l, &cfg, &pool, ctx, Some(why))
-            .await;
+        return crate::spill::or_refuse(
+            client,
+            relay::copy::First::Quiet,
+            peer,
+            src,
+            dst,
+            l,
+            &cfg,
+            &pool,
+            ctx,
+            Some(why),
+        )
+        .await;
+    }
+
+    // The client's first bytes are read before a backend is chosen, with the read the relay
+    // would make anyway: a client that reset while it waited in the accept queue (a burst of
+    // clients that connect and give up) costs the backends nothing. The bytes stay in the
+    // thread's scratch buffer while nothing awaits; `first.spill()` before any await.
+    let mut first = First::read(&client, cfg.mode.first_read_size());
+    if let First::Gone(e) = &first {
+        tracing::debug!(listener = %spec.key.1, %peer, error = %e, "client gone before a backend was chosen");
+        l.metrics.refused_client_gone.increment(1);
+        return;
     }
     let sel = &pool.selector;
     let mut tried = [usize::MAX; MAX_ATTEMPTS];
@@ -141,7 +164,15 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
         tried[n] = idx;
         let member = &pool.members[idx];
         let guard = member.health.conn_guard();
-        match connect(member.spec.addr, spec.connect_timeout).await {
+        let attempt = match connect_now(member.spec.addr) {
+            Ok(Connect::Done(s)) => Ok(s),
+            Ok(Connect::Pending(s)) => {
+                first.spill(); // the scratch buffer is not ours across the wait
+                finish_connect(s, spec.connect_timeout).await
+            }
+            Err(e) => Err(e),
+        };
+        match attempt {
             Ok(s) => {
                 sel.record_success(idx);
                 chosen = Some((idx, s, guard));
@@ -152,7 +183,9 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
                 // passive-health penalty, and another member would fail the same way.
                 drop(guard);
                 member.metrics.connect_errors.increment(1);
-                tracing::debug!(backend = %member.spec.addr, error = %e, "connect failed: local resources");
+                if let Some(n) = l.resource_warn.note() {
+                    tracing::warn!(listener = %spec.key.1, backend = %member.spec.addr, error = %e, failures = n, "backend connect failed: out of local resources (one line per interval, failures counted since the last)");
+                }
                 break;
             }
             Err(e) => {
@@ -165,7 +198,9 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     }
     let Some((idx, mut backend, _health_guard)) = chosen else {
         // remote spill (issue 17), or a RST when the pool has none or this is a spill ingress
-        return crate::spill::or_refuse(client, peer, src, dst, l, &cfg, &pool, ctx, None).await;
+        first.spill();
+        return crate::spill::or_refuse(client, first, peer, src, dst, l, &cfg, &pool, ctx, None)
+            .await;
     };
     let member = pool.members[idx].clone();
     let _active = member.open();
@@ -173,22 +208,40 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
 
     if let Some(v) = pool.spec.proxy_protocol {
         let dst = dst.unwrap_or_else(local);
-        let sent = match tlv_hello.as_deref() {
+        let (mut plain, mut with_tlvs) =
+            ([0u8; proxy::MAX_ENCODED], [0u8; proxy::MAX_ENCODED_TLVS]);
+        let hdr: &[u8] = match tlv_hello.as_deref() {
             None => {
-                let mut hdr = [0u8; proxy::MAX_ENCODED];
-                let n = proxy::encode(wire_version(v), src, dst, &mut hdr);
-                backend.write_all(&hdr[..n]).await
+                let n = proxy::encode(wire_version(v), src, dst, &mut plain);
+                &plain[..n]
             }
             Some(hello) => {
-                let mut hdr = [0u8; proxy::MAX_ENCODED_TLVS];
-                let n = crate::sni::proxy_header(wire_version(v), src, dst, hello, &mut hdr);
-                backend.write_all(&hdr[..n]).await
+                let n = crate::sni::proxy_header(wire_version(v), src, dst, hello, &mut with_tlvs);
+                &with_tlvs[..n]
             }
         };
-        if sent.is_err() {
-            relay::set_reset_on_close(&client);
-            return;
+        let n = hdr.len();
+        // straight on the fd: a fresh socket takes a header at once (no reactor turn)
+        let sent = match relay::send_now(&backend, hdr) {
+            Ok(k) => k,
+            Err(_) => {
+                relay::set_reset_on_close(&client);
+                return;
+            }
+        };
+        if sent < n {
+            first.spill();
+            if backend.write_all(&hdr[sent..n]).await.is_err() {
+                relay::set_reset_on_close(&client);
+                return;
+            }
         }
+    }
+    // the client's first bytes, then the relay
+    let first_len = first.len();
+    if first.send(&backend).await.is_err() {
+        relay::set_reset_on_close(&client);
+        return;
     }
 
     let close = member.close_token();
@@ -202,7 +255,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
             _ = ctx.hard_stop.cancelled() => {}
         }
     };
-    let out = relay::relay(&client, &backend, &cfg.mode, limits, stop).await;
+    let mut out = relay::relay(&client, &backend, &cfg.mode, limits, stop).await;
+    out.up += first_len;
     member.metrics.bytes_up.increment(out.up);
     member.metrics.bytes_down.increment(out.down);
     if out.end == End::BackendError && out.down == 0 {
@@ -234,10 +288,18 @@ fn is_local_shortage(e: &std::io::Error) -> bool {
     )
 }
 
-/// Connects with `TCP_NODELAY`. A non-blocking connect usually completes inside the syscall on
-/// a local network (the handshake runs in the same softirq), so readiness is checked at once
-/// with `poll(0)` before waiting a reactor turn for it.
-async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+/// A connect started by [`connect_now`].
+enum Connect {
+    /// Connected already.
+    Done(TcpStream),
+    /// Still in progress: [`finish_connect`] waits for it.
+    Pending(TcpStream),
+}
+
+/// Starts a connect with `TCP_NODELAY`, without awaiting. A non-blocking connect usually
+/// completes inside the syscall on a local network (the handshake runs in the same softirq),
+/// so readiness is checked at once with `poll(0)` before anyone waits a reactor turn for it.
+fn connect_now(addr: SocketAddr) -> std::io::Result<Connect> {
     use socket2::{Domain, Protocol, Socket, Type};
     let sock = Socket::new(
         Domain::for_address(addr),
@@ -254,17 +316,22 @@ async fn connect(addr: SocketAddr, timeout: Duration) -> std::io::Result<TcpStre
     if pending {
         match poll_now(&s) {
             // connected: writable without an error condition
-            Some(ev) if ev & (libc::POLLERR | libc::POLLHUP) == 0 => return Ok(s),
+            Some(ev) if ev & (libc::POLLERR | libc::POLLHUP) == 0 => return Ok(Connect::Done(s)),
             Some(_) => {}
-            None => {
-                tokio::time::timeout(timeout, s.writable())
-                    .await
-                    .map_err(|_| {
-                        std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout")
-                    })??;
-            }
+            None => return Ok(Connect::Pending(s)),
         }
     }
+    if let Some(e) = s.take_error()? {
+        return Err(e);
+    }
+    Ok(Connect::Done(s))
+}
+
+/// Waits (up to `timeout`) for a connect [`connect_now`] left pending.
+async fn finish_connect(s: TcpStream, timeout: Duration) -> std::io::Result<TcpStream> {
+    tokio::time::timeout(timeout, s.writable())
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timeout"))??;
     if let Some(e) = s.take_error()? {
         return Err(e);
     }

@@ -12,9 +12,10 @@
 //! lifetime and drain deadlines. Pools ([`pool`]) are immutable snapshots in an `ArcSwap`;
 //! reload ([`Lb::reload`]) diffs the [`Plan`] ([`diff`], pure) and rebinds only listeners whose
 //! sockets changed; removed or drained members keep their connections until the pool's drain
-//! deadline. By default everything runs on the caller's tokio runtime;
-//! [`LbOptions::worker_threads`] gives thread-per-core workers instead
-//! (`switchyard_net::workers`); listening sockets are bound by `switchyard_net::socket`. Metrics are listed in [`metrics`]; a status snapshot (AZ shares,
+//! deadline. Full and quick mode run one worker thread per CPU (`switchyard_net::workers`:
+//! a current-thread runtime each, with its own `SO_REUSEPORT` socket per listener, so a
+//! connection lives its whole life on one thread); [`LbOptions::worker_threads`] `None` runs
+//! everything on the caller's runtime instead; listening sockets are bound by `switchyard_net::socket`. Metrics are listed in [`metrics`]; a status snapshot (AZ shares,
 //! member health with reasons, drain state) in [`status`].
 //!
 //! ## Wiring (the binary)
@@ -71,9 +72,10 @@ pub struct LbOptions {
     /// Connections across all listeners.
     pub global_max_connections: usize,
     /// Dedicated worker threads (each a current-thread runtime driving its accept loops and
-    /// their connections, so a connection never crosses threads). `None` (default): accept
-    /// loops and connections run on the caller's runtime, whose work stealing copes better when
-    /// the balancer shares few CPUs with other busy processes.
+    /// their connections, so a connection never crosses threads: no work stealing, no
+    /// cross-thread wake-ups). `None`: accept loops and connections run on the caller's
+    /// runtime. [`start`] (full mode) and quick mode use one per CPU
+    /// ([`default_worker_threads`]); `Default` keeps `None` for embedders and tests.
     pub worker_threads: Option<usize>,
 }
 
@@ -101,6 +103,8 @@ pub struct Lb {
 struct Inner {
     ctx: Arc<ConnCtx>,
     workers: Option<switchyard_net::workers::Workers>,
+    /// Stops the workers when the last handle is dropped.
+    _workers_stop: tokio_util::sync::DropGuard,
     registry: HealthRegistry,
     state: Mutex<State>,
     /// Serialises reloads (the state mutex is never held across an await).
@@ -136,9 +140,15 @@ pub async fn start(
 ) -> Result<Lb, LbError> {
     let opts = LbOptions {
         global_max_connections: world.node.lb_max_connections as usize,
+        worker_threads: Some(default_worker_threads()),
         ..LbOptions::default()
     };
     start_plan(Plan::from_world(&world), registry, shutdown, opts).await
+}
+
+/// One worker thread per CPU the process may use (what full and quick mode run with).
+pub fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// Like [`start`] with an explicit [`Plan`] and options (quick mode, tests).
@@ -157,9 +167,12 @@ pub async fn start_plan(
         shutdown: shutdown.clone(),
         hard_stop: CancellationToken::new(),
     });
+    // the workers stop at the hard stop, or when the balancer is dropped without one (its
+    // caller's runtime went away): never left running with its sockets
+    let workers_stop = ctx.hard_stop.child_token();
     let workers = match opts.worker_threads {
         Some(n) => Some(
-            switchyard_net::workers::Workers::start(n, "lb-worker", ctx.hard_stop.clone())
+            switchyard_net::workers::Workers::start(n, "lb-worker", workers_stop.clone())
                 .map_err(LbError::Workers)?,
         ),
         None => None,
@@ -168,6 +181,7 @@ pub async fn start_plan(
         inner: Arc::new(Inner {
             ctx: ctx.clone(),
             workers,
+            _workers_stop: workers_stop.drop_guard(),
             registry,
             state: Mutex::new(State {
                 pools: HashMap::new(),

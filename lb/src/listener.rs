@@ -101,6 +101,8 @@ pub struct ListenerRt {
     /// Woken whenever a connection of this listener ends (a slot may be free).
     freed: Arc<Notify>,
     max: AtomicUsize,
+    /// Out-of-resources warnings (accept and backend connect), at most one line per interval.
+    pub resource_warn: WarnEvery,
     /// Stops the accept loops (connections continue).
     stop: CancellationToken,
 }
@@ -146,6 +148,7 @@ impl ListenerRt {
             conns: Arc::new(Semaphore::new(max)),
             freed: Arc::new(Notify::new()),
             max: AtomicUsize::new(max),
+            resource_warn: WarnEvery::new(RESOURCE_WARN_EVERY),
             stop: ctx.shutdown.child_token(),
             settings: ArcSwap::from_pointee(settings),
         });
@@ -217,6 +220,56 @@ pub fn bind(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener>
     switchyard_net::socket::tcp_listener(addr, opts)
 }
 
+/// How often the "out of resources" warning may be logged per listener.
+pub const RESOURCE_WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// A warning logged at most once per interval, carrying how many times its condition occurred
+/// since the last line (out of fds a busy listener would otherwise log once per refused
+/// connection). Lock-free: every accept loop and connection of a listener shares one. Time is
+/// an argument (milliseconds since `epoch`), so the arithmetic is tested without waiting.
+#[derive(Debug)]
+pub struct WarnEvery {
+    epoch: std::time::Instant,
+    every_ms: u64,
+    /// When the last line was logged (ms since `epoch`, plus one; 0 = never).
+    last_ms: std::sync::atomic::AtomicU64,
+    /// Occurrences not yet reported.
+    count: std::sync::atomic::AtomicU64,
+}
+
+impl WarnEvery {
+    /// At most one line per `every`.
+    pub fn new(every: Duration) -> Self {
+        WarnEvery {
+            epoch: std::time::Instant::now(),
+            every_ms: every.as_millis() as u64,
+            last_ms: 0.into(),
+            count: 0.into(),
+        }
+    }
+
+    /// Records one occurrence at `now`; returns how many occurrences the line to log now
+    /// reports (this one included), or `None` while the interval since the last line runs.
+    pub fn note_at(&self, now: std::time::Instant) -> Option<u64> {
+        let now_ms = now.saturating_duration_since(self.epoch).as_millis() as u64 + 1;
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let last = self.last_ms.load(Ordering::Relaxed);
+        if last != 0 && now_ms < last.saturating_add(self.every_ms) {
+            return None;
+        }
+        // one thread wins the right to log this interval's line
+        self.last_ms
+            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Relaxed)
+            .ok()?;
+        Some(self.count.swap(0, Ordering::AcqRel))
+    }
+
+    /// [`WarnEvery::note_at`] now.
+    pub fn note(&self) -> Option<u64> {
+        self.note_at(std::time::Instant::now())
+    }
+}
+
 fn is_resource_error(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -283,8 +336,8 @@ async fn accept_loop(rt: Arc<ListenerRt>, sock: TcpListener, ctx: Arc<ConnCtx>) 
             }
             Err(e) if is_resource_error(&e) => {
                 rt.metrics.accept_errors.increment(1);
-                if backoff.is_zero() {
-                    tracing::warn!(listener = %rt.name(), error = %e, "accept failed: out of resources, backing off");
+                if let Some(n) = rt.resource_warn.note() {
+                    tracing::warn!(listener = %rt.name(), error = %e, failures = n, every_s = RESOURCE_WARN_EVERY.as_secs(), "accept failed: out of resources, backing off (one line per interval, failures counted since the last)");
                 }
                 backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
                 tokio::select! {
@@ -357,4 +410,51 @@ fn spawn_conn(
 pub fn refuse(s: TcpStream) {
     relay::set_reset_on_close(&s);
     drop(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warn_every_logs_one_line_per_interval_with_the_count() {
+        let w = WarnEvery::new(Duration::from_secs(10));
+        let t0 = w.epoch;
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        // the first occurrence is logged at once
+        assert_eq!(w.note_at(at(5)), Some(1));
+        // 4,999 more within the interval: silent
+        for i in 0..4_999 {
+            assert_eq!(w.note_at(at(6 + i)), None);
+        }
+        // the first one after the interval reports all of them and itself
+        assert_eq!(w.note_at(at(10_005)), Some(5_000));
+        assert_eq!(w.note_at(at(10_006)), None);
+        // a quiet spell, then one occurrence: logged at once, counting only itself and the
+        // one left over
+        assert_eq!(w.note_at(at(60_000)), Some(2));
+        // time before the epoch (a clock read before `new`) does not panic
+        assert_eq!(
+            w.note_at(t0.checked_sub(Duration::from_secs(1)).unwrap_or(t0)),
+            None
+        );
+    }
+
+    #[test]
+    fn warn_every_is_shared_by_threads_without_losing_counts() {
+        let w = Arc::new(WarnEvery::new(Duration::from_secs(3600)));
+        let logged: u64 = (0..4)
+            .map(|_| {
+                let w = w.clone();
+                std::thread::spawn(move || (0..1000).filter_map(|_| w.note()).sum::<u64>())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        // one line in the hour, reporting the first occurrence; the rest wait for the next
+        let left = w.count.load(Ordering::Relaxed);
+        assert_eq!(logged, 1);
+        assert_eq!(logged + left, 4000);
+    }
 }

@@ -39,7 +39,7 @@ pub fn describe() {
     describe_counter!(ACCEPTED, "Connections accepted, per listener");
     describe_counter!(
         REFUSED,
-        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header, sni)"
+        "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header, sni, client_gone: the client reset before a backend was chosen, so none was connected)"
     );
     describe_counter!(
         ACCEPT_ERRORS,
@@ -96,6 +96,7 @@ pub struct ListenerMetrics {
     pub refused_no_backend: Counter,
     pub refused_proxy: Counter,
     pub refused_sni: Counter,
+    pub refused_client_gone: Counter,
     pub accept_errors: Counter,
 }
 
@@ -110,6 +111,7 @@ impl ListenerMetrics {
             refused_no_backend: refused("no_backend"),
             refused_proxy: refused("proxy_header"),
             refused_sni: refused("sni"),
+            refused_client_gone: refused("client_gone"),
             accept_errors: metrics::counter!(ACCEPT_ERRORS, "listener" => l.clone()),
         }
     }

@@ -30,8 +30,8 @@ pub struct QuickArgs {
     /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
     #[arg(long)]
     pub workers: Option<u32>,
-    /// Dedicated worker threads, one current-thread runtime each (thread per core); default:
-    /// the shared multi-threaded runtime.
+    /// Dedicated worker threads, one current-thread runtime each (default: one per CPU); 0
+    /// runs accept loops and connections on the shared multi-threaded runtime instead.
     #[arg(long)]
     pub worker_threads: Option<usize>,
     /// Pipe size for splice, bytes (bigger pipes: fewer syscalls per bulk byte; a pipe is held
@@ -129,7 +129,11 @@ pub async fn run_quick(args: QuickArgs, shutdown: CancellationToken) -> Result<(
     let opts = LbOptions {
         grace: Duration::from_secs(2),
         global_max_connections: args.max_connections as usize,
-        worker_threads: args.worker_threads,
+        worker_threads: match args.worker_threads {
+            None => Some(crate::default_worker_threads()),
+            Some(0) => None,
+            Some(n) => Some(n),
+        },
     };
     let lb = start_plan(plan, HealthRegistry::new(), shutdown, opts).await?;
     lb.wait().await;

@@ -193,6 +193,7 @@ pub fn early(pool: &PoolSnap, ingress: bool) -> Option<Why> {
 #[allow(clippy::too_many_arguments)] // the connection's own state, handed over as it stands
 pub async fn or_refuse(
     client: TcpStream,
+    mut first: relay::copy::First,
     peer: SocketAddr,
     src: SocketAddr,
     dst: Option<SocketAddr>,
@@ -228,11 +229,17 @@ pub async fn or_refuse(
         relay::set_reset_on_close(&client);
         return;
     }
+    // the client's first bytes, when the local attempts read them already
+    let first_len = first.len();
+    if first.send(&backend).await.is_err() {
+        relay::set_reset_on_close(&client);
+        return;
+    }
     let limits = Limits {
         idle: cfg.spec.idle_timeout,
         max_lifetime: cfg.spec.max_lifetime,
     };
-    let out = relay::relay(
+    let mut out = relay::relay(
         &client,
         &backend,
         &cfg.mode,
@@ -240,6 +247,7 @@ pub async fn or_refuse(
         ctx.hard_stop.cancelled(),
     )
     .await;
+    out.up += first_len;
     if cfg.spec.access_log {
         tracing::info!(
             target: "switchyard::access",

@@ -114,7 +114,7 @@ pub fn choose(
             }
         }
         Policy::Geo => {
-            let (pref, sc, why) = geo_preference(name, client);
+            let (pref, sc, why) = geo_preference(name, client, explain.is_some());
             scope = sc;
             matched = why;
             if let Some(p) = pref {
@@ -150,12 +150,16 @@ pub fn choose(
                     push(&mut order, &mut order_len, i);
                 }
                 scope = location_scope(client);
-                matched = Some(format!("coordinates {lat:.4},{lon:.4}: closest first"));
+                if explain.is_some() {
+                    matched = Some(format!("coordinates {lat:.4},{lon:.4}: closest first"));
+                }
             } else {
                 for i in 0..n {
                     push(&mut order, &mut order_len, i);
                 }
-                matched = Some("no client coordinates: configured order".to_string());
+                if explain.is_some() {
+                    matched = Some("no client coordinates: configured order".to_string());
+                }
             }
         }
     }
@@ -276,17 +280,27 @@ pub fn choose(
 }
 
 /// The preferred region for the `geo` policy, the ECS scope, and the map entry that decided.
-fn geo_preference(name: &GslbName, client: &ClientLocation) -> (Option<usize>, u8, Option<String>) {
-    let fallback = |scope: u8, why: &str| match name.default_region {
+fn geo_preference(
+    name: &GslbName,
+    client: &ClientLocation,
+    explain: bool,
+) -> (Option<usize>, u8, Option<String>) {
+    // the reason is only rendered when someone asked for it (the explain API): answering
+    // allocates nothing
+    let fallback = |scope: u8, why: &dyn Fn() -> String| match name.default_region {
         Some(d) => (
             Some(d),
             scope,
-            Some(format!("{why}: default region {}", name.regions[d].name)),
+            explain.then(|| format!("{}: default region {}", why(), name.regions[d].name)),
         ),
-        None => (None, scope, Some(format!("{why}: configured order"))),
+        None => (
+            None,
+            scope,
+            explain.then(|| format!("{}: configured order", why())),
+        ),
     };
     let Some(net) = client.network else {
-        return fallback(0, "no client address");
+        return fallback(0, &|| "no client address".into());
     };
     // most specific configured network containing the client's network
     let mut best: Option<(usize, IpNet)> = None;
@@ -313,26 +327,27 @@ fn geo_preference(name: &GslbName, client: &ClientLocation) -> (Option<usize>, u
         return (
             Some(i),
             scope,
-            Some(format!("network {cfg} -> {}", name.regions[i].name)),
+            explain.then(|| format!("network {cfg} -> {}", name.regions[i].name)),
         );
     }
     let scope = location_scope(client);
     let Some(geo) = client.geo else {
-        return fallback(scope, &format!("{net} not in the geo database"));
+        return fallback(scope, &|| format!("{net} not in the geo database"));
     };
     if let Some(cc) = geo.country {
         if let Some(i) = name.regions.iter().position(|r| r.countries.contains(&cc)) {
-            let why = format!("country {} -> {}", code(cc), name.regions[i].name);
-            return (Some(i), scope, Some(why));
+            let why = explain.then(|| format!("country {} -> {}", code(cc), name.regions[i].name));
+            return (Some(i), scope, why);
         }
     }
     if let Some(cc) = geo.continent {
         if let Some(i) = name.regions.iter().position(|r| r.continents.contains(&cc)) {
-            let why = format!("continent {} -> {}", code(cc), name.regions[i].name);
-            return (Some(i), scope, Some(why));
+            let why =
+                explain.then(|| format!("continent {} -> {}", code(cc), name.regions[i].name));
+            return (Some(i), scope, why);
         }
     }
-    fallback(scope, "no map entry for the client's location")
+    fallback(scope, &|| "no map entry for the client's location".into())
 }
 
 /// Scope for answers decided by the geo database: the database network's width, never wider

@@ -156,3 +156,60 @@ fn signed_answers_from_the_signature_cache_allocate_nothing() {
     assert_eq!(count_answers(s, &queries, 50), 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every GSLB policy answers without allocating: two regions (networks, countries, continents
+/// and coordinates all set, so geo and nearest take their real paths), A and AAAA, with and
+/// without an ECS option.
+#[test]
+fn every_gslb_policy_answers_without_allocating() {
+    let region =
+        |name: &str, vip4: &str, vip6: &str, net: &str, country: &str, at: (f64, f64)| RegionSpec {
+            name: name.into(),
+            vips: vec![ip(vip4), ip(vip6)],
+            weight: 1,
+            continents: vec![if country == "GB" { "EU" } else { "NA" }.into()],
+            countries: vec![country.into()],
+            networks: vec![net.parse().unwrap()],
+            failover: vec![],
+            coordinates: Some(at),
+        };
+    let mut queries = Vec::new();
+    for edns in [false, true] {
+        for t in [RecordType::A, RecordType::AAAA] {
+            queries.push(wire("api.example.test.", t, edns, false));
+        }
+    }
+    for policy in [
+        Policy::Failover,
+        Policy::Geo,
+        Policy::Weighted,
+        Policy::Nearest,
+        Policy::Multivalue { max: 4 },
+    ] {
+        let mut g = gslb();
+        g.policy = policy;
+        g.regions = vec![
+            region(
+                "eu",
+                "127.0.1.1",
+                "2001:db8::1",
+                "81.2.69.0/24",
+                "GB",
+                (51.5, -0.1),
+            ),
+            region(
+                "us",
+                "127.0.2.1",
+                "2001:db8::2",
+                "127.0.0.0/8",
+                "US",
+                (40.7, -74.0),
+            ),
+        ];
+        assert_eq!(
+            count_answers(spec(vec![g]), &queries, 50),
+            0,
+            "{policy:?} allocates per answer"
+        );
+    }
+}

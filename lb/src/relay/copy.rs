@@ -44,7 +44,7 @@ enum Step {
     Failed(DirError),
 }
 
-fn sys_send(fd: i32, buf: &[u8]) -> io::Result<usize> {
+pub(crate) fn sys_send(fd: i32, buf: &[u8]) -> io::Result<usize> {
     // SAFETY: `buf` is valid for reads of `buf.len()` bytes; `fd` is open.
     let n = unsafe { libc::send(fd, buf.as_ptr().cast(), buf.len(), libc::MSG_NOSIGNAL) };
     if n < 0 {
@@ -54,39 +54,9 @@ fn sys_send(fd: i32, buf: &[u8]) -> io::Result<usize> {
     }
 }
 
-/// Like [`step`] but straight on the fds, without waiting for the reactor to report readiness
-/// (a fresh connection's first bytes are usually there already, and a fresh backend socket is
-/// writable). Tokio's readiness is left alone: at worst a later read finds `EAGAIN` once.
-fn step_now(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
-    let (sfd, dfd) = (src.as_raw_fd(), dst.as_raw_fd());
-    SCRATCH.with(|cell| {
-        let mut scratch = cell.borrow_mut();
-        if scratch.len() < buf_size {
-            scratch.resize(buf_size, 0);
-        }
-        let buf = &mut scratch[..buf_size];
-        let n = match sys_read(sfd, buf) {
-            Ok(0) => return Step::Eof,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Empty,
-            Err(e) => return Step::Failed(DirError::Src(e)),
-        };
-        let mut off = 0;
-        while off < n {
-            match sys_send(dfd, &buf[off..n]) {
-                Ok(k) => off += k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Step::Failed(DirError::Dst(e)),
-            }
-        }
-        Step::Moved {
-            n,
-            rest: (off < n).then(|| buf[off..n].to_vec()),
-        }
-    })
-}
-
 /// Reads once into the scratch buffer and writes as much as the destination takes at once.
+/// The read goes through tokio's readiness, and a short read clears it without the extra
+/// `read` that would return `EAGAIN`.
 fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
     let fd = src.as_raw_fd();
     SCRATCH.with(|cell| {
@@ -129,25 +99,19 @@ fn step(src: &TcpStream, dst: &TcpStream, buf_size: usize) -> Step {
 
 /// Moves bytes from `src` to `dst` until EOF (then half-closes `dst`) or an error. With
 /// `upgrade`, the first read that fills the whole buffer (bulk transfer) hands this direction
-/// over to splice(2). With `eager`, the first read is tried before waiting for readiness.
+/// over to splice(2).
 pub async fn forward(
     src: &TcpStream,
     dst: &TcpStream,
     buf_size: usize,
     upgrade: Option<&PipePool>,
-    eager: bool,
     bytes: &AtomicU64,
     act: &Activity,
 ) -> Result<(), DirError> {
     let mut upgrade = upgrade;
-    let mut eager = eager;
     loop {
-        let st = if std::mem::take(&mut eager) {
-            step_now(src, dst, buf_size)
-        } else {
-            src.readable().await.map_err(DirError::Src)?;
-            step(src, dst, buf_size)
-        };
+        super::read_ready(src).await.map_err(DirError::Src)?;
+        let st = step(src, dst, buf_size);
         let n = match st {
             Step::Eof => {
                 act.eof(dst);
@@ -163,7 +127,7 @@ pub async fn forward(
                 // the destination is slow: keep the remainder (bounded by buf_size) until it drains
                 let mut off = 0;
                 while off < rest.len() {
-                    dst.writable().await.map_err(DirError::Dst)?;
+                    super::write_ready(dst).await.map_err(DirError::Dst)?;
                     match dst.try_write(&rest[off..]) {
                         Ok(k) => off += k,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
@@ -183,5 +147,117 @@ pub async fn forward(
                 }
             }
         }
+    }
+}
+
+/// A connection's first bytes, read before its backend is chosen: a client that reset while it
+/// waited in the accept queue is told apart from one that sent its request, with the read the
+/// relay would have made anyway (no extra syscall). The bytes stay in the thread's scratch
+/// buffer as long as nothing awaits; whatever must wait (a connect that does not complete at
+/// once) first moves them to the heap with [`First::spill`].
+#[derive(Debug)]
+pub enum First {
+    /// Nothing to read yet (tokio's readiness is cleared: the relay waits for the reactor).
+    Quiet,
+    /// End of stream (a half-close before any byte): the relay reads it again and forwards it.
+    Eof,
+    /// The read failed (reset): nobody to relay for.
+    Gone(io::Error),
+    /// `n` bytes at the start of this thread's scratch buffer.
+    InScratch(usize),
+    /// Bytes moved to the heap; the first `.1` are sent.
+    Held(Vec<u8>, usize),
+}
+
+impl First {
+    /// One read of up to `size` bytes through tokio's readiness.
+    pub fn read(src: &TcpStream, size: usize) -> First {
+        let fd = src.as_raw_fd();
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            if scratch.len() < size {
+                scratch.resize(size, 0);
+            }
+            let buf = &mut scratch[..size];
+            let mut got = 0usize;
+            let r = src.try_io(Interest::READABLE, || {
+                let n = sys_read(fd, buf)?;
+                got = n;
+                if n > 0 && n < size {
+                    Err(io::ErrorKind::WouldBlock.into()) // drained: clear readiness
+                } else {
+                    Ok(n)
+                }
+            });
+            match r {
+                Ok(0) => First::Eof,
+                Ok(n) => First::InScratch(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => First::InScratch(got),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => First::Quiet,
+                Err(e) => First::Gone(e),
+            }
+        })
+    }
+
+    /// Bytes read (sent or not).
+    pub fn len(&self) -> u64 {
+        match self {
+            First::InScratch(n) => *n as u64,
+            First::Held(v, _) => v.len() as u64,
+            _ => 0,
+        }
+    }
+
+    /// True when no byte was read.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Moves bytes still in the scratch buffer to the heap (call before any await).
+    pub fn spill(&mut self) {
+        if let First::InScratch(n) = *self {
+            let v = SCRATCH.with(|cell| cell.borrow()[..n].to_vec());
+            *self = First::Held(v, 0);
+        }
+    }
+
+    /// Sends the bytes to `dst`: straight on the fd (a fresh backend socket is writable before
+    /// the reactor has said so), waiting only for what the socket cannot take at once. Take
+    /// [`First::len`] before: afterwards nothing is held.
+    pub async fn send(&mut self, dst: &TcpStream) -> io::Result<()> {
+        if let First::InScratch(n) = *self {
+            let sent = SCRATCH.with(|cell| {
+                let scratch = cell.borrow();
+                let mut off = 0;
+                while off < n {
+                    match sys_send(dst.as_raw_fd(), &scratch[off..n]) {
+                        Ok(k) => off += k,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(off)
+            })?;
+            if sent == n {
+                *self = First::Quiet; // all sent
+                return Ok(());
+            }
+            self.spill();
+            if let First::Held(_, off) = self {
+                *off = sent;
+            }
+        }
+        if let First::Held(v, off) = self {
+            while *off < v.len() {
+                // what the socket could not take at once: the reactor says when it can
+                super::write_ready(dst).await?;
+                match dst.try_write(&v[*off..]) {
+                    Ok(k) => *off += k,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
     }
 }

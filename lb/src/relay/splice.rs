@@ -42,7 +42,7 @@ pub async fn forward(
     let size = pool.pipe_size();
     let mut moved_any = false;
     loop {
-        src.readable().await.map_err(DirError::Src)?;
+        super::read_ready(src).await.map_err(DirError::Src)?;
         // No pipe (e.g. EMFILE): nothing is in flight here, so copying from now on is safe.
         let Ok(pipe) = pool.get() else {
             return Err(DirError::Unsupported);
@@ -70,7 +70,7 @@ pub async fn forward(
                 match dst.try_io(Interest::WRITABLE, || splice(pipe.read_fd(), dfd, left)) {
                     Ok(k) => left -= k,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        dst.writable().await.map_err(DirError::Dst)?
+                        super::write_ready(dst).await.map_err(DirError::Dst)?
                     }
                     // the pipe may still hold bytes: dropped (closed), never reused
                     Err(e) => return Err(DirError::Dst(e)),

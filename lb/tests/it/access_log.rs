@@ -19,7 +19,8 @@ impl std::io::Write for Capture {
     }
 }
 
-// current-thread runtime: the balancer's tasks run on this thread, under this subscriber
+// current-thread runtime and the balancer on it (not on worker threads): its tasks run on this
+// thread, under this thread's subscriber (the binary installs a global one)
 #[tokio::test]
 async fn access_log_line_per_closed_connection() {
     let cap = Capture::default();
@@ -35,7 +36,7 @@ async fn access_log_line_per_closed_connection() {
     p.check = None;
     let mut l = listener();
     l.access_log = true;
-    let t = start_lb(p, l).await;
+    let t = start_lb_on(p, l, Runtime::Shared).await;
     let mut c = TcpStream::connect(t.addr).await.unwrap();
     let local = c.local_addr().unwrap();
     c.write_all(&[1u8; 1234]).await.unwrap();

@@ -336,11 +336,27 @@ pub fn listener() -> ListenerSpec {
     l
 }
 
+/// Where the balancer's accept loops and connections run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runtime {
+    /// Two dedicated worker threads (one current-thread runtime each): what full and quick
+    /// mode ship with (one per CPU).
+    Workers,
+    /// The test's own runtime (`LbOptions::worker_threads: None`).
+    Shared,
+}
+
+/// A balancer as it ships (dedicated worker threads).
 pub async fn start_lb(pool: PoolSpec, listener: ListenerSpec) -> TestLb {
+    start_lb_on(pool, listener, Runtime::Workers).await
+}
+
+/// A balancer on the given runtime.
+pub async fn start_lb_on(pool: PoolSpec, listener: ListenerSpec, rt: Runtime) -> TestLb {
     let opts = LbOptions {
         grace: Duration::from_millis(200),
         global_max_connections: 100_000,
-        worker_threads: None,
+        worker_threads: (rt == Runtime::Workers).then_some(2),
     };
     start_lb_with(pool, listener, opts).await
 }

@@ -189,6 +189,9 @@ fn emfile_backs_off_instead_of_spinning() {
         cpu_ms < 300,
         "child used {cpu_ms} ms CPU in 1 s while out of fds: spinning"
     );
+    // 40 clients refused by EMFILE over more than a second: one warning line (at most one per
+    // listener per RESOURCE_WARN_EVERY, counting the failures since the last)
+    assert_eq!(value("WARNING_LINES "), "1");
     // an established connection is still served while accept fails
     echo(&mut first, b"hello");
     // fds come back: once the backlog of waiting clients (closed now) is worked off, new
@@ -307,10 +310,125 @@ async fn emfile_child() {
     let c0 = cpu_ms();
     tokio::time::sleep(Duration::from_secs(1)).await;
     println!("CPU_MS {}", cpu_ms() - c0);
+    println!(
+        "WARNING_LINES {}",
+        WARNINGS.load(std::sync::atomic::Ordering::Relaxed)
+    );
     line.clear();
     lines.read_line(&mut line).await.unwrap(); // release
     drop(held);
     line.clear();
     lines.read_line(&mut line).await.unwrap(); // done
+    drop(t);
+}
+
+const RESET_CHILD_ENV: &str = "SWITCHYARD_LB_RESET_CHILD";
+
+/// Clients that connect and reset while they wait in the accept queue (a burst the balancer
+/// cannot keep up with, then clients giving up) cost the backends nothing: the balancer
+/// notices the reset before it connects. The balancer runs in a child process that is stopped
+/// (SIGSTOP) while the clients connect and reset, so every reset is in the queue before any
+/// accept: deterministic, where a race with a running balancer would not be.
+#[test]
+fn clients_that_reset_in_the_accept_queue_get_no_backend_connection() {
+    // counting echo backend in this (parent) process
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let backend = l.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let acc = accepted.clone();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { continue };
+            acc.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(30)));
+                let _ = std::io::copy(&mut s.try_clone().unwrap(), &mut s);
+            });
+        }
+    });
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "limits::reset_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(RESET_CHILD_ENV, backend.to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let (finished, watch) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if watch.recv_timeout(Duration::from_secs(40)).is_err() {
+            // SAFETY: kill(2) on our own child's pid has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let addr: std::net::SocketAddr = loop {
+        let line = lines.next().expect("child output").unwrap();
+        if let Some(at) = line.find("ADDR ") {
+            break line[at + 5..].trim().parse().unwrap();
+        }
+    };
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    const RESETS: usize = 300;
+    for _ in 0..RESETS {
+        // the kernel completes the handshake while the balancer is stopped
+        let c = std::net::TcpStream::connect(addr).unwrap();
+        socket2::SockRef::from(&c)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(c); // RST
+    }
+    // one client that stays, behind them in the same queue
+    let mut live = std::net::TcpStream::connect(addr).unwrap();
+    live.write_all(b"still here").unwrap();
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    live.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut back = [0u8; 10];
+    use std::io::Read;
+    live.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"still here");
+    // the resets were accepted before the live client (one FIFO queue): nothing is pending
+    assert_eq!(
+        accepted.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "backend connections for {RESETS} clients that reset in the queue, plus one live client"
+    );
+    writeln!(stdin, "done").unwrap();
+    let status = child.wait().unwrap();
+    let _ = finished.send(());
+    assert!(status.success());
+}
+
+/// Child side of the reset test (does nothing unless started by it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_child() {
+    let Some(backend) = std::env::var(RESET_CHILD_ENV)
+        .ok()
+        .and_then(|a| a.parse().ok())
+    else {
+        return;
+    };
+    let mut l = listener();
+    l.workers = Some(1); // one accept queue, so the live client is accepted last
+    let mut p = pool(&[(backend, "z", 1)]);
+    p.check = None; // health probes would count as backend connections
+    let t = start_lb(p, l).await;
+    println!("\nADDR {}", t.addr);
+    let mut line = String::new();
+    use tokio::io::AsyncBufReadExt;
+    tokio::io::BufReader::new(tokio::io::stdin())
+        .read_line(&mut line)
+        .await
+        .unwrap();
     drop(t);
 }
