@@ -80,7 +80,7 @@ fn wire_version(v: ProxyVersion) -> proxy::Version {
 pub const MAX_ATTEMPTS: usize = 8;
 
 /// Serves one accepted client connection to its end: PROXY header in, source rate limit, backend choice with retry, PROXY header out, relay, metrics and access log.
-pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ctx: &ConnCtx) {
+pub async fn handle(mut client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ctx: &ConnCtx) {
     let started = Instant::now();
     let cfg = l.settings.load_full();
     let spec = &cfg.spec;
@@ -90,8 +90,6 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
             return refuse(client);
         }
     }
-    // the local address is needed only for PROXY headers (saves a getsockname otherwise)
-    let local = || client.local_addr().unwrap_or(peer);
     let (src, dst) = if spec.accept_proxy {
         match proxy::read_header(&client, spec.connect_timeout).await {
             Ok(h) => h.addrs.map_or((peer, None), |(s, d)| (s, Some(d))),
@@ -108,13 +106,24 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     let (pool_rt, tlv_hello) = match &cfg.sni {
         None => (&cfg.pool, None),
         // the ClientHello is peeked, not consumed: the first read below takes it
-        Some(sni) => match crate::sni::route(&client, sni).await {
-            Some(r) => (r.pool, r.tlv_hello),
-            None => {
-                l.metrics.refused_sni.increment(1);
-                return refuse(client);
+        Some(sni) => {
+            let routed = crate::sni::route(&client, sni).await;
+            match routed {
+                Some(r) => {
+                    if r.stale_readiness {
+                        client = match reregister(client) {
+                            Ok(c) => c,
+                            Err(_) => return,
+                        };
+                    }
+                    (r.pool, r.tlv_hello)
+                }
+                None => {
+                    l.metrics.refused_sni.increment(1);
+                    return refuse(client);
+                }
             }
-        },
+        }
     };
     let pool = pool_rt.snap.load_full();
     if let Some(why) = crate::spill::early(&pool, spec.spill_ingress) {
@@ -207,7 +216,8 @@ pub async fn handle(client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>, ct
     member.metrics.conns.increment(1);
 
     if let Some(v) = pool.spec.proxy_protocol {
-        let dst = dst.unwrap_or_else(local);
+        // the local address is needed only here (saves a getsockname otherwise)
+        let dst = dst.unwrap_or_else(|| client.local_addr().unwrap_or(peer));
         let (mut plain, mut with_tlvs) =
             ([0u8; proxy::MAX_ENCODED], [0u8; proxy::MAX_ENCODED_TLVS]);
         let hdr: &[u8] = match tlv_hello.as_deref() {
@@ -352,4 +362,11 @@ fn poll_now(s: &TcpStream) -> Option<libc::c_short> {
     let n = unsafe { libc::poll(&mut p, 1, 0) };
     (n == 1 && p.revents & (libc::POLLOUT | libc::POLLERR | libc::POLLHUP) != 0)
         .then_some(p.revents)
+}
+
+/// Registers `client` with the reactor afresh: epoll reports bytes already queued on a new
+/// registration, which an edge-triggered one whose readiness was cleared will not (two
+/// `epoll_ctl`s; only after a ClientHello wait that timed out).
+fn reregister(client: TcpStream) -> std::io::Result<TcpStream> {
+    TcpStream::from_std(client.into_std()?)
 }

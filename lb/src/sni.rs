@@ -98,18 +98,26 @@ pub struct Routed<'a> {
     pub pool: &'a Arc<PoolRt>,
     /// The ClientHello, kept only when its SNI and ALPN go out as PROXY TLVs.
     pub tlv_hello: Option<Box<Hello>>,
+    /// The wait ran out with bytes queued: the last peek cleared tokio's readiness, and the
+    /// edge-triggered registration will not report those bytes again. The caller re-registers
+    /// the socket (rare path: only a ClientHello that timed out and goes to the default pool).
+    pub stale_readiness: bool,
 }
 
 /// Peeks at the client's ClientHello and picks the pool; `None`: close the connection.
 pub async fn route<'a>(client: &TcpStream, sni: &'a SniRt) -> Option<Routed<'a>> {
     let m = &sni.metrics;
+    let mut stale_readiness = false;
     let hello = match tls_hello::peek_hello(client, sni.timeout).await {
         Ok(h) => Some(h),
         Err(HelloError::Eof | HelloError::Io(_)) => return None, // the client is gone
         Err(e) => {
             match e {
                 HelloError::NotTls => m.not_tls.increment(1),
-                HelloError::Timeout => m.timeout.increment(1),
+                HelloError::Timeout => {
+                    stale_readiness = true;
+                    m.timeout.increment(1)
+                }
                 _ => m.invalid.increment(1),
             }
             tracing::debug!(error = %e, "no usable ClientHello");
@@ -130,6 +138,7 @@ pub async fn route<'a>(client: &TcpStream, sni: &'a SniRt) -> Option<Routed<'a>>
     Some(Routed {
         pool: pool?,
         tlv_hello: hello.filter(|_| sni.tlvs).map(Box::new),
+        stale_readiness,
     })
 }
 
