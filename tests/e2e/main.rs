@@ -16,3 +16,4 @@ mod events;
 mod harness;
 mod packaging;
 mod run;
+mod tls;
