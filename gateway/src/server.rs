@@ -568,9 +568,12 @@ async fn serve_conn(
         Some(c) => c.check(session.peer_certificates()),
         None => switchyard_tls::ClientCert::None,
     };
+    let (identity, subject) = cert_identity(&client_cert, &inner.runtime.load().spec);
     conn.tls = Some(TlsConn {
         client_cert,
         hsts: t.hsts.clone(),
+        identity,
+        subject,
     });
     serve_http(inner, ctx, conn, secure, Vec::new(), limits).await
 }
@@ -674,6 +677,37 @@ async fn serve_http<S>(
         return;
     }
     gate.finish().await;
+}
+
+/// The identity a client certificate gives (routes with `client_cert`) and its subject header.
+fn cert_identity(
+    cert: &switchyard_tls::ClientCert,
+    spec: &crate::spec::GatewaySpec,
+) -> (
+    Result<Arc<crate::jwt::Identity>, crate::jwt::AuthError>,
+    Option<http::HeaderValue>,
+) {
+    use crate::jwt::{AuthError, Identity};
+    match cert {
+        switchyard_tls::ClientCert::None => (Err(AuthError::NoClientCert), None),
+        switchyard_tls::ClientCert::Invalid(_) => (Err(AuthError::BadClientCert), None),
+        switchyard_tls::ClientCert::Valid {
+            subject,
+            common_name,
+            sans,
+        } => {
+            let name = common_name
+                .clone()
+                .or_else(|| sans.first().cloned())
+                .unwrap_or_default();
+            match Identity::from_client_cert(&name, sans, subject, &spec.client_cert_roles) {
+                Some(id) if !name.is_empty() => {
+                    (Ok(Arc::new(id)), http::HeaderValue::from_str(subject).ok())
+                }
+                _ => (Err(AuthError::BadClientCert), None),
+            }
+        }
+    }
 }
 
 /// `Strict-Transport-Security` on a TLS listener with `hsts`.

@@ -70,6 +70,10 @@ pub struct TlsConn {
     pub client_cert: switchyard_tls::ClientCert,
     /// `Strict-Transport-Security` for every answer (the listener's `hsts`).
     pub hsts: Option<http::HeaderValue>,
+    /// The caller as routes with `client_cert` see it (mapped once per connection).
+    pub identity: Result<Arc<crate::jwt::Identity>, crate::jwt::AuthError>,
+    /// A verified client certificate's subject, forwarded as `X-Client-Cert-Subject`.
+    pub subject: Option<http::HeaderValue>,
 }
 
 #[derive(Default)]

@@ -4,6 +4,7 @@
 
 mod abuse;
 mod https;
+mod mtls;
 mod reload;
 mod sni;
 
