@@ -64,6 +64,20 @@ pub struct ConnInfo {
     pub tls: Option<TlsConn>,
 }
 
+/// A host name fit for a redirect's `Location` (letters, digits, `-`, `.`; or an IP literal).
+pub(crate) fn valid_redirect_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'.'
+                || b == b'['
+                || b == b']'
+                || b == b':'
+        })
+}
+
 /// What TLS established for a connection.
 pub struct TlsConn {
     /// The client certificate, checked against the listener's CA bundle.
