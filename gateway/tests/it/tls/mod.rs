@@ -7,6 +7,7 @@ mod https;
 mod mtls;
 mod reload;
 mod sni;
+mod testssl;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
