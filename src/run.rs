@@ -151,6 +151,7 @@ impl Parts {
                 admin: admin.clone(),
                 lb: lb.clone(),
                 dns: dns.clone(),
+                gateway: gateway.clone(),
                 demo: demo.clone(),
                 reload,
                 prometheus,

@@ -47,6 +47,7 @@ impl GatewaySpec {
             HeaderName::from_bytes(h.as_bytes())
                 .map_err(|_| Error::Config(format!("bad header name {h}")))
         };
+        spec.client_cert_roles = g.client_cert_roles.iter().cloned().collect();
         spec.identity.user_id = header(&g.identity_headers.0)?;
         spec.identity.roles = header(&g.identity_headers.1)?;
         spec.upstream.attempts = g.limits.upstream_attempts;
@@ -293,6 +294,7 @@ fn route(
         strip_prefix: r.strip_prefix.clone(),
         rewrite: r.rewrite.clone(),
         retry_on_5xx: r.retry_on_5xx,
+        client_cert: r.client_cert,
         profiles,
     });
     Ok(())

@@ -49,6 +49,11 @@ pub enum AuthError {
     /// A role that cannot be forwarded unambiguously in the comma-joined roles header (a comma,
     /// whitespace, a quote or a control character in it, or an empty role).
     Roles,
+    /// A route that identifies callers by client certificate got none.
+    NoClientCert,
+    /// The client certificate does not verify against the listener's CA bundle (other CA,
+    /// expired, wrong usage).
+    BadClientCert,
 }
 
 impl AuthError {
@@ -68,6 +73,8 @@ impl AuthError {
             AuthError::Audience => "audience",
             AuthError::Subject => "subject",
             AuthError::Roles => "roles",
+            AuthError::NoClientCert => "client_cert_missing",
+            AuthError::BadClientCert => "client_cert_invalid",
         }
     }
 }
@@ -340,6 +347,38 @@ fn identity(
         claims,
         valid_until: exp.saturating_add(leeway),
     })
+}
+
+impl Identity {
+    /// The identity of a verified client certificate: `sub` is `name` (its common name, else
+    /// its first SAN), roles from the gateway's `client_cert_roles` (by that name or any SAN),
+    /// built once per connection. None when the name cannot be forwarded as a header.
+    pub fn from_client_cert(
+        name: &str,
+        sans: &[String],
+        subject: &str,
+        table: &std::collections::HashMap<String, Vec<String>>,
+    ) -> Option<Identity> {
+        let roles: Vec<String> = std::iter::once(name)
+            .chain(sans.iter().map(String::as_str))
+            .find_map(|n| table.get(n))
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|r| valid_role(r))
+            .collect();
+        let mut claims = serde_json::Map::new();
+        claims.insert("sub".into(), name.into());
+        claims.insert("cert_subject".into(), subject.into());
+        Some(Identity {
+            sub_header: HeaderValue::from_str(name).ok()?,
+            roles_header: HeaderValue::from_str(&roles.join(",")).ok()?,
+            sub: name.to_string(),
+            roles,
+            claims,
+            valid_until: u64::MAX,
+        })
+    }
 }
 
 /// A role survives the comma-joined roles header unambiguously.

@@ -40,10 +40,67 @@ pub struct QuickArgs {
     /// Log one line per request.
     #[arg(long)]
     pub access_log: bool,
+    /// Serve HTTPS on `--listen` with this PEM certificate chain (and `--tls-key`); HTTP/2 by
+    /// ALPN.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Routes need no token (no JWT settings needed).
+    #[arg(long)]
+    pub public: bool,
 }
 
 /// Build the spec quick mode runs.
 pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
+    let mut spec = GatewaySpec::empty();
+    spec.access_log = args.access_log;
+    let (listen, tls) = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => (
+            // the cleartext listener is not used: any free port
+            SocketAddr::new(args.listen.ip(), 0),
+            Some(quick_tls(args.listen, cert, key)),
+        ),
+        _ => (args.listen, None),
+    };
+    spec.instances.push(InstanceSpec {
+        name: "quick".into(),
+        listen,
+        region: String::new(),
+        az: String::new(),
+        tls,
+    });
+    if !args.public {
+        add_jwt(args, &mut spec)?;
+    }
+    add_routes(args, &mut spec)?;
+    Ok(spec)
+}
+
+fn quick_tls(
+    listen: SocketAddr,
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> switchyard_config::gateway::GatewayTls {
+    switchyard_config::gateway::GatewayTls {
+        listen,
+        tls: switchyard_config::tls::Tls {
+            certs: vec![switchyard_config::tls::CertFile {
+                cert: cert.to_path_buf(),
+                key: key.to_path_buf(),
+            }],
+            alpn: vec!["h2".into(), "http/1.1".into()],
+            client_ca: None,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            session_cache: 4096,
+        },
+        hsts: None,
+        redirect_listen: None,
+    }
+}
+
+fn add_jwt(args: &QuickArgs, spec: &mut GatewaySpec) -> Result<(), Error> {
     let alg: Algorithm = args
         .jwt_alg
         .parse()
@@ -66,15 +123,6 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
             )
         }
     };
-    let mut spec = GatewaySpec::empty();
-    spec.access_log = args.access_log;
-    spec.instances.push(InstanceSpec {
-        name: "quick".into(),
-        listen: args.listen,
-        region: String::new(),
-        az: String::new(),
-        tls: None,
-    });
     spec.jwt.issuers.push(IssuerSpec {
         issuer: None,
         audiences: Vec::new(),
@@ -88,6 +136,10 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
         jwks_min_refresh: std::time::Duration::from_secs(10),
         signing: None,
     });
+    Ok(())
+}
+
+fn add_routes(args: &QuickArgs, spec: &mut GatewaySpec) -> Result<(), Error> {
     for (i, r) in args.routes.iter().enumerate() {
         let (prefix, addr) = r
             .split_once('=')
@@ -111,7 +163,11 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
             }],
         });
         let mut route = RouteSpec::new(&name, prefix, true, &name);
-        route.policy = Policy::Authenticated;
+        route.policy = if args.public {
+            Policy::Public
+        } else {
+            Policy::Authenticated
+        };
         spec.routes.push(route);
     }
     if let Some(path) = &args.compose {
@@ -140,7 +196,7 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
         route.action = crate::spec::Action::Compose("compose".into());
         spec.routes.push(route);
     }
-    Ok(spec)
+    Ok(())
 }
 
 /// Run quick mode until `shutdown` fires.

@@ -248,6 +248,15 @@ impl Handle {
         let tls_entry = match (&inst.tls, tls, tls_local) {
             (Some(spec), Some((_, store)), Some(l)) => {
                 self.watch_certs(&inst.name, store.clone(), stop.clone());
+                if let Some(r) = spec.redirect_listen {
+                    let sock = bind_exclusive(r).map_err(|source| Error::Bind {
+                        name: inst.name.clone(),
+                        addr: r,
+                        source,
+                    })?;
+                    self.serve_redirect(sock, l.port(), stop.clone())
+                        .map_err(bind_err)?;
+                }
                 Some((spec.clone(), l, store))
             }
             _ => None,
@@ -281,6 +290,71 @@ impl Handle {
             sockets.push(bind_std(local)?);
         }
         Ok((sockets, local))
+    }
+
+    /// A plain HTTP listener that answers every request with `308` to the same host and path on
+    /// the TLS listener's port (its connections: header deadline, keep-alive off).
+    fn serve_redirect(
+        &self,
+        sock: std::net::TcpListener,
+        tls_port: u16,
+        stop: CancellationToken,
+    ) -> std::io::Result<()> {
+        sock.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(sock)?;
+        let conns = TaskTracker::new();
+        self.inner.tracker.spawn(async move {
+            loop {
+                let stream = tokio::select! {
+                    r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => continue },
+                    _ = stop.cancelled() => break,
+                };
+                conns.spawn(async move {
+                    let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                        let host = req
+                            .headers()
+                            .get(http::header::HOST)
+                            .and_then(|h| h.to_str().ok())
+                            .map(|h| h.rsplit_once(':').map_or(h, |(n, _)| n))
+                            .filter(|h| crate::handler::valid_redirect_host(h))
+                            .unwrap_or("localhost")
+                            .to_string();
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map_or("/", |p| p.as_str())
+                            .to_string();
+                        async move {
+                            let port = if tls_port == 443 {
+                                String::new()
+                            } else {
+                                format!(":{tls_port}")
+                            };
+                            let to = format!("https://{host}{port}{path}");
+                            let mut resp =
+                                http::Response::new(http_body_util::Full::new(bytes::Bytes::new()));
+                            *resp.status_mut() = http::StatusCode::PERMANENT_REDIRECT;
+                            if let Ok(v) = http::HeaderValue::try_from(to) {
+                                resp.headers_mut().insert(http::header::LOCATION, v);
+                            }
+                            Ok::<_, std::convert::Infallible>(resp)
+                        }
+                    });
+                    let mut b = http1::Builder::new();
+                    b.keep_alive(false)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10));
+                    let _ = tokio::time::timeout(
+                        Duration::from_secs(30),
+                        b.serve_connection(TokioIo::new(stream), svc),
+                    )
+                    .await;
+                });
+            }
+            conns.close();
+            conns.wait().await;
+        });
+        Ok(())
     }
 
     /// Reloads a TLS listener's certificates when their files change (a `stat` per file every
@@ -568,9 +642,12 @@ async fn serve_conn(
         Some(c) => c.check(session.peer_certificates()),
         None => switchyard_tls::ClientCert::None,
     };
+    let (identity, subject) = cert_identity(&client_cert, &inner.runtime.load().spec);
     conn.tls = Some(TlsConn {
         client_cert,
         hsts: t.hsts.clone(),
+        identity,
+        subject,
     });
     serve_http(inner, ctx, conn, secure, Vec::new(), limits).await
 }
@@ -674,6 +751,37 @@ async fn serve_http<S>(
         return;
     }
     gate.finish().await;
+}
+
+/// The identity a client certificate gives (routes with `client_cert`) and its subject header.
+fn cert_identity(
+    cert: &switchyard_tls::ClientCert,
+    spec: &crate::spec::GatewaySpec,
+) -> (
+    Result<Arc<crate::jwt::Identity>, crate::jwt::AuthError>,
+    Option<http::HeaderValue>,
+) {
+    use crate::jwt::{AuthError, Identity};
+    match cert {
+        switchyard_tls::ClientCert::None => (Err(AuthError::NoClientCert), None),
+        switchyard_tls::ClientCert::Invalid(_) => (Err(AuthError::BadClientCert), None),
+        switchyard_tls::ClientCert::Valid {
+            subject,
+            common_name,
+            sans,
+        } => {
+            let name = common_name
+                .clone()
+                .or_else(|| sans.first().cloned())
+                .unwrap_or_default();
+            match Identity::from_client_cert(&name, sans, subject, &spec.client_cert_roles) {
+                Some(id) if !name.is_empty() => {
+                    (Ok(Arc::new(id)), http::HeaderValue::from_str(subject).ok())
+                }
+                _ => (Err(AuthError::BadClientCert), None),
+            }
+        }
+    }
 }
 
 /// `Strict-Transport-Security` on a TLS listener with `hsts`.

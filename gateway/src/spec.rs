@@ -43,6 +43,8 @@ pub struct GatewaySpec {
     pub compositions: Vec<CompositionSpec>,
     /// Device classes, tried in order (see [`crate::device`]).
     pub device_profiles: Vec<DeviceProfileSpec>,
+    /// Roles of client-certificate callers by certificate common name or SAN.
+    pub client_cert_roles: std::collections::HashMap<String, Vec<String>>,
     /// The services routes proxy to, with their instances and balancing.
     pub services: Vec<ServiceSpec>,
     /// The upstream client: connect and response deadlines, retries, connection pool.
@@ -238,6 +240,9 @@ pub struct RouteSpec {
     pub rewrite: Option<String>,
     /// Retry idempotent requests on 502/503 from an instance on another instance.
     pub retry_on_5xx: bool,
+    /// The caller is its TLS client certificate (checked against the listener's `client_ca`),
+    /// not a bearer token: no certificate or an invalid one is 401, missing roles 403.
+    pub client_cert: bool,
     /// Per device class overrides.
     pub profiles: Vec<ProfileOverride>,
 }
@@ -484,6 +489,7 @@ impl GatewaySpec {
             version_header: None,
             compositions: Vec::new(),
             device_profiles: Vec::new(),
+            client_cert_roles: Default::default(),
             services: Vec::new(),
             upstream: UpstreamSpec::default(),
             access_log: false,
@@ -511,6 +517,7 @@ impl RouteSpec {
             strip_prefix: None,
             rewrite: None,
             retry_on_5xx: false,
+            client_cert: false,
             profiles: Vec::new(),
         }
     }

@@ -52,6 +52,8 @@ pub struct AdminCtx {
     pub admin: AdminState,
     pub lb: Option<Arc<switchyard_lb::Lb>>,
     pub dns: Option<Arc<switchyard_dns::Dns>>,
+    /// The gateway (its TLS listeners' certificates for `/status`).
+    pub gateway: Option<switchyard_gateway::Handle>,
     pub demo: Option<DemoFleet>,
     pub reload: mpsc::Sender<ReloadRequest>,
     pub prometheus: Option<PrometheusHandle>,

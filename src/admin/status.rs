@@ -218,8 +218,28 @@ pub fn status(ctx: &AdminCtx) -> Value {
             .collect(),
         None => Vec::new(),
     };
+    let now = switchyard_tls::unix_now();
+    let tls: Vec<Value> = ctx
+        .gateway
+        .as_ref()
+        .map(|g| g.tls_status())
+        .unwrap_or_default()
+        .into_iter()
+        .map(|t| {
+            let certs: Vec<Value> = t
+                .certs
+                .iter()
+                .map(|c| {
+                    json!({"file": c.file.display().to_string(), "names": c.names, "subject": c.subject,
+                           "not_after": c.not_after, "expires_in_s": c.seconds_left(now)})
+                })
+                .collect();
+            json!({"instance": t.instance, "listen": t.listen.to_string(), "certificates": certs})
+        })
+        .collect();
     json!({
         "version": env!("CARGO_PKG_VERSION"),
+        "tls": tls,
         "dns": dns,
         "lb": lb.map(|l| serde_json::to_value(l).unwrap_or(Value::Null)),
         "node": {

@@ -17,3 +17,4 @@ mod harness;
 mod packaging;
 mod run;
 mod sni;
+mod tls;

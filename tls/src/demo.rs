@@ -37,6 +37,9 @@ pub struct IssueOptions {
     pub client: bool,
     /// Subject common name (default: the first name).
     pub common_name: Option<String>,
+    /// A CRL distribution point URL to name in the certificate (scanners rate a certificate
+    /// without any revocation information HIGH).
+    pub crl_url: Option<String>,
 }
 
 /// An issued certificate and its key, both PEM.
@@ -175,6 +178,11 @@ impl DemoCa {
         };
         params.not_before = now - time::Duration::days(before);
         params.not_after = now + time::Duration::days(days);
+        if let Some(u) = &opts.crl_url {
+            params.crl_distribution_points = vec![rcgen::CrlDistributionPoint {
+                uris: vec![u.clone()],
+            }];
+        }
         let cert = params.signed_by(&key, &self.issuer).map_err(rc)?;
         Ok(Issued {
             cert_pem: cert.pem(),

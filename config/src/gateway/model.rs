@@ -25,6 +25,8 @@ pub struct Gateway {
     /// (user id header, roles header).
     pub identity_headers: (String, String),
     pub cors: Option<super::Cors>,
+    /// Client-certificate name (CN or SAN) → roles.
+    pub client_cert_roles: Vec<(String, Vec<String>)>,
 }
 
 /// A validated device profile.
@@ -144,6 +146,7 @@ pub struct Route {
     pub compose: Vec<Part>,
     pub deadline: Duration,
     pub retry_on_5xx: bool,
+    pub client_cert: bool,
     pub profiles: Vec<ProfileOverride>,
 }
 

@@ -45,6 +45,9 @@ pub struct RawGateway {
     /// Cross-origin requests from browsers; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<super::RawCors>,
+    /// Roles of client-certificate callers, by their certificate's common name or a SAN.
+    #[serde(default, skip_serializing_if = "HashMap::is_empty")]
+    pub client_cert_roles: HashMap<String, Vec<String>>,
 }
 
 fn default_stripped() -> Vec<String> {
@@ -404,6 +407,9 @@ pub struct RawRoute {
     /// Retry idempotent requests on another instance after a 502/503.
     #[serde(default = "yes")]
     pub retry_on_5xx: bool,
+    /// The caller is identified by its TLS client certificate instead of a bearer token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub client_cert: bool,
     /// Per device class: BFF service, other composition, field allow-list.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<RawProfileOverride>,

@@ -336,6 +336,7 @@ impl RawGateway {
                 compose,
                 deadline: r.deadline.map(|d| d.0).unwrap_or(limits.upstream_timeout),
                 retry_on_5xx: r.retry_on_5xx,
+                client_cert: r.client_cert,
                 profiles,
             });
         }
@@ -404,6 +405,15 @@ impl RawGateway {
             log_health_probes,
             identity_headers: (ih.user_id.clone(), ih.roles.clone()),
             cors: self.cors.as_ref().map(|c| c.validate(errs)),
+            client_cert_roles: {
+                let mut v: Vec<(String, Vec<String>)> = self
+                    .client_cert_roles
+                    .iter()
+                    .map(|(k, r)| (k.clone(), r.clone()))
+                    .collect();
+                v.sort();
+                v
+            },
         }
     }
 }

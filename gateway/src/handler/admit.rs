@@ -47,6 +47,11 @@ pub(super) async fn admit(
     }
     let identity = if route.policy == crate::spec::Policy::Public {
         None
+    } else if route.client_cert {
+        Some(match &conn.tls {
+            Some(t) => t.identity.clone(),
+            None => Err(crate::jwt::AuthError::NoClientCert),
+        })
     } else {
         Some(rt.auth.authenticate(&parts.headers).await)
     };

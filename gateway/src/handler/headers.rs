@@ -13,6 +13,9 @@ pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-
 pub(super) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 pub(super) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(super) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// A verified TLS client certificate's subject (never the client's copy).
+pub(super) static X_CLIENT_CERT_SUBJECT: HeaderName =
+    HeaderName::from_static("x-client-cert-subject");
 pub(super) static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 pub(super) static DEPRECATION: HeaderName = HeaderName::from_static("deprecation");
 pub(super) static SUNSET: HeaderName = HeaderName::from_static("sunset");
@@ -145,6 +148,7 @@ pub(super) fn strip_protected(h: &mut HeaderMap, rt: &Runtime) {
         &X_FORWARDED_HOST,
         &FORWARDED,
         &X_REAL_IP,
+        &X_CLIENT_CERT_SUBJECT,
     ];
     // X-Forwarded-For itself stays for `forwarded_headers`, which extends (trusted forwarder)
     // or replaces it; the others the gateway writes or never forwards
@@ -231,4 +235,7 @@ pub(super) fn forwarded_headers(
         h.insert(X_FORWARDED_HOST.clone(), v);
     }
     h.insert(X_REQUEST_ID.clone(), rid.clone());
+    if let Some(s) = conn.tls.as_ref().and_then(|t| t.subject.as_ref()) {
+        h.insert(X_CLIENT_CERT_SUBJECT.clone(), s.clone());
+    }
 }

@@ -64,12 +64,30 @@ pub struct ConnInfo {
     pub tls: Option<TlsConn>,
 }
 
+/// A host name fit for a redirect's `Location` (letters, digits, `-`, `.`; or an IP literal).
+pub(crate) fn valid_redirect_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 253
+        && h.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || b == b'-'
+                || b == b'.'
+                || b == b'['
+                || b == b']'
+                || b == b':'
+        })
+}
+
 /// What TLS established for a connection.
 pub struct TlsConn {
     /// The client certificate, checked against the listener's CA bundle.
     pub client_cert: switchyard_tls::ClientCert,
     /// `Strict-Transport-Security` for every answer (the listener's `hsts`).
     pub hsts: Option<http::HeaderValue>,
+    /// The caller as routes with `client_cert` see it (mapped once per connection).
+    pub identity: Result<Arc<crate::jwt::Identity>, crate::jwt::AuthError>,
+    /// A verified client certificate's subject, forwarded as `X-Client-Cert-Subject`.
+    pub subject: Option<http::HeaderValue>,
 }
 
 #[derive(Default)]

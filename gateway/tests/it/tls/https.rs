@@ -144,3 +144,32 @@ async fn a_stalled_handshake_is_closed_and_plain_http_on_the_tls_port_fails() {
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out)).await;
     assert!(!out.starts_with(b"HTTP/"), "{out:?}");
 }
+
+#[tokio::test]
+async fn the_redirect_listener_sends_every_request_to_https() {
+    // a free port for the redirect listener (it has no port-0 accessor)
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let w = world("redirect", |spec, _, _| {
+        spec.instances[0].tls.as_mut().unwrap().redirect_listen = Some(redirect);
+    })
+    .await;
+    let r = raw(
+        redirect,
+        b"GET /api/x?y=1 HTTP/1.1\r\nHost: api.example.test:8080\r\n\r\n",
+    )
+    .await;
+    assert_eq!(r.status, 308);
+    let want = format!("https://api.example.test:{}/api/x?y=1", w.tls_addr.port());
+    assert_eq!(r.header("location"), Some(want.as_str()));
+    // a hostile Host does not reach the Location header
+    let r = raw(redirect, b"GET / HTTP/1.1\r\nHost: evil\"x\r\n\r\n").await;
+    assert!(
+        r.header("location").is_none_or(|l| !l.contains('"')),
+        "{r:?}"
+    );
+}

@@ -4,8 +4,10 @@
 
 mod abuse;
 mod https;
+mod mtls;
 mod reload;
 mod sni;
+mod testssl;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -130,3 +130,21 @@ async fn rotation_under_load_loses_nothing_and_a_broken_file_keeps_the_old_certi
     assert_eq!(status.len(), 1);
     assert_eq!(status[0].certs[0].names, new_names);
 }
+
+#[tokio::test]
+async fn a_second_connection_resumes_with_a_ticket() {
+    let w = world("resume", |_, _, _| {}).await;
+    let cfg = client_config(&w.ca_file, &["http/1.1"]);
+    let tok = token("alice", &["admin"]);
+    // the first connection reads its answer (and with it the server's tickets)
+    let (_, status) = one(&cfg, w.tls_addr, &tok).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let s = connect(&cfg, w.tls_addr, "api.example.test").await.unwrap();
+    assert_eq!(
+        s.get_ref().1.handshake_kind(),
+        Some(rustls::HandshakeKind::Resumed)
+    );
+    // and the resumed session serves requests too
+    let (_, status) = one(&cfg, w.tls_addr, &tok).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+}
