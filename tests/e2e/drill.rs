@@ -433,8 +433,7 @@ fn builtin_region_outage_moves_us_clients_within_one_ttl() {
         .clone();
     assert_eq!(budget["pass"], true);
     assert_eq!(
-        budget["detail"],
-        "no failed request during the fault; 0 outside the fault window",
+        budget["detail"], "no failed request during the fault; 0 outside the fault window",
         "{budget}"
     );
     let us = r["dns_moves"]
