@@ -15,7 +15,8 @@ const SUBJECTS: usize = 64;
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let world = match &args.config {
         Some(p) => switchyard_config::load_file(p).map_err(|e| anyhow::anyhow!("{e}"))?,
-        None => switchyard_config::demo_world(),
+        // with its HTTPS listeners: `bench tls` aims at VIP:8443 with the demo CA
+        None => switchyard_config::demo_world_https(),
     };
     switchyard_bench::run(args, defaults(&world))
         .await
@@ -87,9 +88,39 @@ fn defaults(world: &World) -> Defaults {
             .next()
             .copied()
             .map(loopback),
+        tls_vip: tls_vip(world),
         paths,
         tokens,
     }
+}
+
+/// The first L4 listener address whose pool's members are gateway TLS listeners, with the name
+/// a client sends (the GSLB name) and, for the demo world, the demo CA when it exists.
+fn tls_vip(world: &World) -> Option<(std::net::SocketAddr, String, Option<std::path::PathBuf>)> {
+    let tls_listens: Vec<std::net::SocketAddr> = world
+        .gateway
+        .instances
+        .iter()
+        .filter_map(|i| i.tls.as_ref().map(|t| t.listen))
+        .collect();
+    let addr = world.regions.iter().find_map(|r| {
+        r.listeners.iter().find_map(|l| {
+            let pool = r.pools.get(l.pool_index)?;
+            pool.members
+                .iter()
+                .any(|m| tls_listens.contains(&m.addr))
+                .then(|| l.addrs.first().copied())
+                .flatten()
+        })
+    })?;
+    let name = world
+        .dns
+        .gslb
+        .first()
+        .map(|g| g.name.trim_end_matches('.').to_string())
+        .unwrap_or_else(|| addr.ip().to_string());
+    let ca = crate::demo_tls::state_dir(None).join("tls/ca.pem");
+    Some((addr, name, ca.exists().then_some(ca)))
 }
 
 #[cfg(test)]
@@ -103,7 +134,7 @@ mod tests {
 
     #[test]
     fn the_demo_world_gives_every_default() {
-        let d = super::defaults(&switchyard_config::demo_world());
+        let d = super::defaults(&switchyard_config::demo_world_https());
         assert_eq!(d.dns, Some("127.0.0.1:8053".parse().unwrap()));
         assert_eq!(d.gslb_name.as_deref(), Some("api.example.test."));
         assert_eq!(d.vip, Some("127.0.1.1:8080".parse().unwrap()));
@@ -112,5 +143,11 @@ mod tests {
             ["/v2/users/bench", "/v1/orders", "/v1/cart", "/v1/home"]
         );
         assert_eq!(d.tokens.len(), super::SUBJECTS);
+        let (vip, name, _) = d.tls_vip.expect("the demo serves HTTPS");
+        assert_eq!(vip, "127.0.1.1:8443".parse().unwrap());
+        assert_eq!(name, "api.example.test");
+        assert!(super::defaults(&switchyard_config::demo_world())
+            .tls_vip
+            .is_none());
     }
 }

@@ -102,7 +102,7 @@ pub struct HttpConn {
     addr: Option<SocketAddr>,
 }
 
-fn status_error(code: u16) -> ErrorKind {
+pub(crate) fn status_error(code: u16) -> ErrorKind {
     match code {
         300..=399 => "http 3xx",
         401 => "http 401",
@@ -275,7 +275,7 @@ async fn raw_exchange(
 }
 
 /// The status code of `HTTP/1.x NNN`, or 0.
-fn parse_status(head: &[u8; 12]) -> u16 {
+pub(crate) fn parse_status(head: &[u8; 12]) -> u16 {
     if !head.starts_with(b"HTTP/1.") || head[8] != b' ' {
         return 0;
     }

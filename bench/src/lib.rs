@@ -17,6 +17,7 @@ pub mod load;
 mod rawhttp;
 pub mod report;
 pub mod svg;
+pub mod tls;
 
 use clap::{Args, Subcommand};
 use load::{Mode, Plan, Progress, Worker};
@@ -37,6 +38,9 @@ pub struct Defaults {
     pub names: Vec<String>,
     /// A VIP with its L4 listener port.
     pub vip: Option<SocketAddr>,
+    /// A VIP and port whose connections end in TLS (the L4 listener passing TLS through to the
+    /// gateways), with the name to send as SNI and the CA file that verifies it.
+    pub tls_vip: Option<(SocketAddr, String, Option<PathBuf>)>,
     /// Gateway paths a client requests.
     pub paths: Vec<String>,
     /// Bearer tokens, used in turn.
@@ -65,6 +69,9 @@ pub enum Kind {
     /// The real client path: resolve the GSLB name (honouring TTL), connect to the VIP,
     /// request through the gateway; time split into DNS, connect and TTFB.
     Chain(ChainArgs),
+    /// TLS handshakes: a new connection, a full (or `--resume`d) handshake and one request
+    /// per connection; time split into connect, TLS and TTFB.
+    Tls(TlsArgs),
     /// Compare two `--json` reports: B relative to A.
     Compare { a: PathBuf, b: PathBuf },
 }
@@ -176,6 +183,32 @@ pub struct ChainArgs {
     /// A new connection per request instead of keep-alive.
     #[arg(long)]
     pub close: bool,
+    #[command(flatten)]
+    pub load: LoadArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// `https://host[:port]/path` (default: the world's first HTTPS VIP, `/healthz`).
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Connect here instead of resolving the URL's host (the host is still the SNI name).
+    #[arg(long)]
+    pub connect_to: Option<SocketAddr>,
+    /// CA certificates (PEM) to verify the server with (default: the demo CA, for the demo
+    /// world).
+    #[arg(long)]
+    pub cacert: Option<PathBuf>,
+    /// Do not verify the server's certificate.
+    #[arg(long, short = 'k', conflicts_with = "cacert")]
+    pub insecure: bool,
+    /// Resume sessions (TLS 1.3 tickets, TLS 1.2 session IDs or tickets) instead of a full
+    /// handshake per connection; the report counts how many resumed.
+    #[arg(long)]
+    pub resume: bool,
+    /// Bearer token to send (default: none).
+    #[arg(long, env = "SWITCHYARD_BENCH_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     #[command(flatten)]
     pub load: LoadArgs,
 }
@@ -307,6 +340,56 @@ pub async fn run(args: BenchArgs, d: Defaults) -> Result<(), String> {
             })
             .await
         }
+        Kind::Tls(a) => {
+            let (addr, host, path, default_ca) = match &a.url {
+                Some(u) => {
+                    let (addr, host, path) = parse_url_scheme(u, "https", 443).await?;
+                    (addr, host, path, None)
+                }
+                None => {
+                    let (v, name, ca) = d.tls_vip.clone().ok_or("give --url")?;
+                    (v, format!("{name}:{}", v.port()), String::new(), ca)
+                }
+            };
+            let addr = a.connect_to.unwrap_or(addr);
+            let name = host
+                .rsplit_once(':')
+                .map_or(host.as_str(), |(h, _)| h)
+                .trim_matches(['[', ']']);
+            let sni = rustls::pki_types::ServerName::try_from(name.to_string())
+                .map_err(|e| format!("{name:?} cannot be a TLS server name: {e}"))?;
+            let ca = a.cacert.clone().or(default_ca);
+            let verify = match (&ca, a.insecure) {
+                (_, true) => tls::Verify::Insecure,
+                (Some(p), false) => tls::Verify::Ca(p),
+                (None, false) => return Err("give --cacert FILE or --insecure".into()),
+            };
+            let config = tls::client_config(verify, a.resume)?;
+            let path = if a.url.is_none() {
+                "/healthz".to_string()
+            } else {
+                path
+            };
+            let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+            if let Some(t) = &a.token {
+                req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+            }
+            req.push_str("Connection: close\r\n\r\n");
+            let req = Arc::new(req.into_bytes());
+            let target = format!(
+                "https://{host}{path} at {addr} ({})",
+                if a.resume {
+                    "resumed handshakes"
+                } else {
+                    "full handshakes"
+                }
+            );
+            let timeout = a.load.timeout;
+            execute("tls", target, &a.load, |_| {
+                tls::TlsWorker::new(addr, sni.clone(), config.clone(), req.clone(), timeout)
+            })
+            .await
+        }
         Kind::Chain(a) => {
             let server = a.dns.or(d.dns).ok_or("give --dns")?;
             let name = a
@@ -355,12 +438,21 @@ fn paths(given: &[String], defaults: &[String], base: &str) -> Result<Vec<String
 
 /// `http://host:port/path` → the address to connect to, the Host header and the path.
 async fn parse_url(u: &str) -> Result<(SocketAddr, String, String), String> {
+    parse_url_scheme(u, "http", 80).await
+}
+
+/// `SCHEME://host:port/path` → the address to connect to, the Host header and the path.
+async fn parse_url_scheme(
+    u: &str,
+    scheme: &str,
+    default_port: u16,
+) -> Result<(SocketAddr, String, String), String> {
     let uri: hyper::Uri = u.parse().map_err(|e| format!("url {u:?}: {e}"))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(format!("url {u:?}: only http:// is supported"));
+    if uri.scheme_str() != Some(scheme) {
+        return Err(format!("url {u:?}: only {scheme}:// is supported here"));
     }
     let auth = uri.authority().ok_or(format!("url {u:?} has no host"))?;
-    let port = auth.port_u16().unwrap_or(80);
+    let port = auth.port_u16().unwrap_or(default_port);
     let addr = tokio::net::lookup_host((auth.host().trim_matches(['[', ']']), port))
         .await
         .map_err(|e| format!("cannot resolve {}: {e}", auth.host()))?

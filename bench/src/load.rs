@@ -47,6 +47,10 @@ pub struct Timing {
     pub connect: Option<Duration>,
     /// Request sent to response head received.
     pub ttfb: Option<Duration>,
+    /// TLS handshake (after the TCP connect), when this request made one.
+    pub tls: Option<Duration>,
+    /// The TLS handshake resumed an earlier session.
+    pub resumed: bool,
 }
 
 /// A short, fixed name for a kind of error (`timeout`, `refused`, `http 5xx`, ...).
@@ -78,6 +82,9 @@ pub struct Recorded {
     pub dns: Histogram<u64>,
     pub connect: Histogram<u64>,
     pub ttfb: Histogram<u64>,
+    pub tls: Histogram<u64>,
+    /// Successful requests whose TLS handshake was resumed.
+    pub resumed: u64,
     pub ok: u64,
     pub errors: BTreeMap<ErrorKind, u64>,
     /// Per second of the run (by when requests were due): successes, errors, latency sum (µs)
@@ -103,6 +110,8 @@ impl Recorded {
             dns: histogram(),
             connect: histogram(),
             ttfb: histogram(),
+            tls: histogram(),
+            resumed: 0,
             ok: 0,
             errors: BTreeMap::new(),
             seconds: Vec::new(),
@@ -130,12 +139,14 @@ impl Recorded {
                     (&mut self.dns, t.dns),
                     (&mut self.connect, t.connect),
                     (&mut self.ttfb, t.ttfb),
+                    (&mut self.tls, t.tls),
                 ] {
                     if let Some(d) = d {
                         h.saturating_record((d.as_micros() as u64).max(1));
                     }
                 }
                 self.ok += 1;
+                self.resumed += u64::from(t.resumed);
                 s.ok += 1;
                 s.latency_sum_us += us;
                 s.latency_max_us = s.latency_max_us.max(us);
@@ -152,7 +163,9 @@ impl Recorded {
         let _ = self.dns.add(&other.dns);
         let _ = self.connect.add(&other.connect);
         let _ = self.ttfb.add(&other.ttfb);
+        let _ = self.tls.add(&other.tls);
         self.ok += other.ok;
+        self.resumed += other.resumed;
         for (k, v) in other.errors {
             *self.errors.entry(k).or_default() += v;
         }

@@ -67,8 +67,11 @@ pub struct Report {
     pub errors: BTreeMap<String, u64>,
     /// Total latency of successful requests (open loop: from when each was due).
     pub latency: Percentiles,
-    /// Phases of the chain (`dns`, `connect`, `ttfb`), when measured.
+    /// Phases of the chain (`dns`, `connect`, `tls`, `ttfb`), when measured.
     pub phases: BTreeMap<String, Percentiles>,
+    /// `bench tls`: how many of the successful requests' handshakes resumed a session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_resumed: Option<u64>,
     /// The latency distribution: (percentile, ms) points for charts.
     pub curve: Vec<(f64, f64)>,
     pub timeline: Vec<Second>,
@@ -82,6 +85,7 @@ impl Report {
             ("dns", &rec.dns),
             ("connect", &rec.connect),
             ("ttfb", &rec.ttfb),
+            ("tls", &rec.tls),
         ] {
             if !h.is_empty() {
                 phases.insert(name.to_string(), Percentiles::of(h));
@@ -120,6 +124,7 @@ impl Report {
                 .map(|(k, v)| (k.to_string(), *v))
                 .collect(),
             latency: Percentiles::of(&rec.latency),
+            tls_resumed: (!rec.tls.is_empty()).then_some(rec.resumed),
             phases,
             curve,
             timeline: rec
@@ -183,6 +188,13 @@ impl Report {
         row("total", &self.latency);
         for (k, p) in &self.phases {
             row(k, p);
+        }
+        if let Some(n) = self.tls_resumed {
+            let _ = writeln!(
+                o,
+                "\n  TLS handshakes: {} full, {n} resumed",
+                self.ok.saturating_sub(n)
+            );
         }
         if !self.errors.is_empty() {
             let _ = writeln!(o, "\n  errors by kind:");

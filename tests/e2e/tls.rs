@@ -109,6 +109,52 @@ fn https_through_each_vip_http1_and_http2_with_status_and_metrics() {
     ] {
         assert!(m.contains(want), "{want} missing from /metrics");
     }
+
+    // `bench tls` aims at the first HTTPS VIP of the world (127.NET.1.1:8443, SNI
+    // api.example.test): full handshakes, then resumed ones. The L4 listener spreads the
+    // connections over both AZs' gateways, which share their ticket key: every handshake after the
+    // first few (one per worker, before any ticket came back) resumes.
+    let cfg = cfg.to_str().unwrap();
+    for (resume, json) in [(false, "full.json"), (true, "resumed.json")] {
+        let json = dir.0.join(json);
+        let mut args = vec![
+            "bench",
+            "tls",
+            "--config",
+            cfg,
+            "--cacert",
+            ca,
+            "--requests",
+            "60",
+            "-c",
+            "2",
+            "-q",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        let (code, out, err) = switchyard(&args);
+        assert_eq!(code, 0, "{out}{err}");
+        assert!(
+            out.contains(&format!(
+                "https://api.example.test:8443/healthz at 127.{NET}.1.1:8443"
+            )),
+            "{out}"
+        );
+        let r: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(r["errors"], serde_json::json!({}), "{out}");
+        assert_eq!(r["ok"], 60, "{out}");
+        assert!(r["phases"]["tls"]["count"].as_u64() == Some(60), "{out}");
+        let resumed = r["tls_resumed"].as_u64().unwrap();
+        if resume {
+            assert!(resumed >= 56, "{resumed} of 60 resumed: {out}");
+        } else {
+            assert_eq!(resumed, 0, "{out}");
+        }
+    }
 }
 
 #[test]

@@ -52,10 +52,29 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
         .clone()
 }
 
-/// A session-ticket producer whose key rotates every six hours (the provider's ticketer).
-pub(crate) fn provider_ticketer() -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error>
-{
-    rustls::crypto::aws_lc_rs::Ticketer::new()
+/// The session-ticket producer (the provider's, its key rotating every six hours) of every TLS
+/// listener of this process with the same client-certificate CA (`None`: no client
+/// certificates). Shared so that a ticket one gateway instance issued resumes on another behind
+/// the same VIP (the L4 balancer spreads a client's connections over the AZs' gateways: with a
+/// key per instance half the resumptions failed); kept apart per CA so a session whose client
+/// certificate one listener verified never resumes on a listener that trusts another CA.
+pub(crate) fn provider_ticketer(
+    client_ca: Option<&std::path::Path>,
+) -> Result<Arc<dyn rustls::server::ProducesTickets>, rustls::Error> {
+    type Shared = std::collections::HashMap<
+        Option<std::path::PathBuf>,
+        Arc<dyn rustls::server::ProducesTickets>,
+    >;
+    static T: std::sync::Mutex<Option<Shared>> = std::sync::Mutex::new(None);
+    let mut map = T.lock().unwrap_or_else(|p| p.into_inner());
+    let map = map.get_or_insert_with(Default::default);
+    let key = client_ca.map(|p| p.to_path_buf());
+    if let Some(t) = map.get(&key) {
+        return Ok(t.clone());
+    }
+    let t = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+    map.insert(key, t.clone());
+    Ok(t)
 }
 
 /// Seconds since the Unix epoch.

@@ -61,7 +61,8 @@ pub fn server_config(
     let mut cfg = builder.with_cert_resolver(store);
     cfg.alpn_protocols = opts.alpn.clone();
     cfg.session_storage = ServerSessionMemoryCache::new(opts.session_cache.max(1));
-    cfg.ticketer = crate::provider_ticketer().map_err(|e| TlsError::Config(e.to_string()))?;
+    cfg.ticketer = crate::provider_ticketer(opts.client_ca.as_deref())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
     // TLS 1.3: two tickets per full handshake (a browser opens parallel connections)
     cfg.send_tls13_tickets = 2;
     Ok((Arc::new(cfg), check))

@@ -470,3 +470,108 @@ async fn an_open_loop_against_a_dead_server_ends_on_time_and_counts_what_it_neve
         r.errors
     );
 }
+
+/// A TLS server on 127.0.0.1:0 (rustls, a self-signed certificate for `bench.test`, rustls'
+/// default stateful resumption) answering every request with `200 ok` and a close; the PEM of its
+/// certificate.
+async fn tls_server() -> (SocketAddr, String) {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    let ck = rcgen::generate_simple_self_signed(vec!["bench.test".to_string()]).unwrap();
+    let pem = ck.cert.pem();
+    let cert = CertificateDer::from(ck.cert.der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let mut buf = vec![0u8; 4096];
+                let mut have = 0;
+                while !buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf[have..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have += n,
+                    }
+                }
+                let _ = s
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    )
+                    .await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, pem)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_counts_full_and_resumed_handshakes_and_refuses_an_unknown_ca() {
+    use switchyard_bench::tls::{client_config, TlsWorker, Verify};
+    let (addr, pem) = tls_server().await;
+    let ca = std::env::temp_dir().join(format!("bench-tls-ca-{}.pem", std::process::id()));
+    std::fs::write(&ca, &pem).unwrap();
+    let name = rustls::pki_types::ServerName::try_from("bench.test").unwrap();
+    let req = Arc::new(b"GET / HTTP/1.1\r\nHost: bench.test\r\nConnection: close\r\n\r\n".to_vec());
+    let run = |resume: bool, verify: Verify<'_>| {
+        let cfg = client_config(verify, resume).unwrap();
+        let (name, req) = (name.clone(), req.clone());
+        let p = Plan {
+            max_requests: Some(20),
+            ..plan(Mode::Closed, 1, 10.0)
+        };
+        async move {
+            measure(
+                "tls",
+                addr.to_string(),
+                &p,
+                |_| {
+                    TlsWorker::new(
+                        addr,
+                        name.clone(),
+                        cfg.clone(),
+                        req.clone(),
+                        Duration::from_secs(5),
+                    )
+                },
+                false,
+            )
+            .await
+        }
+    };
+    let full = run(false, Verify::Ca(&ca)).await;
+    assert_eq!((full.ok, full.requests), (20, 20), "{:?}", full.errors);
+    assert_eq!(full.tls_resumed, Some(0));
+    for phase in ["connect", "tls", "ttfb"] {
+        assert!(full.phases.contains_key(phase), "{phase} missing");
+    }
+    assert!(full.render().contains("TLS handshakes: 20 full, 0 resumed"));
+    // one worker: the first handshake is full, every later one resumes
+    let resumed = run(true, Verify::Ca(&ca)).await;
+    assert_eq!(resumed.ok, 20, "{:?}", resumed.errors);
+    assert_eq!(resumed.tls_resumed, Some(19));
+    // a CA that did not sign the server's certificate: every request fails as such
+    let other = rcgen::generate_simple_self_signed(vec!["bench.test".to_string()]).unwrap();
+    let wrong = std::env::temp_dir().join(format!("bench-tls-wrong-{}.pem", std::process::id()));
+    std::fs::write(&wrong, other.cert.pem()).unwrap();
+    let refused = run(false, Verify::Ca(&wrong)).await;
+    assert_eq!(refused.ok, 0);
+    assert_eq!(refused.errors.get("tls bad certificate"), Some(&20));
+    // --insecure accepts it
+    let insecure = run(false, Verify::Insecure).await;
+    assert_eq!(insecure.ok, 20, "{:?}", insecure.errors);
+    let _ = std::fs::remove_file(&ca);
+    let _ = std::fs::remove_file(&wrong);
+}
