@@ -342,10 +342,17 @@ pub async fn run(args: BenchArgs, d: Defaults) -> Result<(), String> {
         }
         Kind::Tls(a) => {
             let (addr, host, path, default_ca) = match &a.url {
-                Some(u) => {
-                    let (addr, host, path) = parse_url_scheme(u, "https", 443).await?;
-                    (addr, host, path, None)
-                }
+                // with --connect-to the URL's host is only the SNI name: not resolved
+                Some(u) => match a.connect_to {
+                    Some(to) => {
+                        let (_, _, host, path) = split_url(u, "https", 443)?;
+                        (to, host, path, None)
+                    }
+                    None => {
+                        let (addr, host, path) = parse_url_scheme(u, "https", 443).await?;
+                        (addr, host, path, None)
+                    }
+                },
                 None => {
                     let (v, name, ca) = d.tls_vip.clone().ok_or("give --url")?;
                     (v, format!("{name}:{}", v.port()), String::new(), ca)
@@ -364,7 +371,12 @@ pub async fn run(args: BenchArgs, d: Defaults) -> Result<(), String> {
                 (Some(p), false) => tls::Verify::Ca(p),
                 (None, false) => return Err("give --cacert FILE or --insecure".into()),
             };
-            let config = tls::client_config(verify, a.resume)?;
+            // one session store per worker, as each browser profile has its own: a worker
+            // resumes from the ticket its last connection got (a shared store runs dry when
+            // more connections are open than tickets are kept per server)
+            let configs = (0..a.load.connections)
+                .map(|_| tls::client_config(verify.clone(), a.resume))
+                .collect::<Result<Vec<_>, _>>()?;
             let path = if a.url.is_none() {
                 "/healthz".to_string()
             } else {
@@ -385,8 +397,9 @@ pub async fn run(args: BenchArgs, d: Defaults) -> Result<(), String> {
                 }
             );
             let timeout = a.load.timeout;
-            execute("tls", target, &a.load, |_| {
-                tls::TlsWorker::new(addr, sni.clone(), config.clone(), req.clone(), timeout)
+            execute("tls", target, &a.load, |i| {
+                let config = configs[i % configs.len()].clone();
+                tls::TlsWorker::new(addr, sni.clone(), config, req.clone(), timeout)
             })
             .await
         }
@@ -447,18 +460,33 @@ async fn parse_url_scheme(
     scheme: &str,
     default_port: u16,
 ) -> Result<(SocketAddr, String, String), String> {
+    let (host, port, authority, path) = split_url(u, scheme, default_port)?;
+    let addr = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or(format!("{host} has no address"))?;
+    Ok((addr, authority, path))
+}
+
+/// `SCHEME://host:port/path` → host (no brackets), port, the Host header and the path.
+fn split_url(
+    u: &str,
+    scheme: &str,
+    default_port: u16,
+) -> Result<(String, u16, String, String), String> {
     let uri: hyper::Uri = u.parse().map_err(|e| format!("url {u:?}: {e}"))?;
     if uri.scheme_str() != Some(scheme) {
         return Err(format!("url {u:?}: only {scheme}:// is supported here"));
     }
     let auth = uri.authority().ok_or(format!("url {u:?} has no host"))?;
     let port = auth.port_u16().unwrap_or(default_port);
-    let addr = tokio::net::lookup_host((auth.host().trim_matches(['[', ']']), port))
-        .await
-        .map_err(|e| format!("cannot resolve {}: {e}", auth.host()))?
-        .next()
-        .ok_or(format!("{} has no address", auth.host()))?;
-    Ok((addr, auth.to_string(), uri.path().to_string()))
+    Ok((
+        auth.host().trim_matches(['[', ']']).to_string(),
+        port,
+        auth.to_string(),
+        uri.path().to_string(),
+    ))
 }
 
 /// Runs the load, prints the table, writes `--json` / `--svg`.

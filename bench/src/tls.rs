@@ -5,10 +5,10 @@
 //! read to its end. The report splits each request into TCP connect, TLS handshake and TTFB, and
 //! counts full and resumed handshakes.
 //!
-//! With `--resume` the workers share one client session store (rustls' in-memory cache), so the
-//! first handshake of a run is full and every later one offers a session; one that the server
-//! declines is counted as full (the report shows how many), so a server without resumption is
-//! visible instead of silently measured as "resumed".
+//! With `--resume` each worker keeps its own client session store (rustls' in-memory cache), so
+//! a worker's first handshake is full and every later one offers the session its last connection
+//! got; one that the server declines is counted as full (the report shows how many), so a server
+//! without resumption is visible instead of silently measured as "resumed".
 
 use crate::load::{ErrorKind, Timing, Worker};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -25,7 +25,7 @@ use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
 
 /// How to verify the server.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Verify<'a> {
     /// Against the CA certificates in this PEM file.
     Ca(&'a Path),
