@@ -605,9 +605,12 @@ async fn serve_conn(
         crate::metrics::client_refused("connections");
         return;
     };
+    let client_ip = http::HeaderValue::try_from(client.ip().to_string())
+        .unwrap_or(http::HeaderValue::from_static("unknown"));
     let mut conn = ConnInfo {
         peer,
         client,
+        client_ip,
         xff_trusted,
         upgrades: false,
         slot,

@@ -2,7 +2,7 @@
 //! identity/forwarding/override headers in every spelling, the Host rules of RFC 9112 §3.2,
 //! `X-Forwarded-For` / `Forwarded`, and the request id.
 
-use bytes::Bytes;
+use bytes::BytesMut;
 use http::header::{self, HeaderName, HeaderValue};
 use http::{HeaderMap, Response, StatusCode};
 
@@ -188,45 +188,57 @@ pub(super) fn same_name(a: &str, b: &str) -> bool {
             .all(|(x, y)| x == y || (x == b'_' && y == b'-'))
 }
 
-/// A header value from a string we built (the buffer moves, no copy).
-pub(super) fn owned_value(s: String) -> Option<HeaderValue> {
-    HeaderValue::from_maybe_shared(Bytes::from(s)).ok()
-}
-
+/// The forwarding headers an instance sees: `X-Forwarded-For` (a trusted forwarder's list
+/// extended, else the client alone), `Forwarded` (RFC 7239), `X-Forwarded-Proto`/`-Host`, the
+/// request id and a verified client certificate's subject.
 pub(super) fn forwarded_headers(
     h: &mut HeaderMap,
     conn: &ConnInfo,
     host: Option<&str>,
     rid: &HeaderValue,
 ) {
-    use std::fmt::Write;
-    let ip = conn.client.ip();
-    let mut xff = String::with_capacity(48);
-    if let (true, Some(prev)) = (
-        conn.xff_trusted,
-        h.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()),
-    ) {
-        let _ = write!(xff, "{prev}, ");
-    }
-    let _ = write!(xff, "{ip}");
-    if let Some(v) = owned_value(xff) {
+    // no formatting per request: the client's address was rendered once for the connection
+    let ip = conn.client_ip.as_bytes();
+    let prev = conn
+        .xff_trusted
+        .then(|| h.get(&X_FORWARDED_FOR))
+        .flatten()
+        .filter(|v| v.to_str().is_ok())
+        .map(|v| v.as_bytes());
+    let xff = match prev {
+        Some(prev) => {
+            let mut b = BytesMut::with_capacity(prev.len() + 2 + ip.len());
+            b.extend_from_slice(prev);
+            b.extend_from_slice(b", ");
+            b.extend_from_slice(ip);
+            HeaderValue::from_maybe_shared(b.freeze()).ok()
+        }
+        None => Some(conn.client_ip.clone()),
+    };
+    if let Some(v) = xff {
         h.insert(X_FORWARDED_FOR.clone(), v);
     }
-    let mut fwd = String::with_capacity(64);
-    let _ = if ip.is_ipv6() {
-        write!(fwd, "for=\"[{ip}]\"")
+    let quotable = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"'));
+    let mut fwd = BytesMut::with_capacity(40 + ip.len() + quotable.map_or(0, str::len));
+    if conn.client.ip().is_ipv6() {
+        fwd.extend_from_slice(b"for=\"[");
+        fwd.extend_from_slice(ip);
+        fwd.extend_from_slice(b"]\"");
     } else {
-        write!(fwd, "for={ip}")
-    };
-    if let Some(host) = host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-        let _ = write!(fwd, ";host=\"{host}\"");
+        fwd.extend_from_slice(b"for=");
+        fwd.extend_from_slice(ip);
     }
-    fwd.push_str(if conn.tls.is_some() {
-        ";proto=https"
+    if let Some(host) = quotable {
+        fwd.extend_from_slice(b";host=\"");
+        fwd.extend_from_slice(host.as_bytes());
+        fwd.extend_from_slice(b"\"");
+    }
+    fwd.extend_from_slice(if conn.tls.is_some() {
+        b";proto=https"
     } else {
-        ";proto=http"
+        b";proto=http"
     });
-    if let Some(v) = owned_value(fwd) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(fwd.freeze()) {
         h.insert(FORWARDED.clone(), v);
     }
     let proto = if conn.tls.is_some() { "https" } else { "http" };

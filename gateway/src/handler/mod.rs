@@ -54,6 +54,9 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// The real client (from a trusted PROXY header, else the peer).
     pub client: SocketAddr,
+    /// `client`'s address as header text, rendered once per connection (X-Forwarded-For,
+    /// Forwarded).
+    pub client_ip: http::HeaderValue,
     /// The client is a trusted HTTP forwarder (its X-Forwarded-For is extended, not replaced).
     pub xff_trusted: bool,
     /// The connection can be taken over by a WebSocket (HTTP/1.1, not h2c).
