@@ -18,7 +18,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         // with its HTTPS listeners: `bench tls` aims at VIP:8443 with the demo CA
         None => switchyard_config::demo_world_https(),
     };
-    switchyard_bench::run(args, defaults(&world))
+    let mut d = defaults(&world);
+    if let Some((_, _, ca)) = d.tls_vip.as_mut() {
+        let demo = crate::demo_tls::state_dir(args.state_dir.as_deref()).join("tls/ca.pem");
+        *ca = demo.exists().then_some(demo);
+    }
+    switchyard_bench::run(args, d)
         .await
         .map_err(anyhow::Error::msg)
 }
@@ -95,7 +100,7 @@ fn defaults(world: &World) -> Defaults {
 }
 
 /// The first L4 listener address whose pool's members are gateway TLS listeners, with the name
-/// a client sends (the GSLB name) and, for the demo world, the demo CA when it exists.
+/// a client sends (the GSLB name); [`run`] adds the demo CA when it exists.
 fn tls_vip(world: &World) -> Option<(std::net::SocketAddr, String, Option<std::path::PathBuf>)> {
     let tls_listens: Vec<std::net::SocketAddr> = world
         .gateway
@@ -119,8 +124,7 @@ fn tls_vip(world: &World) -> Option<(std::net::SocketAddr, String, Option<std::p
         .first()
         .map(|g| g.name.trim_end_matches('.').to_string())
         .unwrap_or_else(|| addr.ip().to_string());
-    let ca = crate::demo_tls::state_dir(None).join("tls/ca.pem");
-    Some((addr, name, ca.exists().then_some(ca)))
+    Some((addr, name, None))
 }
 
 #[cfg(test)]

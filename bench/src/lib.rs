@@ -53,6 +53,9 @@ pub struct BenchArgs {
     /// The world whose DNS, VIPs, routes and signing key to aim at (default: the demo world).
     #[arg(long, global = true)]
     pub config: Option<PathBuf>,
+    /// Where the demo's CA lives, as given to `switchyard run --state-dir` (`bench tls`).
+    #[arg(long, global = true)]
+    pub state_dir: Option<PathBuf>,
     #[command(subcommand)]
     pub kind: Kind,
 }
@@ -389,11 +392,16 @@ pub async fn run(args: BenchArgs, d: Defaults) -> Result<(), String> {
             req.push_str("Connection: close\r\n\r\n");
             let req = Arc::new(req.into_bytes());
             let target = format!(
-                "https://{host}{path} at {addr} ({})",
+                "https://{host}{path} at {addr} ({}{})",
                 if a.resume {
                     "resumed handshakes"
                 } else {
                     "full handshakes"
+                },
+                match (&ca, a.insecure) {
+                    (_, true) => ", not verified".to_string(),
+                    (Some(p), false) => format!(", CA {}", p.display()),
+                    (None, false) => String::new(),
                 }
             );
             let timeout = a.load.timeout;
