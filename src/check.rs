@@ -89,5 +89,11 @@ pub fn tls_problems(world: &World, src: &str, now: i64) -> Vec<ConfigError> {
             }
         }
     }
+    for (i, s) in world.services.iter().enumerate() {
+        let Some(t) = &s.tls else { continue };
+        if let Err(e) = switchyard_gateway::UpstreamTlsSpec::load(&t.ca, t.server_name.clone()) {
+            push(format!("services[{i}].tls.ca"), e);
+        }
+    }
     out
 }

@@ -26,7 +26,28 @@ pub struct RawService {
     /// instances of the next region in that region's `failover` order (default on).
     #[serde(default = "yes", skip_serializing_if = "is_yes")]
     pub remote_instances: bool,
+    /// Call the instances over TLS: `tls = { ca = "ca.pem", server_name = "orders.internal" }`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<RawUpstreamTls>,
     pub instances: Vec<RawInstance>,
+}
+
+/// Raw `tls = { ca = ..., server_name = ... }` of a service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstreamTls {
+    /// CA bundle (PEM) the instances' certificates are verified against.
+    pub ca: String,
+    /// Name sent as SNI and verified in the certificate (default: the instance's IP address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// Validated upstream TLS of a service (the CA file is read by the gateway and `check`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UpstreamTls {
+    pub ca: std::path::PathBuf,
+    pub server_name: Option<String>,
 }
 
 fn yes() -> bool {
@@ -68,6 +89,7 @@ pub struct Service {
     pub passive: Passive,
     pub connect_timeout: Duration,
     pub remote_instances: bool,
+    pub tls: Option<UpstreamTls>,
     pub instances: Vec<ServiceInstance>,
 }
 
@@ -137,6 +159,34 @@ impl RawService {
             passive: self.passive.validate(&format!("{p}.passive"), errs),
             connect_timeout: self.connect_timeout.0,
             remote_instances: self.remote_instances,
+            tls: self.tls.as_ref().map(|t| {
+                if t.ca.is_empty() {
+                    errs.push(
+                        format!("{p}.tls.ca"),
+                        "give the CA bundle (PEM) to verify the instances with",
+                    );
+                }
+                if let Some(n) = &t.server_name {
+                    let ok = n.parse::<std::net::IpAddr>().is_ok()
+                        || (!n.is_empty()
+                            && n.len() <= 253
+                            && n.split('.').all(|l| {
+                                !l.is_empty()
+                                    && l.len() <= 63
+                                    && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            }));
+                    if !ok {
+                        errs.push(
+                            format!("{p}.tls.server_name"),
+                            format!("{n:?} is not a DNS name or an IP address"),
+                        );
+                    }
+                }
+                UpstreamTls {
+                    ca: t.ca.clone().into(),
+                    server_name: t.server_name.clone(),
+                }
+            }),
             instances,
         }
     }

@@ -343,3 +343,35 @@ fn dns_notify_takes_addresses_with_ports() {
     assert_eq!(path, "dns.notify[0]");
     assert!(msg.contains("an address with a port"), "{msg}");
 }
+
+#[test]
+fn upstream_tls_names_its_ca_relative_to_the_config_and_refuses_a_bad_server_name() {
+    let src = demo_toml().replacen(
+        "name = \"order\"\n",
+        "name = \"order\"\ntls = { ca = \"certs/ca.pem\", server_name = \"orders.internal\" }\n",
+        1,
+    );
+    let w = parse_str(&src, "t.toml")
+        .unwrap()
+        .resolve_paths(std::path::Path::new("/etc/switchyard"));
+    let order = w.services.iter().find(|s| s.name == "order").unwrap();
+    let t = order.tls.as_ref().unwrap();
+    assert_eq!(t.ca, std::path::Path::new("/etc/switchyard/certs/ca.pem"));
+    assert_eq!(t.server_name.as_deref(), Some("orders.internal"));
+    assert!(w
+        .services
+        .iter()
+        .filter(|s| s.name != "order")
+        .all(|s| s.tls.is_none()));
+
+    let (path, line, msg) = single_error(|s| {
+        s.replacen(
+            "name = \"order\"\n",
+            "name = \"order\"\ntls = { ca = \"ca.pem\", server_name = \"not a name\" }\n",
+            1,
+        )
+    });
+    assert_eq!(path, "services[1].tls.server_name");
+    assert_eq!(line, line_of(demo_toml(), "name = \"order\"\n") + 1);
+    assert!(msg.contains("is not a DNS name or an IP address"), "{msg}");
+}

@@ -540,6 +540,11 @@ impl World {
                 t.tls.resolve_paths(base);
             }
         }
+        for s in &mut self.services {
+            if let Some(t) = &mut s.tls {
+                fix(&mut t.ca);
+            }
+        }
         for k in &mut self.gateway.jwt.keys {
             match &mut k.source {
                 KeySource::SecretFile(f) | KeySource::PemFile(f) | KeySource::JwksFile(f) => {

@@ -133,7 +133,7 @@ impl GatewaySpec {
         for r in &g.routes {
             route(world, r, &mut spec)?;
         }
-        spec.services = services(world);
+        spec.services = services(world)?;
         Ok(spec)
     }
 }
@@ -301,27 +301,37 @@ fn route(
 }
 
 /// The world's services with their instances, as the gateway balances them.
-fn services(world: &World) -> Vec<ServiceSpec> {
+fn services(world: &World) -> Result<Vec<ServiceSpec>, Error> {
     world
         .services
         .iter()
-        .map(|s| ServiceSpec {
-            name: s.name.clone(),
-            policy: s.policy.into(),
-            check: Some((&s.health).into()),
-            passive: (&s.passive).into(),
-            remote_instances: s.remote_instances,
-            instances: s
-                .instances
-                .iter()
-                .map(|i| ServiceInstanceSpec {
-                    name: i.name.clone(),
-                    addr: i.addr,
-                    region: i.region.clone(),
-                    az: i.az.clone(),
-                    weight: i.weight,
-                })
-                .collect(),
+        .map(|s| {
+            let tls = match &s.tls {
+                Some(t) => Some(
+                    crate::spec::UpstreamTlsSpec::load(&t.ca, t.server_name.clone())
+                        .map_err(|e| Error::Config(format!("services {:?} tls.ca: {e}", s.name)))?,
+                ),
+                None => None,
+            };
+            Ok(ServiceSpec {
+                tls,
+                name: s.name.clone(),
+                policy: s.policy.into(),
+                check: Some((&s.health).into()),
+                passive: (&s.passive).into(),
+                remote_instances: s.remote_instances,
+                instances: s
+                    .instances
+                    .iter()
+                    .map(|i| ServiceInstanceSpec {
+                        name: i.name.clone(),
+                        addr: i.addr,
+                        region: i.region.clone(),
+                        az: i.az.clone(),
+                        weight: i.weight,
+                    })
+                    .collect(),
+            })
         })
         .collect()
 }

@@ -87,7 +87,7 @@ use std::time::Duration;
 pub use error::Error;
 pub use quick::{mint_with_secret, run_quick, QuickArgs};
 pub use server::{start_spec, Handle};
-pub use spec::GatewaySpec;
+pub use spec::{GatewaySpec, UpstreamTlsSpec};
 use switchyard_balance::HealthRegistry;
 use switchyard_config::World;
 use tokio_util::sync::CancellationToken;

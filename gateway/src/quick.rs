@@ -154,6 +154,7 @@ fn add_routes(args: &QuickArgs, spec: &mut GatewaySpec) -> Result<(), Error> {
             check: None,
             passive: crate::upstream::default_passive(),
             remote_instances: true,
+            tls: None,
             instances: vec![ServiceInstanceSpec {
                 name: name.clone(),
                 addr,

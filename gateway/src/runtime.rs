@@ -99,7 +99,8 @@ impl Runtime {
                         .find(|(n, _)| n == r)
                         .map(|(_, f)| f.as_slice())
                 });
-                let u = Upstreams::build(&spec.services, region, failover, registry);
+                let u =
+                    Upstreams::build(&spec.services, region, failover, registry, &spec.upstream);
                 (r, u)
             })
             .collect();

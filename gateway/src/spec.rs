@@ -385,6 +385,44 @@ pub struct ServiceSpec {
     /// Call instances of other regions (in the failover order) when none of the gateway's own
     /// region is healthy.
     pub remote_instances: bool,
+    /// Call the instances over TLS (`None`: plain HTTP).
+    pub tls: Option<UpstreamTlsSpec>,
+}
+
+/// TLS from the gateway to a service's instances.
+#[derive(Debug, Clone)]
+pub struct UpstreamTlsSpec {
+    /// Verifies the instances' certificates against the service's CA bundle.
+    pub config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+    /// Sent as SNI and verified in the certificate (`None`: the instance's IP address).
+    pub server_name: Option<String>,
+}
+
+impl UpstreamTlsSpec {
+    /// Reads the CA bundle (PEM) at `ca`; the error is for the operator.
+    pub fn load(ca: &std::path::Path, server_name: Option<String>) -> Result<Self, String> {
+        use tokio_rustls::rustls;
+        let text = std::fs::read(ca).map_err(|e| format!("{}: cannot read: {e}", ca.display()))?;
+        let mut roots = rustls::RootCertStore::empty();
+        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&text) {
+            let c: rustls::pki_types::CertificateDer<'static> =
+                c.map_err(|e| format!("{}: not PEM certificates: {e}", ca.display()))?;
+            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("{}: no CA certificate in it", ca.display()));
+        }
+        // ALPN (http/1.1) is set by the connector
+        let config = rustls::ClientConfig::builder_with_provider(switchyard_tls::provider())
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(UpstreamTlsSpec {
+            config: std::sync::Arc::new(config),
+            server_name,
+        })
+    }
 }
 
 /// One instance of a service.

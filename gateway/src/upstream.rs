@@ -45,6 +45,8 @@ pub struct ServicePool {
     /// regions in failover order.
     groups: Vec<Group>,
     has_local: bool,
+    /// The service's own client when its instances speak TLS (`None`: the shared plain one).
+    tls: Option<HttpsClient>,
 }
 
 /// A chosen instance: which group (local region, or a remote one), which member.
@@ -67,6 +69,7 @@ impl ServicePool {
         region: Option<&str>,
         failover: Option<&[String]>,
         registry: &HealthRegistry,
+        upstream: &UpstreamSpec,
     ) -> ServicePool {
         let member = |inst: &crate::spec::ServiceInstanceSpec| {
             MemberSpec::new(inst.name.clone(), inst.addr, inst.az.clone(), inst.weight)
@@ -139,6 +142,7 @@ impl ServicePool {
             name: spec.name.clone(),
             groups,
             has_local,
+            tls: spec.tls.as_ref().map(|t| tls_client(upstream, t)),
         }
     }
 
@@ -212,6 +216,7 @@ impl Upstreams {
         region: Option<&str>,
         failover: Option<&[String]>,
         registry: &HealthRegistry,
+        upstream: &UpstreamSpec,
     ) -> Upstreams {
         Upstreams {
             pools: services
@@ -219,7 +224,7 @@ impl Upstreams {
                 .map(|s| {
                     (
                         s.name.clone(),
-                        ServicePool::build(s, region, failover, registry),
+                        ServicePool::build(s, region, failover, registry, upstream),
                     )
                 })
                 .collect(),
@@ -247,6 +252,39 @@ pub fn client(spec: &UpstreamSpec) -> HttpClient {
         .pool_timer(TokioTimer::new())
         .timer(TokioTimer::new())
         .build(c)
+}
+
+/// The client of a service whose instances speak TLS (pooled keep-alive like [`client`]).
+pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// A pooled client that calls `https://` instances, verifying them with the service's CA, with
+/// its `server_name` as SNI (else the instance's IP address).
+fn tls_client(spec: &UpstreamSpec, tls: &crate::spec::UpstreamTlsSpec) -> HttpsClient {
+    let mut c = HttpConnector::new();
+    c.set_connect_timeout(Some(spec.connect_timeout));
+    c.set_nodelay(true);
+    c.enforce_http(false);
+    let b = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config((*tls.config).clone())
+        .https_only();
+    let b = match &tls.server_name {
+        Some(n) => b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
+            match tokio_rustls::rustls::pki_types::ServerName::try_from(n.clone()) {
+                Ok(n) => n,
+                // validated with the config; an unusable name verifies nothing
+                Err(_) => tokio_rustls::rustls::pki_types::ServerName::try_from("invalid.invalid")
+                    .expect("a valid name"),
+            },
+        )),
+        None => b,
+    };
+    let connector = b.enable_http1().wrap_connector(c);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(spec.pool_idle_timeout)
+        .pool_max_idle_per_host(spec.pool_max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector)
 }
 
 /// Why an upstream call failed (maps to 502 / 503 / 504).
@@ -317,7 +355,11 @@ pub async fn send(
         };
         tried.push(pick);
         let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(Scheme::HTTP);
+        parts.scheme = Some(if pool.tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            Scheme::HTTP
+        });
         parts.authority = Some(pool.authority(pick).clone());
         parts.path_and_query = Some(pq.clone());
         let mut req = Request::new(Full::new(out.body.clone()));
@@ -327,7 +369,11 @@ pub async fn send(
             Err(_) => return Err(UpstreamError::Protocol),
         };
         *req.headers_mut() = out.headers.clone();
-        match tokio::time::timeout_at(deadline, http.request(req)).await {
+        let call = match &pool.tls {
+            Some(c) => c.request(req),
+            None => http.request(req),
+        };
+        match tokio::time::timeout_at(deadline, call).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(Ok(resp)) => {
                 pool.record(pick, true);

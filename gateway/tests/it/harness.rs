@@ -241,6 +241,7 @@ pub fn service(name: &str, addrs: &[(SocketAddr, &str)]) -> ServiceSpec {
             max_ejected_percent: 100,
         },
         remote_instances: true,
+        tls: None,
         instances: addrs
             .iter()
             .enumerate()

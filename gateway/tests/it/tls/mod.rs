@@ -8,6 +8,7 @@ mod mtls;
 mod reload;
 mod sni;
 mod testssl;
+mod upstream;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,143 @@
+//! Upstream TLS: a service whose instances speak TLS is called over TLS, its certificate
+//! verified against the service's CA, with the service's `server_name` as SNI (else the
+//! instance's IP address, which the certificate must then carry). A certificate from another CA
+//! or for another name is a 502; nothing is sent to such an instance.
+
+use super::{issue, tmpdir};
+use crate::harness::*;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use switchyard_config::tls::CertFile;
+use switchyard_gateway::spec::{Policy, UpstreamTlsSpec};
+use switchyard_tls::demo::DemoCa;
+use switchyard_tls::rustls;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A TLS instance on 127.0.0.1:0 answering every request with the SNI it was reached by and
+/// the request path; the count of requests it received.
+async fn tls_instance(cert: &CertFile) -> (SocketAddr, Arc<AtomicUsize>) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(&cert.key).unwrap();
+    let cfg = rustls::ServerConfig::builder_with_provider(switchyard_tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let served = Arc::new(AtomicUsize::new(0));
+    let count = served.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            let (acceptor, count) = (acceptor.clone(), count.clone());
+            tokio::spawn(async move {
+                let Ok(mut s) = acceptor.accept(s).await else {
+                    return;
+                };
+                let sni = s.get_ref().1.server_name().map(str::to_string);
+                let mut buf = vec![0u8; 8192];
+                let mut have = 0;
+                while !buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf[have..]).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => have += n,
+                    }
+                }
+                count.fetch_add(1, Ordering::SeqCst);
+                let head = String::from_utf8_lossy(&buf[..have]);
+                let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                let body = json!({ "sni": sni, "path": path }).to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = s.write_all(resp.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, served)
+}
+
+/// A gateway with `/orders` going to the TLS instance at `inst`, verified with `ca`.
+async fn gateway_to(inst: SocketAddr, ca: &Path, server_name: Option<&str>) -> Gw {
+    let mut spec = base_spec();
+    let mut svc = service("orders", &[(inst, "a")]);
+    svc.tls = Some(UpstreamTlsSpec::load(ca, server_name.map(str::to_string)).unwrap());
+    spec.services.push(svc);
+    spec.routes
+        .push(route("orders", "/orders", true, "orders", Policy::Public));
+    gateway(spec).await
+}
+
+async fn get(gw: &Gw) -> Resp {
+    raw(
+        gw.addr,
+        b"GET /orders/7 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn instances_are_called_over_tls_verified_with_the_service_ca() {
+    let dir = tmpdir("upstream");
+    let ca = DemoCa::create("upstream test CA").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let cert = issue(&ca, &dir, "orders", &["orders.internal", "127.0.0.1"]);
+    let (inst, served) = tls_instance(&cert).await;
+
+    // with a server name: sent as SNI and verified; without: the instance's IP is verified
+    // (an IP address is never sent as SNI)
+    for (name, sni) in [
+        (Some("orders.internal"), json!("orders.internal")),
+        (None, Value::Null),
+    ] {
+        let gw = gateway_to(inst, &ca_file, name).await;
+        let r = get(&gw).await;
+        assert_eq!(r.status, 200, "{name:?}: {:?}", r.body);
+        assert_eq!(r.json()["sni"], sni, "{name:?}");
+        assert!(
+            r.json()["path"].as_str().unwrap().ends_with("/7"),
+            "{:?}",
+            r.body
+        );
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    // a CA that did not sign the instance's certificate, or a name it does not carry: 502,
+    // and the instance never sees the request
+    let other = DemoCa::create("another CA").unwrap();
+    let other_file = dir.join("other.pem");
+    std::fs::write(&other_file, other.cert_pem()).unwrap();
+    for (ca, name) in [
+        (&other_file, Some("orders.internal")),
+        (&ca_file, Some("payments.internal")),
+    ] {
+        let gw = gateway_to(inst, ca, name).await;
+        let r = get(&gw).await;
+        assert_eq!(r.status, 502, "{ca:?} {name:?}: {:?}", r.body);
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 2);
+
+    // a CA file that is not PEM is refused with its name
+    let bad = dir.join("bad.pem");
+    std::fs::write(&bad, "not a certificate").unwrap();
+    let e = UpstreamTlsSpec::load(&bad, None).unwrap_err();
+    assert!(
+        e.contains("bad.pem") && e.contains("no CA certificate"),
+        "{e}"
+    );
+    let e = UpstreamTlsSpec::load(&dir.join("missing.pem"), None).unwrap_err();
+    assert!(e.contains("missing.pem: cannot read"), "{e}");
+}
