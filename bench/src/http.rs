@@ -249,6 +249,17 @@ async fn raw_exchange(
     let _ = s.set_nodelay(true);
     s.write_all(req).await.map_err(|_| "write error")?;
     let t1 = Instant::now();
+    read_to_close(&mut s, buf, t, t1).await
+}
+
+/// Reads an answer until the server closes (a reset or a missing TLS close_notify after some
+/// bytes counts as the end); sets `ttfb` from `since`; the status code of the answer.
+pub(crate) async fn read_to_close<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    buf: &mut [u8],
+    t: &mut Timing,
+    since: Instant,
+) -> Result<u16, ErrorKind> {
     let mut total = 0;
     let mut status = [0u8; 12];
     loop {
@@ -256,7 +267,7 @@ async fn raw_exchange(
             Ok(0) => break,
             Ok(n) => {
                 if total == 0 {
-                    t.ttfb = Some(t1.elapsed());
+                    t.ttfb = Some(since.elapsed());
                 }
                 if total < status.len() {
                     let k = (status.len() - total).min(n);
@@ -264,7 +275,15 @@ async fn raw_exchange(
                 }
                 total += n;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset && total > 0 => break,
+            Err(e)
+                if total > 0
+                    && matches!(
+                        e.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                    ) =>
+            {
+                break
+            }
             Err(_) => return Err("read error"),
         }
     }
@@ -275,7 +294,7 @@ async fn raw_exchange(
 }
 
 /// The status code of `HTTP/1.x NNN`, or 0.
-pub(crate) fn parse_status(head: &[u8; 12]) -> u16 {
+fn parse_status(head: &[u8; 12]) -> u16 {
     if !head.starts_with(b"HTTP/1.") || head[8] != b' ' {
         return 0;
     }

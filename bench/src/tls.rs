@@ -19,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_rustls::TlsConnector;
@@ -180,38 +180,7 @@ impl TlsWorker {
         s.write_all(&self.request)
             .await
             .map_err(|_| "write error")?;
-        let mut head = [0u8; 12];
-        let mut total = 0;
-        loop {
-            match s.read(&mut self.buf).await {
-                Ok(0) => break,
-                Ok(n) => {
-                    if total == 0 {
-                        t.ttfb = Some(t2.elapsed());
-                    }
-                    if total < head.len() {
-                        let k = (head.len() - total).min(n);
-                        head[total..total + k].copy_from_slice(&self.buf[..k]);
-                    }
-                    total += n;
-                }
-                // a server that closes without close_notify after the whole answer
-                Err(e)
-                    if total > 0
-                        && matches!(
-                            e.kind(),
-                            std::io::ErrorKind::UnexpectedEof | std::io::ErrorKind::ConnectionReset
-                        ) =>
-                {
-                    break
-                }
-                Err(_) => return Err("read error"),
-            }
-        }
-        if total == 0 {
-            return Err("closed without answer");
-        }
-        Ok(crate::http::parse_status(&head))
+        crate::http::read_to_close(&mut s, &mut self.buf, t, t2).await
     }
 }
 

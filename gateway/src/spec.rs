@@ -395,7 +395,7 @@ pub struct UpstreamTlsSpec {
     /// Verifies the instances' certificates against the service's CA bundle.
     pub config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
     /// Sent as SNI and verified in the certificate (`None`: the instance's IP address).
-    pub server_name: Option<String>,
+    pub server_name: Option<tokio_rustls::rustls::pki_types::ServerName<'static>>,
 }
 
 impl UpstreamTlsSpec {
@@ -412,6 +412,12 @@ impl UpstreamTlsSpec {
         if roots.is_empty() {
             return Err(format!("{}: no CA certificate in it", ca.display()));
         }
+        let server_name = server_name
+            .map(|n| {
+                rustls::pki_types::ServerName::try_from(n.clone())
+                    .map_err(|e| format!("server_name {n:?}: {e}"))
+            })
+            .transpose()?;
         // ALPN (http/1.1) is set by the connector
         let config = rustls::ClientConfig::builder_with_provider(switchyard_tls::provider())
             .with_safe_default_protocol_versions()

@@ -268,14 +268,9 @@ fn tls_client(spec: &UpstreamSpec, tls: &crate::spec::UpstreamTlsSpec) -> HttpsC
         .with_tls_config((*tls.config).clone())
         .https_only();
     let b = match &tls.server_name {
-        Some(n) => b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(
-            match tokio_rustls::rustls::pki_types::ServerName::try_from(n.clone()) {
-                Ok(n) => n,
-                // validated with the config; an unusable name verifies nothing
-                Err(_) => tokio_rustls::rustls::pki_types::ServerName::try_from("invalid.invalid")
-                    .expect("a valid name"),
-            },
-        )),
+        Some(n) => {
+            b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(n.clone()))
+        }
         None => b,
     };
     let connector = b.enable_http1().wrap_connector(c);
