@@ -313,11 +313,26 @@ fn services(world: &World) -> Result<Vec<ServiceSpec>, Error> {
                 ),
                 None => None,
             };
+            let mut check: switchyard_balance::CheckSpec = (&s.health).into();
+            // an http check of a TLS service speaks HTTPS, verified as the calls are
+            if let (Some(t), Some(cfg), switchyard_balance::CheckKind::Http { .. }) =
+                (&tls, &s.tls, &check.kind)
+            {
+                let inner = std::mem::replace(&mut check.kind, switchyard_balance::CheckKind::Tcp);
+                check.kind = switchyard_balance::CheckKind::Tls {
+                    tls: switchyard_balance::health::check::CheckTls {
+                        config: t.config.clone(),
+                        server_name: t.server_name.clone(),
+                        ca: cfg.ca.clone(),
+                    },
+                    inner: Box::new(inner),
+                };
+            }
             Ok(ServiceSpec {
                 tls,
                 name: s.name.clone(),
                 policy: s.policy.into(),
-                check: Some((&s.health).into()),
+                check: Some(check),
                 passive: (&s.passive).into(),
                 remote_instances: s.remote_instances,
                 instances: s

@@ -3,9 +3,12 @@
 
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls;
 
 /// What a probe does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,7 +35,33 @@ pub enum CheckKind {
         /// Bytes the reply must contain.
         expect: Vec<u8>,
     },
+    /// The inner check over TLS (an `http` check of a service whose instances speak TLS: the
+    /// handshake verifies the instance as the calls do, then the request goes over it).
+    Tls {
+        /// How to verify the instance.
+        tls: CheckTls,
+        /// The check made over the TLS connection (not itself `Tls`).
+        inner: Box<CheckKind>,
+    },
 }
+
+/// TLS settings of a check: the same client configuration as the calls to the instance.
+#[derive(Debug, Clone)]
+pub struct CheckTls {
+    /// Verifies the instance's certificate.
+    pub config: Arc<rustls::ClientConfig>,
+    /// Sent as SNI and verified (`None`: the instance's IP address).
+    pub server_name: Option<rustls::pki_types::ServerName<'static>>,
+    /// The CA file the configuration came from (what makes two checks the same on reload).
+    pub ca: PathBuf,
+}
+
+impl PartialEq for CheckTls {
+    fn eq(&self, o: &Self) -> bool {
+        self.ca == o.ca && self.server_name == o.server_name
+    }
+}
+impl Eq for CheckTls {}
 
 /// An active health check for one backend.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,6 +113,11 @@ impl CheckSpec {
             CheckKind::Tcp => "tcp",
             CheckKind::Http { .. } => "http",
             CheckKind::SendExpect { .. } => "send_expect",
+            CheckKind::Tls { ref inner, .. } => match inner.as_ref() {
+                CheckKind::Http { .. } => "https",
+                CheckKind::Tcp => "tls",
+                _ => "tls_send_expect",
+            },
         }
     }
 }
@@ -92,11 +126,34 @@ const MAX_REPLY: usize = 64 * 1024;
 
 /// Runs one probe (without the timeout: the caller bounds it). `Err` carries a short detail.
 pub async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), String> {
-    let mut s = TcpStream::connect(addr)
+    let s = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connect: {e}"))?;
     match kind {
+        CheckKind::Tls { tls, inner } => {
+            let name = tls
+                .server_name
+                .clone()
+                .unwrap_or_else(|| rustls::pki_types::ServerName::IpAddress(addr.ip().into()));
+            let s = tokio_rustls::TlsConnector::from(tls.config.clone())
+                .connect(name, s)
+                .await
+                .map_err(|e| format!("tls: {e}"))?;
+            exchange(s, addr, inner).await
+        }
+        other => exchange(s, addr, other).await,
+    }
+}
+
+/// The check's exchange on a connected stream.
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut s: S,
+    addr: SocketAddr,
+    kind: &CheckKind,
+) -> Result<(), String> {
+    match kind {
         CheckKind::Tcp => Ok(()),
+        CheckKind::Tls { .. } => Err("TLS inside TLS is not a check".into()),
         CheckKind::Http {
             method,
             path,
@@ -130,11 +187,19 @@ pub async fn probe(addr: SocketAddr, kind: &CheckKind) -> Result<(), String> {
 }
 
 /// Reads until EOF, `MAX_REPLY` bytes, or (if given) `stop` appears.
-async fn read_bounded(s: &mut TcpStream, stop: Option<&[u8]>) -> Result<Vec<u8>, String> {
+async fn read_bounded<S: AsyncRead + Unpin>(
+    s: &mut S,
+    stop: Option<&[u8]>,
+) -> Result<Vec<u8>, String> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 4096];
     loop {
-        let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+        let n = match s.read(&mut chunk).await {
+            Ok(n) => n,
+            // a TLS peer that closes without close_notify after its answer
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !buf.is_empty() => 0,
+            Err(e) => return Err(format!("read: {e}")),
+        };
         if n == 0 {
             return Ok(buf);
         }

@@ -141,3 +141,72 @@ async fn instances_are_called_over_tls_verified_with_the_service_ca() {
     let e = UpstreamTlsSpec::load(&dir.join("missing.pem"), None).unwrap_err();
     assert!(e.contains("missing.pem: cannot read"), "{e}");
 }
+
+/// An `http` health check of a TLS service speaks HTTPS, verified like the calls: the world's
+/// check becomes `https`, and the probe passes against the instance only with the right CA and
+/// name.
+#[tokio::test]
+async fn an_http_check_of_a_tls_service_is_made_over_tls() {
+    use switchyard_balance::health::check::{probe, CheckTls};
+    use switchyard_balance::CheckKind;
+    let dir = tmpdir("upstream-check");
+    let ca = DemoCa::create("upstream check CA").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let cert = issue(&ca, &dir, "orders", &["orders.internal", "127.0.0.1"]);
+    let (inst, served) = tls_instance(&cert).await;
+
+    // the world: the demo's `order` service with `tls`, its http check turned into https
+    let src = switchyard_config::demo_toml().replacen(
+        "name = \"order\"\n",
+        &format!(
+            "name = \"order\"\ntls = {{ ca = {:?}, server_name = \"orders.internal\" }}\n",
+            ca_file.display().to_string()
+        ),
+        1,
+    );
+    let world = switchyard_config::parse_str(&src, "t.toml").unwrap();
+    let spec = switchyard_gateway::GatewaySpec::from_world(&world).unwrap();
+    let order = spec.services.iter().find(|s| s.name == "order").unwrap();
+    let check = order.check.as_ref().unwrap();
+    assert_eq!(check.kind_name(), "https");
+    assert!(spec.services.iter().filter(|s| s.name != "order").all(|s| s
+        .check
+        .as_ref()
+        .unwrap()
+        .kind_name()
+        == "http"));
+
+    let http = CheckKind::Http {
+        method: "GET".into(),
+        path: "/healthz".into(),
+        host: None,
+        expect_status: 200..=399,
+        body_contains: Some("orders.internal".into()),
+    };
+    let over = |ca_file: &Path, name: Option<&str>| CheckKind::Tls {
+        tls: CheckTls {
+            config: UpstreamTlsSpec::load(ca_file, None).unwrap().config,
+            server_name: name.map(|n| n.to_string().try_into().unwrap()),
+            ca: ca_file.to_path_buf(),
+        },
+        inner: Box::new(http.clone()),
+    };
+    probe(inst, &over(&ca_file, Some("orders.internal")))
+        .await
+        .unwrap();
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    let other = DemoCa::create("another CA").unwrap();
+    let other_file = dir.join("other.pem");
+    std::fs::write(&other_file, other.cert_pem()).unwrap();
+    for (ca, name) in [
+        (&other_file, Some("orders.internal")),
+        (&ca_file, Some("payments.internal")),
+    ] {
+        let e = probe(inst, &over(ca, name)).await.unwrap_err();
+        assert!(e.starts_with("tls: "), "{e}");
+    }
+    // plain HTTP to the TLS port fails, as it did before the check knew TLS
+    assert!(probe(inst, &http).await.is_err());
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+}
