@@ -402,30 +402,17 @@ impl UpstreamTlsSpec {
     /// Reads the CA bundle (PEM) at `ca`; the error is for the operator.
     pub fn load(ca: &std::path::Path, server_name: Option<String>) -> Result<Self, String> {
         use tokio_rustls::rustls;
-        let text = std::fs::read(ca).map_err(|e| format!("{}: cannot read: {e}", ca.display()))?;
-        let mut roots = rustls::RootCertStore::empty();
-        for c in rustls::pki_types::pem::PemObject::pem_slice_iter(&text) {
-            let c: rustls::pki_types::CertificateDer<'static> =
-                c.map_err(|e| format!("{}: not PEM certificates: {e}", ca.display()))?;
-            roots.add(c).map_err(|e| format!("{}: {e}", ca.display()))?;
-        }
-        if roots.is_empty() {
-            return Err(format!("{}: no CA certificate in it", ca.display()));
-        }
+        // no ALPN: the connector sets http/1.1
+        let config =
+            switchyard_tls::server::client_config(ca, Vec::new()).map_err(|e| e.to_string())?;
         let server_name = server_name
             .map(|n| {
                 rustls::pki_types::ServerName::try_from(n.clone())
                     .map_err(|e| format!("server_name {n:?}: {e}"))
             })
             .transpose()?;
-        // ALPN (http/1.1) is set by the connector
-        let config = rustls::ClientConfig::builder_with_provider(switchyard_tls::provider())
-            .with_safe_default_protocol_versions()
-            .map_err(|e| e.to_string())?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
         Ok(UpstreamTlsSpec {
-            config: std::sync::Arc::new(config),
+            config,
             server_name,
         })
     }
