@@ -14,7 +14,7 @@ use crate::load::{ErrorKind, Timing, Worker};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, RootCertStore, SignatureScheme};
+use rustls::{ClientConfig, DigitallySignedStruct, HandshakeKind, SignatureScheme};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -35,33 +35,20 @@ pub enum Verify<'a> {
 
 /// The client configuration every worker shares; `Err` is for the user.
 pub fn client_config(verify: Verify<'_>, resume: bool) -> Result<Arc<ClientConfig>, String> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS client: {e}"))?;
     let mut cfg = match verify {
-        Verify::Ca(path) => {
-            let mut roots = RootCertStore::empty();
-            let text =
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let certs: Vec<CertificateDer<'static>> =
-                rustls_pki_types::pem::PemObject::pem_slice_iter(&text)
-                    .collect::<Result<_, _>>()
-                    .map_err(|e| format!("{}: not PEM certificates: {e}", path.display()))?;
-            if certs.is_empty() {
-                return Err(format!("{}: no certificate in it", path.display()));
-            }
-            for c in certs {
-                roots
-                    .add(c)
-                    .map_err(|e| format!("{}: {e}", path.display()))?;
-            }
-            builder.with_root_certificates(roots).with_no_client_auth()
+        // the same CA reading (and errors) as the gateway's upstream TLS
+        Verify::Ca(path) => (*switchyard_tls::server::client_config(path, Vec::new())
+            .map_err(|e| e.to_string())?)
+        .clone(),
+        Verify::Insecure => {
+            let provider = switchyard_tls::provider();
+            ClientConfig::builder_with_provider(provider.clone())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| format!("TLS client: {e}"))?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
+                .with_no_client_auth()
         }
-        Verify::Insecure => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerify(provider)))
-            .with_no_client_auth(),
     };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     cfg.resumption = if resume {

@@ -69,6 +69,39 @@ async fn tls_instance(cert: &CertFile) -> (SocketAddr, Arc<AtomicUsize>) {
     (addr, served)
 }
 
+/// One test's files: a CA (`ca.pem`), a second CA that signed nothing here (`other.pem`), and a
+/// running TLS instance whose certificate the first CA issued for `orders.internal` and
+/// 127.0.0.1.
+struct Fixture {
+    dir: std::path::PathBuf,
+    ca_file: std::path::PathBuf,
+    other_file: std::path::PathBuf,
+    inst: SocketAddr,
+    served: Arc<AtomicUsize>,
+}
+
+async fn fixture(tag: &str) -> Fixture {
+    let dir = tmpdir(tag);
+    let ca = DemoCa::create("upstream test CA").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let other_file = dir.join("other.pem");
+    std::fs::write(
+        &other_file,
+        DemoCa::create("another CA").unwrap().cert_pem(),
+    )
+    .unwrap();
+    let cert = issue(&ca, &dir, "orders", &["orders.internal", "127.0.0.1"]);
+    let (inst, served) = tls_instance(&cert).await;
+    Fixture {
+        dir,
+        ca_file,
+        other_file,
+        inst,
+        served,
+    }
+}
+
 /// A gateway with `/orders` going to the TLS instance at `inst`, verified with `ca`.
 async fn gateway_to(inst: SocketAddr, ca: &Path, server_name: Option<&str>) -> Gw {
     let mut spec = base_spec();
@@ -90,12 +123,13 @@ async fn get(gw: &Gw) -> Resp {
 
 #[tokio::test]
 async fn instances_are_called_over_tls_verified_with_the_service_ca() {
-    let dir = tmpdir("upstream");
-    let ca = DemoCa::create("upstream test CA").unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let cert = issue(&ca, &dir, "orders", &["orders.internal", "127.0.0.1"]);
-    let (inst, served) = tls_instance(&cert).await;
+    let Fixture {
+        dir,
+        ca_file,
+        other_file,
+        inst,
+        served,
+    } = fixture("upstream").await;
 
     // with a server name: sent as SNI and verified; without: the instance's IP is verified
     // (an IP address is never sent as SNI)
@@ -117,9 +151,6 @@ async fn instances_are_called_over_tls_verified_with_the_service_ca() {
 
     // a CA that did not sign the instance's certificate, or a name it does not carry: 502,
     // and the instance never sees the request
-    let other = DemoCa::create("another CA").unwrap();
-    let other_file = dir.join("other.pem");
-    std::fs::write(&other_file, other.cert_pem()).unwrap();
     for (ca, name) in [
         (&other_file, Some("orders.internal")),
         (&ca_file, Some("payments.internal")),
@@ -146,12 +177,13 @@ async fn instances_are_called_over_tls_verified_with_the_service_ca() {
 async fn an_http_check_of_a_tls_service_is_made_over_tls() {
     use switchyard_balance::health::check::{probe, CheckTls};
     use switchyard_balance::CheckKind;
-    let dir = tmpdir("upstream-check");
-    let ca = DemoCa::create("upstream check CA").unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
-    let cert = issue(&ca, &dir, "orders", &["orders.internal", "127.0.0.1"]);
-    let (inst, served) = tls_instance(&cert).await;
+    let Fixture {
+        ca_file,
+        other_file,
+        inst,
+        served,
+        ..
+    } = fixture("upstream-check").await;
 
     // the world: the demo's `order` service with `tls`, its http check turned into https
     let src = switchyard_config::demo_toml().replacen(
@@ -193,9 +225,6 @@ async fn an_http_check_of_a_tls_service_is_made_over_tls() {
         .await
         .unwrap();
     assert_eq!(served.load(Ordering::SeqCst), 1);
-    let other = DemoCa::create("another CA").unwrap();
-    let other_file = dir.join("other.pem");
-    std::fs::write(&other_file, other.cert_pem()).unwrap();
     for (ca, name) in [
         (&other_file, Some("orders.internal")),
         (&ca_file, Some("payments.internal")),
