@@ -45,29 +45,57 @@ pub(super) fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// Hop-by-hop headers never forwarded (RFC 9110 §7.6.1), plus those named in `Connection`.
 pub(super) fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|s| s.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    // One pass over the names first: most messages carry at most `Connection`, and every
+    // removal hashes its name, so only the names that are there are removed.
+    let mut present = 0u8;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
     }
-    for n in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-        header::PROXY_AUTHORIZATION,
-    ] {
-        h.remove(n);
+    if present == 0 {
+        return;
     }
-    h.remove("keep-alive");
-    h.remove("proxy-connection");
+    if present & 1 != 0 {
+        // names listed in `Connection` (RFC 9110 §7.6.1); the usual `keep-alive` / `close` are
+        // removed below or name nothing, so this allocates only for an unusual list
+        let named: Vec<HeaderName> = h
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .map(str::trim)
+            .filter(|n| {
+                !n.eq_ignore_ascii_case("close")
+                    && !HOP_BY_HOP
+                        .iter()
+                        .any(|h| h.as_str().eq_ignore_ascii_case(n))
+            })
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            h.remove(n);
+        }
+    }
 }
+
+/// The hop-by-hop headers of RFC 9110 §7.6.1 (and the legacy `Keep-Alive` /
+/// `Proxy-Connection`), never forwarded; `Connection` first.
+static HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+];
 
 /// The host a request is for, by RFC 9112 §3.2: exactly one valid `Host` (400 for none on
 /// HTTP/1.1, several, or a malformed one); the request target's authority wins over it
@@ -150,6 +178,14 @@ pub(super) fn strip_protected(h: &mut HeaderMap, rt: &Runtime) {
         &X_REAL_IP,
         &X_CLIENT_CERT_SUBJECT,
     ];
+    // one pass over the names first: a client rarely sends any of these, and every removal
+    // hashes its name
+    let listed = |k: &HeaderName| {
+        protected.iter().any(|p| *p == k) || rt.spec.strip_request_headers.iter().any(|p| p == k)
+    };
+    if !h.keys().any(|k| listed(k) || k.as_str().contains('_')) {
+        return;
+    }
     // X-Forwarded-For itself stays for `forwarded_headers`, which extends (trusted forwarder)
     // or replaces it; the others the gateway writes or never forwards
     for n in protected[..2]
@@ -249,5 +285,60 @@ pub(super) fn forwarded_headers(
     h.insert(X_REQUEST_ID.clone(), rid.clone());
     if let Some(s) = conn.tls.as_ref().and_then(|t| t.subject.as_ref()) {
         h.insert(X_CLIENT_CERT_SUBJECT.clone(), s.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
+
+    fn names(h: &HeaderMap) -> Vec<&str> {
+        let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        n.sort_unstable();
+        n
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_the_ones_connection_names_are_removed() {
+        let mut h = map(&[
+            ("host", "a.example"),
+            ("connection", "close, X-Session-Hint , te"),
+            ("connection", "x-other"),
+            ("x-session-hint", "1"),
+            ("x-other", "2"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x-sum"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic eDp5"),
+            ("x-kept", "3"),
+        ]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["host", "x-kept"]);
+        assert_eq!(h["x-kept"], "3");
+    }
+
+    #[test]
+    fn a_message_without_hop_by_hop_headers_is_left_alone() {
+        let mut h = map(&[("host", "a.example"), ("x-a", "1"), ("x-a", "2")]);
+        let before = h.clone();
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h, before);
+        let mut h = map(&[("connection", "keep-alive"), ("content-length", "5")]);
+        strip_hop_by_hop(&mut h);
+        assert_eq!(names(&h), ["content-length"]);
     }
 }
