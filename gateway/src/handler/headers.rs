@@ -181,7 +181,7 @@ pub(super) fn strip_protected(h: &mut HeaderMap, rt: &Runtime) {
     // one pass over the names first: a client rarely sends any of these, and every removal
     // hashes its name
     let listed = |k: &HeaderName| {
-        protected.iter().any(|p| *p == k) || rt.spec.strip_request_headers.iter().any(|p| p == k)
+        protected.contains(&k) || rt.spec.strip_request_headers.iter().any(|p| p == k)
     };
     if !h.keys().any(|k| listed(k) || k.as_str().contains('_')) {
         return;
