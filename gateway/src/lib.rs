@@ -66,6 +66,7 @@ pub mod cors;
 pub mod device;
 mod error;
 pub mod framing;
+pub mod h1pool;
 mod h2c;
 pub mod handler;
 pub mod json;

@@ -5,7 +5,7 @@
 //! order (issue 17: "remote instances"), used only when nothing earlier has an instance up. A
 //! region without a failover order falls back to every other region as one group. A service
 //! with `remote_instances = false` has no remote groups. Inside a region the selector is
-//! AZ-aware. Requests go over pooled keep-alive connections (hyper-util client); a connect
+//! AZ-aware. Requests go over pooled keep-alive connections ([`crate::h1pool`]); a connect
 //! failure is recorded as a passive failure (ejection works as a circuit breaker) and retried on
 //! another instance. Identity headers, deadlines and retries are the same for local and remote
 //! instances (they are the same request path).
@@ -15,12 +15,10 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderMap, Method, Request, Response, Uri};
+use http::uri::{Authority, PathAndQuery};
+use http::{header, HeaderMap, HeaderValue, Method, Request, Response, Uri};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 use switchyard_balance::{HealthRegistry, MemberSpec, Selector, SelectorOptions};
 use tokio::time::Instant;
 
@@ -33,6 +31,8 @@ struct Group {
     selector: Selector,
     /// Each member's URI authority (`ip:port`), built once instead of formatted per request.
     authority: Vec<Authority>,
+    /// The same as a `Host` value, for requests that came without one (HTTP/1.0).
+    host: Vec<HeaderValue>,
     /// Requests this remote group answered (`None` for the local group).
     spilled: Option<metrics::Counter>,
 }
@@ -46,7 +46,7 @@ pub struct ServicePool {
     groups: Vec<Group>,
     has_local: bool,
     /// The service's own client when its instances speak TLS (`None`: the shared plain one).
-    tls: Option<HttpsClient>,
+    tls: Option<HttpClient>,
 }
 
 /// A chosen instance: which group (local region, or a remote one), which member.
@@ -84,11 +84,17 @@ impl ServicePool {
                 ..Default::default()
             };
             let selector = Selector::new(members, &[], spec.policy, registry, opts);
-            let authority = selector
+            let authority: Vec<Authority> = selector
                 .members()
                 .map(|(m, _)| {
                     Authority::from_maybe_shared(Bytes::from(m.addr.to_string()))
                         .expect("a socket address is a valid URI authority")
+                })
+                .collect();
+            let host = authority
+                .iter()
+                .map(|a| {
+                    HeaderValue::from_str(a.as_str()).expect("an authority is a valid header value")
                 })
                 .collect();
             let remote = region.is_some() && to != region;
@@ -96,6 +102,7 @@ impl ServicePool {
                 region: to.map(str::to_string),
                 selector,
                 authority,
+                host,
                 spilled: remote.then(|| {
                     metrics::counter!(crate::metrics::UPSTREAM_SPILLED,
                         "service" => spec.name.clone(),
@@ -237,49 +244,27 @@ impl Upstreams {
     }
 }
 
-/// The hyper client used for every upstream request (plain HTTP, pooled keep-alive).
-pub type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The client used for every plain-HTTP upstream request (pooled keep-alive).
+pub type HttpClient = crate::h1pool::Client;
 
-/// The pooled keep-alive client shared by all requests (and kept across reloads).
-pub fn client(spec: &UpstreamSpec) -> HttpClient {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(spec.connect_timeout));
-    c.set_nodelay(true);
-    c.enforce_http(true);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(spec.pool_idle_timeout)
-        .pool_max_idle_per_host(spec.pool_max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(c)
+fn settings(spec: &UpstreamSpec) -> crate::h1pool::Settings {
+    crate::h1pool::Settings {
+        connect_timeout: spec.connect_timeout,
+        idle_timeout: spec.pool_idle_timeout,
+        max_idle: spec.pool_max_idle_per_host,
+    }
 }
 
-/// The client of a service whose instances speak TLS (pooled keep-alive like [`client`]).
-pub type HttpsClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
+/// The pooled keep-alive client of one gateway instance's worker (kept across reloads).
+pub fn client(spec: &UpstreamSpec) -> HttpClient {
+    crate::h1pool::Client::new(settings(spec), None)
+}
 
-/// A pooled client that calls `https://` instances, verifying them with the service's CA, with
+/// A pooled client that calls instances over TLS, verifying them with the service's CA, with
 /// its `server_name` as SNI (else the instance's IP address).
-fn tls_client(spec: &UpstreamSpec, tls: &crate::spec::UpstreamTlsSpec) -> HttpsClient {
-    let mut c = HttpConnector::new();
-    c.set_connect_timeout(Some(spec.connect_timeout));
-    c.set_nodelay(true);
-    c.enforce_http(false);
-    let b = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config((*tls.config).clone())
-        .https_only();
-    let b = match &tls.server_name {
-        Some(n) => {
-            b.with_server_name_resolver(hyper_rustls::FixedServerNameResolver::new(n.clone()))
-        }
-        None => b,
-    };
-    let connector = b.enable_http1().wrap_connector(c);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(spec.pool_idle_timeout)
-        .pool_max_idle_per_host(spec.pool_max_idle_per_host)
-        .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector)
+fn tls_client(spec: &UpstreamSpec, tls: &crate::spec::UpstreamTlsSpec) -> HttpClient {
+    let tls = crate::h1pool::Tls::new(&tls.config, tls.server_name.clone());
+    crate::h1pool::Client::new(settings(spec), Some(tls))
 }
 
 /// Why an upstream call failed (maps to 502 / 503 / 504).
@@ -344,30 +329,36 @@ pub async fn send(
         .map_err(|_| UpstreamError::Protocol)?;
     let mut tried: Vec<Pick> = Vec::new();
     let mut last = UpstreamError::NoInstance;
-    for attempt in 1..=attempts.max(1) {
-        let Some(pick) = pool.pick(client_ip, &tried) else {
-            break;
+    // an idempotent request that met a stale pooled connection goes again to the same instance,
+    // once, without counting as an attempt or a failure
+    let mut stale_pick: Option<Pick> = None;
+    let mut stale_retried = false;
+    let mut attempt = 0;
+    while attempt < attempts.max(1) {
+        let pick = match stale_pick.take() {
+            Some(p) => p,
+            None => {
+                let Some(pick) = pool.pick(client_ip, &tried) else {
+                    break;
+                };
+                tried.push(pick);
+                attempt += 1;
+                pick
+            }
         };
-        tried.push(pick);
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(if pool.tls.is_some() {
-            Scheme::HTTPS
-        } else {
-            Scheme::HTTP
-        });
-        parts.authority = Some(pool.authority(pick).clone());
-        parts.path_and_query = Some(pq.clone());
+        // origin-form request target (RFC 9112 §3.2.1)
         let mut req = Request::new(Full::new(out.body.clone()));
         *req.method_mut() = out.method.clone();
-        *req.uri_mut() = match Uri::from_parts(parts) {
-            Ok(u) => u,
-            Err(_) => return Err(UpstreamError::Protocol),
-        };
+        *req.uri_mut() = Uri::from(pq.clone());
         *req.headers_mut() = out.headers.clone();
-        let call = match &pool.tls {
-            Some(c) => c.request(req),
-            None => http.request(req),
-        };
+        if !req.headers().contains_key(header::HOST) {
+            // HTTP/1.1 requires one (an HTTP/1.0 client may have sent none)
+            let g = pool.group(pick);
+            req.headers_mut()
+                .insert(header::HOST, g.host[pick.idx].clone());
+        }
+        let addr = pool.member(pick).addr;
+        let call = pool.tls.as_ref().unwrap_or(http).request(addr, req);
         match tokio::time::timeout_at(deadline, call).await {
             Err(_) => return Err(UpstreamError::Timeout),
             Ok(Ok(resp)) => {
@@ -383,6 +374,11 @@ pub async fn send(
                     pick,
                     attempts: attempt,
                 });
+            }
+            Ok(Err(e)) if e.is_stale() && is_idempotent(out.method) && !stale_retried => {
+                stale_retried = true;
+                stale_pick = Some(pick);
+                continue;
             }
             Ok(Err(e)) if e.is_connect() => {
                 pool.record(pick, false);

@@ -14,6 +14,7 @@ mod hostile;
 mod jwt;
 mod limits;
 mod paths;
+mod pool;
 mod rbac;
 mod recorder;
 mod reload;
