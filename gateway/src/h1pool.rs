@@ -11,9 +11,9 @@
 //! only once hyper says it is ready (its previous response read to the end). The connection
 //! I/O itself, framing and upgrades stay hyper's (`hyper::client::conn::http1`).
 //!
-//! Bounded: at most `max_idle` connections kept per (worker, address), an idle connection is
-//! dropped once older than `idle_timeout` when the list is next touched (and the instance closes
-//! those nobody touches at its own keep-alive timeout), every connect has `connect_timeout`.
+//! Bounded: at most `max_idle` connections kept per (worker, address); an idle connection is
+//! closed once older than `idle_timeout` (not reused past it, and swept by a task per worker
+//! that wakes every `idle_timeout`); every connect has `connect_timeout`.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -117,12 +117,19 @@ struct Idle {
 
 type Key = (ThreadId, SocketAddr);
 
+#[derive(Default)]
+struct Lists {
+    by_key: HashMap<Key, VecDeque<Idle>, foldhash::fast::RandomState>,
+    /// Workers that run a sweeper for this pool.
+    swept: Vec<ThreadId>,
+}
+
 /// A pooled HTTP/1.1 client (cheap to clone: the pool is shared).
 #[derive(Clone)]
 pub struct Client {
     settings: Settings,
     tls: Option<Tls>,
-    idle: Arc<Mutex<HashMap<Key, VecDeque<Idle>, foldhash::fast::RandomState>>>,
+    idle: Arc<Mutex<Lists>>,
 }
 
 impl Client {
@@ -182,11 +189,9 @@ impl Client {
     /// The most recently used ready connection; closed and expired ones are dropped on the way.
     fn checkout(&self, key: &Key) -> Option<SendRequest<Body>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(key)?;
+        let list = idle.by_key.get_mut(key)?;
         let now = Instant::now();
-        list.retain(|c| {
-            !c.tx.is_closed() && now.duration_since(c.since) < self.settings.idle_timeout
-        });
+        list.retain(|c| usable(c, now, self.settings.idle_timeout));
         // busy connections (response body still streaming) stay for later
         let i = list.iter().rposition(|c| c.tx.is_ready())?;
         list.remove(i).map(|c| c.tx)
@@ -195,7 +200,11 @@ impl Client {
     /// Back to the list as soon as the response head is in; it is reused once ready.
     fn checkin(&self, key: Key, tx: SendRequest<Body>) {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(key).or_default();
+        if !idle.swept.contains(&key.0) {
+            idle.swept.push(key.0);
+            self.sweep(key.0);
+        }
+        let list = idle.by_key.entry(key).or_default();
         if list.len() >= self.settings.max_idle {
             // over the bound: the connection closes once its response is read
             return;
@@ -203,6 +212,29 @@ impl Client {
         list.push_back(Idle {
             tx,
             since: Instant::now(),
+        });
+    }
+
+    /// On this worker, every `idle_timeout`: close this worker's idle connections that expired
+    /// or that the instance closed. Ends with the pool.
+    fn sweep(&self, me: ThreadId) {
+        let pool = Arc::downgrade(&self.idle);
+        let every = self.settings.idle_timeout;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let Some(pool) = pool.upgrade() else {
+                    return;
+                };
+                let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+                let now = Instant::now();
+                idle.by_key.retain(|(t, _), list| {
+                    if *t == me {
+                        list.retain(|c| usable(c, now, every));
+                    }
+                    !list.is_empty()
+                });
+            }
         });
     }
 
@@ -231,6 +263,11 @@ impl Client {
             }
         }
     }
+}
+
+/// Open and not idle past `timeout` (a busy connection's `since` is when its answer began).
+fn usable(c: &Idle, now: Instant, timeout: Duration) -> bool {
+    !c.tx.is_closed() && now.duration_since(c.since) < timeout
 }
 
 /// HTTP/1.1 over `io`, its connection driven by a task on this worker (upgrades allowed:

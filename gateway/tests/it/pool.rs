@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -17,28 +18,52 @@ use crate::harness::*;
 struct Instance {
     addr: SocketAddr,
     accepted: Arc<AtomicUsize>,
+    /// Connections the gateway closed.
+    closed: Arc<AtomicUsize>,
     heads: Arc<Mutex<Vec<String>>>,
 }
 
-async fn instance(close_after_reply: bool) -> Instance {
+#[derive(Clone, Copy, PartialEq)]
+enum Behaviour {
+    KeepAlive,
+    /// Close each connection after its first answer.
+    CloseAfterReply,
+    /// Answer `abcdef` in two halves, `Duration` apart.
+    SlowBody(Duration),
+}
+
+async fn instance(b: Behaviour) -> Instance {
     let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let accepted = Arc::new(AtomicUsize::new(0));
+    let closed = Arc::new(AtomicUsize::new(0));
     let heads = Arc::new(Mutex::new(Vec::new()));
-    let (a, h) = (accepted.clone(), heads.clone());
+    let (a, c, h) = (accepted.clone(), closed.clone(), heads.clone());
     tokio::spawn(async move {
         while let Ok((mut s, _)) = l.accept().await {
             a.fetch_add(1, Ordering::SeqCst);
-            let h = h.clone();
+            let (c, h) = (c.clone(), h.clone());
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 loop {
                     let Some(head) = read_head(&mut s, &mut buf).await else {
+                        c.fetch_add(1, Ordering::SeqCst);
                         return;
                     };
                     h.lock().unwrap().push(head);
-                    let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if s.write_all(reply).await.is_err() || close_after_reply {
+                    let ok = match b {
+                        Behaviour::SlowBody(gap) => {
+                            let head = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nabc";
+                            let first = s.write_all(head).await;
+                            tokio::time::sleep(gap).await;
+                            first.is_ok() && s.write_all(b"def").await.is_ok()
+                        }
+                        _ => {
+                            let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                            s.write_all(reply).await.is_ok()
+                        }
+                    };
+                    if !ok || b == Behaviour::CloseAfterReply {
                         return;
                     }
                 }
@@ -48,6 +73,7 @@ async fn instance(close_after_reply: bool) -> Instance {
     Instance {
         addr,
         accepted,
+        closed,
         heads,
     }
 }
@@ -95,7 +121,12 @@ async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
 }
 
 async fn gateway_to(inst: &Instance) -> (Gw, String) {
+    gateway_idle(inst, Duration::from_secs(30)).await
+}
+
+async fn gateway_idle(inst: &Instance, idle: Duration) -> (Gw, String) {
     let mut spec = base_spec();
+    spec.upstream.pool_idle_timeout = idle;
     spec.services.push(service("svc", &[(inst.addr, "a")]));
     spec.routes
         .push(route("api", "/api", true, "svc", roles_any(&["customer"])));
@@ -104,7 +135,7 @@ async fn gateway_to(inst: &Instance) -> (Gw, String) {
 
 #[tokio::test]
 async fn keep_alive_requests_reuse_one_instance_connection() {
-    let inst = instance(false).await;
+    let inst = instance(Behaviour::KeepAlive).await;
     let (gw, t) = gateway_to(&inst).await;
     let mut c = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
@@ -128,7 +159,7 @@ async fn keep_alive_requests_reuse_one_instance_connection() {
 
 #[tokio::test]
 async fn a_pooled_connection_the_instance_closed_costs_no_failed_request() {
-    let inst = instance(true).await;
+    let inst = instance(Behaviour::CloseAfterReply).await;
     let (gw, t) = gateway_to(&inst).await;
     let mut c = TcpStream::connect(gw.addr).await.unwrap();
     let mut buf = Vec::new();
@@ -151,7 +182,7 @@ async fn a_pooled_connection_the_instance_closed_costs_no_failed_request() {
 
 #[tokio::test]
 async fn a_request_without_host_reaches_the_instance_with_its_address() {
-    let inst = instance(false).await;
+    let inst = instance(Behaviour::KeepAlive).await;
     let (gw, t) = gateway_to(&inst).await;
     let mut c = TcpStream::connect(gw.addr).await.unwrap();
     let req = format!("GET /api/x HTTP/1.0\r\nAuthorization: Bearer {t}\r\n\r\n");
@@ -164,4 +195,27 @@ async fn a_request_without_host_reaches_the_instance_with_its_address() {
         .find_map(|l| l.strip_prefix("host: "))
         .map(str::to_string);
     assert_eq!(host, Some(inst.addr.to_string()), "{}", heads[0]);
+}
+
+#[tokio::test]
+async fn an_idle_connection_is_closed_after_the_idle_timeout() {
+    let inst = instance(Behaviour::KeepAlive).await;
+    let (gw, t) = gateway_idle(&inst, Duration::from_millis(150)).await;
+    let r = get_auth(gw.addr, "/api/x", &t).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(inst.accepted.load(Ordering::SeqCst), 1);
+    // nothing else is sent: the gateway's sweeper closes the connection by itself
+    let closed = switchyard_testkit::eventually(Duration::from_secs(5), || async {
+        inst.closed.load(Ordering::SeqCst) == 1
+    })
+    .await;
+    assert!(closed.is_some(), "the idle connection was not closed");
+}
+
+#[tokio::test]
+async fn an_answer_streaming_longer_than_the_idle_timeout_is_not_cut() {
+    let inst = instance(Behaviour::SlowBody(Duration::from_millis(600))).await;
+    let (gw, t) = gateway_idle(&inst, Duration::from_millis(100)).await;
+    let r = get_auth(gw.addr, "/api/x", &t).await;
+    assert_eq!((r.status, r.body.as_str()), (200, "abcdef"), "{r:?}");
 }
