@@ -88,6 +88,11 @@ pub fn tls_problems(world: &World, src: &str, now: i64) -> Vec<ConfigError> {
                 push(format!("{p}.client_ca"), e.to_string());
             }
         }
+        if let Some(keys) = &t.tls.ticket_keys {
+            if let Err(e) = switchyard_tls::ticket::FileTicketer::load(keys, None) {
+                push(format!("{p}.ticket_keys"), e.to_string());
+            }
+        }
     }
     for (i, s) in world.services.iter().enumerate() {
         let Some(t) = &s.tls else { continue };

@@ -46,6 +46,10 @@ pub struct RawTls {
     /// Sessions remembered for resumption (besides tickets, which cost no memory).
     #[serde(default = "default_session_cache")]
     pub session_cache: usize,
+    /// Session-ticket keys shared with other appliances (one base64 key per line); unset: this
+    /// process's own rotating key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_keys: Option<String>,
 }
 
 fn default_handshake_timeout() -> HumanDuration {
@@ -63,6 +67,7 @@ pub struct Tls {
     pub client_ca: Option<PathBuf>,
     pub handshake_timeout: Duration,
     pub session_cache: usize,
+    pub ticket_keys: Option<PathBuf>,
 }
 
 impl RawTls {
@@ -90,6 +95,15 @@ impl RawTls {
             }
             PathBuf::from(s)
         });
+        let ticket_keys = self.ticket_keys.as_ref().map(|s| {
+            if s.is_empty() {
+                errs.push(
+                    format!("{path}.ticket_keys"),
+                    "must name a key file (`openssl rand -base64 48 > tickets.key`)",
+                );
+            }
+            PathBuf::from(s)
+        });
         if self.handshake_timeout.0.is_zero() {
             errs.push(
                 format!("{path}.handshake_timeout"),
@@ -102,6 +116,7 @@ impl RawTls {
             client_ca,
             handshake_timeout: self.handshake_timeout.0,
             session_cache: self.session_cache.max(1),
+            ticket_keys,
         }
     }
 }
@@ -143,6 +158,9 @@ impl Tls {
             fix(&mut c.key);
         }
         if let Some(p) = &mut self.client_ca {
+            fix(p);
+        }
+        if let Some(p) = &mut self.ticket_keys {
             fix(p);
         }
     }

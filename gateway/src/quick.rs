@@ -47,6 +47,10 @@ pub struct QuickArgs {
     /// The private key of `--tls-cert` (PEM).
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Session-ticket keys shared with other processes (one base64 48-byte key per line, the
+    /// first issues): sessions resume across every gateway given the same file.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_ticket_keys: Option<PathBuf>,
     /// Routes need no token (no JWT settings needed).
     #[arg(long)]
     pub public: bool,
@@ -60,7 +64,12 @@ pub fn quick_spec(args: &QuickArgs) -> Result<GatewaySpec, Error> {
         (Some(cert), Some(key)) => (
             // the cleartext listener is not used: any free port
             SocketAddr::new(args.listen.ip(), 0),
-            Some(quick_tls(args.listen, cert, key)),
+            Some(quick_tls(
+                args.listen,
+                cert,
+                key,
+                args.tls_ticket_keys.as_deref(),
+            )),
         ),
         _ => (args.listen, None),
     };
@@ -82,6 +91,7 @@ fn quick_tls(
     listen: SocketAddr,
     cert: &std::path::Path,
     key: &std::path::Path,
+    ticket_keys: Option<&std::path::Path>,
 ) -> switchyard_config::gateway::GatewayTls {
     switchyard_config::gateway::GatewayTls {
         listen,
@@ -94,6 +104,7 @@ fn quick_tls(
             client_ca: None,
             handshake_timeout: std::time::Duration::from_secs(10),
             session_cache: 4096,
+            ticket_keys: ticket_keys.map(std::path::Path::to_path_buf),
         },
         hsts: None,
         redirect_listen: None,

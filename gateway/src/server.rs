@@ -824,6 +824,7 @@ fn tls_ctx(
             .collect(),
         session_cache: spec.tls.session_cache,
         client_ca: spec.tls.client_ca.clone(),
+        ticket_keys: spec.tls.ticket_keys.clone(),
     };
     let (cfg, client_check) = switchyard_tls::server_config(store.clone(), &opts).map_err(err)?;
     let hsts = spec

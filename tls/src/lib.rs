@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod resolver;
 pub mod server;
 pub mod store;
+pub mod ticket;
 
 use std::sync::Arc;
 

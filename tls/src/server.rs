@@ -25,6 +25,9 @@ pub struct ServerOptions {
     pub session_cache: usize,
     /// Client certificates: a CA bundle (PEM) to verify them against. See [`ClientCertCheck`].
     pub client_ca: Option<PathBuf>,
+    /// Session-ticket keys shared with other processes (see [`crate::ticket`]); `None`: this
+    /// process's own rotating key.
+    pub ticket_keys: Option<PathBuf>,
 }
 
 impl Default for ServerOptions {
@@ -33,6 +36,7 @@ impl Default for ServerOptions {
             alpn: vec![b"h2".to_vec(), b"http/1.1".to_vec()],
             session_cache: 4096,
             client_ca: None,
+            ticket_keys: None,
         }
     }
 }
@@ -61,8 +65,11 @@ pub fn server_config(
     let mut cfg = builder.with_cert_resolver(store);
     cfg.alpn_protocols = opts.alpn.clone();
     cfg.session_storage = ServerSessionMemoryCache::new(opts.session_cache.max(1));
-    cfg.ticketer = crate::provider_ticketer(opts.client_ca.as_deref())
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+    cfg.ticketer = match &opts.ticket_keys {
+        Some(file) => crate::ticket::file_ticketer(file, opts.client_ca.as_deref())?,
+        None => crate::provider_ticketer(opts.client_ca.as_deref())
+            .map_err(|e| TlsError::Config(e.to_string()))?,
+    };
     // TLS 1.3: two tickets per full handshake (a browser opens parallel connections)
     cfg.send_tls13_tickets = 2;
     Ok((Arc::new(cfg), check))

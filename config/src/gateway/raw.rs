@@ -158,6 +158,9 @@ pub struct RawGatewayTls {
     pub handshake_timeout: HumanDuration,
     #[serde(default = "default_tls_session_cache")]
     pub session_cache: usize,
+    /// Session-ticket keys shared with other appliances (`crate::tls::RawTls::ticket_keys`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_keys: Option<String>,
     /// `Strict-Transport-Security: max-age=...` on every HTTPS answer; off when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hsts: Option<HumanDuration>,
@@ -182,6 +185,7 @@ impl RawGatewayTls {
             client_ca: self.client_ca.clone(),
             handshake_timeout: self.handshake_timeout,
             session_cache: self.session_cache,
+            ticket_keys: self.ticket_keys.clone(),
         }
     }
 }

@@ -54,6 +54,7 @@ pub fn tls_spec(certs: Vec<CertFile>) -> GatewayTls {
             client_ca: None,
             handshake_timeout: Duration::from_secs(2),
             session_cache: 64,
+            ticket_keys: None,
         },
         hsts: Some(Duration::from_secs(86400)),
         redirect_listen: None,

@@ -148,3 +148,82 @@ async fn a_second_connection_resumes_with_a_ticket() {
     let (_, status) = one(&cfg, w.tls_addr, &tok).await.unwrap();
     assert_eq!(status, "HTTP/1.1 200 OK");
 }
+
+/// Gateways given the same ticket-key file (appliances behind one name) resume each other's
+/// sessions; one with other keys makes a full handshake instead.
+#[tokio::test]
+async fn sessions_resume_across_gateways_that_share_ticket_keys() {
+    use base64::Engine;
+    let dir = tmpdir("ticket-keys");
+    let ca = DemoCa::create("gateway test CA").unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, ca.cert_pem()).unwrap();
+    let cert = issue(&ca, &dir, "api", &["api.example.test", "127.0.0.1"]);
+    let b64 = |seed: u8| base64::engine::general_purpose::STANDARD.encode([seed; 48]);
+    let shared = dir.join("shared.key");
+    // the first key issues, the second (an older one) still opens
+    std::fs::write(
+        &shared,
+        format!("# rotated 2026-12-04\n{}\n{}\n", b64(7), b64(6)),
+    )
+    .unwrap();
+    let other = dir.join("other.key");
+    std::fs::write(&other, format!("{}\n", b64(9))).unwrap();
+    let up = upstream_with(proto_echo(), "127.0.0.1:0".parse().unwrap(), "svc").await;
+    let start = |keys: &std::path::Path| {
+        let mut spec = base_spec();
+        spec.services.push(service("svc", &[(up.addr, "a")]));
+        spec.routes
+            .push(route("api", "/api", true, "svc", roles_any(&["admin"])));
+        let mut tls = tls_spec(vec![cert.clone()]);
+        tls.tls.ticket_keys = Some(keys.to_path_buf());
+        spec.instances[0].tls = Some(tls);
+        gateway(spec)
+    };
+    let a = start(&shared).await;
+    let b = start(&shared).await;
+    let c = start(&other).await;
+    let addr = |g: &Gw| g.handle.local_tls_addr("gw").unwrap();
+    let tok = token("alice", &["admin"]);
+    let kind =
+        |s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| s.get_ref().1.handshake_kind();
+
+    let cfg = client_config(&ca_file, &["http/1.1"]);
+    let (_, status) = one(&cfg, addr(&a), &tok).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let s = connect(&cfg, addr(&b), "api.example.test").await.unwrap();
+    assert_eq!(kind(&s), Some(rustls::HandshakeKind::Resumed));
+
+    let cfg = client_config(&ca_file, &["http/1.1"]);
+    let (_, status) = one(&cfg, addr(&a), &tok).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    let s = connect(&cfg, addr(&c), "api.example.test").await.unwrap();
+    assert_eq!(kind(&s), Some(rustls::HandshakeKind::Full));
+    // and the full handshake serves requests
+    let (_, status) = one(&cfg, addr(&c), &tok).await.unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+}
+
+/// A broken ticket-key file is refused with the file and the line named.
+#[tokio::test]
+async fn a_broken_ticket_key_file_is_refused_by_name() {
+    let dir = tmpdir("ticket-keys-bad");
+    let ca = DemoCa::create("gateway test CA").unwrap();
+    let cert = issue(&ca, &dir, "api", &["api.example.test"]);
+    let bad = dir.join("bad.key");
+    std::fs::write(&bad, "not a key\n").unwrap();
+    let mut spec = base_spec();
+    let mut tls = tls_spec(vec![cert]);
+    tls.tls.ticket_keys = Some(bad.clone());
+    spec.instances[0].tls = Some(tls);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let err = switchyard_gateway::start_spec(spec, Default::default(), stop)
+        .await
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains(&bad.display().to_string()) && err.contains("line 1: not base64"),
+        "{err}"
+    );
+}
