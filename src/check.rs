@@ -94,6 +94,13 @@ pub fn tls_problems(world: &World, src: &str, now: i64) -> Vec<ConfigError> {
             }
         }
     }
+    for (p, t) in [("dns.tls", &world.dns.tls), ("dns.https", &world.dns.https)] {
+        if let Some(keys) = t.as_ref().and_then(|t| t.ticket_keys.as_ref()) {
+            if let Err(e) = switchyard_tls::ticket::FileTicketer::load(keys, None) {
+                push(format!("{p}.ticket_keys"), e.to_string());
+            }
+        }
+    }
     for (i, s) in world.services.iter().enumerate() {
         let Some(t) = &s.tls else { continue };
         if let Err(e) = switchyard_gateway::UpstreamTlsSpec::load(&t.ca, t.server_name.clone()) {

@@ -81,6 +81,9 @@ pub struct RawDnsTls {
     /// Open connections at most; over it a new connection is closed at once.
     #[serde(default = "default_tls_max")]
     pub max_connections: u32,
+    /// Session-ticket keys shared with other appliances (as a gateway TLS table's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket_keys: Option<String>,
 }
 
 fn default_handshake() -> HumanDuration {
@@ -103,6 +106,7 @@ pub struct DnsTls {
     pub handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: u32,
+    pub ticket_keys: Option<std::path::PathBuf>,
 }
 
 impl RawDnsTls {
@@ -151,6 +155,9 @@ impl RawDnsTls {
         if self.max_connections == 0 {
             errs.push(format!("{at}.max_connections"), "must be greater than 0");
         }
+        if self.ticket_keys.as_deref() == Some("") {
+            errs.push(format!("{at}.ticket_keys"), "must name a key file");
+        }
         DnsTls {
             listen,
             certs,
@@ -158,6 +165,7 @@ impl RawDnsTls {
             handshake_timeout: self.handshake_timeout.0,
             idle_timeout: self.idle_timeout.0,
             max_connections: self.max_connections,
+            ticket_keys: self.ticket_keys.as_ref().map(std::path::PathBuf::from),
         }
     }
 }

@@ -534,6 +534,9 @@ impl World {
                 fix(&mut c.cert);
                 fix(&mut c.key);
             }
+            if let Some(k) = &mut t.ticket_keys {
+                fix(k);
+            }
         }
         for g in &mut self.gateway.instances {
             if let Some(t) = &mut g.tls {

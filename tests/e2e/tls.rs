@@ -216,6 +216,33 @@ fn check_reports_broken_certificate_files_with_their_location() {
 }
 
 #[test]
+fn check_reads_ticket_key_files() {
+    let dir = TempDir::new("tls-ticket-check");
+    let demo = switchyard_config::demo_toml_https_on(97);
+    let src = demo.replacen(
+        r#"", certs = [{ cert = "tls/api.pem""#,
+        r#"", ticket_keys = "tickets.key", certs = [{ cert = "tls/api.pem""#,
+        1,
+    );
+    assert_ne!(src, demo, "the demo's TLS table changed shape");
+    let cfg = dir.write("world.toml", &src);
+    let d = dir.0.to_str().unwrap();
+    assert_eq!(switchyard(&["cert", "demo", "--dir", d]).0, 0);
+    let keys = dir.write("tickets.key", "not a key\n");
+    let (code, _, err) = switchyard(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("gateway.instances[0].tls.ticket_keys: ")
+            && err.contains(&format!("{}: line 1: not base64", keys.display())),
+        "{err}"
+    );
+    // 64 base64 characters: 48 bytes
+    dir.write("tickets.key", &format!("# current\n{}\n", "A".repeat(64)));
+    let (code, _, err) = switchyard(&["check", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
 fn demo_ca_and_cert_issue() {
     let dir = TempDir::new("tls-ca");
     let d = dir.0.to_str().unwrap();

@@ -96,6 +96,7 @@ impl Transport {
         };
         let opts = ServerOptions {
             alpn,
+            ticket_keys: spec.ticket_keys.clone(),
             ..ServerOptions::default()
         };
         let (cfg, _) =

@@ -487,6 +487,7 @@ async fn rate_limited_networks_are_answered_over_dot_and_doh() {
         handshake_timeout: Duration::from_secs(5),
         idle_timeout: Duration::from_secs(5),
         max_connections: 16,
+        ticket_keys: None,
     };
     let mut s = spec(Vec::new());
     s.rrl = Some(Rrl {
