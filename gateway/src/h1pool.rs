@@ -127,24 +127,47 @@ struct Lists {
 /// A pooled HTTP/1.1 client (cheap to clone: the pool is shared).
 #[derive(Clone)]
 pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     settings: Settings,
     tls: Option<Tls>,
     idle: Arc<Mutex<Lists>>,
+}
+
+/// A client that does not keep its pool alive (see [`Client::downgrade`]).
+#[derive(Clone)]
+pub struct WeakClient(std::sync::Weak<Inner>);
+
+impl WeakClient {
+    /// The client, while anyone still holds it.
+    pub fn upgrade(&self) -> Option<Client> {
+        self.0.upgrade().map(|inner| Client { inner })
+    }
 }
 
 impl Client {
     /// A plain-HTTP client (`tls` `None`) or one that speaks TLS to every instance.
     pub fn new(settings: Settings, tls: Option<Tls>) -> Client {
         Client {
-            settings,
-            tls,
-            idle: Arc::default(),
+            inner: Arc::new(Inner {
+                settings,
+                tls,
+                idle: Arc::default(),
+            }),
         }
+    }
+
+    /// A handle that lets the pool close once every [`Client`] is gone (a cache of clients
+    /// kept across reloads holds these).
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient(Arc::downgrade(&self.inner))
     }
 
     /// Whether this client speaks TLS to the instances.
     pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        self.inner.tls.is_some()
     }
 
     /// Send `req` to the instance at `addr` over a pooled connection (a new one when none is
@@ -188,10 +211,10 @@ impl Client {
 
     /// The most recently used ready connection; closed and expired ones are dropped on the way.
     fn checkout(&self, key: &Key) -> Option<SendRequest<Body>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
         let list = idle.by_key.get_mut(key)?;
         let now = Instant::now();
-        list.retain(|c| usable(c, now, self.settings.idle_timeout));
+        list.retain(|c| usable(c, now, self.inner.settings.idle_timeout));
         // busy connections (response body still streaming) stay for later
         let i = list.iter().rposition(|c| c.tx.is_ready())?;
         list.remove(i).map(|c| c.tx)
@@ -199,13 +222,13 @@ impl Client {
 
     /// Back to the list as soon as the response head is in; it is reused once ready.
     fn checkin(&self, key: Key, tx: SendRequest<Body>) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let mut idle = self.inner.idle.lock().unwrap_or_else(|e| e.into_inner());
         if !idle.swept.contains(&key.0) {
             idle.swept.push(key.0);
             self.sweep(key.0);
         }
         let list = idle.by_key.entry(key).or_default();
-        if list.len() >= self.settings.max_idle {
+        if list.len() >= self.inner.settings.max_idle {
             // over the bound: the connection closes once its response is read
             return;
         }
@@ -218,8 +241,8 @@ impl Client {
     /// On this worker, every `idle_timeout`: close this worker's idle connections that expired
     /// or that the instance closed. Ends with the pool.
     fn sweep(&self, me: ThreadId) {
-        let pool = Arc::downgrade(&self.idle);
-        let every = self.settings.idle_timeout;
+        let pool = Arc::downgrade(&self.inner.idle);
+        let every = self.inner.settings.idle_timeout;
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -242,13 +265,13 @@ impl Client {
         let timeout = |e: tokio::time::error::Elapsed| {
             Error::Connect(std::io::Error::new(std::io::ErrorKind::TimedOut, e))
         };
-        let deadline = Instant::now() + self.settings.connect_timeout;
+        let deadline = Instant::now() + self.inner.settings.connect_timeout;
         let tcp = tokio::time::timeout_at(deadline, TcpStream::connect(addr))
             .await
             .map_err(timeout)?
             .map_err(Error::Connect)?;
         tcp.set_nodelay(true).map_err(Error::Connect)?;
-        match &self.tls {
+        match &self.inner.tls {
             None => handshake(tcp).await,
             Some(tls) => {
                 let name = tls

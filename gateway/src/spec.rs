@@ -396,6 +396,9 @@ pub struct UpstreamTlsSpec {
     pub config: std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
     /// Sent as SNI and verified in the certificate (`None`: the instance's IP address).
     pub server_name: Option<tokio_rustls::rustls::pki_types::ServerName<'static>>,
+    /// A digest of the CA bundle's bytes: a reload that reads the same CA keeps the service's
+    /// pooled TLS connections.
+    pub ca_digest: u64,
 }
 
 impl UpstreamTlsSpec {
@@ -411,9 +414,17 @@ impl UpstreamTlsSpec {
                     .map_err(|e| format!("server_name {n:?}: {e}"))
             })
             .transpose()?;
+        let bytes = std::fs::read(ca).map_err(|e| format!("{}: {e}", ca.display()))?;
+        let ca_digest = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            bytes.hash(&mut h);
+            h.finish()
+        };
         Ok(UpstreamTlsSpec {
             config,
             server_name,
+            ca_digest,
         })
     }
 }

@@ -261,10 +261,39 @@ pub fn client(spec: &UpstreamSpec) -> HttpClient {
 }
 
 /// A pooled client that calls instances over TLS, verifying them with the service's CA, with
-/// its `server_name` as SNI (else the instance's IP address).
+/// its `server_name` as SNI (else the instance's IP address). Kept across reloads: a service
+/// whose CA (by content), server name and pool settings did not change gets the client it had,
+/// with its pooled connections (a reload costs no TLS handshakes); the cache holds clients
+/// weakly, so a client no runtime uses closes its connections.
 fn tls_client(spec: &UpstreamSpec, tls: &crate::spec::UpstreamTlsSpec) -> HttpClient {
-    let tls = crate::h1pool::Tls::new(&tls.config, tls.server_name.clone());
-    crate::h1pool::Client::new(settings(spec), Some(tls))
+    type Key = (u64, Option<String>, Duration, Duration, usize);
+    static KEPT: std::sync::Mutex<Vec<(Key, crate::h1pool::WeakClient)>> =
+        std::sync::Mutex::new(Vec::new());
+    let key: Key = (
+        tls.ca_digest,
+        tls.server_name.as_ref().map(|n| n.to_str().into_owned()),
+        spec.connect_timeout,
+        spec.pool_idle_timeout,
+        spec.pool_max_idle_per_host,
+    );
+    let mut kept = KEPT.lock().unwrap_or_else(|e| e.into_inner());
+    kept.retain(|(_, w)| w.upgrade().is_some());
+    if let Some(c) = kept
+        .iter()
+        .find(|(k, _)| *k == key)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return c;
+    }
+    let client = crate::h1pool::Client::new(
+        settings(spec),
+        Some(crate::h1pool::Tls::new(
+            &tls.config,
+            tls.server_name.clone(),
+        )),
+    );
+    kept.push((key, client.downgrade()));
+    client
 }
 
 /// Why an upstream call failed (maps to 502 / 503 / 504).

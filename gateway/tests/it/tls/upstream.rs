@@ -17,8 +17,8 @@ use switchyard_tls::rustls;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A TLS instance on 127.0.0.1:0 answering every request with the SNI it was reached by and
-/// the request path; the count of requests it received.
-async fn tls_instance(cert: &CertFile) -> (SocketAddr, Arc<AtomicUsize>) {
+/// the request path (keep-alive unless asked to close); the count of requests it received and of TLS handshakes.
+async fn tls_instance(cert: &CertFile) -> (SocketAddr, Arc<AtomicUsize>, Arc<AtomicUsize>) {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert.cert)
@@ -36,37 +36,46 @@ async fn tls_instance(cert: &CertFile) -> (SocketAddr, Arc<AtomicUsize>) {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     let served = Arc::new(AtomicUsize::new(0));
-    let count = served.clone();
+    let handshakes = Arc::new(AtomicUsize::new(0));
+    let (count, hs) = (served.clone(), handshakes.clone());
     tokio::spawn(async move {
         while let Ok((s, _)) = l.accept().await {
-            let (acceptor, count) = (acceptor.clone(), count.clone());
+            let (acceptor, count, hs) = (acceptor.clone(), count.clone(), hs.clone());
             tokio::spawn(async move {
                 let Ok(mut s) = acceptor.accept(s).await else {
                     return;
                 };
+                hs.fetch_add(1, Ordering::SeqCst);
                 let sni = s.get_ref().1.server_name().map(str::to_string);
-                let mut buf = vec![0u8; 8192];
-                let mut have = 0;
-                while !buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
-                    match s.read(&mut buf[have..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
+                // bodiless requests, one after another on the connection
+                loop {
+                    let mut buf = vec![0u8; 8192];
+                    let mut have = 0;
+                    while !buf[..have].windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf[have..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => have += n,
+                        }
+                    }
+                    count.fetch_add(1, Ordering::SeqCst);
+                    let head = String::from_utf8_lossy(&buf[..have]);
+                    let path = head.split(' ').nth(1).unwrap_or("").to_string();
+                    let body = json!({ "sni": sni, "path": path }).to_string();
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if s.write_all(resp.as_bytes()).await.is_err()
+                        || head.to_ascii_lowercase().contains("connection: close")
+                    {
+                        let _ = s.shutdown().await;
+                        return;
                     }
                 }
-                count.fetch_add(1, Ordering::SeqCst);
-                let head = String::from_utf8_lossy(&buf[..have]);
-                let path = head.split(' ').nth(1).unwrap_or("").to_string();
-                let body = json!({ "sni": sni, "path": path }).to_string();
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = s.write_all(resp.as_bytes()).await;
-                let _ = s.shutdown().await;
             });
         }
     });
-    (addr, served)
+    (addr, served, handshakes)
 }
 
 /// One test's files: a CA (`ca.pem`), a second CA that signed nothing here (`other.pem`), and a
@@ -78,6 +87,7 @@ struct Fixture {
     other_file: std::path::PathBuf,
     inst: SocketAddr,
     served: Arc<AtomicUsize>,
+    handshakes: Arc<AtomicUsize>,
 }
 
 async fn fixture(tag: &str) -> Fixture {
@@ -92,25 +102,34 @@ async fn fixture(tag: &str) -> Fixture {
     )
     .unwrap();
     let cert = issue(&ca, &dir, "orders", &["orders.internal", "127.0.0.1"]);
-    let (inst, served) = tls_instance(&cert).await;
+    let (inst, served, handshakes) = tls_instance(&cert).await;
     Fixture {
         dir,
         ca_file,
         other_file,
         inst,
         served,
+        handshakes,
     }
 }
 
 /// A gateway with `/orders` going to the TLS instance at `inst`, verified with `ca`.
 async fn gateway_to(inst: SocketAddr, ca: &Path, server_name: Option<&str>) -> Gw {
+    gateway(spec_to(inst, ca, server_name)).await
+}
+
+fn spec_to(
+    inst: SocketAddr,
+    ca: &Path,
+    server_name: Option<&str>,
+) -> switchyard_gateway::spec::GatewaySpec {
     let mut spec = base_spec();
     let mut svc = service("orders", &[(inst, "a")]);
     svc.tls = Some(UpstreamTlsSpec::load(ca, server_name.map(str::to_string)).unwrap());
     spec.services.push(svc);
     spec.routes
         .push(route("orders", "/orders", true, "orders", Policy::Public));
-    gateway(spec).await
+    spec
 }
 
 async fn get(gw: &Gw) -> Resp {
@@ -129,6 +148,7 @@ async fn instances_are_called_over_tls_verified_with_the_service_ca() {
         other_file,
         inst,
         served,
+        ..
     } = fixture("upstream").await;
 
     // with a server name: sent as SNI and verified; without: the instance's IP is verified
@@ -235,4 +255,68 @@ async fn an_http_check_of_a_tls_service_is_made_over_tls() {
     // plain HTTP to the TLS port fails, as it did before the check knew TLS
     assert!(probe(inst, &http).await.is_err());
     assert_eq!(served.load(Ordering::SeqCst), 1);
+}
+
+/// A reload that reads the same CA keeps the service's pooled TLS connections: no new
+/// handshake with the instance for the requests after it.
+#[tokio::test]
+async fn a_reload_keeps_the_pooled_tls_connections() {
+    let f = fixture("upstream-reload").await;
+    let gw = gateway_to(f.inst, &f.ca_file, Some("orders.internal")).await;
+    // one keep-alive client connection: it lives on one worker, and so does the pooled one
+    let mut c = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    let ask = async |c: &mut tokio::net::TcpStream| {
+        c.write_all(b"GET /orders/7 HTTP/1.1\r\nHost: a\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        loop {
+            let n = c.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
+            buf.extend_from_slice(&chunk[..n]);
+            let text = String::from_utf8_lossy(&buf).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text[..end]
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .expect("content-length")
+                    .parse()
+                    .unwrap();
+                if buf.len() >= end + 4 + len {
+                    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
+                    return;
+                }
+            }
+        }
+    };
+    for _ in 0..3 {
+        ask(&mut c).await;
+    }
+    assert_eq!(f.handshakes.load(Ordering::SeqCst), 1);
+    // the same world read again (the CA file re-read, a new TLS configuration built)
+    gw.handle
+        .reload_spec(spec_to(f.inst, &f.ca_file, Some("orders.internal")))
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        ask(&mut c).await;
+    }
+    assert_eq!(f.served.load(Ordering::SeqCst), 6);
+    assert_eq!(
+        f.handshakes.load(Ordering::SeqCst),
+        1,
+        "a reload cost a handshake"
+    );
+    // another CA (by content) is another client: a new handshake, to a verified instance
+    let ca_copy = f.dir.join("ca-copy.pem");
+    let mut pem = std::fs::read_to_string(&f.ca_file).unwrap();
+    pem.push_str("\n# the same CA, another file content\n");
+    std::fs::write(&ca_copy, pem).unwrap();
+    gw.handle
+        .reload_spec(spec_to(f.inst, &ca_copy, Some("orders.internal")))
+        .await
+        .unwrap();
+    ask(&mut c).await;
+    assert_eq!(f.handshakes.load(Ordering::SeqCst), 2);
 }
