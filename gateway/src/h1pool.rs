@@ -133,7 +133,7 @@ pub struct Client {
 struct Inner {
     settings: Settings,
     tls: Option<Tls>,
-    idle: Arc<Mutex<Lists>>,
+    idle: Mutex<Lists>,
 }
 
 /// A client that does not keep its pool alive (see [`Client::downgrade`]).
@@ -154,7 +154,7 @@ impl Client {
             inner: Arc::new(Inner {
                 settings,
                 tls,
-                idle: Arc::default(),
+                idle: Mutex::default(),
             }),
         }
     }
@@ -241,7 +241,7 @@ impl Client {
     /// On this worker, every `idle_timeout`: close this worker's idle connections that expired
     /// or that the instance closed. Ends with the pool.
     fn sweep(&self, me: ThreadId) {
-        let pool = Arc::downgrade(&self.inner.idle);
+        let pool = Arc::downgrade(&self.inner);
         let every = self.inner.settings.idle_timeout;
         tokio::spawn(async move {
             loop {
@@ -249,7 +249,7 @@ impl Client {
                 let Some(pool) = pool.upgrade() else {
                     return;
                 };
-                let mut idle = pool.lock().unwrap_or_else(|e| e.into_inner());
+                let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
                 let now = Instant::now();
                 idle.by_key.retain(|(t, _), list| {
                     if *t == me {

@@ -292,16 +292,7 @@ pub(super) fn forwarded_headers(
 mod tests {
     use super::*;
 
-    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
+    use crate::test_util::header_map as map;
 
     fn names(h: &HeaderMap) -> Vec<&str> {
         let mut n: Vec<&str> = h.keys().map(HeaderName::as_str).collect();

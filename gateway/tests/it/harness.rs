@@ -183,6 +183,48 @@ pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> Resp {
     read_response(&mut s).await
 }
 
+/// One message head (bodyless requests and responses only), `None` at EOF.
+pub async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
+            buf.drain(..end + 4);
+            return Some(head);
+        }
+        let mut chunk = [0u8; 4096];
+        match s.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Read one response with a `Content-Length` body from a keep-alive connection.
+pub async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
+    let head = tokio::time::timeout(std::time::Duration::from_secs(5), read_head(s, buf))
+        .await
+        .expect("response in time")
+        .expect("a response before EOF");
+    let status: u16 = head[9..12].parse().unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case("content-length")
+                .then(|| v.trim().parse().unwrap())
+        })
+        .expect("content-length");
+    while buf.len() < len {
+        let mut chunk = [0u8; 4096];
+        let n = s.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "EOF inside a body");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let body = String::from_utf8_lossy(&buf[..len]).to_string();
+    buf.drain(..len);
+    (status, body)
+}
+
 pub async fn read_response(s: &mut TcpStream) -> Resp {
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::harness::*;
@@ -78,48 +78,6 @@ async fn instance(b: Behaviour) -> Instance {
     }
 }
 
-/// One message head (bodyless requests and responses only), `None` at EOF.
-async fn read_head(s: &mut TcpStream, buf: &mut Vec<u8>) -> Option<String> {
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end + 4]).to_string();
-            buf.drain(..end + 4);
-            return Some(head);
-        }
-        let mut chunk = [0u8; 4096];
-        match s.read(&mut chunk).await {
-            Ok(0) | Err(_) => return None,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
-/// Read one response with a `Content-Length` body from a keep-alive connection.
-async fn read_one(s: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, String) {
-    let head = tokio::time::timeout(std::time::Duration::from_secs(5), read_head(s, buf))
-        .await
-        .expect("response in time")
-        .expect("a response before EOF");
-    let status: u16 = head[9..12].parse().unwrap();
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
-            let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().unwrap())
-        })
-        .expect("content-length");
-    while buf.len() < len {
-        let mut chunk = [0u8; 4096];
-        let n = s.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "EOF inside a body");
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = String::from_utf8_lossy(&buf[..len]).to_string();
-    buf.drain(..len);
-    (status, body)
-}
-
 async fn gateway_to(inst: &Instance) -> (Gw, String) {
     gateway_idle(inst, Duration::from_secs(30)).await
 }
@@ -133,18 +91,40 @@ async fn gateway_idle(inst: &Instance, idle: Duration) -> (Gw, String) {
     (gateway(spec).await, token("alice", &["customer"]))
 }
 
+/// A keep-alive client connection to the gateway with a token.
+struct Client {
+    s: TcpStream,
+    buf: Vec<u8>,
+    token: String,
+}
+
+impl Client {
+    async fn open(gw: &Gw, token: String) -> Client {
+        Client {
+            s: TcpStream::connect(gw.addr).await.unwrap(),
+            buf: Vec::new(),
+            token,
+        }
+    }
+
+    /// `GET /api/{i}` on the connection: the status and body.
+    async fn get(&mut self, i: usize) -> (u16, String) {
+        let req = format!(
+            "GET /api/{i} HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.token
+        );
+        self.s.write_all(req.as_bytes()).await.unwrap();
+        read_one(&mut self.s, &mut self.buf).await
+    }
+}
+
 #[tokio::test]
 async fn keep_alive_requests_reuse_one_instance_connection() {
     let inst = instance(Behaviour::KeepAlive).await;
     let (gw, t) = gateway_to(&inst).await;
-    let mut c = TcpStream::connect(gw.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let mut c = Client::open(&gw, t).await;
     for i in 0..20 {
-        let req = format!(
-            "GET /api/{i} HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer {t}\r\n\r\n"
-        );
-        c.write_all(req.as_bytes()).await.unwrap();
-        assert_eq!(read_one(&mut c, &mut buf).await, (200, "ok".to_string()));
+        assert_eq!(c.get(i).await, (200, "ok".to_string()));
     }
     // one client connection lives on one worker: its requests share one pooled connection
     assert_eq!(inst.accepted.load(Ordering::SeqCst), 1);
@@ -161,18 +141,9 @@ async fn keep_alive_requests_reuse_one_instance_connection() {
 async fn a_pooled_connection_the_instance_closed_costs_no_failed_request() {
     let inst = instance(Behaviour::CloseAfterReply).await;
     let (gw, t) = gateway_to(&inst).await;
-    let mut c = TcpStream::connect(gw.addr).await.unwrap();
-    let mut buf = Vec::new();
+    let mut c = Client::open(&gw, t).await;
     for i in 0..10 {
-        let req = format!(
-            "GET /api/{i} HTTP/1.1\r\nHost: api.example.test\r\nAuthorization: Bearer {t}\r\n\r\n"
-        );
-        c.write_all(req.as_bytes()).await.unwrap();
-        assert_eq!(
-            read_one(&mut c, &mut buf).await,
-            (200, "ok".to_string()),
-            "request {i}"
-        );
+        assert_eq!(c.get(i).await, (200, "ok".to_string()), "request {i}");
     }
     // a closed pooled connection is skipped, or (when the request raced the close) the request
     // goes again on a new connection: either way one connection per answer, no failure

@@ -265,30 +265,14 @@ async fn a_reload_keeps_the_pooled_tls_connections() {
     let gw = gateway_to(f.inst, &f.ca_file, Some("orders.internal")).await;
     // one keep-alive client connection: it lives on one worker, and so does the pooled one
     let mut c = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
-    let ask = async |c: &mut tokio::net::TcpStream| {
+    let mut buf = Vec::new();
+    let mut ask = async |c: &mut tokio::net::TcpStream| {
         c.write_all(b"GET /orders/7 HTTP/1.1\r\nHost: a\r\n\r\n")
             .await
             .unwrap();
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 4096];
-        loop {
-            let n = c.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&buf));
-            buf.extend_from_slice(&chunk[..n]);
-            let text = String::from_utf8_lossy(&buf).to_string();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let len: usize = text[..end]
-                    .lines()
-                    .find_map(|l| l.strip_prefix("content-length: "))
-                    .expect("content-length")
-                    .parse()
-                    .unwrap();
-                if buf.len() >= end + 4 + len {
-                    assert!(text.starts_with("HTTP/1.1 200 "), "{text}");
-                    return;
-                }
-            }
-        }
+        let (status, body) = read_one(c, &mut buf).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("\"path\":\"/orders/7\""), "{body}");
     };
     for _ in 0..3 {
         ask(&mut c).await;
