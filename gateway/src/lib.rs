@@ -82,24 +82,6 @@ pub mod spec;
 pub mod upstream;
 pub mod websocket;
 
-/// Helpers the unit tests of several modules share.
-#[cfg(test)]
-pub(crate) mod test_util {
-    use http::header::{HeaderMap, HeaderName, HeaderValue};
-
-    /// A header map from `(name, value)` pairs, repeated names appended.
-    pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
-        }
-        h
-    }
-}
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,4 +119,22 @@ pub fn mint_token(
 ) -> Result<String, Error> {
     let spec = GatewaySpec::from_world(world)?;
     jwt::mint(&spec.jwt, sub, roles, ttl)
+}
+
+/// Helpers the unit tests of several modules share.
+#[cfg(test)]
+pub(crate) mod test_util {
+    use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+    /// A header map from `(name, value)` pairs, repeated names appended.
+    pub(crate) fn header_map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        h
+    }
 }
