@@ -256,6 +256,10 @@ pub struct RawListener {
     /// (always zero-copy, Linux) or `"copy"` (userspace buffer).
     #[serde(default = "default_forwarding")]
     pub forwarding: String,
+    /// `"epoll"` (the default: one tokio reactor per worker thread) or `"io_uring"` (one ring
+    /// per worker socket; falls back to epoll, with a log line, where the kernel refuses it).
+    #[serde(default = "default_io_engine")]
+    pub io_engine: String,
     #[serde(default = "default_pipe_size")]
     pub pipe_size: u32,
     #[serde(default = "default_buffer_size")]
@@ -307,6 +311,9 @@ fn default_max_connections() -> u32 {
 fn default_forwarding() -> String {
     "auto".into()
 }
+fn default_io_engine() -> String {
+    "epoll".into()
+}
 fn default_pipe_size() -> u32 {
     1 << 16
 }
@@ -321,6 +328,17 @@ pub enum Forwarding {
     Auto,
     Splice,
     Copy,
+}
+
+/// How a listener waits for and moves bytes (see `docs/performance.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IoEngine {
+    /// Readiness through epoll (a tokio reactor per worker thread): every feature, every kernel.
+    #[default]
+    Epoll,
+    /// Completions through an io_uring per worker socket (Linux 6.0 or later); listeners it
+    /// does not carry itself (SNI routing, remote spill) hand their connections to epoll.
+    IoUring,
 }
 
 /// A validated token-bucket rate.
@@ -369,6 +387,7 @@ pub struct Listener {
     pub source_rate: Option<Rate>,
     pub accept_proxy: bool,
     pub forwarding: Forwarding,
+    pub io_engine: IoEngine,
     pub pipe_size: u32,
     pub buffer_size: u32,
     pub access_log: bool,
@@ -437,6 +456,17 @@ impl RawListener {
                 Forwarding::Copy
             }
         };
+        let io_engine = match self.io_engine.as_str() {
+            "epoll" => IoEngine::Epoll,
+            "io_uring" => IoEngine::IoUring,
+            o => {
+                errs.push(
+                    format!("{p}.io_engine"),
+                    format!("{o:?} is not an I/O engine; expected \"epoll\" or \"io_uring\""),
+                );
+                IoEngine::Epoll
+            }
+        };
         if self.max_connections == 0 {
             errs.push(format!("{p}.max_connections"), "must be greater than 0");
         }
@@ -487,6 +517,7 @@ impl RawListener {
             source_rate,
             accept_proxy: self.accept_proxy,
             forwarding,
+            io_engine,
             pipe_size: self.pipe_size,
             buffer_size: self.buffer_size,
             access_log: self.access_log,

@@ -69,7 +69,7 @@ impl ConnCtx {
 }
 
 /// The configured PROXY protocol version as the wire format's.
-fn wire_version(v: ProxyVersion) -> proxy::Version {
+pub(crate) fn wire_version(v: ProxyVersion) -> proxy::Version {
     match v {
         ProxyVersion::V1 => proxy::Version::V1,
         ProxyVersion::V2 => proxy::Version::V2,
@@ -291,7 +291,7 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>
 
 /// A connect error caused by this host running short (fds, memory, ephemeral ports), not by
 /// the backend.
-fn is_local_shortage(e: &std::io::Error) -> bool {
+pub(crate) fn is_local_shortage(e: &std::io::Error) -> bool {
     matches!(
         e.raw_os_error(),
         Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM | libc::EADDRNOTAVAIL)

@@ -46,6 +46,7 @@ pub mod relay;
 pub mod sni;
 pub mod spill;
 pub mod status;
+pub mod uring;
 
 pub use error::LbError;
 pub use plan::{ListenerSpec, Plan, PoolSpec, SniSpec};

@@ -15,7 +15,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use switchyard_config::lb::Forwarding;
+use switchyard_config::lb::{Forwarding, IoEngine};
 use switchyard_net::limit::{KeyedLimiter, Rate};
 use switchyard_net::socket::TcpOptions;
 use switchyard_net::workers::Workers;
@@ -142,6 +142,7 @@ impl ListenerRt {
             bound.push(actual);
         }
         let max = spec.max_connections as usize;
+        let uring = uring(spec);
         let rt = Arc::new(ListenerRt {
             metrics: ListenerMetrics::new(&spec.key.1),
             bound,
@@ -154,6 +155,16 @@ impl ListenerRt {
         });
         for (j, s) in sockets.into_iter().enumerate() {
             let (rt2, ctx2) = (rt.clone(), ctx.clone());
+            if uring {
+                let handle =
+                    threads.map_or_else(tokio::runtime::Handle::current, |t| t.handle(j).clone());
+                crate::uring::spawn(rt2, ctx2, s, handle, j).map_err(|source| LbError::Bind {
+                    listener: rt.name(),
+                    addr: rt.bound[0],
+                    source,
+                })?;
+                continue;
+            }
             let accept = ctx.tracker.track_future(async move {
                 // registered with the worker's own reactor
                 match TcpListener::from_std(s) {
@@ -166,7 +177,8 @@ impl ListenerRt {
                 None => drop(tokio::spawn(accept)),
             }
         }
-        tracing::info!(listener = %rt.name(), addrs = ?rt.bound, workers, "listening");
+        let engine = if uring { "io_uring" } else { "epoll" };
+        tracing::info!(listener = %rt.name(), addrs = ?rt.bound, workers, engine, "listening");
         Ok(rt)
     }
 
@@ -202,11 +214,36 @@ impl ListenerRt {
         self.stop.cancel();
     }
 
+    /// Whether [`ListenerRt::stop`] (or the balancer's shutdown) stopped accepting.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
+    /// Cancelled when accepting stops.
+    pub(crate) fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
     /// Connections open through this listener.
     pub fn active(&self) -> usize {
         self.max
             .load(Ordering::Relaxed)
             .saturating_sub(self.conns.available_permits())
+    }
+}
+
+/// Whether `spec` runs on the io_uring engine (asked for and available; if asked for but not
+/// available, one warning says why and it runs on epoll).
+fn uring(spec: &ListenerSpec) -> bool {
+    match spec.io_engine {
+        IoEngine::Epoll => false,
+        IoEngine::IoUring => match crate::uring::unavailable() {
+            None => true,
+            Some(why) => {
+                tracing::warn!(listener = %spec.key.1, reason = why, "io_uring is not available here; this listener runs on epoll");
+                false
+            }
+        },
     }
 }
 
@@ -354,7 +391,7 @@ async fn accept_loop(rt: Arc<ListenerRt>, sock: TcpListener, ctx: Arc<ConnCtx>) 
 }
 
 /// A connection's slots (listener and global); freeing them wakes accept loops at the cap.
-struct Permits {
+pub(crate) struct Permits {
     slots: Option<(OwnedSemaphorePermit, OwnedSemaphorePermit)>,
     local_freed: Arc<Notify>,
     global_freed: Arc<Notify>,
@@ -381,7 +418,7 @@ impl Drop for Permits {
     }
 }
 
-fn take_permits(rt: &ListenerRt, ctx: &ConnCtx) -> Option<Permits> {
+pub(crate) fn take_permits(rt: &ListenerRt, ctx: &ConnCtx) -> Option<Permits> {
     let local = rt.conns.clone().try_acquire_owned().ok()?;
     let global = ctx.global.clone().try_acquire_owned().ok()?;
     Some(Permits {
@@ -391,7 +428,7 @@ fn take_permits(rt: &ListenerRt, ctx: &ConnCtx) -> Option<Permits> {
     })
 }
 
-fn spawn_conn(
+pub(crate) fn spawn_conn(
     rt: &Arc<ListenerRt>,
     ctx: &Arc<ConnCtx>,
     s: TcpStream,

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchyard_balance::{CheckSpec, MemberSpec, PassiveSpec, Policy};
-use switchyard_config::lb::{Forwarding, ProxyVersion};
+use switchyard_config::lb::{Forwarding, IoEngine, ProxyVersion};
 use switchyard_config::World;
 
 /// `(region, name)`: pools and listeners are named per region.
@@ -109,6 +109,8 @@ pub struct ListenerSpec {
     pub source_rate: Option<(f64, u32)>,
     pub accept_proxy: bool,
     pub forwarding: Forwarding,
+    /// epoll or io_uring (see [`crate::uring`]).
+    pub io_engine: IoEngine,
     pub pipe_size: u32,
     pub buffer_size: u32,
     pub access_log: bool,
@@ -135,6 +137,7 @@ impl ListenerSpec {
             source_rate: None,
             accept_proxy: false,
             forwarding: Forwarding::Auto,
+            io_engine: IoEngine::Epoll,
             pipe_size: 1 << 16,
             buffer_size: 1 << 14,
             access_log: false,
@@ -143,8 +146,8 @@ impl ListenerSpec {
     }
 
     /// The part of a listener that needs new sockets when it changes.
-    pub(crate) fn bind_key(&self) -> (&[SocketAddr], u32, Option<u32>) {
-        (&self.addrs, self.backlog, self.workers)
+    pub(crate) fn bind_key(&self) -> (&[SocketAddr], u32, Option<u32>, IoEngine) {
+        (&self.addrs, self.backlog, self.workers, self.io_engine)
     }
 }
 
@@ -214,6 +217,7 @@ impl Plan {
                     source_rate: l.source_rate.map(|r| (r.per_second, r.burst)),
                     accept_proxy: l.accept_proxy,
                     forwarding: l.forwarding,
+                    io_engine: l.io_engine,
                     pipe_size: l.pipe_size,
                     buffer_size: l.buffer_size,
                     access_log: l.access_log,

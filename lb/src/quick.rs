@@ -6,7 +6,7 @@ use crate::{start_plan, LbError, LbOptions};
 use std::net::SocketAddr;
 use std::time::Duration;
 use switchyard_balance::{CheckSpec, HealthRegistry, MemberSpec, Policy};
-use switchyard_config::lb::{Forwarding, ProxyVersion};
+use switchyard_config::lb::{Forwarding, IoEngine, ProxyVersion};
 use tokio_util::sync::CancellationToken;
 
 /// Arguments of `switchyard lb`.
@@ -27,6 +27,10 @@ pub struct QuickArgs {
     /// auto (copy small messages, splice bulk), splice (always zero-copy) or copy.
     #[arg(long, default_value = "auto")]
     pub forwarding: String,
+    /// epoll (a tokio reactor per worker thread) or io_uring (a ring per worker socket; falls
+    /// back to epoll with a log line where the kernel refuses it).
+    #[arg(long, default_value = "epoll")]
+    pub io_engine: String,
     /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
     #[arg(long)]
     pub workers: Option<u32>,
@@ -82,6 +86,15 @@ impl QuickArgs {
                 )))
             }
         };
+        let io_engine = match self.io_engine.as_str() {
+            "epoll" => IoEngine::Epoll,
+            "io_uring" => IoEngine::IoUring,
+            o => {
+                return Err(LbError::Args(format!(
+                    "unknown I/O engine {o:?} (epoll or io_uring)"
+                )))
+            }
+        };
         let proxy = match self.proxy_protocol.as_deref() {
             None => None,
             Some("v1") => Some(ProxyVersion::V1),
@@ -107,6 +120,7 @@ impl QuickArgs {
         });
         let mut l = ListenerSpec::new("quick", "quick", vec![self.listen], "backends");
         l.forwarding = forwarding;
+        l.io_engine = io_engine;
         l.workers = self.workers;
         l.pipe_size = self.pipe_size;
         l.buffer_size = self.buffer_size;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 use switchyard_balance::{AdminState, CheckSpec, HealthRegistry, MemberSpec, PassiveSpec};
+use switchyard_config::lb::IoEngine;
 use switchyard_lb::{start_plan, Lb, LbOptions, ListenerSpec, Plan, PoolSpec};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -333,7 +334,25 @@ pub fn listener() -> ListenerSpec {
     let mut l = ListenerSpec::new("test", "l", vec!["127.0.0.1:0".parse().unwrap()], "pool");
     l.workers = Some(2);
     l.connect_timeout = Duration::from_millis(500);
+    l.io_engine = engine();
     l
+}
+
+/// The I/O engine the suite runs on: `SWITCHYARD_TEST_IO_ENGINE=io_uring` runs every test of
+/// this crate through the io_uring engine (`scripts/test` runs the suite once per engine);
+/// epoll otherwise.
+pub fn engine() -> IoEngine {
+    match std::env::var("SWITCHYARD_TEST_IO_ENGINE").as_deref() {
+        Ok("io_uring") => {
+            assert!(
+                switchyard_lb::uring::unavailable().is_none(),
+                "SWITCHYARD_TEST_IO_ENGINE=io_uring but io_uring is unavailable: {:?}",
+                switchyard_lb::uring::unavailable()
+            );
+            IoEngine::IoUring
+        }
+        _ => IoEngine::Epoll,
+    }
 }
 
 /// Where the balancer's accept loops and connections run.

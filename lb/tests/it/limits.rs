@@ -268,8 +268,10 @@ async fn emfile_child() {
         ejection: Duration::from_secs(60),
         max_ejected_percent: 100,
     };
-    let t = start_lb(p, l).await;
-    // a low limit keeps the fd-taking loop below short
+    // a low limit keeps the fd-taking loop below short; set before the balancer starts, as a
+    // real limit is (the io_uring engine's multishot accept takes the limit when it is armed),
+    // and after the harness raised it once
+    raise_nofile();
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
     // SAFETY: getrlimit/setrlimit read and write one local `rlimit`.
     unsafe {
@@ -278,9 +280,10 @@ async fn emfile_child() {
             rlim_max: 0,
         };
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut r);
-        r.rlim_cur = open + 32;
+        r.rlim_cur = open + 64;
         libc::setrlimit(libc::RLIMIT_NOFILE, &r);
     }
+    let t = start_lb(p, l).await;
     println!("\nADDR {}", t.addr);
     let stdin = tokio::io::stdin();
     let mut lines = tokio::io::BufReader::new(stdin);

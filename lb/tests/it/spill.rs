@@ -107,6 +107,7 @@ fn plan(region: &str, members: &[SocketAddr], spill: Option<SpillSpec>) -> Plan 
     let mut l = ListenerSpec::new(region, "http", vec!["127.0.0.1:0".parse().unwrap()], "gw");
     l.workers = Some(1);
     l.connect_timeout = Duration::from_millis(500);
+    l.io_engine = crate::harness::engine();
     let ingress = switchyard_lb::spill::ingress(&l, 0);
     Plan {
         pools: vec![p],
