@@ -254,10 +254,48 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>
         return;
     }
 
+    let relayed = Relayed {
+        member: &member,
+        pool: &pool,
+        idx,
+        src,
+        started,
+        counted: [first_len, 0],
+    };
+    relay_and_log(&client, &backend, &cfg, relayed, ctx).await;
+}
+
+/// A connection whose backend is connected, on its way to the relay: what the end of the
+/// relay reports (the epoll engine's own connections, and bulk flows the io_uring engine
+/// hands over).
+pub(crate) struct Relayed<'a> {
+    pub(crate) member: &'a Arc<crate::pool::MemberRt>,
+    pub(crate) pool: &'a crate::pool::PoolSnap,
+    pub(crate) idx: usize,
+    pub(crate) src: SocketAddr,
+    pub(crate) started: Instant,
+    /// Bytes already moved (client to backend, backend to client) before this relay.
+    pub(crate) counted: [u64; 2],
+}
+
+/// Relays until the end (drain deadline and hard stop included), then counts the bytes,
+/// reports a backend that failed before its first byte to passive health, and writes the
+/// access log line.
+pub(crate) async fn relay_and_log(
+    client: &TcpStream,
+    backend: &TcpStream,
+    cfg: &crate::listener::Settings,
+    r: Relayed<'_>,
+    ctx: &ConnCtx,
+) {
+    let spec = &cfg.spec;
+    let member = r.member;
     let close = member.close_token();
     let limits = Limits {
         idle: spec.idle_timeout,
-        max_lifetime: spec.max_lifetime,
+        max_lifetime: spec
+            .max_lifetime
+            .map(|d| d.saturating_sub(r.started.elapsed())),
     };
     let stop = async {
         tokio::select! {
@@ -265,24 +303,25 @@ pub async fn handle(mut client: TcpStream, peer: SocketAddr, l: &Arc<ListenerRt>
             _ = ctx.hard_stop.cancelled() => {}
         }
     };
-    let mut out = relay::relay(&client, &backend, &cfg.mode, limits, stop).await;
-    out.up += first_len;
+    let mut out = relay::relay(client, backend, &cfg.mode, limits, stop).await;
+    out.up += r.counted[0];
+    out.down += r.counted[1];
     member.metrics.bytes_up.increment(out.up);
     member.metrics.bytes_down.increment(out.down);
     if out.end == End::BackendError && out.down == 0 {
-        sel.record_connect_failure(idx);
+        r.pool.selector.record_connect_failure(r.idx);
     }
     if spec.access_log {
         tracing::info!(
             target: "switchyard::access",
-            client = %src,
+            client = %r.src,
             listener = %spec.key.1,
             backend = %member.spec.addr,
             member = %member.spec.name,
             az = %member.spec.az,
             bytes_up = out.up,
             bytes_down = out.down,
-            duration_ms = started.elapsed().as_millis() as u64,
+            duration_ms = r.started.elapsed().as_millis() as u64,
             end = out.end.as_str(),
             "connection closed"
         );

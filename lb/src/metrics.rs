@@ -21,6 +21,7 @@ pub const SNI: &str = "switchyard_lb_sni_total";
 pub const SPILLED: &str = "switchyard_lb_spilled_connections_total";
 pub const SPILL_FAILED: &str = "switchyard_lb_spill_connect_errors_total";
 pub const POOL_SPILLING: &str = "switchyard_lb_pool_spilling";
+pub const HANDED_OVER: &str = "switchyard_lb_engine_handovers_total";
 
 /// Registers the descriptions (call once; harmless to repeat).
 pub fn describe() {
@@ -37,6 +38,10 @@ pub fn describe() {
         "1 while a pool spills every new connection to another region"
     );
     describe_counter!(ACCEPTED, "Connections accepted, per listener");
+    describe_counter!(
+        HANDED_OVER,
+        "Connections the io_uring engine handed to the epoll engine, per listener and reason (sni, splice: forwarding = \"splice\", spill, bulk: a flow that filled a buffer, for the splice relay of forwarding = \"auto\")"
+    );
     describe_counter!(
         REFUSED,
         "Connections refused at once, per listener and reason (max_connections, source_rate, no_backend, proxy_header, sni, client_gone: the client reset before a backend was chosen, so none was connected)"
@@ -98,6 +103,17 @@ pub struct ListenerMetrics {
     pub refused_sni: Counter,
     pub refused_client_gone: Counter,
     pub accept_errors: Counter,
+    /// io_uring engine → epoll engine, by reason.
+    pub handed_over: Handovers,
+}
+
+/// [`ListenerMetrics::handed_over`].
+#[derive(Debug, Clone)]
+pub struct Handovers {
+    pub sni: Counter,
+    pub splice: Counter,
+    pub spill: Counter,
+    pub bulk: Counter,
 }
 
 impl ListenerMetrics {
@@ -113,6 +129,15 @@ impl ListenerMetrics {
             refused_sni: refused("sni"),
             refused_client_gone: refused("client_gone"),
             accept_errors: metrics::counter!(ACCEPT_ERRORS, "listener" => l.clone()),
+            handed_over: {
+                let h = |reason: &'static str| metrics::counter!(HANDED_OVER, "listener" => l.clone(), "reason" => reason);
+                Handovers {
+                    sni: h("sni"),
+                    splice: h("splice"),
+                    spill: h("spill"),
+                    bulk: h("bulk"),
+                }
+            },
         }
     }
 }

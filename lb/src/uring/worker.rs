@@ -24,6 +24,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use switchyard_balance::{Choice, ConnGuard, Policy};
+use switchyard_config::lb::Forwarding;
 use switchyard_net::proxy;
 use tokio_util::sync::CancellationToken;
 
@@ -41,7 +42,7 @@ const BACKEND: usize = 1;
 /// How often timeouts, drain deadlines and stop signals are looked at while connections live.
 const TICK: Duration = Duration::from_millis(50);
 /// Ring buffers per worker (a power of two): the bytes in flight at once, not per connection.
-const RING_BUFFERS: u16 = 128;
+const RING_BUFFERS: u16 = 64;
 
 #[inline]
 fn ud(slot: u32, gen: u16, dir: usize, op: u8) -> u64 {
@@ -55,6 +56,8 @@ enum Phase {
     First,
     Connect,
     Relay,
+    /// Moving to the epoll engine (a bulk flow): pending operations cancelled first.
+    Handover,
     Closing,
 }
 
@@ -107,6 +110,10 @@ struct Conn {
     addr: Box<(libc::sockaddr_storage, libc::socklen_t)>,
     /// A PROXY header being read.
     hdr: Vec<u8>,
+    /// A read filled a whole buffer: the flow moves to the epoll engine's splice (auto mode).
+    bulk: bool,
+    /// Why a handover failed (a peer failed while pending operations were cancelled).
+    failed: Option<End>,
 }
 
 impl Conn {
@@ -139,6 +146,8 @@ impl Conn {
             // SAFETY: all-zero is a valid sockaddr_storage.
             addr: Box::new((unsafe { std::mem::zeroed() }, 0)),
             hdr: Vec::new(),
+            bulk: false,
+            failed: None,
         }
     }
 }
@@ -392,6 +401,9 @@ impl Worker {
             }
             return;
         }
+        if c.phase == Phase::Handover {
+            return self.on_handover_cqe(slot, dir, op, res, bid);
+        }
         match (op, c.phase) {
             (OP_RECV, Phase::Proxy) => self.on_proxy(slot, res, bid),
             (OP_RECV, Phase::First) => self.on_first(slot, res, bid),
@@ -463,7 +475,18 @@ impl Worker {
         let cfg = rt.settings.load_full();
         let pool = cfg.pool.snap.load_full();
         // what the epoll engine carries: SNI routing and a pool that spills now
-        if cfg.sni.is_some() || crate::spill::early(&pool, cfg.spec.spill_ingress).is_some() {
+        let over = &rt.metrics.handed_over;
+        let hand = if cfg.sni.is_some() {
+            Some(&over.sni)
+        } else if cfg.spec.forwarding == Forwarding::Splice {
+            Some(&over.splice)
+        } else if crate::spill::early(&pool, cfg.spec.spill_ingress).is_some() {
+            Some(&over.spill)
+        } else {
+            None
+        };
+        if let Some(counter) = hand {
+            counter.increment(1);
             return self.hand_over(fd, permits, None);
         }
         let spec = &cfg.spec;
@@ -515,6 +538,8 @@ impl Worker {
         c.dst = None;
         c.tried = [usize::MAX; MAX_ATTEMPTS];
         c.attempts = 0;
+        c.bulk = false;
+        c.failed = None;
         c.permits = Some(permits);
         c.pool = Some(pool);
         c.cfg = Some(cfg);
@@ -761,6 +786,7 @@ impl Worker {
             c.fd[CLIENT] = -1;
             self.release(slot, CLIENT);
             if let Some(permits) = permits {
+                self.rt.metrics.handed_over.spill.increment(1);
                 self.hand_over(fd, permits, Some((bytes, cfg, pool, src, dst)));
             }
             return self.close(slot, End::Closed, false);
@@ -864,6 +890,13 @@ impl Worker {
                 off: 0,
                 len: res as usize,
             };
+            if res as u32 == self.bufs.size()
+                && c.cfg
+                    .as_ref()
+                    .is_some_and(|cfg| cfg.spec.forwarding == Forwarding::Auto)
+            {
+                c.bulk = true;
+            }
             return self.send(slot, dir);
         }
         if let Some(b) = bid {
@@ -897,6 +930,9 @@ impl Worker {
             if p.is_empty() {
                 self.release(slot, dir);
                 let c = &self.conns[slot as usize];
+                if c.bulk {
+                    return self.start_handover(slot);
+                }
                 if c.eof[dir] {
                     return self.finish(slot, dir);
                 }
@@ -922,6 +958,160 @@ impl Worker {
                 self.close(slot, end, true);
             }
         }
+    }
+
+    /// A bulk flow moves to the epoll engine (its splice relay): what is in flight is
+    /// cancelled first, so both sockets are quiet when they change hands.
+    fn start_handover(&mut self, slot: u32) {
+        let c = &mut self.conns[slot as usize];
+        c.phase = Phase::Handover;
+        if c.inflight == 0 {
+            return self.complete_handover(slot);
+        }
+        let (gen, fds) = (c.gen, c.fd);
+        for fd in fds {
+            let e = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+                .build()
+                .user_data(ud(slot, gen, 0, OP_CANCEL));
+            self.push_conn(slot, e);
+        }
+    }
+
+    /// A completion while a handover waits: bytes a receive got before its cancel are kept
+    /// (sent by the epoll engine first); a failure ends the connection instead.
+    fn on_handover_cqe(&mut self, slot: u32, dir: usize, op: u8, res: i32, bid: Option<u16>) {
+        let c = &mut self.conns[slot as usize];
+        match op {
+            OP_RECV if res > 0 => match bid {
+                Some(b) if c.pend[dir].is_empty() => {
+                    c.pend[dir] = Pending {
+                        bid: Some(b),
+                        heap: std::mem::take(&mut c.pend[dir].heap),
+                        off: 0,
+                        len: res as usize,
+                    }
+                }
+                Some(b) => {
+                    self.bufs.give_back(b);
+                    c.failed = Some(End::LocalError);
+                }
+                None => c.failed = Some(End::LocalError),
+            },
+            OP_RECV => {
+                if let Some(b) = bid {
+                    self.bufs.give_back(b);
+                }
+                match res {
+                    0 => c.eof[dir] = true,
+                    n if n == -libc::ECANCELED || n == -libc::ENOBUFS || n == -libc::EAGAIN => {}
+                    _ => {
+                        c.failed = Some(if dir == CLIENT {
+                            End::ClientError
+                        } else {
+                            End::BackendError
+                        })
+                    }
+                }
+            }
+            OP_SEND if res > 0 => {
+                c.bytes[dir] += res as u64;
+                c.pend[dir].off += res as usize;
+            }
+            OP_SEND if res == -libc::ECANCELED || res == -libc::EAGAIN || res == 0 => {}
+            OP_SEND => {
+                c.failed = Some(if dir == CLIENT {
+                    End::BackendError
+                } else {
+                    End::ClientError
+                })
+            }
+            _ => {}
+        }
+        let c = &self.conns[slot as usize];
+        if c.inflight == 0 {
+            match c.failed {
+                Some(end) => {
+                    self.conns[slot as usize].phase = Phase::Relay;
+                    self.close(slot, end, true)
+                }
+                None => self.complete_handover(slot),
+            }
+        }
+    }
+
+    /// Both sockets are quiet: the epoll engine of this worker index sends what is pending and
+    /// relays the rest (splicing the bulk), then counts and logs the connection as a whole.
+    fn complete_handover(&mut self, slot: u32) {
+        let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+        for (dir, out) in pending.iter_mut().enumerate() {
+            let p = &self.conns[slot as usize].pend[dir];
+            if !p.is_empty() {
+                *out = match p.bid {
+                    Some(b) => self.bufs.bytes(b, p.len)[p.off..].to_vec(),
+                    None => p.heap[p.off..p.len].to_vec(),
+                };
+            }
+            self.release(slot, dir);
+        }
+        let c = &mut self.conns[slot as usize];
+        let (Some(cfg), Some(pool), Some((member, active, _)), Some(health), Some(permits)) = (
+            c.cfg.clone(),
+            c.pool.clone(),
+            c.member.take(),
+            c.health.take(),
+            c.permits.take(),
+        ) else {
+            c.phase = Phase::Relay;
+            return self.close(slot, End::LocalError, true);
+        };
+        let fds = c.fd;
+        c.fd = [-1, -1];
+        let (idx, src, started, counted) = (c.idx, c.src, c.started, c.bytes);
+        // SAFETY: both fds are ours and quiet (no operation in flight); ownership moves to the
+        // streams.
+        let (client, backend) = unsafe {
+            (
+                std::net::TcpStream::from_raw_fd(fds[CLIENT]),
+                std::net::TcpStream::from_raw_fd(fds[BACKEND]),
+            )
+        };
+        let ctx = self.ctx.clone();
+        let fut = async move {
+            let _held = (permits, health, active);
+            let _ = (client.set_nonblocking(true), backend.set_nonblocking(true));
+            let (Ok(client), Ok(backend)) = (
+                tokio::net::TcpStream::from_std(client),
+                tokio::net::TcpStream::from_std(backend),
+            ) else {
+                return;
+            };
+            let (up, down) = tokio::join!(
+                send_all(&backend, &pending[CLIENT]),
+                send_all(&client, &pending[BACKEND])
+            );
+            if up.is_err() || down.is_err() {
+                crate::relay::set_reset_on_close(&client);
+                crate::relay::set_reset_on_close(&backend);
+                return;
+            }
+            let relayed = conn::Relayed {
+                member: &member,
+                pool: &pool,
+                idx,
+                src,
+                started,
+                counted: [
+                    counted[CLIENT] + pending[CLIENT].len() as u64,
+                    counted[BACKEND] + pending[BACKEND].len() as u64,
+                ],
+            };
+            conn::relay_and_log(&client, &backend, &cfg, relayed, &ctx).await;
+        };
+        self.ctx.tracker.spawn_on(fut, &self.handle);
+        self.rt.metrics.handed_over.bulk.increment(1);
+        let c = &mut self.conns[slot as usize];
+        c.phase = Phase::Relay;
+        self.close(slot, End::Closed, false);
     }
 
     /// Ends a connection: cancels what is in flight (with `reset`, the closes send RSTs).
@@ -1068,6 +1258,20 @@ impl Worker {
             }
         }
     }
+}
+
+/// Writes all of `buf` to `s` through the epoll engine's readiness.
+async fn send_all(s: &tokio::net::TcpStream, buf: &[u8]) -> io::Result<()> {
+    let mut off = 0;
+    while off < buf.len() {
+        s.writable().await?;
+        match s.try_write(&buf[off..]) {
+            Ok(n) => off += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A blocking, close-on-exec TCP socket with `TCP_NODELAY` for `addr`, its address in `out`.

@@ -385,6 +385,7 @@ pub async fn start_lb_with(pool: PoolSpec, listener: ListenerSpec, opts: LbOptio
     let admin = AdminState::new();
     let registry = HealthRegistry::with_admin(admin.clone());
     let shutdown = CancellationToken::new();
+    let key = listener.key.clone();
     let plan = Plan {
         global_max_connections: None,
         pools: vec![pool],
@@ -393,7 +394,7 @@ pub async fn start_lb_with(pool: PoolSpec, listener: ListenerSpec, opts: LbOptio
     let lb = start_plan(plan, registry.clone(), shutdown.clone(), opts)
         .await
         .expect("start lb");
-    let addr = lb.listener_addrs("test", "l").expect("listener")[0];
+    let addr = lb.listener_addrs(&key.0, &key.1).expect("listener")[0];
     TestLb {
         lb,
         addr,

@@ -12,3 +12,4 @@ mod relay;
 mod reload;
 mod sni;
 mod spill;
+mod uring;
