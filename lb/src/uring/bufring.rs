@@ -15,6 +15,9 @@ pub(super) struct BufRing {
     mem: *mut u8,
     mem_len: usize,
     count: u16,
+    /// Buffers handed to the kernel so far (ids `0..provided`); more are added on demand, so
+    /// pages of buffers never needed are never touched.
+    provided: u16,
     size: u32,
     /// Our copy of the ring's tail (published with a release store).
     tail: u16,
@@ -43,9 +46,16 @@ fn map(len: usize) -> io::Result<*mut u8> {
 }
 
 impl BufRing {
-    /// `count` (a power of two) buffers of `size` bytes, registered with `ring` as `group`.
+    /// Room for `count` (a power of two) buffers of `size` bytes, registered with `ring` as
+    /// `group`, the first `initial` of them given to the kernel ([`BufRing::grow`] adds more).
     /// Pages are touched only when the kernel first writes a buffer.
-    pub(super) fn new(ring: &IoUring, count: u16, size: u32, group: u16) -> io::Result<BufRing> {
+    pub(super) fn new(
+        ring: &IoUring,
+        count: u16,
+        initial: u16,
+        size: u32,
+        group: u16,
+    ) -> io::Result<BufRing> {
         assert!(count.is_power_of_two());
         let entries_len = (count as usize * std::mem::size_of::<BufRingEntry>()).max(4096);
         let mem_len = count as usize * size as usize;
@@ -64,6 +74,7 @@ impl BufRing {
             mem,
             mem_len,
             count,
+            provided: 0,
             size,
             tail: 0,
             free: 0,
@@ -76,11 +87,20 @@ impl BufRing {
             ring.submitter()
                 .register_buf_ring_with_flags(entries as u64, count, group, 0)?
         };
-        for bid in 0..count {
-            r.put(bid);
+        for _ in 0..initial.min(count) {
+            r.grow();
         }
-        r.publish();
         Ok(r)
+    }
+
+    /// Gives the kernel one more buffer, if the ring has room for one (`false`: all are out).
+    pub(super) fn grow(&mut self) -> bool {
+        if self.provided == self.count {
+            return false;
+        }
+        self.provided += 1;
+        self.give_back(self.provided - 1);
+        true
     }
 
     /// Bytes per buffer.

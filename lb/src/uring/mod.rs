@@ -64,7 +64,7 @@ fn probe() -> Option<String> {
     }
     // provided-buffer rings (5.19) and multishot accept (5.19) came together with cancel by fd
     // (5.19); a tiny ring tells
-    match bufring::BufRing::new(&ring, 2, 64, 0) {
+    match bufring::BufRing::new(&ring, 2, 2, 64, 0) {
         Ok(b) => {
             let _ = ring.submitter().unregister_buf_ring(0);
             drop(b);

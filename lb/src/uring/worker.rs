@@ -41,8 +41,14 @@ const CLIENT: usize = 0;
 const BACKEND: usize = 1;
 /// How often timeouts, drain deadlines and stop signals are looked at while connections live.
 const TICK: Duration = Duration::from_millis(50);
-/// Ring buffers per worker (a power of two): the bytes in flight at once, not per connection.
+/// The same without connections.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+/// Ring buffers per worker at most (a power of two): the bytes in flight at once, not per
+/// connection. The first `RING_BUFFERS_FIRST` are given to the kernel at start, the rest one by
+/// one when a receive finds none free (the ring is FIFO: every buffer given out gets touched,
+/// so buffers a worker never needs cost no memory).
 const RING_BUFFERS: u16 = 64;
+const RING_BUFFERS_FIRST: u16 = 8;
 
 #[inline]
 fn ud(slot: u32, gen: u16, dir: usize, op: u8) -> u64 {
@@ -193,7 +199,7 @@ fn build_ring() -> io::Result<IoUring> {
     let mut last = None;
     for flags in [0b111u8, 0b011, 0b101, 0b100, 0] {
         let mut b = IoUring::builder();
-        b.setup_cqsize(8192);
+        b.setup_cqsize(4096);
         if flags & 1 != 0 {
             b.setup_single_issuer();
         }
@@ -203,7 +209,7 @@ fn build_ring() -> io::Result<IoUring> {
         if flags & 4 != 0 {
             b.setup_coop_taskrun();
         }
-        match b.build(1024) {
+        match b.build(512) {
             Ok(r) => return Ok(r),
             Err(e) => last = Some(e),
         }
@@ -221,7 +227,7 @@ pub(super) fn run(
 ) -> io::Result<()> {
     let ring = build_ring()?;
     let size = rt.settings.load().spec.buffer_size.clamp(1024, 1 << 20);
-    let bufs = BufRing::new(&ring, RING_BUFFERS, size, 1)?;
+    let bufs = BufRing::new(&ring, RING_BUFFERS, RING_BUFFERS_FIRST, size, 1)?;
     let mut w = Worker {
         ring,
         bufs,
@@ -247,13 +253,17 @@ pub(super) fn run(
     w.arm_wake();
     w.check_stop();
     loop {
-        let r = if w.live > 0 || w.accept_retry_ms.is_some() {
-            let ts = Timespec::from(TICK);
-            let args = SubmitArgs::new().timespec(&ts);
-            w.ring.submitter().submit_with_args(1, &args)
+        // with connections, the tick; without, a slow one (the stop signals also wake the
+        // ring through its eventfd: this only bounds a wait whose waker went away)
+        let ts = Timespec::from(if w.live > 0 || w.accept_retry_ms.is_some() {
+            TICK
         } else {
-            w.ring.submit_and_wait(1)
-        };
+            IDLE_TICK
+        });
+        let r = w
+            .ring
+            .submitter()
+            .submit_with_args(1, &SubmitArgs::new().timespec(&ts));
         match r {
             Ok(_) => {}
             Err(e)
@@ -695,7 +705,11 @@ impl Worker {
                 c.last_ms = self.now_ms;
             }
             (0, _) => c.eof[CLIENT] = true,
-            (n, _) if n == -libc::EAGAIN || n == -libc::ENOBUFS => {}
+            (n, _) if n == -libc::EAGAIN => {}
+            (n, _) if n == -libc::ENOBUFS => {
+                // read in the relay; a buffer more for it if the ring has room
+                self.bufs.grow();
+            }
             (n, _) => {
                 if let Some(b) = bid {
                     self.bufs.give_back(b);
@@ -907,7 +921,7 @@ impl Worker {
                 c.eof[dir] = true;
                 self.finish(slot, dir);
             }
-            n if n == -libc::ENOBUFS => self.starved.push_back((slot, c.gen, dir)),
+            n if n == -libc::ENOBUFS => self.starved_recv(slot, dir),
             n if n == -libc::EINTR || n == -libc::EAGAIN => self.recv(slot, dir, false),
             _ => {
                 let end = if dir == CLIENT {
@@ -1196,6 +1210,16 @@ impl Worker {
         c.gen = c.gen.wrapping_add(1);
         self.free.push(slot);
         self.live -= 1;
+    }
+
+    /// A receive found the ring empty: one more buffer if the ring has room (and the receive
+    /// goes again at once), else it waits for a buffer to come back.
+    fn starved_recv(&mut self, slot: u32, dir: usize) {
+        if self.bufs.grow() {
+            return self.recv(slot, dir, false);
+        }
+        let gen = self.conns[slot as usize].gen;
+        self.starved.push_back((slot, gen, dir));
     }
 
     /// Receives that found the ring empty try again once buffers came back.

@@ -304,3 +304,52 @@ fn refused_child() {
         println!("SERVED {}", round_trip(t.addr).await.unwrap());
     });
 }
+
+/// Sends `what` and reads it back (5 s at most).
+async fn echo(s: &mut TcpStream, what: &[u8]) {
+    let fut = async {
+        s.write_all(what).await.unwrap();
+        let mut back = vec![0u8; what.len()];
+        s.read_exact(&mut back).await.unwrap();
+        assert_eq!(back, what);
+    };
+    tokio::time::timeout(Duration::from_secs(5), fut)
+        .await
+        .expect("echo within 5 s");
+}
+
+/// Switching a listener's engine by reload rebinds it; connections of the old engine live on
+/// (both ways), the new one serves, and back again.
+#[tokio::test]
+async fn a_reload_switches_the_engine_and_keeps_connections() {
+    if !uring_or_skip() {
+        return;
+    }
+    let b = Backend::start(Behaviour::Echo).await;
+    let mut p = pool(&[(b.addr, "z", 1)]);
+    p.check = None;
+    let mut l = listener();
+    l.io_engine = IoEngine::Epoll;
+    let t = start_lb(p.clone(), l.clone()).await;
+    let mut kept = vec![TcpStream::connect(t.addr).await.unwrap()];
+    echo(&mut kept[0], b"epoll").await;
+    for engine in [IoEngine::IoUring, IoEngine::Epoll, IoEngine::IoUring] {
+        l.io_engine = engine;
+        let s =
+            t.lb.reload_plan(switchyard_lb::Plan {
+                global_max_connections: None,
+                pools: vec![p.clone()],
+                listeners: vec![l.clone()],
+            })
+            .await
+            .unwrap();
+        assert_eq!((s.listeners_bound, s.listeners_updated), (1, 0), "{engine:?}: rebound");
+        let addr = t.lb.listener_addrs("test", "l").unwrap()[0];
+        let mut fresh = TcpStream::connect(addr).await.unwrap();
+        echo(&mut fresh, b"fresh").await;
+        for k in &mut kept {
+            echo(k, b"still").await;
+        }
+        kept.push(fresh);
+    }
+}
