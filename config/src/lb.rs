@@ -256,8 +256,8 @@ pub struct RawListener {
     /// (always zero-copy, Linux) or `"copy"` (userspace buffer).
     #[serde(default = "default_forwarding")]
     pub forwarding: String,
-    /// `"epoll"` (the default: one tokio reactor per worker thread) or `"io_uring"` (one ring
-    /// per worker socket; falls back to epoll, with a log line, where the kernel refuses it).
+    /// `"io_uring"` (the default: one ring per worker socket; falls back to epoll, with a log
+    /// line, where the kernel refuses it) or `"epoll"` (one tokio reactor per worker thread).
     #[serde(default = "default_io_engine")]
     pub io_engine: String,
     #[serde(default = "default_pipe_size")]
@@ -312,7 +312,7 @@ fn default_forwarding() -> String {
     "auto".into()
 }
 fn default_io_engine() -> String {
-    "epoll".into()
+    "io_uring".into()
 }
 fn default_pipe_size() -> u32 {
     1 << 16
@@ -334,10 +334,11 @@ pub enum Forwarding {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum IoEngine {
     /// Readiness through epoll (a tokio reactor per worker thread): every feature, every kernel.
-    #[default]
     Epoll,
-    /// Completions through an io_uring per worker socket (Linux 6.0 or later); listeners it
-    /// does not carry itself (SNI routing, remote spill) hand their connections to epoll.
+    /// Completions through an io_uring per worker socket (Linux 6.0 or later), the default;
+    /// what it does not carry itself (SNI routing, splice forwarding, remote spill, bulk flows)
+    /// it hands to the epoll engine of the same worker.
+    #[default]
     IoUring,
 }
 

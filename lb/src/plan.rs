@@ -137,7 +137,7 @@ impl ListenerSpec {
             source_rate: None,
             accept_proxy: false,
             forwarding: Forwarding::Auto,
-            io_engine: IoEngine::Epoll,
+            io_engine: IoEngine::IoUring,
             pipe_size: 1 << 16,
             buffer_size: 1 << 14,
             access_log: false,

@@ -27,9 +27,9 @@ pub struct QuickArgs {
     /// auto (copy small messages, splice bulk), splice (always zero-copy) or copy.
     #[arg(long, default_value = "auto")]
     pub forwarding: String,
-    /// epoll (a tokio reactor per worker thread) or io_uring (a ring per worker socket; falls
-    /// back to epoll with a log line where the kernel refuses it).
-    #[arg(long, default_value = "epoll")]
+    /// io_uring (a ring per worker socket; falls back to epoll with a log line where the
+    /// kernel refuses it) or epoll (a tokio reactor per worker thread).
+    #[arg(long, default_value = "io_uring")]
     pub io_engine: String,
     /// Accept loops (SO_REUSEPORT sockets); default one per CPU.
     #[arg(long)]
@@ -190,7 +190,28 @@ mod tests {
         assert_eq!(addrs, ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"]);
         assert_eq!(p.pools[0].policy, Policy::RoundRobin);
         assert_eq!(p.listeners[0].forwarding, Forwarding::Auto);
+        assert_eq!(p.listeners[0].io_engine, IoEngine::IoUring);
         assert!(p.pools[0].check.is_some());
+        let p = plan(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--backend",
+            "127.0.0.1:1",
+            "--io-engine",
+            "epoll",
+        ])
+        .unwrap();
+        assert_eq!(p.listeners[0].io_engine, IoEngine::Epoll);
+        let e = plan(&[
+            "--listen",
+            "127.0.0.1:8080",
+            "--backend",
+            "127.0.0.1:1",
+            "--io-engine",
+            "poll",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("epoll or io_uring"), "{e}");
         let p = plan(&[
             "--listen",
             "[::1]:1",

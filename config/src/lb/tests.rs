@@ -1,4 +1,4 @@
-use super::Forwarding;
+use super::{Forwarding, IoEngine};
 
 /// The demo world with `extra` added to the first listener.
 fn with_listener_line(extra: &str) -> String {
@@ -29,6 +29,23 @@ fn forwarding_defaults_to_auto_and_parses_each_mode() {
     let msg = e.to_string();
     assert!(
         msg.contains("forwarding") && msg.contains("\"auto\", \"splice\" or \"copy\""),
+        "{msg}"
+    );
+}
+
+#[test]
+fn io_engine_defaults_to_io_uring_and_parses_each_engine() {
+    let w = crate::parse_str(&with_listener_line(""), "demo").unwrap();
+    assert_eq!(w.regions[0].listeners[0].io_engine, IoEngine::IoUring);
+    for (s, e) in [("epoll", IoEngine::Epoll), ("io_uring", IoEngine::IoUring)] {
+        let w =
+            crate::parse_str(&with_listener_line(&format!("io_engine = \"{s}\"")), "demo").unwrap();
+        assert_eq!(w.regions[0].listeners[0].io_engine, e);
+    }
+    let e = crate::parse_str(&with_listener_line("io_engine = \"kqueue\""), "demo").unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.contains("io_engine") && msg.contains("\"epoll\" or \"io_uring\""),
         "{msg}"
     );
 }

@@ -343,7 +343,11 @@ async fn a_reload_switches_the_engine_and_keeps_connections() {
             })
             .await
             .unwrap();
-        assert_eq!((s.listeners_bound, s.listeners_updated), (1, 0), "{engine:?}: rebound");
+        assert_eq!(
+            (s.listeners_bound, s.listeners_updated),
+            (1, 0),
+            "{engine:?}: rebound"
+        );
         let addr = t.lb.listener_addrs("test", "l").unwrap()[0];
         let mut fresh = TcpStream::connect(addr).await.unwrap();
         echo(&mut fresh, b"fresh").await;
