@@ -5,7 +5,8 @@
 #   benches/l4-idle-rss.sh            # N=10000 (or less if the fd limit is lower)
 #   N=2000 benches/l4-idle-rss.sh
 #
-# Env: SWITCHYARD (binary; default target/release/switchyard, built if missing), N, PORT_BASE (28500).
+# Env: SWITCHYARD (binary; default target/release/switchyard, built if missing), N, PORT_BASE (28500),
+#      LB_ARGS (extra quick-mode flags, e.g. "--io-engine epoll").
 # Needs python3 (clients and backend), haproxy, nginx with the stream module. 127.0.0.1 only;
 # only processes started here are stopped.
 set -euo pipefail
@@ -107,6 +108,6 @@ stream { server { listen 127.0.0.1:$LB_PORT reuseport backlog=4096; proxy_pass 1
 CFG
 
 echo "RSS with $N idle proxied connections (one byte sent each), $(nproc) cores"
-measure switchyard "$SWITCHYARD" lb --listen "127.0.0.1:$LB_PORT" --backend "127.0.0.1:$BACKEND_PORT" --max-connections $((N * 2))
+measure switchyard "$SWITCHYARD" lb --listen "127.0.0.1:$LB_PORT" --backend "127.0.0.1:$BACKEND_PORT" --max-connections $((N * 2)) ${LB_ARGS:-}
 command -v haproxy >/dev/null && measure haproxy haproxy -db -f "$WORK/haproxy.cfg"
 command -v nginx >/dev/null && measure nginx-stream nginx -c "$WORK/nginx.conf"

@@ -120,6 +120,8 @@ struct Conn {
     bulk: bool,
     /// Why a handover failed (a peer failed while pending operations were cancelled).
     failed: Option<End>,
+    /// Bytes of the PROXY header sent ahead of the client's (not counted as the client's).
+    proxy_out: u64,
 }
 
 impl Conn {
@@ -154,6 +156,7 @@ impl Conn {
             hdr: Vec::new(),
             bulk: false,
             failed: None,
+            proxy_out: 0,
         }
     }
 }
@@ -550,6 +553,7 @@ impl Worker {
         c.attempts = 0;
         c.bulk = false;
         c.failed = None;
+        c.proxy_out = 0;
         c.permits = Some(permits);
         c.pool = Some(pool);
         c.cfg = Some(cfg);
@@ -694,6 +698,13 @@ impl Worker {
 
     fn on_first(&mut self, slot: u32, res: i32, bid: Option<u16>) {
         let c = &mut self.conns[slot as usize];
+        let bid = match bid {
+            Some(b) if res <= 0 => {
+                self.bufs.give_back(b); // nothing in it
+                None
+            }
+            b => b,
+        };
         match (res, bid) {
             (n, Some(b)) if n > 0 => {
                 c.pend[CLIENT] = Pending {
@@ -711,10 +722,7 @@ impl Worker {
                 self.bufs.grow();
             }
             (n, _) => {
-                if let Some(b) = bid {
-                    self.bufs.give_back(b);
-                }
-                let e = io::Error::from_raw_os_error(-n);
+                let e = io::Error::from_raw_os_error(-n.max(1));
                 tracing::debug!(listener = %self.rt.name(), peer = %c.peer, error = %e, "client gone before a backend was chosen");
                 self.rt.metrics.refused_client_gone.increment(1);
                 return self.close(slot, End::ClientError, false);
@@ -856,6 +864,7 @@ impl Worker {
             }
             self.release(slot, CLIENT);
             let c = &mut self.conns[slot as usize];
+            c.proxy_out = n as u64;
             c.pend[CLIENT] = Pending {
                 bid: None,
                 len: out.len(),
@@ -1080,7 +1089,11 @@ impl Worker {
         };
         let fds = c.fd;
         c.fd = [-1, -1];
-        let (idx, src, started, counted) = (c.idx, c.src, c.started, c.bytes);
+        let (idx, src, started) = (c.idx, c.src, c.started);
+        let counted = [
+            c.bytes[CLIENT].saturating_sub(c.proxy_out),
+            c.bytes[BACKEND],
+        ];
         // SAFETY: both fds are ours and quiet (no operation in flight); ownership moves to the
         // streams.
         let (client, backend) = unsafe {
@@ -1175,6 +1188,7 @@ impl Worker {
             }
         }
         let c = &mut self.conns[slot as usize];
+        c.bytes[CLIENT] = c.bytes[CLIENT].saturating_sub(c.proxy_out);
         if let Some((member, active, _)) = c.member.take() {
             member.metrics.bytes_up.increment(c.bytes[CLIENT]);
             member.metrics.bytes_down.increment(c.bytes[BACKEND]);
