@@ -646,9 +646,7 @@ impl Worker {
 
     fn on_proxy(&mut self, slot: u32, res: i32, bid: Option<u16>) {
         if res == -libc::ENOBUFS {
-            self.starved
-                .push_back((slot, self.conns[slot as usize].gen, CLIENT));
-            return;
+            return self.starved_recv(slot, CLIENT);
         }
         if res <= 0 {
             if let Some(b) = bid {
