@@ -140,7 +140,7 @@ async fn bulk_flows_move_to_the_splice_relay_byte_exact() {
     let base = bulk(&before);
     // small: a few hundred bytes each, no handover
     for (i, len) in [0usize, 1, 700].into_iter().enumerate() {
-        sink(t.addr, i as u64 + 1, len).await;
+        crate::relay::sink_exact(t.addr, i as u64 + 1, len).await;
     }
     assert_eq!(
         bulk(&metrics_text()),
@@ -149,23 +149,9 @@ async fn bulk_flows_move_to_the_splice_relay_byte_exact() {
     );
     // bulk: 32 MiB each, handed over mid-stream, still exact
     for seed in 0..3u64 {
-        sink(t.addr, 100 + seed, 32 << 20).await;
+        crate::relay::sink_exact(t.addr, 100 + seed, 32 << 20).await;
     }
     assert_eq!(bulk(&metrics_text()), base + 3, "each bulk flow moved once");
-}
-
-async fn sink(to: std::net::SocketAddr, seed: u64, len: usize) {
-    let mut s = TcpStream::connect(to).await.unwrap();
-    send_generated(&mut s, seed, len).await.unwrap();
-    s.shutdown().await.unwrap();
-    let mut out = [0u8; 16];
-    s.read_exact(&mut out).await.unwrap();
-    assert_eq!(u64::from_le_bytes(out[8..].try_into().unwrap()), len as u64);
-    assert_eq!(
-        u64::from_le_bytes(out[..8].try_into().unwrap()),
-        expected_hash(seed, len),
-        "{len} bytes arrived changed"
-    );
 }
 
 const REFUSED_CHILD_ENV: &str = "SWITCHYARD_LB_URING_REFUSED_CHILD";
