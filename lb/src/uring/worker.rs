@@ -931,11 +931,7 @@ impl Worker {
             n if n == -libc::ENOBUFS => self.starved_recv(slot, dir),
             n if n == -libc::EINTR || n == -libc::EAGAIN => self.recv(slot, dir, false),
             _ => {
-                let end = if dir == CLIENT {
-                    End::ClientError
-                } else {
-                    End::BackendError
-                };
+                let end = read_failed(dir);
                 self.close(slot, end, true);
             }
         }
@@ -971,11 +967,7 @@ impl Worker {
             }
             _ => {
                 // writing to the backend failed (dir 0), or to the client (dir 1)
-                let end = if dir == CLIENT {
-                    End::BackendError
-                } else {
-                    End::ClientError
-                };
+                let end = write_failed(dir);
                 self.close(slot, end, true);
             }
         }
@@ -989,13 +981,22 @@ impl Worker {
         if c.inflight == 0 {
             return self.complete_handover(slot);
         }
-        let (gen, fds) = (c.gen, c.fd);
-        for fd in fds {
-            let e = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
-                .build()
-                .user_data(ud(slot, gen, 0, OP_CANCEL));
-            self.push_conn(slot, e);
+        for fd in c.fd {
+            self.cancel_fd(slot, fd);
         }
+    }
+
+    /// Cancels every operation in flight on `fd` (one of the slot's; -1: none). Its
+    /// completion and theirs are counted like any other.
+    fn cancel_fd(&mut self, slot: u32, fd: RawFd) {
+        if fd < 0 {
+            return;
+        }
+        let gen = self.conns[slot as usize].gen;
+        let e = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
+            .build()
+            .user_data(ud(slot, gen, 0, OP_CANCEL));
+        self.push_conn(slot, e);
     }
 
     /// A completion while a handover waits: bytes a receive got before its cancel are kept
@@ -1025,13 +1026,7 @@ impl Worker {
                 match res {
                     0 => c.eof[dir] = true,
                     n if n == -libc::ECANCELED || n == -libc::ENOBUFS || n == -libc::EAGAIN => {}
-                    _ => {
-                        c.failed = Some(if dir == CLIENT {
-                            End::ClientError
-                        } else {
-                            End::BackendError
-                        })
-                    }
+                    _ => c.failed = Some(read_failed(dir)),
                 }
             }
             OP_SEND if res > 0 => {
@@ -1039,13 +1034,7 @@ impl Worker {
                 c.pend[dir].off += res as usize;
             }
             OP_SEND if res == -libc::ECANCELED || res == -libc::EAGAIN || res == 0 => {}
-            OP_SEND => {
-                c.failed = Some(if dir == CLIENT {
-                    End::BackendError
-                } else {
-                    End::ClientError
-                })
-            }
+            OP_SEND => c.failed = Some(write_failed(dir)),
             _ => {}
         }
         let c = &self.conns[slot as usize];
@@ -1157,14 +1146,8 @@ impl Worker {
         if c.inflight == 0 {
             return self.finalize(slot);
         }
-        let (gen, fds) = (c.gen, c.fd);
-        for fd in fds {
-            if fd >= 0 {
-                let e = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
-                    .build()
-                    .user_data(ud(slot, gen, 0, OP_CANCEL));
-                self.push_conn(slot, e);
-            }
+        for fd in c.fd {
+            self.cancel_fd(slot, fd);
         }
     }
 
@@ -1267,13 +1250,8 @@ impl Worker {
                 }
                 Phase::Connect if now >= c.deadline_ms => {
                     c.deadline_ms = u64::MAX;
-                    let (gen, fd) = (c.gen, c.fd[BACKEND]);
-                    if fd >= 0 {
-                        let e = opcode::AsyncCancel2::new(CancelBuilder::fd(Fd(fd)).all())
-                            .build()
-                            .user_data(ud(slot, gen, BACKEND, OP_CANCEL));
-                        self.push_conn(slot, e);
-                    }
+                    let fd = c.fd[BACKEND];
+                    self.cancel_fd(slot, fd);
                 }
                 Phase::Relay => {
                     let Some(cfg) = &c.cfg else { continue };
@@ -1308,6 +1286,20 @@ async fn send_all(s: &tokio::net::TcpStream, buf: &[u8]) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whose fault a failed receive on direction `dir`'s source is.
+fn read_failed(dir: usize) -> End {
+    if dir == CLIENT {
+        End::ClientError
+    } else {
+        End::BackendError
+    }
+}
+
+/// Whose fault a failed send of direction `dir` (to the other side) is.
+fn write_failed(dir: usize) -> End {
+    read_failed(1 - dir)
 }
 
 /// A blocking, close-on-exec TCP socket with `TCP_NODELAY` for `addr`, its address in `out`.
